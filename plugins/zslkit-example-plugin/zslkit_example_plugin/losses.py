@@ -1,0 +1,15 @@
+"""Attribute regression: each branch's attribute scores should match the label's class attributes."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class AttributeRegression(nn.Module):
+    """Mean over batch, attributes and branches of ``(psi_{b,i} - A_{y_b,i})^2``."""
+
+    def forward(self, output, labels: torch.Tensor, classes) -> torch.Tensor:
+        target = classes.attributes[labels]  # (B, I)
+        terms = [((scores - target) ** 2).mean() for scores in output.attribute_scores.values()]
+        return torch.stack(terms).mean()

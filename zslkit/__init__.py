@@ -1,0 +1,60 @@
+"""zslkit: attention-based zero-shot learning components for PyTorch.
+
+The public API lives here; every component is also importable from its own
+module as a plain Python object.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata as _metadata
+
+from zslkit.hookspecs import hookimpl
+from zslkit.registry import (
+    KINDS,
+    ComponentNotFoundError,
+    DuplicateComponentError,
+    component_info,
+    create,
+    get_component,
+    list_components,
+    register,
+)
+
+try:
+    __version__ = _metadata.version("zslkit")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+
+def list_plugins():
+    """Every plugin seen: name, version, components given, load error (see :mod:`zslkit.plugins`)."""
+    from zslkit.plugins import list_plugins as _list_plugins
+
+    return _list_plugins()
+
+
+def create_model(name: str, **options):
+    """Build a registered model, e.g. ``zslkit.create_model("msdn", class_attributes=..., ...)``."""
+    return create("model", name, **options)
+
+
+def load_dataset(name: str, **options):
+    """Build a registered dataset, e.g. ``zslkit.load_dataset("synthetic", seed=0)``."""
+    return create("dataset", name, **options)
+
+
+__all__ = [
+    "KINDS",
+    "ComponentNotFoundError",
+    "DuplicateComponentError",
+    "__version__",
+    "component_info",
+    "create",
+    "create_model",
+    "get_component",
+    "hookimpl",
+    "list_components",
+    "list_plugins",
+    "load_dataset",
+    "register",
+]

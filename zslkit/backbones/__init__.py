@@ -1,0 +1,1 @@
+"""zslkit.backbones."""

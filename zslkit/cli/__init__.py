@@ -1,0 +1,60 @@
+"""The ``zslkit`` command line.
+
+Each subcommand lives in its own module exposing ``add_parser(subparsers)``,
+which registers the parser and sets ``func`` (``args -> int`` exit code).
+Errors reach the user as one line on stderr and a non-zero exit, no traceback
+(set ``ZSLKIT_DEBUG=1`` to see it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+#: Modules of ``zslkit.cli`` that define subcommands, in help order.
+COMMANDS: tuple[str, ...] = ("listing", "bench")
+
+
+class CLIError(Exception):
+    """An error meant for the user: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from zslkit import __version__
+
+    parser = _Parser(prog="zslkit", description="Attention-based zero-shot learning toolkit.")
+    parser.add_argument("--version", action="version", version=f"zslkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        importlib.import_module(f"zslkit.cli.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("zslkit: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI reports, it does not crash
+        if os.environ.get("ZSLKIT_DEBUG"):
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"zslkit {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Hook specifications for zslkit plugins (pluggy project name ``zslkit``).
+
+A plugin is a module or object with functions marked ``@zslkit.hookimpl``,
+advertised in its package metadata under the ``zslkit`` entry-point group::
+
+    [project.entry-points.zslkit]
+    my_plugin = "my_package.zslkit_plugin"
+
+Every hook below is documented in ``docs/plugins.md`` with its exact signature
+(a test keeps the two in sync).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover
+    from zslkit.plugins import Registrar
+
+PROJECT_NAME = "zslkit"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def zslkit_register_components(registrar: Registrar) -> None:
+    """Register the plugin's components.
+
+    Call ``registrar.register(kind, name, factory)`` once per component. The
+    registration of one plugin is all-or-nothing: if any call fails (a name
+    clash, an unknown kind, a factory that breaks its kind's contract), none of
+    that plugin's components are kept and the error is recorded in
+    :func:`zslkit.list_plugins`.
+    """
+
+
+@hookspec
+def zslkit_benchmark_cases() -> list[Any]:
+    """Return benchmark cases (:class:`zslkit.bench.BenchmarkCase`) to add to ``zslkit bench``.
+
+    Each case names a dataset, a method or a protocol that the harness can run
+    next to the built-in ones.
+    """

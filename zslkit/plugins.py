@@ -1,0 +1,229 @@
+"""Plugin loading through pluggy and the ``zslkit`` entry-point group.
+
+Plugins are loaded lazily, on the first registry lookup (not at ``import
+zslkit``). Each plugin is imported and asked to register its components inside
+its own guard: a plugin that fails to import or to register is reported with a
+warning and recorded in :func:`list_plugins`, and never breaks zslkit or the
+other plugins.
+
+Environment variables:
+
+``ZSLKIT_DISABLE_PLUGIN_AUTOLOAD=1``
+    do not load plugins from entry points at all;
+``ZSLKIT_DISABLED_PLUGINS=a,b``
+    skip the named plugins (entry-point name or distribution name).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Callable
+
+import pluggy
+
+from zslkit import hookspecs
+from zslkit.registry import KINDS, Origin, _check_kind, _qualname, _REGISTRY, register_component, DuplicateComponentError
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PluginInfo",
+    "PluginWarning",
+    "Registrar",
+    "get_plugin_manager",
+    "list_plugins",
+    "load_plugins",
+    "register_plugin",
+]
+
+ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
+AUTOLOAD_ENV = "ZSLKIT_DISABLE_PLUGIN_AUTOLOAD"
+DISABLED_ENV = "ZSLKIT_DISABLED_PLUGINS"
+
+
+class PluginWarning(UserWarning):
+    """A plugin failed to load or register; zslkit goes on without it."""
+
+
+@dataclass
+class PluginInfo:
+    """What :func:`list_plugins` reports for one plugin."""
+
+    name: str
+    version: str | None
+    components: list[tuple[str, str]] = field(default_factory=list)
+    error: str | None = None
+    distribution: str | None = None
+
+
+class Registrar:
+    """Handed to ``zslkit_register_components``; collects one plugin's components.
+
+    Registrations are staged and committed together once the hook returns, so a
+    plugin that fails half-way leaves nothing behind.
+    """
+
+    def __init__(self, plugin: str, version: str | None = None) -> None:
+        self.plugin = plugin
+        self.version = version
+        self._staged: list[tuple[str, str, Callable[..., Any], bool]] = []
+
+    def register(self, kind: str, name: str, factory: Callable[..., Any], *, override: bool = False) -> None:
+        """Register ``factory`` as component ``name`` of ``kind``."""
+        _check_kind(kind)
+        if not callable(factory):
+            raise TypeError(
+                f"plugin {self.plugin}: {kind} {name!r} factory must be a class or function, "
+                f"got {type(factory).__name__}"
+            )
+        from zslkit.contracts import check_factory
+
+        check_factory(kind, name, factory, source=f"plugin {self.plugin}")
+        self._staged.append((kind, name, factory, override))
+
+    def _commit(self) -> list[tuple[str, str]]:
+        # Check every name first so that a clash registers nothing.
+        for kind, name, factory, override in self._staged:
+            existing = _REGISTRY[kind].get(name)
+            if existing is not None and not override and existing.factory is not factory:
+                raise DuplicateComponentError(
+                    f"{kind} {name!r} is already registered by {existing.origin}; "
+                    f"{self._origin(factory)} tried to register it again"
+                )
+        done = []
+        for kind, name, factory, override in self._staged:
+            register_component(kind, name, factory, override=override, origin=self._origin(factory))
+            done.append((kind, name))
+        return done
+
+    def _origin(self, factory: Callable[..., Any]) -> Origin:
+        return Origin(_qualname(factory), plugin=self.plugin, plugin_version=self.version)
+
+
+_lock = threading.RLock()
+_manager: pluggy.PluginManager | None = None
+_plugins: dict[str, PluginInfo] = {}
+_autoloaded = False
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide pluggy manager with zslkit's hook specs."""
+    global _manager
+    with _lock:
+        if _manager is None:
+            _manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+            _manager.add_hookspecs(hookspecs)
+        return _manager
+
+
+def _disabled_names() -> set[str]:
+    return {n.strip() for n in os.environ.get(DISABLED_ENV, "").split(",") if n.strip()}
+
+
+def _register_components_of(plugin: object, info: PluginInfo) -> None:
+    pm = get_plugin_manager()
+    others = [p for p in pm.get_plugins() if p is not plugin]
+    caller = pm.subset_hook_caller("zslkit_register_components", remove_plugins=others)
+    registrar = Registrar(info.distribution or info.name, info.version)
+    caller(registrar=registrar)
+    info.components = registrar._commit()
+
+
+def _report(info: PluginInfo, stage: str, exc: BaseException) -> None:
+    info.error = f"{stage} failed: {type(exc).__name__}: {exc}"
+    warnings.warn(f"zslkit plugin {info.name!r}: {info.error}", PluginWarning, stacklevel=3)
+
+
+def register_plugin(plugin: object, name: str | None = None, version: str | None = None) -> PluginInfo:
+    """Register an in-process plugin object or module (no entry point needed).
+
+    Its components are registered at once. Errors are reported, not raised.
+    """
+    name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+    with _lock:
+        info = PluginInfo(name=name, version=version)
+        _plugins[name] = info
+        pm = get_plugin_manager()
+        try:
+            pm.register(plugin, name=name)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break zslkit
+            _report(info, "registration with pluggy", exc)
+            return info
+        _ensure_builtins()
+        try:
+            _register_components_of(plugin, info)
+        except Exception as exc:  # noqa: BLE001
+            _report(info, "zslkit_register_components", exc)
+        return info
+
+
+def _ensure_builtins() -> None:
+    # Builtins must be in place before plugins so that clashes name both sides.
+    from zslkit import registry
+
+    if not registry._builtins_loaded:
+        registry._ensure_loaded()
+
+
+def load_plugins() -> list[PluginInfo]:
+    """Load plugins from the ``zslkit`` entry-point group, once per process."""
+    global _autoloaded
+    with _lock:
+        if _autoloaded:
+            return list(_plugins.values())
+        _autoloaded = True
+        if os.environ.get(AUTOLOAD_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
+            return list(_plugins.values())
+        disabled = _disabled_names()
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = getattr(ep, "dist", None)
+            dist_name = dist.metadata["Name"] if dist is not None else None
+            if ep.name in disabled or (dist_name and dist_name in disabled):
+                continue
+            info = PluginInfo(
+                name=ep.name,
+                version=dist.version if dist is not None else None,
+                distribution=dist_name,
+            )
+            _plugins[ep.name] = info
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # noqa: BLE001
+                _report(info, "import", exc)
+                continue
+            try:
+                get_plugin_manager().register(plugin, name=ep.name)
+            except Exception as exc:  # noqa: BLE001
+                _report(info, "registration with pluggy", exc)
+                continue
+            try:
+                _register_components_of(plugin, info)
+            except Exception as exc:  # noqa: BLE001
+                _report(info, "zslkit_register_components", exc)
+        return list(_plugins.values())
+
+
+def list_plugins() -> list[PluginInfo]:
+    """Every plugin seen: name, version, components given and load error (or None)."""
+    from zslkit.registry import _ensure_loaded
+
+    _ensure_loaded()
+    return sorted(_plugins.values(), key=lambda p: p.name)
+
+
+def _reset_for_tests() -> None:
+    """Forget loaded plugins and their components (tests only)."""
+    global _manager, _autoloaded
+    with _lock:
+        for info in _plugins.values():
+            for kind, name in info.components:
+                _REGISTRY[kind].pop(name, None)
+        _plugins.clear()
+        _manager = None
+        _autoloaded = False
+
+
+assert set(KINDS) == set(_REGISTRY)
