@@ -49,10 +49,11 @@ class LATEM(RankingEmbedding):
         self.n_latent = n_latent
 
     def init_weights(self, feature_dim, num_attributes, rng):
-        """``W (L, d, I)``, entries ``N(0, 1/d)``."""
+        """``W (L, d, I)``, entries ``N(0, 0.01 / d)``: the maps start close, and they specialise as they win pairs."""
         if not (int(self.n_latent) == self.n_latent and self.n_latent >= 1):
             raise ValueError(f"LATEM: n_latent must be a positive integer, got {self.n_latent!r}")
-        return rng.standard_normal((int(self.n_latent), feature_dim, num_attributes)) / np.sqrt(feature_dim)
+        shape = (int(self.n_latent), feature_dim, num_attributes)
+        return rng.standard_normal(shape) * (0.1 / np.sqrt(feature_dim))
 
     def _latent_scores(self, x, weight, attributes) -> np.ndarray:
         """``(L, B, Z)``: the score of every map for every image-class pair."""

@@ -88,8 +88,8 @@ class RankingEmbedding(EmbeddingMethod):
         raise NotImplementedError
 
     def init_weights(self, feature_dim: int, num_attributes: int, rng: np.random.Generator) -> np.ndarray:
-        """Initial ``W (d, I)``, entries ``N(0, 1/d)``."""
-        return rng.standard_normal((feature_dim, num_attributes)) / np.sqrt(feature_dim)
+        """Initial ``W (d, I)``: small, entries ``N(0, 0.01 / d)``, so training starts near a neutral ``F``."""
+        return rng.standard_normal((feature_dim, num_attributes)) * (0.1 / np.sqrt(feature_dim))
 
     def compatibility(self, x: np.ndarray, weight: np.ndarray, attributes: np.ndarray) -> np.ndarray:
         """Bilinear ``F(x, k) = x^T W a_k``: ``x (B, d)``, ``W (d, I)``, ``attributes (Z, I)`` -> ``(B, Z)``."""
