@@ -55,20 +55,20 @@ class LATEM(RankingEmbedding):
         shape = (int(self.n_latent), feature_dim, num_attributes)
         return rng.standard_normal(shape) * (0.1 / np.sqrt(feature_dim))
 
-    def _latent_scores(self, x, weight, attributes) -> np.ndarray:
-        """``(L, B, Z)``: the score of every map for every image-class pair."""
-        projected = x[None] @ weight  # (L, B, I)
-        return projected @ attributes.T
+    def forward(self, x, weight, attributes):
+        """``x (B, d)``, ``W (L, d, I)``, ``attributes (Z, I)`` -> ``(B, Z)`` scores, max over the ``L`` maps.
 
-    def compatibility(self, x, weight, attributes):
-        """``x (B, d)``, ``W (L, d, I)``, ``attributes (Z, I)`` -> ``(B, Z)``: max over the ``L`` maps."""
-        return self._latent_scores(x, weight, attributes).max(axis=0)
+        The context is the ``(B, Z)`` index of the winning map of every pair.
+        """
+        latent = (x[None] @ weight) @ attributes.T  # (L, B, Z)
+        winner = latent.argmax(axis=0)
+        return np.take_along_axis(latent, winner[None], axis=0)[0], winner
 
-    def weight_gradient(self, x, weight, attributes, grad_scores):
-        """Each map ``l`` receives the score gradient of the pairs it wins."""
-        winner = self._latent_scores(x, weight, attributes).argmax(axis=0)  # (B, Z)
-        routed = grad_scores[None] * (winner[None] == np.arange(weight.shape[0])[:, None, None])  # (L, B, Z)
-        return x.T[None] @ (routed @ attributes)  # (L, d, I)
+    def weight_gradient(self, x, attributes, grad_scores, winner):
+        """Each map ``l`` receives the score gradient of the pairs it wins: ``(L, d, I)``."""
+        maps = np.arange(int(self.n_latent))[:, None, None]
+        routed = grad_scores[None] * (winner[None] == maps)  # (L, B, Z)
+        return x.T[None] @ (routed @ attributes)
 
     def loss(self, scores, target):
         return devise_loss(scores, target, self.margin)

@@ -10,7 +10,7 @@ The objective is::
 A subclass supplies :meth:`RankingEmbedding.loss`, which returns the batch
 loss and its gradient with respect to the scores; for a compatibility other
 than the bilinear ``x^T W a_k`` it also overrides :meth:`~RankingEmbedding.init_weights`,
-:meth:`~RankingEmbedding.compatibility` and :meth:`~RankingEmbedding.weight_gradient`.
+:meth:`~RankingEmbedding.forward` and :meth:`~RankingEmbedding.weight_gradient`.
 Plain numpy, float64: small problems run fastest single-threaded, and training
 is deterministic given ``seed`` (it seeds the initial weights and the order of
 the mini-batches).
@@ -18,7 +18,7 @@ the mini-batches).
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -91,13 +91,20 @@ class RankingEmbedding(EmbeddingMethod):
         """Initial ``W (d, I)``: small, entries ``N(0, 0.01 / d)``, so training starts near a neutral ``F``."""
         return rng.standard_normal((feature_dim, num_attributes)) * (0.1 / np.sqrt(feature_dim))
 
-    def compatibility(self, x: np.ndarray, weight: np.ndarray, attributes: np.ndarray) -> np.ndarray:
-        """Bilinear ``F(x, k) = x^T W a_k``: ``x (B, d)``, ``W (d, I)``, ``attributes (Z, I)`` -> ``(B, Z)``."""
-        return (x @ weight) @ attributes.T
+    def forward(self, x: np.ndarray, weight: np.ndarray, attributes: np.ndarray) -> tuple[np.ndarray, Any]:
+        """Bilinear ``F(x, k) = x^T W a_k``: ``x (B, d)``, ``W (d, I)``, ``attributes (Z, I)`` -> ``(B, Z)``.
 
-    def weight_gradient(self, x: np.ndarray, weight: np.ndarray, attributes: np.ndarray, grad_scores: np.ndarray) -> np.ndarray:
-        """Chain rule through :meth:`compatibility`: ``(B, Z)`` score gradient -> ``W``'s shape."""
+        Also returns what :meth:`weight_gradient` needs from the forward pass (here nothing).
+        """
+        return (x @ weight) @ attributes.T, None
+
+    def weight_gradient(self, x: np.ndarray, attributes: np.ndarray, grad_scores: np.ndarray, context: Any) -> np.ndarray:
+        """Chain rule through :meth:`forward`: ``(B, Z)`` score gradient -> ``(d, I)`` weight gradient."""
         return x.T @ (grad_scores @ attributes)
+
+    def compatibility(self, x: np.ndarray, weight: np.ndarray, attributes: np.ndarray) -> np.ndarray:
+        """``(B, Z)`` scores ``F(x_b, z)``."""
+        return self.forward(x, weight, attributes)[0]
 
     # ----------------------------------------------------------------- fitting
     def _check_sgd_params(self) -> None:
@@ -124,8 +131,9 @@ class RankingEmbedding(EmbeddingMethod):
             order = rng.permutation(len(X))
             for start in range(0, len(X), batch):
                 idx = order[start : start + batch]
-                _, grad_scores = self.loss(self.compatibility(X[idx], weight, attributes), target[idx])
-                grad = self.weight_gradient(X[idx], weight, attributes, grad_scores) + self.weight_decay * weight
+                scores, context = self.forward(X[idx], weight, attributes)
+                _, grad_scores = self.loss(scores, target[idx])
+                grad = self.weight_gradient(X[idx], attributes, grad_scores, context) + self.weight_decay * weight
                 weight = weight - self.lr * grad
             self.W_ = weight
             self.epochs_trained_ = epoch
