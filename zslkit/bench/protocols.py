@@ -21,8 +21,9 @@ A plugin adds a protocol by returning a :class:`Protocol` from the
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm

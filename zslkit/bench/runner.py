@@ -8,8 +8,9 @@ every protocol runs both the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from sklearn.model_selection import ParameterGrid
