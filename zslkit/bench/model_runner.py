@@ -25,11 +25,13 @@ class ModelRunner:
     """Train ``component`` (a registered model) with ``options`` plus the tuned ``params``.
 
     ``train_config`` is a ``TrainConfig``, the name of a packaged config (for
-    ``load_config``), a dict of ``TrainConfig`` fields, or ``None`` for the
-    defaults. The validation protocol shortens the final run to the chosen
-    epoch by replacing the config's ``epochs``. The class space comes from the
-    dataset passed in, so the validation view trains with the validation classes
-    as unseen.
+    ``load_config``), a dict of ``TrainConfig`` fields, or ``None`` to let
+    ``train`` choose its default. To stop the final run at the epoch chosen on
+    validation, the config's ``epochs`` field is replaced (``dataclasses.replace``);
+    with no ``train_config``, the base is the config the previous run reports
+    (``TrainResult.config``) or else ``TrainConfig()``. The class space comes from
+    the dataset passed in, so the validation view trains with the validation
+    classes as unseen.
     """
 
     kind = "model"
@@ -41,23 +43,24 @@ class ModelRunner:
         self.param_grid = param_grid
         self.train_config = train_config
         self.progress = progress
+        self._reported_config: Any = None
 
     def candidates(self) -> list[dict[str, Any]]:
         return expand_grid(self.param_grid)
 
     def config(self, epochs: int | None = None):
-        """The ``TrainConfig`` to train with, its ``epochs`` replaced when given."""
+        """The config to train with (``None``: the trainer's default), ``epochs`` replaced when given."""
         training = _training()
         config = self.train_config
-        if config is None:
-            config = training.TrainConfig()
-        elif isinstance(config, str):
+        if isinstance(config, str):
             config = training.load_config(config)
         elif isinstance(config, dict):
             config = training.TrainConfig(**config)
-        if epochs is not None:
-            config = dataclasses.replace(config, epochs=epochs)
-        return config
+        if epochs is None:
+            return config
+        if config is None:
+            config = self._reported_config if self._reported_config is not None else training.TrainConfig()
+        return dataclasses.replace(config, epochs=epochs)
 
     def fit(self, dataset: ZSLDataset, params: dict[str, Any], seed: int, *, epochs: int | None = None,
             on_epoch: OnEpoch | None = None) -> Fit:
@@ -72,6 +75,7 @@ class ModelRunner:
             progress=self.progress,
             **{**self.options, **params},
         )
+        self._reported_config = getattr(result, "config", None) or self._reported_config
         return Fit(result.model, [dict(h) for h in result.history])
 
     def scores(self, predictor, dataset: ZSLDataset, indices: np.ndarray) -> np.ndarray:

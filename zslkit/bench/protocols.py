@@ -78,18 +78,22 @@ def _outcome(ev: Evaluation, selected: dict[str, Any], epochs: list[dict[str, An
 
 def _train_and_log(runner: Runner, dataset: ZSLDataset, params: dict[str, Any], seed: int,
                    evaluate_epoch: Callable[[Any], Evaluation], prefix: str) -> tuple[Fit, list[tuple[dict, Evaluation]]]:
-    """Fit once, evaluating after every epoch (or once, for a method without epochs)."""
+    """Fit once, evaluating after every epoch (or once, for a method without epochs).
+
+    A record's ``epoch`` counts the epochs completed (1, 2, ...), whatever numbering
+    the trainer uses, so that ``runner.fit(..., epochs=record["epoch"])`` stops there.
+    """
     log: list[tuple[dict, Evaluation]] = []
 
-    def on_epoch(epoch: int | None, predictor: Any) -> dict[str, float]:
+    def record(completed: int | None, predictor: Any) -> dict[str, float]:
         ev = evaluate_epoch(predictor)
-        record = {"epoch": epoch, **{f"{prefix}_{k}": v for k, v in ev.metrics().items()}, f"{prefix}_gamma": ev.gamma}
-        log.append((record, ev))
-        return record
+        entry = {"epoch": completed, **{f"{prefix}_{k}": v for k, v in ev.metrics().items()}, f"{prefix}_gamma": ev.gamma}
+        log.append((entry, ev))
+        return entry
 
-    fit = runner.fit(dataset, params, seed, on_epoch=on_epoch)
+    fit = runner.fit(dataset, params, seed, on_epoch=lambda _epoch, predictor: record(len(log) + 1, predictor))
     if not log:
-        on_epoch(None, fit.predictor)
+        record(None, fit.predictor)
     return fit, log
 
 
