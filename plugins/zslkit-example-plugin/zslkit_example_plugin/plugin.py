@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import zslkit
-
 from zslkit_example_plugin.attention import TemperatureAttention
 from zslkit_example_plugin.losses import AttributeRegression
 
