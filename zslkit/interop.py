@@ -98,7 +98,7 @@ def load_official_msdn(
     state = read_state_dict(source)
     missing = [k for k in (*OFFICIAL_MSDN_KEYS, *_SPLIT_KEYS) if k not in state]
     if missing:
-        raise KeyError(
+        raise ValueError(
             f"{where}: not an official MSDN state dict, missing key(s) {', '.join(missing)} "
             f"(expected {', '.join((*OFFICIAL_MSDN_KEYS, *_SPLIT_KEYS))})"
         )

@@ -180,7 +180,7 @@ class AttentionZSLModel(nn.Module):
         """Change the weights of existing loss terms, e.g. ``{"self_calibration": 0.0001}``."""
         for name, weight in weights.items():
             if name not in self.loss_weights:
-                raise KeyError(f"no loss term {name!r} in this model; it has {list(self.loss_weights)}")
+                raise ValueError(f"no loss term {name!r} in this model; it has {list(self.loss_weights)}")
             self.loss_weights[name] = float(weight)
             self.options["losses"][name]["weight"] = float(weight)
 

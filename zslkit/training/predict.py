@@ -7,7 +7,7 @@ import torch
 
 from zslkit.training.data import read_batch
 
-__all__ = ["evaluate", "model_device", "predict_scores"]
+__all__ = ["check_class_space", "evaluate", "model_device", "predict_scores"]
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -42,10 +42,26 @@ def predict_scores(model: torch.nn.Module, dataset, indices, batch_size: int = 2
     return np.concatenate(chunks)
 
 
+def check_class_space(model: torch.nn.Module, dataset) -> None:
+    """Refuse a model whose classes or seen/unseen split differ from the dataset's."""
+    classes = getattr(model, "classes", None)
+    if classes is None:
+        return
+    if classes.num_classes != dataset.num_classes:
+        raise ValueError(f"the model scores {classes.num_classes} classes, dataset {dataset.name!r} has {dataset.num_classes}")
+    for side, ours, theirs in (("seen", classes.seen, dataset.seen_classes), ("unseen", classes.unseen, dataset.unseen_classes)):
+        if not np.array_equal(ours.cpu().numpy(), theirs):
+            raise ValueError(
+                f"the model's {side} classes differ from those of dataset {dataset.name!r} "
+                f"({ours.numel()} vs {len(theirs)} classes); was it trained on another split or view?"
+            )
+
+
 def evaluate(model: torch.nn.Module, dataset, batch_size: int = 256, calibration: float = 0.0) -> dict[str, float]:
     """T1 (CZSL), U, S, H (GZSL) and AUSUC of ``model`` on the dataset's ``test_seen`` and ``test_unseen`` images."""
     from zslkit.bench import evaluate_scores
 
+    check_class_space(model, dataset)
     seen = predict_scores(model, dataset, dataset.splits["test_seen"], batch_size)
     unseen = predict_scores(model, dataset, dataset.splits["test_unseen"], batch_size)
     return evaluate_scores(dataset, seen, unseen, calibration=calibration)

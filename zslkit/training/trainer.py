@@ -100,7 +100,7 @@ def _apply_loss_weights(net, config: TrainConfig, model_name: str) -> dict[str, 
     known = {k: v for k, v in config.loss_weights.items() if k in net.loss_weights}
     unused = {k: v for k, v in config.loss_weights.items() if k not in net.loss_weights}
     if unused and config.model == model_name:
-        raise KeyError(f"config loss_weights name term {sorted(unused)[0]!r} that model {model_name!r} does not have; it has {list(net.loss_weights)}")
+        raise ValueError(f"config loss_weights name term {sorted(unused)[0]!r} that model {model_name!r} does not have; it has {list(net.loss_weights)}")
     net.set_loss_weights(known)
     return unused
 
@@ -148,7 +148,7 @@ def _resume(out_dir: Path, net, optimizer, rng: np.random.Generator, model_name:
 
 def train(
     dataset,
-    model: str | torch.nn.Module = "msdn",
+    model: str | torch.nn.Module | None = None,
     config: str | Path | TrainConfig | None = None,
     *,
     split: str = "trainval",
@@ -165,7 +165,8 @@ def train(
         dataset: a :class:`~zslkit.datasets.ZSLDataset`; its seen/unseen classes
             define the model's class space (pass ``dataset.validation_view()`` for
             model selection).
-        model: registered model name (or an already built model).
+        model: registered model name (or an already built model); ``None``: the
+            config's ``model`` (``"msdn"`` unless the config says otherwise).
         config: packaged config name, YAML path or :class:`TrainConfig`; ``None``
             picks the packaged config named like the dataset, else the defaults.
         split: the split whose images are trained on.
@@ -187,6 +188,7 @@ def train(
     if len(indices) == 0:
         raise ValueError(f"split {split!r} of dataset {dataset.name!r} is empty")
     device = resolve_device(cfg.device)
+    model = cfg.model if model is None else model
     model_name = model if isinstance(model, str) else getattr(model, "model_name", type(model).__name__)
 
     torch.manual_seed(cfg.seed)
