@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from zslkit.interop import load_official_msdn
 from zslkit.models import MSDN
 
-K, I, D, C, R = 7, 5, 4, 6, 9
+K, N_ATTR, D, C, R = 7, 5, 4, 6, 9
 SEEN, UNSEEN = [0, 1, 3, 4, 6], [2, 5]
 
 
@@ -16,8 +16,8 @@ def official_state(bias=1.0, seed=0):
     mask_bias = torch.ones(1, K)
     mask_bias[0, SEEN] = -1
     return {
-        "V": torch.randn(I, D, generator=g),
-        "att": F.normalize(torch.rand(K, I, generator=g), dim=1),
+        "V": torch.randn(N_ATTR, D, generator=g),
+        "att": F.normalize(torch.rand(K, N_ATTR, generator=g), dim=1),
         "W_1": torch.randn(D, C, generator=g),
         "W_2": torch.randn(D, C, generator=g),
         "W_3": torch.randn(D, C, generator=g),

@@ -9,14 +9,14 @@ import zslkit
 from zslkit.losses import AttributeCrossEntropy, SelfCalibration, SemanticDistillation
 from zslkit.models import ClassSpace, ModelOutput
 
-K, I, B = 6, 4, 5
+K, N_ATTR, B = 6, 4, 5
 SEEN, UNSEEN = [0, 2, 3, 5], [1, 4]
 
 
 @pytest.fixture
 def classes():
     g = torch.Generator().manual_seed(0)
-    return ClassSpace(torch.rand(K, I, generator=g), SEEN, UNSEEN, margin=1.0)
+    return ClassSpace(torch.rand(K, N_ATTR, generator=g), SEEN, UNSEEN, margin=1.0)
 
 
 @pytest.fixture
@@ -47,10 +47,10 @@ def test_class_space_margin_and_normalisation(classes):
 
 def test_class_space_rejects_bad_splits():
     with pytest.raises(ValueError, match="overlap"):
-        ClassSpace(torch.rand(K, I), [0, 1], [1, 2])
+        ClassSpace(torch.rand(K, N_ATTR), [0, 1], [1, 2])
     with pytest.raises(ValueError, match=r"in \[0, 6\)"):
-        ClassSpace(torch.rand(K, I), [0, 6])
-    assert ClassSpace(torch.rand(K, I), [0, 1]).unseen.tolist() == [2, 3, 4, 5]
+        ClassSpace(torch.rand(K, N_ATTR), [0, 6])
+    assert ClassSpace(torch.rand(K, N_ATTR), [0, 1]).unseen.tolist() == [2, 3, 4, 5]
 
 
 def test_attribute_ce_removes_the_margin_and_sums_over_branches(output, classes):
@@ -105,7 +105,7 @@ def test_distillation_needs_two_branches_and_is_zero_for_equal_branches(output, 
 
 
 def test_self_calibration_needs_unseen_classes(output):
-    closed = ClassSpace(torch.rand(K, I), list(range(K)))
+    closed = ClassSpace(torch.rand(K, N_ATTR), list(range(K)))
     with pytest.raises(ValueError, match="needs unseen classes"):
         SelfCalibration()(output, LABELS, closed)
 

@@ -6,7 +6,7 @@ import torch
 import zslkit
 from zslkit.models import DAZLE
 
-K, I, D, C, R = 6, 4, 3, 5, 4
+K, N_ATTR, D, C, R = 6, 4, 3, 5, 4
 SEEN, UNSEEN = [0, 1, 2, 4], [3, 5]
 
 
@@ -14,7 +14,7 @@ def make():
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
     return zslkit.create_model(
-        "dazle", class_attributes=rng.random((K, I)), attribute_embeddings=rng.normal(size=(I, D)),
+        "dazle", class_attributes=rng.random((K, N_ATTR)), attribute_embeddings=rng.normal(size=(N_ATTR, D)),
         seen_classes=SEEN, unseen_classes=UNSEEN, feature_dim=C,
     )
 

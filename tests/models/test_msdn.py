@@ -8,7 +8,7 @@ import torch.nn.functional as F
 import zslkit
 from zslkit.models import MSDN, ModelOutput
 
-K, I, D, C, H, W = 7, 5, 4, 6, 2, 3
+K, N_ATTR, D, C, H, W = 7, 5, 4, 6, 2, 3
 SEEN, UNSEEN = [0, 1, 3, 4, 6], [2, 5]
 
 
@@ -17,8 +17,8 @@ def make(**options):
     torch.manual_seed(0)
     return zslkit.create_model(
         "msdn",
-        class_attributes=rng.random((K, I)),
-        attribute_embeddings=rng.normal(size=(I, D)),
+        class_attributes=rng.random((K, N_ATTR)),
+        attribute_embeddings=rng.normal(size=(N_ATTR, D)),
         seen_classes=SEEN,
         unseen_classes=UNSEEN,
         feature_dim=C,
@@ -43,7 +43,7 @@ def test_scores_shape_margin_and_branch_mix():
     model = randomize(make())
     out = model(features())
     assert isinstance(out, ModelOutput) and out.scores.shape == (3, K)
-    assert set(out.branch_scores) == {"a2v", "v2a"} and out.maps["a2v"].shape == (3, I, H * W)
+    assert set(out.branch_scores) == {"a2v", "v2a"} and out.maps["a2v"].shape == (3, N_ATTR, H * W)
     A = model.classes.attributes
     for name in ("a2v", "v2a"):
         margin = out.branch_scores[name] - out.attribute_scores[name] @ A.T
@@ -61,7 +61,7 @@ def test_margin_size_is_configurable():
 
 def test_initialisation_unit_rows_and_fixed_class_attributes():
     model = make()
-    assert torch.allclose(model.V.norm(dim=1), torch.ones(I)) and model.V.requires_grad
+    assert torch.allclose(model.V.norm(dim=1), torch.ones(N_ATTR)) and model.V.requires_grad
     assert torch.allclose(model.classes.attributes.norm(dim=1), torch.ones(K))
     assert "classes.attributes" not in dict(model.named_parameters())
     assert torch.count_nonzero(model.branches["a2v"].W2) == 0 and torch.count_nonzero(model.branches["v2a"].U1) == 0
@@ -144,14 +144,14 @@ def test_bad_inputs_get_one_line_errors():
     with pytest.raises(ValueError, match=r"must be \(B, C, H, W\) or \(B, C, R\)"):
         model(torch.randn(2, C))
     with pytest.raises(ValueError, match=r"attribute_embeddings must be \(5, D\)"):
-        zslkit.create_model("msdn", class_attributes=np.ones((K, I)), attribute_embeddings=np.ones((4, D)), seen_classes=SEEN)
+        zslkit.create_model("msdn", class_attributes=np.ones((K, N_ATTR)), attribute_embeddings=np.ones((4, D)), seen_classes=SEEN)
     with pytest.raises(TypeError, match="has no option 'margn'"):
         make(margn=1.0)
 
 
 def test_classes_in_neither_set_are_never_predicted():
     model = zslkit.create_model(
-        "msdn", class_attributes=np.random.default_rng(0).random((K, I)), attribute_embeddings=np.ones((I, D)),
+        "msdn", class_attributes=np.random.default_rng(0).random((K, N_ATTR)), attribute_embeddings=np.ones((N_ATTR, D)),
         seen_classes=[0, 1, 3], unseen_classes=[2], feature_dim=C,
     )
     out = model(features())
@@ -160,6 +160,6 @@ def test_classes_in_neither_set_are_never_predicted():
 
 
 def test_msdn_is_a_plain_class_too():
-    model = MSDN(class_attributes=np.ones((K, I)), attribute_embeddings=np.ones((I, D)), seen_classes=SEEN, feature_dim=C)
+    model = MSDN(class_attributes=np.ones((K, N_ATTR)), attribute_embeddings=np.ones((N_ATTR, D)), seen_classes=SEEN, feature_dim=C)
     assert model.classes.unseen.tolist() == UNSEEN
-    assert F.normalize(torch.ones(I, D), dim=1).allclose(model.attribute_embeddings())
+    assert F.normalize(torch.ones(N_ATTR, D), dim=1).allclose(model.attribute_embeddings())

@@ -37,11 +37,11 @@ def test_train_dazle_and_bad_options(capsys):
 
 def test_eval_of_an_official_state_dict(tmp_path, capsys):
     dataset = zslkit.load_dataset("synthetic", num_classes=8, images_per_class=8, channels=8, grid=3, embedding_dim=6)
-    K, I, C, D = dataset.num_classes, dataset.num_attributes, dataset.feature_dim, 6
+    K, N_ATTR, C, D = dataset.num_classes, dataset.num_attributes, dataset.feature_dim, 6
     mask = torch.ones(1, K)
     mask[0, dataset.seen_classes] = -1
     g = torch.Generator().manual_seed(0)
-    state = {"V": torch.randn(I, D, generator=g), "att": F.normalize(torch.tensor(dataset.class_attributes), dim=1),
+    state = {"V": torch.randn(N_ATTR, D, generator=g), "att": F.normalize(torch.tensor(dataset.class_attributes), dim=1),
              "W_1": torch.randn(D, C, generator=g), "W_2": torch.zeros(D, C), "W_3": torch.zeros(D, C),
              "W_1_1": torch.zeros(C, D), "W_2_1": torch.zeros(D, C), "W_3_1": torch.zeros(C, D),
              "mask_bias": mask, "bias": torch.tensor(1.0), "weight_ce": torch.eye(K)}

@@ -1,6 +1,13 @@
 """Training and evaluation of zslkit models: configs, the training loop, checkpoints, prediction."""
 
-from zslkit.training.checkpoint import Checkpoint, build_model, latest_checkpoint, load_checkpoint, load_model, save_checkpoint
+from zslkit.training.checkpoint import (
+    Checkpoint,
+    build_model,
+    latest_checkpoint,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
 from zslkit.training.config import OPTIMIZERS, SAMPLERS, TrainConfig, available_configs, load_config
 from zslkit.training.data import batch_indices, read_batch
 from zslkit.training.predict import evaluate, predict_scores

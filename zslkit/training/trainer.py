@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from zslkit.training.checkpoint import load_checkpoint, save_checkpoint, latest_checkpoint, write_atomic
+from zslkit.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_atomic
 from zslkit.training.config import TrainConfig, available_configs, load_config
 from zslkit.training.data import batch_indices, read_batch, steps_per_epoch
 
