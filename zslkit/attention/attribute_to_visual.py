@@ -41,10 +41,5 @@ class AttributeToVisual(nn.Module):
         self.W2 = nn.Parameter(torch.zeros(embedding_dim, feature_dim))
 
     def forward(self, features: torch.Tensor, embeddings: torch.Tensor) -> AttentionOutput:
-        scores, maps = attend(
-            features,
-            project_queries(embeddings, self.W1),
-            project_queries(embeddings, self.W2),
-            softmax_over="regions",
-        )
-        return AttentionOutput(scores=scores, maps=maps)
+        score_queries, attention_queries = project_queries(embeddings, self.W1), project_queries(embeddings, self.W2)
+        return AttentionOutput(*attend(features, score_queries, attention_queries, softmax_over="regions"))

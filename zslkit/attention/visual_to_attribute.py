@@ -38,10 +38,6 @@ class VisualToAttribute(nn.Module):
         self.U2 = nn.Parameter(torch.zeros(embedding_dim, feature_dim))
 
     def forward(self, features: torch.Tensor, embeddings: torch.Tensor) -> AttentionOutput:
-        scores, maps = attend(
-            features,
-            project_queries(embeddings, rearrange(self.U1, "channel embed -> embed channel")),
-            project_queries(embeddings, self.U2),
-            softmax_over="attributes",
-        )
-        return AttentionOutput(scores=scores, maps=maps)
+        score_queries = project_queries(embeddings, rearrange(self.U1, "channel embed -> embed channel"))
+        attention_queries = project_queries(embeddings, self.U2)
+        return AttentionOutput(*attend(features, score_queries, attention_queries, softmax_over="attributes"))

@@ -8,29 +8,20 @@ shapes the self-calibration and the predictions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from zslkit.losses.base import select_branches
+from zslkit.losses.base import PerBranchLoss
 from zslkit.registry import register
 
 __all__ = ["AttributeCrossEntropy"]
 
 
 @register("loss", "attribute_ce")
-class AttributeCrossEntropy(nn.Module):
+class AttributeCrossEntropy(PerBranchLoss):
     """Cross-entropy of every branch (or of ``branches`` only), summed over branches."""
 
-    def __init__(self, branches: Sequence[str] | None = None):
-        super().__init__()
-        self.branches = None if branches is None else list(branches)
+    term = "attribute_ce"
 
-    def forward(self, output, labels: torch.Tensor, classes) -> torch.Tensor:
-        terms = [
-            F.cross_entropy(scores - classes.margin, labels)
-            for scores in select_branches(output.branch_scores, self.branches, "attribute_ce")
-        ]
-        return torch.stack(terms).sum()
+    def branch_loss(self, scores: torch.Tensor, labels: torch.Tensor, classes) -> torch.Tensor:
+        return F.cross_entropy(scores - classes.margin, labels)

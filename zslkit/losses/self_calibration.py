@@ -8,30 +8,22 @@ ones almost no mass, and GZSL predicts seen classes for everything.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
-from torch import nn
 
-from zslkit.losses.base import select_branches
+from zslkit.losses.base import PerBranchLoss
 from zslkit.registry import register
 
 __all__ = ["SelfCalibration"]
 
 
 @register("loss", "self_calibration")
-class SelfCalibration(nn.Module):
+class SelfCalibration(PerBranchLoss):
     """Self-calibration of every branch (or of ``branches`` only), summed over branches."""
 
-    def __init__(self, branches: Sequence[str] | None = None):
-        super().__init__()
-        self.branches = None if branches is None else list(branches)
+    term = "self_calibration"
 
-    def forward(self, output, labels: torch.Tensor, classes) -> torch.Tensor:
+    def branch_loss(self, scores: torch.Tensor, labels: torch.Tensor, classes) -> torch.Tensor:
         if classes.unseen.numel() == 0:
             raise ValueError("self_calibration needs unseen classes; the model's class space has none")
-        terms = []
-        for scores in select_branches(output.branch_scores, self.branches, "self_calibration"):
-            unseen_mass = scores.softmax(dim=1)[:, classes.unseen].sum(dim=1)
-            terms.append(-torch.log(unseen_mass.mean()))
-        return torch.stack(terms).sum()
+        unseen_mass = scores.softmax(dim=1)[:, classes.unseen].sum(dim=1)
+        return -torch.log(unseen_mass.mean())
