@@ -127,3 +127,11 @@ def test_bad_arguments(dataset):
         train(dataset, "msdn", CONFIG, split="tranval", progress=False)
     with pytest.raises(ValueError, match="do(es)? not have"):
         train(dataset, "msdn", TrainConfig(loss_weights={"bogus": 1.0}), progress=False)
+
+
+def test_thread_count_is_restored_and_foreign_loss_weights_are_reported(dataset):
+    before = torch.get_num_threads()
+    cfg = TrainConfig(epochs=1, batch_size=16, num_threads=1, loss_weights={"semantic_distillation": 0.5})
+    result = train(dataset, "dazle", cfg, progress=False)  # the config is written for msdn
+    assert torch.get_num_threads() == before
+    assert result.unused_loss_weights == {"semantic_distillation": 0.5}

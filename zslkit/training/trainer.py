@@ -146,6 +146,34 @@ def _resume(out_dir: Path, net, optimizer, rng: np.random.Generator, model_name:
     return ckpt.epoch, list(ckpt.meta.get("history", []))
 
 
+def _train_one_epoch(net, optimizer, dataset, batches, steps: int, device, desc: str, progress: bool) -> dict[str, float]:
+    """One pass over ``batches``; returns ``loss`` and ``loss_<term>`` averaged over images."""
+    net.train()
+    sums: dict[str, float] = {}
+    seen_images = 0
+    with tqdm(total=steps, desc=desc, disable=not progress, leave=False, unit="batch") as bar:
+        for step, batch in enumerate(batches):
+            features = read_batch(dataset.features, batch).to(device)
+            labels = torch.as_tensor(dataset.labels[batch], device=device)
+            losses = net.loss(net(features), labels)
+            total = float(losses["total"].detach())
+            if not np.isfinite(total):
+                raise FloatingPointError(
+                    f"loss became {total} at {desc}, step {step + 1}; try a smaller lr or check the features for inf/nan"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            optimizer.step()
+            for name, value in losses.items():
+                sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(batch)
+            seen_images += len(batch)
+            bar.update(1)
+            bar.set_postfix(loss=f"{total:.4f}")
+    record = {"loss": sums.pop("total") / seen_images}
+    record.update({f"loss_{name}": value / seen_images for name, value in sums.items()})
+    return record
+
+
 def train(
     dataset,
     model: str | torch.nn.Module | None = None,
@@ -205,49 +233,28 @@ def train(
 
     checkpoint = None
     steps = steps_per_epoch(len(indices), cfg.batch_size)
-    for epoch in range(start + 1, cfg.epochs + 1):
-        net.train()
-        began = time.perf_counter()
-        sums: dict[str, float] = {}
-        seen_images = 0
-        bar = tqdm(total=steps, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False, unit="batch")
-        for step, batch in enumerate(batch_indices(cfg.sampler, indices, dataset.labels, cfg.batch_size, rng)):
-            features = read_batch(dataset.features, batch).to(device)
-            labels = torch.as_tensor(dataset.labels[batch], device=device)
-            losses = net.loss(net(features), labels)
-            total = float(losses["total"].detach())
-            if not np.isfinite(total):
-                raise FloatingPointError(
-                    f"loss became {total} at epoch {epoch}, step {step + 1}; "
-                    "try a smaller lr or check the features for inf/nan"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            optimizer.step()
-            for name, value in losses.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(batch)
-            seen_images += len(batch)
-            bar.update(1)
-            bar.set_postfix(loss=f"{total:.4f}")
-        bar.close()
-        record: dict[str, Any] = {"epoch": epoch, "loss": sums.pop("total") / seen_images}
-        record.update({f"loss_{name}": value / seen_images for name, value in sums.items()})
-        record.update(lr=optimizer.param_groups[0]["lr"], wall_s=time.perf_counter() - began)
-        if on_epoch is not None:
-            net.eval()
-            record.update(on_epoch(epoch, net) or {})
-        history.append(record)
-        if progress:
-            tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
-        if out is not None:
-            checkpoint = save_checkpoint(
-                out,
-                epoch,
-                net,
-                optimizer,
-                meta={"dataset": dataset.name, "split": split, "config": cfg.to_dict(),
-                      "rng": {"numpy": rng.bit_generator.state}, "history": history},
-            )
-            _write_logs(out, history)
+    threads = torch.get_num_threads()
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    try:
+        for epoch in range(start + 1, cfg.epochs + 1):
+            began = time.perf_counter()
+            batches = batch_indices(cfg.sampler, indices, dataset.labels, cfg.batch_size, rng)
+            record: dict[str, Any] = {"epoch": epoch}
+            record.update(_train_one_epoch(net, optimizer, dataset, batches, steps, device, f"epoch {epoch}/{cfg.epochs}", progress))
+            record.update(lr=optimizer.param_groups[0]["lr"], wall_s=time.perf_counter() - began)
+            if on_epoch is not None:
+                net.eval()
+                record.update(on_epoch(epoch, net) or {})
+            history.append(record)
+            if progress:
+                tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+            if out is not None:
+                meta = {"dataset": dataset.name, "split": split, "config": cfg.to_dict(),
+                        "rng": {"numpy": rng.bit_generator.state}, "history": history}
+                checkpoint = save_checkpoint(out, epoch, net, optimizer, meta=meta)
+                _write_logs(out, history)
+    finally:
+        torch.set_num_threads(threads)
     net.eval()
     return TrainResult(net, history, cfg, out, checkpoint, unused)
