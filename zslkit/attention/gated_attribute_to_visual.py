@@ -41,9 +41,7 @@ class GatedAttributeToVisual(AttributeToVisual):
     def forward(self, features: torch.Tensor, embeddings: torch.Tensor) -> AttentionOutput:
         ungated = super().forward(features, embeddings)
         gate_queries = project_queries(embeddings, self.W3)
-        # v_i W3 e_{b,i} with e = sum_r a f, contracted without forming the (B, I, C) tensor e
-        gate_logits = einsum(
-            ungated.maps, features, gate_queries,
-            "batch attribute region, batch channel region, attribute channel -> batch attribute",
-        )
+        # v_i W3 e_{b,i} = sum_r a_{b,i,r} (v_i W3 f_{b,r}): no (B, I, C) tensor e is formed
+        responses = einsum(gate_queries, features, "attribute channel, batch channel region -> batch attribute region")
+        gate_logits = einsum(ungated.maps, responses, "batch attribute region, batch attribute region -> batch attribute")
         return AttentionOutput(scores=torch.sigmoid(gate_logits) * ungated.scores, maps=ungated.maps)
