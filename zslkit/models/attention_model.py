@@ -154,19 +154,18 @@ class AttentionZSLModel(nn.Module):
         """Score ``features`` ``(B, C, H, W)`` or ``(B, C, R)``; returns a :class:`ModelOutput`."""
         f = self.prepare_features(features)
         embeddings = self.attribute_embeddings()
-        output = ModelOutput(scores=None)
+        attribute_scores, maps, branch_scores = {}, {}, {}
         for name, block in self.branches.items():
             result = block(f, embeddings)
             check_attention_output(
                 result, batch=f.shape[0], num_attributes=self.num_attributes, regions=f.shape[2], name=name
             )
-            output.attribute_scores[name] = result.scores
-            output.maps[name] = result.maps
-            output.branch_scores[name] = self.class_scores(result.scores)
-        output.scores = sum(self.branch_weights[n] * y for n, y in output.branch_scores.items())
+            attribute_scores[name], maps[name] = result.scores, result.maps
+            branch_scores[name] = self.class_scores(result.scores)
+        scores = sum(self.branch_weights[name] * y for name, y in branch_scores.items())
         if not bool(self.classes.predictable.all()):
-            output.scores = output.scores.masked_fill(~self.classes.predictable, float("-inf"))
-        return output
+            scores = scores.masked_fill(~self.classes.predictable, float("-inf"))
+        return ModelOutput(scores=scores, branch_scores=branch_scores, attribute_scores=attribute_scores, maps=maps)
 
     # ------------------------------------------------------------------- loss
     def loss(self, output: ModelOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
