@@ -8,7 +8,8 @@ it came from (module or plugin).
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["ContractError", "REQUIRED_OPTIONS", "check_factory", "check_attention_output"]
 

@@ -19,14 +19,23 @@ from __future__ import annotations
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
 
 from zslkit import hookspecs
-from zslkit.registry import KINDS, Origin, _check_kind, _qualname, _REGISTRY, register_component, DuplicateComponentError
+from zslkit.registry import (
+    _REGISTRY,
+    KINDS,
+    DuplicateComponentError,
+    Origin,
+    _check_kind,
+    _qualname,
+    register_component,
+)
 
 __all__ = [
     "ENTRY_POINT_GROUP",

@@ -1,1 +1,10 @@
-"""zslkit.models."""
+"""Models assembled from registered parts. Importing this package registers ``msdn`` and ``dazle``."""
+
+from zslkit.models.attention_model import AttentionZSLModel
+from zslkit.models.class_space import ClassSpace
+from zslkit.models.dazle import DAZLE
+from zslkit.models.msdn import MSDN
+from zslkit.models.output import ModelOutput
+from zslkit.models.parts import Part, parse_parts
+
+__all__ = ["DAZLE", "MSDN", "AttentionZSLModel", "ClassSpace", "ModelOutput", "Part", "parse_parts"]

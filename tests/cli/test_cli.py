@@ -1,0 +1,47 @@
+import json
+import subprocess
+import sys
+
+import zslkit
+from zslkit.cli import main
+
+
+def test_version(capsys):
+    try:
+        main(["--version"])
+    except SystemExit as exit_:
+        assert exit_.code == 0
+    assert capsys.readouterr().out.strip() == f"zslkit {zslkit.__version__}"
+
+
+def test_list_kind(capsys):
+    assert main(["list", "method"]) == 0
+    out = capsys.readouterr().out.split()
+    assert out[0] == "method:" and "eszsl" in out
+
+
+def test_plugins_lists_the_example(capsys):
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "example 0.1.0 [ok]" in out and "attention:example_temperature_attention" in out
+
+
+def test_bad_arguments_give_one_line_and_nonzero_exit():
+    result = subprocess.run(
+        [sys.executable, "-m", "zslkit", "bench", "--dataset", "synthetc"], capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "did you mean 'synthetic'" in lines[0]
+    assert "Traceback" not in result.stderr
+    result = subprocess.run([sys.executable, "-m", "zslkit", "list", "nope"], capture_output=True, text=True)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bench_writes_csv_and_json(tmp_path, capsys):
+    assert main(["bench", "--dataset", "synthetic", "--methods", "eszsl", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| eszsl |" in out
+    rows = json.loads((tmp_path / "results.json").read_text())
+    assert rows[0]["method"] == "eszsl" and 0.0 <= rows[0]["H"] <= 1.0
+    assert (tmp_path / "results.csv").read_text().startswith("method,")

@@ -1,0 +1,45 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """``../shared/data`` beside the checkout (real CUB/SUN/AWA2 metadata); skips when absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real dataset metadata not found at {SHARED_DATA} (only present beside the CI checkout)")
+    return SHARED_DATA
+
+
+def run_python(code: str, env: dict[str, str] | None = None, extra_path: list[Path] | None = None) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (so plugin loading starts from scratch)."""
+    full_env = {**os.environ, **(env or {})}
+    paths = [str(p) for p in (extra_path or [])] + [str(REPO)]
+    full_env["PYTHONPATH"] = os.pathsep.join(paths + [full_env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=full_env, timeout=120
+    )
+
+
+def make_distribution(root: Path, dist: str, version: str, entry_points: dict[str, str], modules: dict[str, str]) -> Path:
+    """Write an installed-looking distribution (a real ``.dist-info`` with entry points) under ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    lines = ["[zslkit]"] + [f"{name} = {target}" for name, target in entry_points.items()]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    for name, source in modules.items():
+        (root / f"{name}.py").write_text(textwrap.dedent(source))
+    return root

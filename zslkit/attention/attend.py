@@ -1,0 +1,57 @@
+"""The one computation every built-in attention block shares.
+
+Given region features ``f`` ``(B, C, R)`` and two per-attribute queries in
+feature space, ``q^s`` (scores) and ``q^a`` (attention), both ``(I, C)``:
+
+* region responses ``s_{b,i,r} = q^s_i . f_{b,r}``
+* attention logits ``l_{b,i,r} = q^a_i . f_{b,r}``, turned into weights ``a`` by a
+  softmax over the regions ``r`` (each attribute looks *somewhere* in the image)
+  or over the attributes ``i`` (each region says *which* attribute it shows)
+* attribute scores ``psi_{b,i} = sum_r a_{b,i,r} s_{b,i,r}``
+
+:func:`attend` is kept in this one place so that a fused kernel (``zslkit.ops``)
+can replace it without touching the blocks.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from einops import einsum
+
+__all__ = ["SOFTMAX_AXES", "attend", "project_queries"]
+
+#: Axis of the attention softmax: ``"regions"`` (per attribute, over r) or ``"attributes"`` (per region, over i).
+SOFTMAX_AXES: tuple[str, ...] = ("regions", "attributes")
+
+
+def project_queries(embeddings: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``(I, D) x (D, C) -> (I, C)``: attribute embeddings mapped into feature space."""
+    return einsum(embeddings, weight, "attribute embed, embed channel -> attribute channel")
+
+
+def attend(
+    features: torch.Tensor,
+    score_queries: torch.Tensor,
+    attention_queries: torch.Tensor,
+    softmax_over: Literal["regions", "attributes"] = "regions",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention-pooled attribute scores.
+
+    Args:
+        features: ``(B, C, R)`` region features.
+        score_queries: ``(I, C)``, ``q^s`` above.
+        attention_queries: ``(I, C)``, ``q^a`` above.
+        softmax_over: ``"regions"`` or ``"attributes"``.
+
+    Returns:
+        ``scores`` ``(B, I)`` and ``maps`` ``(B, I, R)`` (the attention weights ``a``).
+    """
+    if softmax_over not in SOFTMAX_AXES:
+        raise ValueError(f"softmax_over must be one of {SOFTMAX_AXES}, got {softmax_over!r}")
+    logits = einsum(attention_queries, features, "attribute channel, batch channel region -> batch attribute region")
+    maps = logits.softmax(dim=-1 if softmax_over == "regions" else 1)
+    responses = einsum(score_queries, features, "attribute channel, batch channel region -> batch attribute region")
+    scores = einsum(maps, responses, "batch attribute region, batch attribute region -> batch attribute")
+    return scores, maps

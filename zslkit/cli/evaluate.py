@@ -1,0 +1,43 @@
+"""``zslkit eval``: score a checkpoint (zslkit's or the MSDN authors') on a dataset's test splits."""
+
+from __future__ import annotations
+
+from zslkit.cli.options import add_data_options, load_dataset_from_args
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate a checkpoint and print T1/U/S/H/AUSUC")
+    p.add_argument("checkpoint", help="zslkit checkpoint (epoch_NNN.json, .safetensors or run directory), "
+                   "or with --official a state dict saved by the authors' MSDN code")
+    p.add_argument("--dataset", default=None, help="registered dataset name (default: the checkpoint's)")
+    p.add_argument("--official", action="store_true", help="CHECKPOINT is an official MSDN state dict (.pth)")
+    p.add_argument("--normalize-embeddings", action="store_true",
+                   help="with --official: the authors' normalize_V=True (their AWA2 setting)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--calibration", type=float, default=0.0, help="constant subtracted from seen-class scores (GZSL)")
+    add_data_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from zslkit.bench import format_markdown
+    from zslkit.interop import load_official_msdn
+    from zslkit.training import evaluate, load_checkpoint
+    from zslkit.training.checkpoint import build_model
+
+    if args.official:
+        if args.dataset is None:
+            raise ValueError("--official needs --dataset: an official state dict does not name its dataset")
+        model = load_official_msdn(args.checkpoint, normalize_embeddings=args.normalize_embeddings)
+        name, dataset_name = "msdn (official)", args.dataset
+    else:
+        checkpoint = load_checkpoint(args.checkpoint)
+        model = build_model(checkpoint).eval()
+        name = f"{checkpoint.meta['model']['name']} (epoch {checkpoint.epoch})"
+        dataset_name = args.dataset or str(checkpoint.meta.get("dataset", "")).split("/")[0]
+        if not dataset_name:
+            raise ValueError(f"{checkpoint.path}: the checkpoint does not name its dataset; pass --dataset")
+    dataset = load_dataset_from_args(dataset_name, args)
+    metrics = evaluate(model, dataset, batch_size=args.batch_size, calibration=args.calibration)
+    print(format_markdown([{"method": name, **metrics}], title=f"{dataset.name}: {args.checkpoint}"))
+    return 0

@@ -1,0 +1,52 @@
+"""``zslkit train``: train a model on a dataset, checkpoint every epoch, print the metric table."""
+
+from __future__ import annotations
+
+from zslkit.cli.options import add_data_options, load_dataset_from_args, parse_assignments
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train an attention model (msdn, dazle, ...) and print T1/U/S/H/AUSUC")
+    p.add_argument("--dataset", default="synthetic", help="registered dataset name (default: synthetic)")
+    p.add_argument("--model", default=None, help="registered model name (default: the config's, msdn)")
+    p.add_argument("--config", default=None, help="packaged config name (cub, sun, awa2, synthetic) or YAML path; "
+                   "default: the config named like the dataset")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None, help="training seed (default: the config's)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: the config's)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override any config field, e.g. loss_weights.self_calibration=0.2 (repeatable)")
+    p.add_argument("--out", default=None, help="directory for checkpoints, history.csv/json and results.csv/json")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or per-epoch lines")
+    add_data_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from zslkit.bench import format_markdown, write_results
+    from zslkit.training import evaluate, load_config, train
+    from zslkit.training.trainer import config_for
+
+    dataset = load_dataset_from_args(args.dataset, args)
+    config = config_for(dataset, args.config)
+    overrides = parse_assignments(args.set, "--set")
+    for field in ("epochs", "batch_size", "lr", "seed", "device"):
+        if getattr(args, field) is not None:
+            overrides[field] = getattr(args, field)
+    for key in ("loss_weights", "model_options"):
+        if isinstance(overrides.get(key), dict):
+            overrides[key] = {**getattr(config, key), **overrides[key]}
+    config = load_config(config, **overrides)
+    model = args.model or config.model
+    result = train(dataset, model, config, out_dir=args.out, progress=not args.no_progress, resume=args.resume)
+    metrics = evaluate(result.model, dataset, batch_size=config.eval_batch_size)
+    row = {"method": model, **metrics, "seed": config.seed, "epochs": config.epochs, "dataset": dataset.name,
+           "wall_s": sum(h["wall_s"] for h in result.history)}
+    print(format_markdown([row], title=f"{dataset.name}: {model}, {config.epochs} epochs, seed {config.seed}"))
+    if args.out:
+        paths = write_results([row], args.out)
+        print(f"checkpoint {result.checkpoint}; wrote " + ", ".join(str(p) for p in paths))
+    return 0

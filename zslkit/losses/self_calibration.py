@@ -1,0 +1,29 @@
+"""``self_calibration``: keep probability mass on the unseen classes.
+
+For each branch with class scores ``y`` ``(B, K)`` (margin included),
+``L = -log( (1/B) sum_b sum_{k unseen} softmax_k(y_b) )``; the term is the sum
+over branches. Without it a model trained on seen classes only gives the unseen
+ones almost no mass, and GZSL predicts seen classes for everything.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from zslkit.losses.base import PerBranchLoss
+from zslkit.registry import register
+
+__all__ = ["SelfCalibration"]
+
+
+@register("loss", "self_calibration")
+class SelfCalibration(PerBranchLoss):
+    """Self-calibration of every branch (or of ``branches`` only), summed over branches."""
+
+    term = "self_calibration"
+
+    def branch_loss(self, scores: torch.Tensor, labels: torch.Tensor, classes) -> torch.Tensor:
+        if classes.unseen.numel() == 0:
+            raise ValueError("self_calibration needs unseen classes; the model's class space has none")
+        unseen_mass = scores.softmax(dim=1)[:, classes.unseen].sum(dim=1)
+        return -torch.log(unseen_mass.mean())

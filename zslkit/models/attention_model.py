@@ -1,0 +1,188 @@
+"""A ZSL model assembled from registered parts: attention branches, a class space, loss terms.
+
+``forward(features)`` with region features ``x`` ``(B, C, H, W)`` or ``(B, C, R)``:
+
+1. ``f_{b,r} = x_{b,:,r} / ||x_{b,:,r}||_2`` (unit length over channels, per region);
+2. every branch (an attention block) maps ``f`` and the attribute embeddings ``V``
+   ``(I, D)`` to attribute scores ``psi`` ``(B, I)``;
+3. class scores of a branch ``y_{b,k} = sum_i A_{k,i} psi_{b,i} + m_k`` with the
+   unit-row class-attribute matrix ``A`` and the margin ``m`` of the
+   :class:`ClassSpace`;
+4. prediction ``scores = sum_branches weight * y``.
+
+``loss(output, labels)`` sums the weighted loss terms. :class:`~zslkit.models.msdn.MSDN`
+and :class:`~zslkit.models.dazle.DAZLE` are this class with other defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import einsum, rearrange
+from torch import nn
+
+from zslkit.contracts import check_attention_output
+from zslkit.models.class_space import ClassSpace
+from zslkit.models.output import ModelOutput
+from zslkit.models.parts import parse_parts
+from zslkit.registry import create
+
+__all__ = ["AttentionZSLModel"]
+
+
+class AttentionZSLModel(nn.Module):
+    """Attention branches over region features, scored through class attributes.
+
+    Args:
+        class_attributes: ``(K, I)`` class-attribute matrix; rows are scaled to unit length.
+        attribute_embeddings: ``(I, D)`` attribute word vectors, the initial ``V``
+            (rows scaled to unit length). ``None``: ``V ~ N(0, 1)`` of width ``embedding_dim``.
+        seen_classes: indices of the training classes.
+        unseen_classes: indices of the unseen classes (default: all others).
+        feature_dim: ``C``, channels of the region features.
+        branches: branch name -> attention spec (see :mod:`zslkit.models.parts`);
+            ``None``: the class's ``default_branches``.
+        losses: loss entry name -> loss spec or weight; ``None``: ``default_losses``.
+        margin: size of the margin ``m`` (+margin unseen, -margin seen).
+        embedding_dim: ``D`` when ``attribute_embeddings`` is ``None``.
+        train_embeddings: train ``V`` (the paper does).
+        normalize_embeddings: rescale the rows of ``V`` to unit length at every forward
+            (the authors' AWA2 setting); otherwise only at init.
+        normalize_features: L2-normalise every region feature over channels.
+    """
+
+    default_branches: ClassVar[dict[str, Any]] = {}
+    default_losses: ClassVar[dict[str, Any]] = {}
+    #: Registered model name, recorded in checkpoints.
+    model_name: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        class_attributes,
+        attribute_embeddings=None,
+        seen_classes=None,
+        unseen_classes=None,
+        feature_dim: int = 2048,
+        branches: Mapping[str, Any] | None = None,
+        losses: Mapping[str, Any] | None = None,
+        margin: float = 1.0,
+        embedding_dim: int = 300,
+        train_embeddings: bool = True,
+        normalize_embeddings: bool = False,
+        normalize_features: bool = True,
+    ):
+        super().__init__()
+        if seen_classes is None:
+            raise ValueError("seen_classes is required: the indices of the training classes")
+        self.classes = ClassSpace(class_attributes, seen_classes, unseen_classes, margin=margin)
+        num_attributes = self.classes.num_attributes
+        if attribute_embeddings is None:
+            embeddings = torch.randn(num_attributes, embedding_dim)
+        else:
+            embeddings = torch.as_tensor(np.asarray(attribute_embeddings), dtype=torch.float32)
+            if embeddings.ndim != 2 or embeddings.shape[0] != num_attributes:
+                raise ValueError(
+                    f"attribute_embeddings must be ({num_attributes}, D) to match class_attributes "
+                    f"({self.classes.num_classes}, {num_attributes}); found shape {tuple(embeddings.shape)}"
+                )
+            embeddings = F.normalize(embeddings, dim=1)
+        self.V = nn.Parameter(embeddings, requires_grad=train_embeddings)
+        self.feature_dim = int(feature_dim)
+        self.normalize_embeddings = normalize_embeddings
+        self.normalize_features = normalize_features
+
+        branch_parts = parse_parts(self.default_branches if branches is None else branches, key="attention", option="branches")
+        loss_parts = parse_parts(self.default_losses if losses is None else losses, key="loss", option="losses")
+        block_shape = {"feature_dim": self.feature_dim, "embedding_dim": self.embedding_dim, "num_attributes": num_attributes}
+        self.branches = nn.ModuleDict({p.entry: create("attention", p.component, **block_shape, **p.options) for p in branch_parts})
+        self.branch_weights = {p.entry: p.weight for p in branch_parts}
+        self.loss_terms = nn.ModuleDict({p.entry: create("loss", p.component, **p.options) for p in loss_parts})
+        self.loss_weights = {p.entry: p.weight for p in loss_parts}
+        #: The options that rebuild this model (JSON-friendly), without the data arrays.
+        self.options = {
+            "feature_dim": self.feature_dim,
+            "branches": {p.entry: p.to_spec("attention") for p in branch_parts},
+            "losses": {p.entry: p.to_spec("loss") for p in loss_parts},
+            "margin": float(margin),
+            "embedding_dim": self.embedding_dim,
+            "train_embeddings": train_embeddings,
+            "normalize_embeddings": normalize_embeddings,
+            "normalize_features": normalize_features,
+        }
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.V.shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        return self.classes.num_classes
+
+    @property
+    def num_attributes(self) -> int:
+        return self.classes.num_attributes
+
+    # ---------------------------------------------------------------- forward
+    def prepare_features(self, features: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` or ``(B, C, R)`` -> ``(B, C, R)`` in the model's dtype, normalised per region."""
+        if features.ndim == 4:
+            features = rearrange(features, "batch channel height width -> batch channel (height width)")
+        elif features.ndim != 3:
+            raise ValueError(f"features must be (B, C, H, W) or (B, C, R), found shape {tuple(features.shape)}")
+        if features.shape[1] != self.feature_dim:
+            raise ValueError(
+                f"features have {features.shape[1]} channels, the model was built with feature_dim={self.feature_dim}"
+            )
+        features = features.to(dtype=self.V.dtype, device=self.V.device)
+        return F.normalize(features, dim=1) if self.normalize_features else features
+
+    def attribute_embeddings(self) -> torch.Tensor:
+        """``(I, D)`` the embeddings the branches see: ``V``, row-normalised if ``normalize_embeddings``."""
+        return F.normalize(self.V, dim=1) if self.normalize_embeddings else self.V
+
+    def class_scores(self, attribute_scores: torch.Tensor) -> torch.Tensor:
+        """``(B, I) -> (B, K)``: ``y = psi A^T + m``."""
+        scores = einsum(self.classes.attributes, attribute_scores, "cls attribute, batch attribute -> batch cls")
+        return scores + self.classes.margin
+
+    def forward(self, features: torch.Tensor) -> ModelOutput:
+        """Score ``features`` ``(B, C, H, W)`` or ``(B, C, R)``; returns a :class:`ModelOutput`."""
+        f = self.prepare_features(features)
+        embeddings = self.attribute_embeddings()
+        attribute_scores, maps, branch_scores = {}, {}, {}
+        for name, block in self.branches.items():
+            result = block(f, embeddings)
+            check_attention_output(
+                result, batch=f.shape[0], num_attributes=self.num_attributes, regions=f.shape[2], name=name
+            )
+            attribute_scores[name], maps[name] = result.scores, result.maps
+            branch_scores[name] = self.class_scores(result.scores)
+        scores = sum(self.branch_weights[name] * y for name, y in branch_scores.items())
+        if not bool(self.classes.predictable.all()):
+            scores = scores.masked_fill(~self.classes.predictable, float("-inf"))
+        return ModelOutput(scores=scores, branch_scores=branch_scores, attribute_scores=attribute_scores, maps=maps)
+
+    # ------------------------------------------------------------------- loss
+    def loss(self, output: ModelOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{"total": sum_t weight_t * L_t, t: L_t for every term}`` (terms unweighted)."""
+        labels = torch.as_tensor(labels, device=output.scores.device).long()
+        terms = {name: term(output, labels, self.classes) for name, term in self.loss_terms.items()}
+        total = sum(self.loss_weights[name] * value for name, value in terms.items())
+        return {"total": total, **terms}
+
+    def set_loss_weights(self, weights: Mapping[str, float]) -> None:
+        """Change the weights of existing loss terms, e.g. ``{"self_calibration": 0.0001}``."""
+        for name, weight in weights.items():
+            if name not in self.loss_weights:
+                raise ValueError(f"no loss term {name!r} in this model; it has {list(self.loss_weights)}")
+            self.loss_weights[name] = float(weight)
+            self.options["losses"][name]["weight"] = float(weight)
+
+    def extra_repr(self) -> str:
+        weights = ", ".join(f"{n}={w:g}" for n, w in self.branch_weights.items())
+        return f"feature_dim={self.feature_dim}, embedding_dim={self.embedding_dim}, branch_weights=({weights})"

@@ -1,0 +1,35 @@
+"""Training and evaluation of zslkit models: configs, the training loop, checkpoints, prediction."""
+
+from zslkit.training.checkpoint import (
+    Checkpoint,
+    build_model,
+    latest_checkpoint,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
+from zslkit.training.config import OPTIMIZERS, SAMPLERS, TrainConfig, available_configs, load_config
+from zslkit.training.data import batch_indices, read_batch
+from zslkit.training.predict import evaluate, predict_scores
+from zslkit.training.trainer import TrainResult, build_optimizer, train
+
+__all__ = [
+    "OPTIMIZERS",
+    "SAMPLERS",
+    "Checkpoint",
+    "TrainConfig",
+    "TrainResult",
+    "available_configs",
+    "batch_indices",
+    "build_model",
+    "build_optimizer",
+    "evaluate",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "load_config",
+    "load_model",
+    "predict_scores",
+    "read_batch",
+    "save_checkpoint",
+    "train",
+]

@@ -1,0 +1,195 @@
+"""Checkpoints: tensors in safetensors, everything else in JSON, one pair per epoch.
+
+``epoch_003.safetensors`` holds the model state (``model.*``), the optimizer's
+tensors (``optimizer.<param>.<name>``) and the torch RNG states (``rng.*``);
+``epoch_003.json`` holds the model name and options, the class split, the
+training config, the optimizer's hyper-parameters, the numpy RNG state, the
+history so far and the zslkit version. Both are written to a temporary file
+and moved into place (``os.replace``), tensors first: a checkpoint whose JSON
+exists is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+__all__ = [
+    "Checkpoint",
+    "build_model",
+    "checkpoint_paths",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "load_model",
+    "save_checkpoint",
+    "write_atomic",
+]
+
+FORMAT = "zslkit-checkpoint"
+FORMAT_VERSION = 1
+_NAME = re.compile(r"^epoch_(\d+)\.json$")
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: ``meta`` (the JSON) and ``tensors`` (the safetensors file)."""
+
+    path: Path
+    meta: dict[str, Any]
+    tensors: dict[str, torch.Tensor]
+
+    @property
+    def epoch(self) -> int:
+        return int(self.meta["epoch"])
+
+    def section(self, prefix: str) -> dict[str, torch.Tensor]:
+        """The tensors under ``prefix.``, with the prefix removed."""
+        cut = len(prefix) + 1
+        return {k[cut:]: v for k, v in self.tensors.items() if k.startswith(prefix + ".")}
+
+
+def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file next to ``path``, then move it onto ``path``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def checkpoint_paths(out_dir: str | Path, epoch: int) -> tuple[Path, Path]:
+    """``(tensors, json)`` paths of one epoch's checkpoint."""
+    out = Path(out_dir)
+    return out / f"epoch_{epoch:03d}.safetensors", out / f"epoch_{epoch:03d}.json"
+
+
+def latest_checkpoint(out_dir: str | Path) -> Path | None:
+    """The JSON path of the highest complete epoch in ``out_dir``, or ``None``."""
+    out = Path(out_dir)
+    if not out.is_dir():
+        return None
+    epochs = [int(m.group(1)) for p in out.iterdir() if (m := _NAME.match(p.name))]
+    complete = [e for e in epochs if all(p.is_file() for p in checkpoint_paths(out, e))]
+    return checkpoint_paths(out, max(complete))[1] if complete else None
+
+
+def _split_optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, values in state["state"].items():
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer.{index}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(index), {})[name] = value
+    return tensors, {"class": type(optimizer).__name__, "param_groups": state["param_groups"], "state": scalars}
+
+
+def save_checkpoint(
+    out_dir: str | Path,
+    epoch: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    *,
+    meta: dict[str, Any] | None = None,
+) -> Path:
+    """Write epoch ``epoch``'s checkpoint into ``out_dir``; returns the JSON path.
+
+    ``meta`` adds JSON fields (config, history, numpy RNG state, dataset name...).
+    """
+    from zslkit import __version__
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tensor_path, json_path = checkpoint_paths(out, epoch)
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors["rng.torch"] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for i, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = state
+    record: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "zslkit_version": __version__, "epoch": epoch}
+    record["model"] = {"name": getattr(model, "model_name", ""), "options": getattr(model, "options", {})}
+    classes = getattr(model, "classes", None)
+    if classes is not None:
+        record["classes"] = {"seen": classes.seen.tolist(), "unseen": classes.unseen.tolist(), "margin": classes.margin_size}
+    if optimizer is not None:
+        optimizer_tensors, record["optimizer"] = _split_optimizer_state(optimizer)
+        tensors.update(optimizer_tensors)
+    record.update(meta or {})
+    record["tensors"] = tensor_path.name
+    write_atomic(tensor_path, lambda tmp: save_file(tensors, str(tmp)))
+    write_atomic(json_path, lambda tmp: tmp.write_text(json.dumps(record, indent=2, default=_json_default)))
+    return json_path
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return value.tolist()
+    raise TypeError(f"cannot store {type(value).__name__} in a checkpoint's JSON")
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint: its JSON path, its safetensors path, or a directory (latest epoch)."""
+    path = Path(path)
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise FileNotFoundError(f"no complete checkpoint (epoch_NNN.json + .safetensors) in {str(path)!r}")
+        path = found
+    if path.suffix == ".safetensors":
+        path = path.with_suffix(".json")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not a zslkit checkpoint (invalid JSON: {exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a zslkit checkpoint (no \"format\": \"{FORMAT}\" field)")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{path}: checkpoint format {meta['format_version']} is newer than this zslkit reads ({FORMAT_VERSION})")
+    tensor_path = path.with_name(meta.get("tensors", path.with_suffix(".safetensors").name))
+    if not tensor_path.is_file():
+        raise FileNotFoundError(f"{path}: its tensor file {str(tensor_path)!r} is missing")
+    return Checkpoint(path, meta, load_file(str(tensor_path)))
+
+
+def build_model(checkpoint: Checkpoint) -> torch.nn.Module:
+    """Rebuild the checkpoint's model (registered name + options) and load its weights."""
+    import zslkit
+
+    info = checkpoint.meta.get("model", {})
+    if not info.get("name"):
+        raise ValueError(f"{checkpoint.path}: the checkpoint does not name its model")
+    state = checkpoint.section("model")
+    for key in ("classes.attributes", "V"):
+        if key not in state:
+            raise KeyError(f"{checkpoint.path}: model state has no {key!r}")
+    classes = checkpoint.meta["classes"]
+    model = zslkit.create_model(
+        info["name"],
+        class_attributes=state["classes.attributes"],
+        attribute_embeddings=state["V"],
+        seen_classes=classes["seen"],
+        unseen_classes=classes["unseen"],
+        **info.get("options", {}),
+    )
+    model.load_state_dict(state)
+    return model
+
+
+def load_model(path: str | Path) -> torch.nn.Module:
+    """The model stored in a checkpoint (JSON path, safetensors path or run directory), in eval mode."""
+    return build_model(load_checkpoint(path)).eval()

@@ -1,0 +1,167 @@
+"""Training recipes: the :class:`TrainConfig` dataclass and the YAML files in ``zslkit/configs``.
+
+A YAML config holds any subset of the :class:`TrainConfig` fields::
+
+    model: msdn
+    epochs: 30
+    lr: 1.0e-4
+    loss_weights: {self_calibration: 0.1, semantic_distillation: 0.001}
+    model_options: {margin: 1.0}
+
+``load_config("cub")`` reads the packaged ``zslkit/configs/cub.yaml``;
+``load_config("path/to/file.yaml")`` reads a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["OPTIMIZERS", "SAMPLERS", "TrainConfig", "available_configs", "load_config"]
+
+OPTIMIZERS: tuple[str, ...] = ("rmsprop", "adam", "sgd")
+#: ``shuffle``: a fresh permutation every epoch; ``random``: every batch drawn
+#: independently without replacement (the authors' loader); ``class_balanced``:
+#: every batch draws distinct classes, then images of each (the authors' SUN loader).
+SAMPLERS: tuple[str, ...] = ("shuffle", "random", "class_balanced")
+
+
+@dataclass
+class TrainConfig:
+    """How to train a model. The defaults are the paper's CUB recipe.
+
+    Attributes:
+        model: registered model name.
+        epochs: passes over the training split (an epoch is ``ceil(N / batch_size)`` steps).
+        batch_size: images per step.
+        optimizer: one of :data:`OPTIMIZERS`.
+        lr, weight_decay, momentum: optimizer settings (momentum unused by Adam).
+        seed: seeds the model's initialisation and the batch order.
+        sampler: one of :data:`SAMPLERS`.
+        loss_weights: loss term -> weight, overriding the model's defaults.
+        model_options: extra options for ``zslkit.create_model`` (``margin``, ``branches``...).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... or ``"auto"`` (CUDA when available).
+        eval_batch_size: images per forward when predicting.
+        num_threads: CPU threads for PyTorch while training (``torch.set_num_threads``,
+            restored afterwards); 0 leaves PyTorch's default. Small models such as
+            the synthetic one train fastest on 1 thread.
+    """
+
+    model: str = "msdn"
+    epochs: int = 30
+    batch_size: int = 50
+    optimizer: str = "rmsprop"
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    seed: int = 0
+    sampler: str = "shuffle"
+    loss_weights: dict[str, float] = field(default_factory=dict)
+    model_options: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    eval_batch_size: int = 256
+    num_threads: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}")
+        if self.num_threads < 0:
+            raise ValueError(f"TrainConfig.num_threads must be 0 (PyTorch's default) or more, got {self.num_threads}")
+        if self.lr <= 0:
+            raise ValueError(f"TrainConfig.lr must be positive, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"TrainConfig.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"TrainConfig.sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], where: str = "config") -> TrainConfig:
+        """Build from a mapping, refusing unknown keys and values of the wrong type (naming ``where``)."""
+        if not isinstance(values, dict):
+            raise ValueError(f"{where}: expected a mapping of TrainConfig fields, found {type(values).__name__}")
+        defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory() for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for key, value in values.items():
+            if key not in defaults:
+                raise ValueError(f"{where}: unknown key {key!r}; known keys: {', '.join(defaults)}")
+            kwargs[key] = _coerce(value, defaults[key], f"{where}: {key}")
+        try:
+            return cls(**kwargs)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    """``value`` as the type of ``default`` (numbers written like ``1e-4`` are strings to PyYAML)."""
+    if isinstance(default, dict):
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ValueError(f"{where} must be a mapping, found {value!r}")
+        if where.endswith("loss_weights"):
+            return {k: _coerce(v, 0.0, f"{where}.{k}") for k, v in value.items()}
+        return dict(value)
+    if isinstance(value, bool) and not isinstance(default, bool):
+        raise ValueError(f"{where} must be a {type(default).__name__}, found {value!r}")
+    if isinstance(default, float):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where} must be a number, found {value!r}") from None
+    if not isinstance(value, type(default)):
+        raise ValueError(f"{where} must be a {type(default).__name__}, found {value!r}")
+    return value
+
+
+def _config_dir():
+    return resources.files("zslkit") / "configs"
+
+
+def available_configs() -> list[str]:
+    """Names of the packaged configs (``zslkit/configs/*.yaml``)."""
+    return sorted(p.name[: -len(".yaml")] for p in _config_dir().iterdir() if p.name.endswith(".yaml"))
+
+
+def load_config(name_or_path: str | Path | TrainConfig | None = None, **overrides: Any) -> TrainConfig:
+    """A :class:`TrainConfig` from a packaged name (``"cub"``), a YAML path, or defaults (``None``).
+
+    ``overrides`` replace fields after loading, e.g. ``load_config("cub", epochs=5)``.
+    """
+    if isinstance(name_or_path, TrainConfig):
+        config = name_or_path
+    elif name_or_path is None:
+        config = TrainConfig()
+    else:
+        text, where = _read_config_text(name_or_path)
+        try:
+            values = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{where}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        config = TrainConfig.from_dict(values or {}, where)
+    if overrides:
+        config = TrainConfig.from_dict({**config.to_dict(), **overrides}, "overrides")
+    return config
+
+
+def _read_config_text(name_or_path: str | Path) -> tuple[str, str]:
+    path = Path(name_or_path)
+    if path.suffix in {".yaml", ".yml"} or path.exists():
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+        return path.read_text(), str(path)
+    packaged = _config_dir() / f"{name_or_path}.yaml"
+    if not packaged.is_file():
+        raise FileNotFoundError(
+            f"no config named {str(name_or_path)!r}; packaged configs: {', '.join(available_configs())} "
+            "(or give a path to a .yaml file)"
+        )
+    return packaged.read_text(), f"zslkit/configs/{name_or_path}.yaml"

@@ -1,0 +1,260 @@
+"""The training loop: the paper's recipe by default, checkpoints every epoch, resumable."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from zslkit.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_atomic
+from zslkit.training.config import TrainConfig, available_configs, load_config
+from zslkit.training.data import batch_indices, read_batch, steps_per_epoch
+
+__all__ = ["TrainResult", "build_optimizer", "config_for", "resolve_device", "train"]
+
+EpochCallback = Callable[[int, torch.nn.Module], "dict[str, Any] | None"]
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        model: the trained model, in eval mode.
+        history: one dict per epoch (``epoch`` from 1, ``loss``, ``loss_<term>``,
+            ``lr``, ``wall_s``, plus what ``on_epoch`` returned).
+        config: the config used (after ``seed`` was applied).
+        out_dir: where checkpoints and logs went, or ``None``.
+        checkpoint: the last checkpoint's JSON path, or ``None``.
+        unused_loss_weights: config loss weights naming terms this model does not have
+            (only when the config was written for another model).
+    """
+
+    model: torch.nn.Module
+    history: list[dict[str, Any]]
+    config: TrainConfig
+    out_dir: Path | None = None
+    checkpoint: Path | None = None
+    unused_loss_weights: dict[str, float] = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA if available else CPU; anything else as ``torch.device``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} asked for, but PyTorch sees no CUDA device (use device: cpu or auto)")
+    return device
+
+
+def config_for(dataset, config: str | Path | TrainConfig | None) -> TrainConfig:
+    """``config`` as a :class:`TrainConfig`; ``None`` picks the packaged config named like the dataset
+    (``"synthetic"`` for ``synthetic`` and its ``synthetic/validation`` view) or, failing that, the defaults."""
+    if config is not None:
+        return load_config(config)
+    base = str(dataset.name).split("/")[0]
+    return load_config(base if base in available_configs() else None)
+
+
+def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    """RMSprop, Adam or SGD with the config's lr, weight decay and momentum."""
+    params = [p for p in params if p.requires_grad]
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum)
+
+
+def _build_model(dataset, model, config: TrainConfig, model_options: dict[str, Any]):
+    if isinstance(model, torch.nn.Module):
+        if model_options:
+            raise TypeError(f"model options {sorted(model_options)} given with an already built model")
+        return model
+    import zslkit
+
+    if dataset.features is None:
+        raise ValueError(f"dataset {dataset.name!r} has no region features (features is None); attention models need them")
+    return zslkit.create_model(
+        model,
+        class_attributes=dataset.class_attributes,
+        attribute_embeddings=dataset.attribute_embeddings,
+        seen_classes=dataset.seen_classes,
+        unseen_classes=dataset.unseen_classes,
+        feature_dim=dataset.feature_dim,
+        **{**config.model_options, **model_options},
+    )
+
+
+def _apply_loss_weights(net, config: TrainConfig, model_name: str) -> dict[str, float]:
+    """Set the config's loss weights; return those for absent terms (an error if the config targets this model)."""
+    known = {k: v for k, v in config.loss_weights.items() if k in net.loss_weights}
+    unused = {k: v for k, v in config.loss_weights.items() if k not in net.loss_weights}
+    if unused and config.model == model_name:
+        raise ValueError(f"config loss_weights name term {sorted(unused)[0]!r} that model {model_name!r} does not have; it has {list(net.loss_weights)}")
+    net.set_loss_weights(known)
+    return unused
+
+
+def _write_logs(out_dir: Path, history: list[dict[str, Any]]) -> None:
+    keys: list[str] = []
+    for row in history:
+        keys += [k for k in row if k not in keys]
+
+    def write_csv(tmp: Path) -> None:
+        with tmp.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(history)
+
+    write_atomic(out_dir / "history.csv", write_csv)
+    write_atomic(out_dir / "history.json", lambda tmp: tmp.write_text(json.dumps(history, indent=2, default=str)))
+
+
+def _resume(out_dir: Path, net, optimizer, rng: np.random.Generator, model_name: str) -> tuple[int, list[dict[str, Any]]]:
+    """Load the latest checkpoint of ``out_dir`` into ``net``, ``optimizer``, ``rng``; return (epoch, history)."""
+    path = latest_checkpoint(out_dir)
+    if path is None:
+        return 0, []
+    ckpt = load_checkpoint(path)
+    saved = ckpt.meta.get("model", {})
+    if saved.get("name") != model_name or saved.get("options") != json.loads(json.dumps(net.options)):
+        raise ValueError(
+            f"{path}: cannot resume, the checkpoint holds model {saved.get('name')!r} with other options; "
+            "use a fresh out_dir or the same model and options"
+        )
+    net.load_state_dict(ckpt.section("model"))
+    opt_meta = ckpt.meta["optimizer"]
+    state: dict[int, dict[str, Any]] = {}
+    for key, tensor in ckpt.section("optimizer").items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = tensor
+    for index, values in opt_meta.get("state", {}).items():
+        state.setdefault(int(index), {}).update(values)
+    optimizer.load_state_dict({"state": state, "param_groups": opt_meta["param_groups"]})
+    torch.set_rng_state(ckpt.tensors["rng.torch"])
+    rng.bit_generator.state = ckpt.meta["rng"]["numpy"]
+    return ckpt.epoch, list(ckpt.meta.get("history", []))
+
+
+def _train_one_epoch(net, optimizer, dataset, batches, steps: int, device, desc: str, progress: bool) -> dict[str, float]:
+    """One pass over ``batches``; returns ``loss`` and ``loss_<term>`` averaged over images."""
+    net.train()
+    sums: dict[str, float] = {}
+    seen_images = 0
+    with tqdm(total=steps, desc=desc, disable=not progress, leave=False, unit="batch") as bar:
+        for step, batch in enumerate(batches):
+            features = read_batch(dataset.features, batch).to(device)
+            labels = torch.as_tensor(dataset.labels[batch], device=device)
+            losses = net.loss(net(features), labels)
+            total = float(losses["total"].detach())
+            if not np.isfinite(total):
+                raise FloatingPointError(
+                    f"loss became {total} at {desc}, step {step + 1}; try a smaller lr or check the features for inf/nan"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            optimizer.step()
+            for name, value in losses.items():
+                sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(batch)
+            seen_images += len(batch)
+            bar.update(1)
+            bar.set_postfix(loss=f"{total:.4f}")
+    record = {"loss": sums.pop("total") / seen_images}
+    record.update({f"loss_{name}": value / seen_images for name, value in sums.items()})
+    return record
+
+
+def train(
+    dataset,
+    model: str | torch.nn.Module | None = None,
+    config: str | Path | TrainConfig | None = None,
+    *,
+    split: str = "trainval",
+    seed: int | None = None,
+    on_epoch: EpochCallback | None = None,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+    resume: bool = False,
+    **model_options: Any,
+) -> TrainResult:
+    """Train a registered model (by name) on the images of ``split``.
+
+    Args:
+        dataset: a :class:`~zslkit.datasets.ZSLDataset`; its seen/unseen classes
+            define the model's class space (pass ``dataset.validation_view()`` for
+            model selection).
+        model: registered model name (or an already built model); ``None``: the
+            config's ``model`` (``"msdn"`` unless the config says otherwise).
+        config: packaged config name, YAML path or :class:`TrainConfig`; ``None``
+            picks the packaged config named like the dataset, else the defaults.
+        split: the split whose images are trained on.
+        seed: overrides ``config.seed``.
+        on_epoch: called as ``on_epoch(epoch, model)`` after every epoch (model in
+            eval mode, ``epoch`` counted from 1); a returned dict is merged into
+            that epoch's history entry.
+        out_dir: checkpoints (one per epoch) and ``history.csv``/``history.json`` go here.
+        progress: show a progress bar and a line per epoch.
+        resume: continue from the latest checkpoint in ``out_dir``.
+        model_options: extra options for ``zslkit.create_model`` (over ``config.model_options``).
+    """
+    cfg = config_for(dataset, config)
+    if seed is not None:
+        cfg = replace(cfg, seed=int(seed))
+    if split not in dataset.splits:
+        raise KeyError(f"dataset {dataset.name!r} has no split {split!r}; it has {sorted(dataset.splits)}")
+    indices = dataset.splits[split]
+    if len(indices) == 0:
+        raise ValueError(f"split {split!r} of dataset {dataset.name!r} is empty")
+    device = resolve_device(cfg.device)
+    model = cfg.model if model is None else model
+    model_name = model if isinstance(model, str) else getattr(model, "model_name", type(model).__name__)
+
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    net = _build_model(dataset, model, cfg, model_options).to(device)
+    unused = _apply_loss_weights(net, cfg, model_name)
+    optimizer = build_optimizer(cfg, net.parameters())
+    out = Path(out_dir) if out_dir is not None else None
+    if resume and out is None:
+        raise ValueError("resume=True needs the out_dir that holds the checkpoints")
+    start, history = _resume(out, net, optimizer, rng, model_name) if resume else (0, [])
+    if progress and unused:
+        tqdm.write(f"note: config {cfg.model!r} loss weights {unused} do not apply to {model_name!r}")
+
+    checkpoint = None
+    steps = steps_per_epoch(len(indices), cfg.batch_size)
+    threads = torch.get_num_threads()
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    try:
+        for epoch in range(start + 1, cfg.epochs + 1):
+            began = time.perf_counter()
+            batches = batch_indices(cfg.sampler, indices, dataset.labels, cfg.batch_size, rng)
+            record: dict[str, Any] = {"epoch": epoch}
+            record.update(_train_one_epoch(net, optimizer, dataset, batches, steps, device, f"epoch {epoch}/{cfg.epochs}", progress))
+            record.update(lr=optimizer.param_groups[0]["lr"], wall_s=time.perf_counter() - began)
+            if on_epoch is not None:
+                net.eval()
+                record.update(on_epoch(epoch, net) or {})
+            history.append(record)
+            if progress:
+                tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+            if out is not None:
+                meta = {"dataset": dataset.name, "split": split, "config": cfg.to_dict(),
+                        "rng": {"numpy": rng.bit_generator.state}, "history": history}
+                checkpoint = save_checkpoint(out, epoch, net, optimizer, meta=meta)
+                _write_logs(out, history)
+    finally:
+        torch.set_num_threads(threads)
+    net.eval()
+    return TrainResult(net, history, cfg, out, checkpoint, unused)
