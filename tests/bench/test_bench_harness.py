@@ -130,3 +130,13 @@ def test_unknown_dataset_fails_before_any_work(monkeypatch):
     with pytest.raises(KeyError, match="synthetic"):
         run_benchmark(["synthetc"], ["sae"], progress=False)
     assert calls == [] and harness.HARNESS_VERSION >= 1
+
+
+def test_grids_expand_to_every_combination_and_refuse_scalars():
+    from zslkit.bench.runner import expand_grid
+
+    assert expand_grid(None) == [{}] and expand_grid({}) == [{}]
+    assert expand_grid({"b": [1, 2], "a": ["x"]}) == [{"a": "x", "b": 1}, {"a": "x", "b": 2}]
+    assert expand_grid([{"a": [1]}, {"b": [2, 3]}]) == [{"a": 1}, {"b": 2}, {"b": 3}]
+    with pytest.raises(ValueError, match=r"param_grid\['lr'\] must be a list"):
+        expand_grid({"lr": 0.1})

@@ -91,7 +91,7 @@ class BenchmarkResult:
             ref = extra.get((row["dataset"], row["method"]))
             if ref is not None:
                 rows.append({**ref, "method": f"{row['method']} (published)"})
-        return format_markdown(rows, caption=self.caption(with_published))
+        return format_markdown(rows, title=self.caption(with_published))
 
 
 def _cell_settings(dataset: str, dataset_options: dict[str, Any], case: BenchmarkCase, protocol: str,

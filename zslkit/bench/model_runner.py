@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
@@ -24,14 +23,12 @@ def _training():
 class ModelRunner:
     """Train ``component`` (a registered model) with ``options`` plus the tuned ``params``.
 
-    ``train_config`` is a ``TrainConfig``, the name of a packaged config (for
-    ``load_config``), a dict of ``TrainConfig`` fields, or ``None`` to let
-    ``train`` choose its default. To stop the final run at the epoch chosen on
-    validation, the config's ``epochs`` field is replaced (``dataclasses.replace``);
-    with no ``train_config``, the base is the config the previous run reports
-    (``TrainResult.config``) or else ``TrainConfig()``. The class space comes from
-    the dataset passed in, so the validation view trains with the validation
-    classes as unseen.
+    ``train_config`` is a ``TrainConfig``, a packaged config name or YAML path,
+    a dict of fields that override the trainer's default for the dataset (e.g.
+    ``{"epochs": 5}`` on top of ``configs/synthetic.yaml``), or ``None`` for that
+    default. The final run of the validation protocol stops at the chosen epoch
+    by overriding ``epochs``. The class space comes from the dataset passed in,
+    so the validation view trains with the validation classes as unseen.
     """
 
     kind = "model"
@@ -43,24 +40,20 @@ class ModelRunner:
         self.param_grid = param_grid
         self.train_config = train_config
         self.progress = progress
-        self._reported_config: Any = None
 
     def candidates(self) -> list[dict[str, Any]]:
         return expand_grid(self.param_grid)
 
-    def config(self, epochs: int | None = None):
-        """The config to train with (``None``: the trainer's default), ``epochs`` replaced when given."""
+    def config(self, dataset: ZSLDataset, epochs: int | None = None):
+        """The ``TrainConfig`` for ``dataset``, with the case's overrides and ``epochs`` when given."""
         training = _training()
-        config = self.train_config
-        if isinstance(config, str):
-            config = training.load_config(config)
-        elif isinstance(config, dict):
-            config = training.TrainConfig(**config)
-        if epochs is None:
-            return config
-        if config is None:
-            config = self._reported_config if self._reported_config is not None else training.TrainConfig()
-        return dataclasses.replace(config, epochs=epochs)
+        from zslkit.training.trainer import config_for
+
+        overrides = dict(self.train_config) if isinstance(self.train_config, dict) else {}
+        base = config_for(dataset, None if isinstance(self.train_config, dict) else self.train_config)
+        if epochs is not None:
+            overrides["epochs"] = epochs
+        return training.load_config(base, **overrides) if overrides else base
 
     def fit(self, dataset: ZSLDataset, params: dict[str, Any], seed: int, *, epochs: int | None = None,
             on_epoch: OnEpoch | None = None) -> Fit:
@@ -68,14 +61,13 @@ class ModelRunner:
         result = training.train(
             dataset,
             self.component,
-            self.config(epochs),
+            self.config(dataset, epochs),
             split="trainval",
             seed=seed,
             on_epoch=on_epoch,
             progress=self.progress,
             **{**self.options, **params},
         )
-        self._reported_config = getattr(result, "config", None) or self._reported_config
         return Fit(result.model, [dict(h) for h in result.history])
 
     def scores(self, predictor, dataset: ZSLDataset, indices: np.ndarray) -> np.ndarray:

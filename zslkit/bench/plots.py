@@ -49,7 +49,8 @@ def plot_seen_unseen_curves(cells: list[dict[str, Any]], dataset: str, path: str
 
 
 def plot_training_curves(cell: dict[str, Any], path: str | Path) -> Path:
-    """Left: every ``*loss*`` entry of the training history; right: the protocol's per-epoch metrics."""
+    """Left: every ``*loss*`` entry of the training history (of the run that produced the reported model);
+    right: the protocol's per-epoch metrics (``val_*`` of the selection run, or ``test_*`` under ``paper``)."""
     fig = Figure(figsize=(10, 4))
     losses, metrics = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     history = cell.get("train_history") or []
@@ -58,15 +59,17 @@ def plot_training_curves(cell: dict[str, Any], path: str | Path) -> Path:
         points = [(h.get("epoch", i + 1), h[key]) for i, h in enumerate(history) if isinstance(h.get(key), (int, float))]
         losses.plot(*zip(*points), label=key)
     losses.set_xlabel("epoch")
-    losses.set_title("training losses")
+    losses.set_title("training losses (final run)")
     if keys:
         losses.legend(fontsize="small")
+        if all(h[k] > 0 for h in history for k in keys if isinstance(h.get(k), (int, float))):
+            losses.set_yscale("log")
     epochs = [e for e in cell.get("epochs") or [] if e.get("epoch") is not None]
     for key in sorted({k for e in epochs for k in e if k.endswith(("_T1", "_H"))}):
         metrics.plot([e["epoch"] for e in epochs], [100 * e[key] for e in epochs], marker=".", label=key)
     metrics.set_xlabel("epoch")
     metrics.set_ylabel("%")
-    metrics.set_title(f"{cell['method']} on {cell['dataset']}, seed {cell['seed']} ({cell['protocol']})")
+    metrics.set_title(f"{cell['method']} on {cell['dataset']}, seed {cell['seed']}: per-epoch metrics ({cell['protocol']})")
     if epochs:
         metrics.legend(fontsize="small")
     for ax in (losses, metrics):

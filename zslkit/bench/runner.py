@@ -9,11 +9,12 @@ every protocol runs both the same way.
 from __future__ import annotations
 
 from collections.abc import Callable
+import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-from sklearn.model_selection import ParameterGrid
 
 from zslkit.datasets import ZSLDataset
 
@@ -51,7 +52,17 @@ class Runner(Protocol):
 
 
 def expand_grid(grid: Any) -> list[dict[str, Any]]:
-    """A grid (dict name -> values, or a list of such dicts) as the list of its points; ``[{}]`` when empty."""
+    """A grid (name -> list of values, or a list of such dicts) as the list of its points; ``[{}]`` when empty.
+
+    Points follow the order of the sorted names, the last name varying fastest.
+    """
     if not grid:
         return [{}]
-    return [dict(point) for point in ParameterGrid(grid)]
+    points = []
+    for part in [grid] if isinstance(grid, Mapping) else list(grid):
+        names = sorted(part)
+        for name in names:
+            if isinstance(part[name], (str, bytes)) or not hasattr(part[name], "__iter__"):
+                raise ValueError(f"param_grid[{name!r}] must be a list of candidate values, got {part[name]!r}")
+        points += [dict(zip(names, values)) for values in itertools.product(*(list(part[n]) for n in names))]
+    return points

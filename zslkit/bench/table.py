@@ -21,7 +21,7 @@ def format_value(value: float | None, std: float | None = None) -> str:
     return f"{100 * value:.1f} ± {100 * std:.1f}"
 
 
-def format_markdown(rows: list[dict[str, Any]], columns=COLUMNS, caption: str | None = None) -> str:
+def format_markdown(rows: list[dict[str, Any]], columns=COLUMNS, title: str | None = None) -> str:
     """Pivot rows into one Markdown table.
 
     Each row is a dict with ``method``, optionally ``dataset``, metric values in
@@ -33,7 +33,7 @@ def format_markdown(rows: list[dict[str, Any]], columns=COLUMNS, caption: str | 
     methods = list(dict.fromkeys(str(r["method"]) for r in rows))
     cell = {(str(r["method"]), str(r.get("dataset", ""))): r for r in rows}
     head = [f"{d} {c}".strip() if len(datasets) > 1 else c for d in datasets for c in columns]
-    lines = [f"**{caption}**", ""] if caption else []
+    lines = [f"**{title}**", ""] if title else []
     lines.append("| " + " | ".join(["method", *head]) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * len(head)) + "|")
     for method in methods:

@@ -14,9 +14,6 @@ from typing import Any
 
 import yaml
 
-from zslkit.bench import available_cases, run_benchmark, write_outputs
-from zslkit.bench.protocols import PROTOCOLS
-
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="run methods and models under one protocol; print T1/U/S/H/AUSUC")
@@ -58,6 +55,8 @@ def parse_dataset_options(items: list[str], datasets: list[str]) -> dict[str, di
 
 
 def _print_list() -> int:
+    from zslkit.bench import PROTOCOLS, available_cases
+
     print("cases:")
     for name, case in sorted(available_cases().items()):
         flags = ", default" if case.default else ""
@@ -69,6 +68,8 @@ def _print_list() -> int:
 
 
 def run(args) -> int:
+    from zslkit.bench import run_benchmark, write_outputs
+
     if args.list:
         return _print_list()
     if args.seeds < 1:
