@@ -8,9 +8,8 @@ every protocol runs both the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
