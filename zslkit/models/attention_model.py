@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import einsum, rearrange
+from numpy.typing import ArrayLike
 from torch import nn
 
 from zslkit.contracts import check_attention_output
@@ -62,10 +63,10 @@ class AttentionZSLModel(nn.Module):
 
     def __init__(
         self,
-        class_attributes,
-        attribute_embeddings=None,
-        seen_classes=None,
-        unseen_classes=None,
+        class_attributes: ArrayLike,
+        attribute_embeddings: ArrayLike | None = None,
+        seen_classes: ArrayLike | None = None,
+        unseen_classes: ArrayLike | None = None,
         feature_dim: int = 2048,
         branches: Mapping[str, Any] | None = None,
         losses: Mapping[str, Any] | None = None,

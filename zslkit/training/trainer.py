@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from zslkit.datasets.container import ZSLDataset
 from zslkit.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_atomic
 from zslkit.training.config import TrainConfig, available_configs, load_config
 from zslkit.training.data import batch_indices, read_batch, steps_per_epoch
@@ -175,7 +176,7 @@ def _train_one_epoch(net, optimizer, dataset, batches, steps: int, device, desc:
 
 
 def train(
-    dataset,
+    dataset: ZSLDataset,
     model: str | torch.nn.Module | None = None,
     config: str | Path | TrainConfig | None = None,
     *,
