@@ -14,7 +14,7 @@ import os
 import sys
 
 #: Modules of ``zslkit.cli`` that define subcommands, in help order.
-COMMANDS: tuple[str, ...] = ("listing", "bench")
+COMMANDS: tuple[str, ...] = ("listing", "bench", "extract", "data", "embed", "viz")
 
 
 class CLIError(Exception):
