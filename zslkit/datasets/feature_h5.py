@@ -120,11 +120,14 @@ def load_feature_h5(
         raise file_error(path, f"{class_attributes} must be (K, I), found shape {matrix.shape}")
     if labels.size != num_images:
         raise file_error(path, f"{labels.size} labels for {num_images} feature maps")
-    num_classes = matrix.shape[0]
-    if labels.size and labels.max() >= num_classes and matrix.shape[1] > labels.max():
+    num_classes, used = matrix.shape[0], int(labels.max()) + 1 if labels.size else 0
+    one_based = labels.size and labels.min() >= 1 and labels.max() == num_classes
+    if matrix.shape[1] == used != num_classes and not one_based:
         raise file_error(path, f"{class_attributes} has shape {matrix.shape}: looks like xlsa17's (I, K); this format stores (K, I)")
-    check_finite(matrix, path, f"{class_attributes} (K, I)")
     labels = to_zero_based(labels, num_classes, path, "labels", one_based=False)
+    if used != num_classes:
+        raise file_error(path, f"{class_attributes} has {num_classes} class rows, the labels use {used} classes")
+    check_finite(matrix, path, f"{class_attributes} (K, I)")
     splits = {split: to_zero_based(idx, num_images, path, _ALL_SPLITS[split], one_based=False) for split, idx in raw_splits.items()}
     if ("train" in splits) != ("val" in splits):
         raise file_error(path, "has only one of train_loc and val_unseen_loc; the validation split needs both")

@@ -268,7 +268,8 @@ class StoreWriter:
         """Write ``rows`` at ``start`` (must equal ``done``), flush them, then record progress."""
         if start != self.done:
             raise DatasetError(f"{self.path}: rows must be written in order: next row is {self.done}, got {start}")
-        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        with np.errstate(over="ignore"):  # overflow to inf is reported below
+            rows = np.ascontiguousarray(rows, dtype=self.dtype)
         if rows.shape[1:] != tuple(self.shape[1:]) or start + rows.shape[0] > self.total:
             raise DatasetError(f"{self.path}: cannot write rows of shape {rows.shape} at {start} into a store of shape {self.shape}")
         if not np.isfinite(rows).all():

@@ -33,7 +33,7 @@ _NUMPY_GLOBALS = {
         (f"{prefix}.multiarray", "scalar"),
         (f"{prefix}.numeric", "_frombuffer"),
     )
-} | {("numpy", "ndarray"), ("numpy", "dtype")}
+} | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}  # protocol 2 stores bytes via _codecs.encode
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):

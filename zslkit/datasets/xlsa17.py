@@ -160,15 +160,15 @@ def read_att_splits(path: str | Path, num_images: int, num_classes: int | None =
     """Read ``att_splits.mat``: attributes become ``(K, I)``, split indices 0-based.
 
     ``num_images`` bounds the split indices; ``num_classes`` (the number of classes the
-    labels use) is the least number of ``att`` columns accepted.
+    labels use; every xlsa17 class has images) must equal the number of ``att`` columns.
     """
     content = load_mat(path, ["att", *_SPLIT_KEYS.values()], ("original_att", "allclasses_names", *_VALIDATION_KEYS.values()))
     att = np.asarray(content["att"], dtype=np.float64)
     if att.ndim != 2:
         raise file_error(path, f"att must be (I, K), found shape {att.shape}")
-    if num_classes is not None and att.shape[1] < num_classes:
-        hint = " -- transposed? xlsa17 stores att as (I, K)" if att.shape[0] >= num_classes else ""
-        raise file_error(path, f"att has {att.shape[1]} class columns (shape {att.shape}), the labels of res101.mat reach class {num_classes}{hint}")
+    if num_classes is not None and att.shape[1] != num_classes:
+        hint = " -- transposed? xlsa17 stores att as (I, K)" if att.shape[0] == num_classes else ""
+        raise file_error(path, f"att has {att.shape[1]} class columns (shape {att.shape}), the labels of res101.mat use {num_classes} classes{hint}")
     check_finite(att, path, "att (I, K)")
     original = None
     if "original_att" in content:
