@@ -80,7 +80,7 @@ def embed_attributes(
     """
     if not names:
         raise ValueError("no attribute names to embed")
-    encoder = model if hasattr(model, "encode") else load_sentence_encoder(model, device=device)
+    encoder = load_sentence_encoder(model, device=device) if isinstance(model, (str, Path)) else model
     phrases = [attribute_phrase(n) for n in names]
     vectors = np.asarray(encoder.encode(phrases, batch_size=batch_size, convert_to_numpy=True), dtype=np.float32)
     if vectors.ndim != 2 or vectors.shape[0] != len(phrases):
