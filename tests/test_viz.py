@@ -15,7 +15,7 @@ from PIL import Image
 from zslkit.cli import main
 from zslkit.viz import attention_figure, center_crop, top_attribute_maps
 
-H, W, I = 3, 4, 10  # regions on a 3x4 grid, 10 attributes
+H, W, NUM_ATTR = 3, 4, 10  # regions on a 3x4 grid, 10 attributes
 
 
 class StandIn(torch.nn.Module):
@@ -27,7 +27,7 @@ class StandIn(torch.nn.Module):
 
     def __init__(self, channels: int = H * W) -> None:
         super().__init__()
-        self.weight = torch.nn.Parameter(torch.eye(I, channels) * torch.arange(1, I + 1.0)[:, None])
+        self.weight = torch.nn.Parameter(torch.eye(NUM_ATTR, channels) * torch.arange(1, NUM_ATTR + 1.0)[:, None])
 
     def forward(self, features):
         regions = rearrange(features, "b c h w -> b (h w) c")
@@ -50,7 +50,7 @@ def test_top_attributes_and_maps_follow_scores_and_grid(features):
     model = StandIn()
     panels = top_attribute_maps(model, features, top_k=4)
     assert list(panels) == ["a2v", "v2a"]  # the branch without maps is left out
-    logits = 5.0 * (torch.eye(I, H * W) * torch.arange(1, I + 1.0)[:, None])
+    logits = 5.0 * (torch.eye(NUM_ATTR, H * W) * torch.arange(1, NUM_ATTR + 1.0)[:, None])
     expected_maps = logits.softmax(-1)
     expected_scores = (expected_maps * logits).sum(-1)
     a2v = panels["a2v"]
@@ -63,7 +63,7 @@ def test_top_attributes_and_maps_follow_scores_and_grid(features):
 
 
 def test_figure_has_one_panel_per_attribute_and_branch(features, tmp_path):
-    names = [f"has_part_{i}::value" for i in range(I)]
+    names = [f"has_part_{i}::value" for i in range(NUM_ATTR)]
     image = np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8)
     model = StandIn().train()
     figure = attention_figure(model, image, features, attribute_names=names, top_k=3, image_size=48)
@@ -102,7 +102,7 @@ def test_errors(features):
 
 def test_cli_draws_a_checkpoint_through_zslkit_training(tmp_path, monkeypatch, capsys):
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (70, 90, 3), dtype=np.uint8)).save(tmp_path / "bird.jpg")
-    (tmp_path / "names.txt").write_text("".join(f"attribute number {i}\n" for i in range(I)))
+    (tmp_path / "names.txt").write_text("".join(f"attribute number {i}\n" for i in range(NUM_ATTR)))
     training = types.ModuleType("zslkit.training")
     training.load_checkpoint = lambda path: {"model": StandIn(channels=96), "path": path}  # test_resnet has 96 channels
     monkeypatch.setitem(sys.modules, "zslkit.training", training)
