@@ -104,7 +104,7 @@ def test_cli_draws_a_checkpoint_through_zslkit_training(tmp_path, monkeypatch, c
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (70, 90, 3), dtype=np.uint8)).save(tmp_path / "bird.jpg")
     (tmp_path / "names.txt").write_text("".join(f"attribute number {i}\n" for i in range(NUM_ATTR)))
     training = types.ModuleType("zslkit.training")
-    training.load_checkpoint = lambda path: {"model": StandIn(channels=96), "path": path}  # test_resnet has 96 channels
+    training.load_model = lambda path: StandIn(channels=96)  # test_resnet maps have 96 channels
     monkeypatch.setitem(sys.modules, "zslkit.training", training)
     argv = ["viz", "attention", "--checkpoint", str(tmp_path / "model.pt"), "--image", str(tmp_path / "bird.jpg"),
             "--backbone", "test_resnet", "--random-init", "--image-size", "64", "--top-k", "2",

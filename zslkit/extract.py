@@ -115,9 +115,14 @@ def extract_features(
         backbone: images ``(B, 3, S, S)`` -> ``(B, C, H, W)``; e.g. :class:`~zslkit.backbones.TimmBackbone`.
         out: store directory. If it holds an unfinished extraction with the same
             settings, extraction resumes there; a finished one is returned as is.
-        image_size, crop_pct, interpolation: preprocessing (see :func:`preprocessing`).
-        batch_size, device, num_workers: how the backbone is run.
-        dtype, format: ``"float16"``/``"float32"``; ``"npy"``/``"safetensors"``.
+        image_size: side of the square crop the backbone sees (see :func:`preprocessing`).
+        crop_pct: crop fraction: the shorter side is resized to ``image_size / crop_pct``.
+        interpolation: resize interpolation (default: timm's for the model).
+        batch_size: images per forward pass.
+        dtype: ``"float16"`` (default) or ``"float32"``.
+        format: ``"npy"`` (default) or ``"safetensors"``.
+        device: where the backbone runs.
+        num_workers: DataLoader processes decoding images.
         metadata: extra JSON-ready provenance (e.g. checksums of the split files); part of
             the settings a resumed run must match.
         progress: show a tqdm progress bar.

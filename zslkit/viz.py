@@ -135,7 +135,10 @@ def attention_figure(
         attribute_names: ``I`` names for the panel titles (default ``"attribute i"``).
         top_k: panels per branch.
         branches: which branches (default: every branch with maps).
-        alpha, cmap: overlay opacity and colour map.
+        image_size: crop side; ``None`` shows the image as given.
+        alpha: opacity of the overlaid maps.
+        cmap: matplotlib colour map of the overlaid maps.
+        panel_size: inches per panel.
     """
     from matplotlib.figure import Figure
 

@@ -27,18 +27,12 @@ def add_parser(sub) -> None:
 
 
 def load_model(checkpoint: str):
-    """The model of a ``zslkit train`` checkpoint, via ``zslkit.training.load_checkpoint``."""
+    """The model of a ``zslkit train`` checkpoint, via ``zslkit.training.load_model`` (imported lazily)."""
     try:
-        from zslkit.training import load_checkpoint
+        from zslkit.training import load_model as load
     except ImportError as exc:
         raise CLIError(f"reading checkpoints needs zslkit.training, which this installation lacks ({exc})") from None
-    loaded = load_checkpoint(checkpoint)
-    model = loaded if hasattr(loaded, "forward") else getattr(loaded, "model", None)
-    if model is None and isinstance(loaded, dict):
-        model = loaded.get("model")
-    if model is None:
-        raise CLIError(f"{checkpoint}: load_checkpoint returned {type(loaded).__name__}, not a model")
-    return model
+    return load(checkpoint)
 
 
 def run_attention(args) -> int:

@@ -1,6 +1,6 @@
 """The xlsa17 benchmark files (Xian et al., "Zero-Shot Learning -- The Good, the Bad and the Ugly").
 
-Download ``xlsa17.zip`` (see :doc:`data`); each ``xlsa17/data/<DATASET>/`` folder holds
+Download ``xlsa17.zip`` (see the "Data" docs page); each ``xlsa17/data/<DATASET>/`` folder holds
 
 ``res101.mat``
     ``features`` ``(2048, N)`` ResNet-101 global features, ``labels`` ``(N, 1)`` **1-based**
