@@ -54,6 +54,8 @@ def test_incomplete_store_refuses_to_open_and_resumes(tmp_path):
     partial = open_store(tmp_path / "s", allow_incomplete=True)
     assert not partial.complete and partial.done == 3
     np.testing.assert_array_equal(partial[:3], rows[:3])
+    with pytest.raises(IncompleteStoreError, match=r"row 4 is not extracted yet \(3 of 7 are\)"):
+        partial[[1, 4]]
     with pytest.raises(IncompleteStoreError, match="only 3 of 7 rows written; not marking complete"):
         writer.finish()
     assert not (tmp_path / "s" / "COMPLETE").exists()

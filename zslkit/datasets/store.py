@@ -192,6 +192,8 @@ class FeatureStore(LazyRows):
         return self._fd
 
     def _read_run(self, start: int, stop: int, out: np.ndarray) -> None:
+        if stop > self.done:
+            raise IncompleteStoreError(f"{self.path}: row {max(start, self.done)} is not extracted yet ({self.done} of {len(self)} are)")
         _pread_into(self._file(), memoryview(out).cast("B"), self._offset + start * self.row_bytes, self.array_path)
 
     def close(self) -> None:
