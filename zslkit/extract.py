@@ -13,7 +13,6 @@ after the last batch that reached the disk (see :func:`extract_features`).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,19 +20,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from zslkit.contracts import check_backbone_output
+from zslkit.datasets.checks import sha256_file
 from zslkit.datasets.image_folder import ImageList
 from zslkit.datasets.store import FeatureStore, create_store
 
 __all__ = ["ImageFiles", "extract_features", "preprocessing", "sha256_file"]
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def preprocessing(
@@ -80,6 +72,17 @@ class ImageFiles(torch.utils.data.Dataset):
                 return self.transform(image.convert("RGB"))
         except (OSError, UnidentifiedImageError) as exc:
             raise OSError(f"{path}: cannot read image ({exc})") from None
+
+
+def _origin(backbone: nn.Module) -> str:
+    """Where the backbone's class was registered from (names the plugin), or its qualified name."""
+    from zslkit.registry import list_components, component_info
+
+    for name in list_components("backbone"):
+        info = component_info("backbone", name)
+        if info.factory is type(backbone):
+            return f"registered as {name!r}, {info.origin}"
+    return f"{type(backbone).__module__}.{type(backbone).__qualname__}"
 
 
 def _describe(backbone: nn.Module) -> dict[str, Any]:
@@ -143,7 +146,10 @@ def extract_features(
     backbone = backbone.to(device).eval()
     transform, config = preprocessing(backbone, image_size, crop_pct=crop_pct, interpolation=interpolation)
     with torch.inference_mode():
-        channels, height, width = backbone(torch.zeros(1, *config["input_size"], device=device)).shape[1:]
+        probe = backbone(torch.zeros(1, *config["input_size"], device=device))
+    check_backbone_output(probe, batch=1, feature_dim=getattr(backbone, "feature_dim", None),
+                          name=type(backbone).__name__, source=_origin(backbone))
+    channels, height, width = probe.shape[1:]
     settings = {"backbone": _describe(backbone), "image_size": int(image_size), "preprocessing": config,
                 "files": list(files), **(metadata or {})}
     writer = create_store(out, (len(paths), channels, height, width), dtype=dtype, format=format, metadata=settings)

@@ -34,7 +34,7 @@ def test_classes_and_pooling():
         (dict(features=np.zeros((7, 2, 2, 2))), "features has 7 rows"),
         (dict(features=np.zeros((8, 2, 4))), r"\(N, C, H, W\)"),
         (dict(attribute_embeddings=np.zeros((5, 3))), r"attribute_embeddings must be \(3, D\)"),
-        (dict(class_attributes=np.full((4, 3), np.nan)), "non-finite value at class 0"),
+        (dict(class_attributes=np.full((4, 3), np.nan)), r"non-finite value \(nan\) at class 0, attribute 0"),
     ],
 )
 def test_inconsistent_parts_name_the_field(override, message):

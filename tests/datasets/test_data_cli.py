@@ -34,12 +34,12 @@ def test_extract_then_load_and_check(tiny_xlsa17, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "images: all 20 found" in out and out.strip().endswith("ok")
 
-    # the split files changed since extraction: check notices through the recorded checksums
+    # the split files changed since extraction: loading refuses the store through the recorded checksums
     content = tiny_xlsa17.att_splits()
     content["att"] = content["att"] * 2
     tiny_xlsa17.write(att_splits=content)
-    assert main(argv) == 1
-    assert "extracted with other xlsa17 files" in capsys.readouterr().out
+    assert main(argv) == 2
+    assert "store: extracted with another att_splits.mat than" in capsys.readouterr().err
 
 
 def test_missing_images_are_reported_by_check_and_extract(tiny_xlsa17, tmp_path, capsys):

@@ -19,6 +19,8 @@ def add_parser(sub) -> None:
     check.add_argument("--features", help="feature store directory or feature-map HDF5 file of the same images")
     check.add_argument("--attribute-vectors", help=".npy or .pkl attribute word vectors")
     check.add_argument("--attribute-names", help="attribute names file")
+    check.add_argument("--scan-features", action="store_true",
+                       help="read every region feature map and report the first NaN/inf (reads the whole file)")
     check.set_defaults(func=run_check)
 
 
@@ -77,9 +79,8 @@ def run_info(args) -> int:
 
 def run_check(args) -> int:
     import zslkit
-    from zslkit.cli.extract import split_file_checksums
-    from zslkit.datasets import resolve_images
-    from zslkit.datasets.store import is_store, open_store
+    from zslkit.datasets import DatasetError, resolve_images
+    from zslkit.datasets.checks import scan_finite_features
 
     problems = []
     xlsa17 = Path(args.xlsa17).expanduser()
@@ -88,10 +89,11 @@ def run_check(args) -> int:
         attribute_names=args.attribute_names, global_features=False,
     )
     print("\n".join(describe_dataset(dataset)))
-    if args.features and is_store(args.features):
-        recorded = open_store(args.features).metadata.get("split_files_sha256")
-        if recorded is not None and recorded != split_file_checksums(xlsa17):
-            problems.append(f"{args.features}: extracted with other xlsa17 files than {xlsa17} (sha256 differs)")
+    if args.scan_features and dataset.features is not None:
+        try:
+            scan_finite_features(dataset.features)
+        except DatasetError as exc:
+            problems.append(str(exc))
     if args.dataset_root:
         images = resolve_images(dataset.metadata["image_files"], args.dataset_root)
         if images.missing:

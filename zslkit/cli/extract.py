@@ -27,18 +27,10 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def split_file_checksums(xlsa17: Path) -> dict[str, str]:
-    """SHA-256 of the xlsa17 files that define the images, labels and splits."""
-    from zslkit.datasets.xlsa17 import ATT_SPLITS_FILE, RES101_FILE
-    from zslkit.extract import sha256_file
-
-    return {name: sha256_file(xlsa17 / name) for name in (RES101_FILE, ATT_SPLITS_FILE) if (xlsa17 / name).is_file()}
-
-
 def run(args) -> int:
     import zslkit
     from zslkit.datasets import resolve_images
-    from zslkit.datasets.xlsa17 import RES101_FILE, read_res101
+    from zslkit.datasets.xlsa17 import RES101_FILE, read_res101, split_file_checksums
     from zslkit.extract import extract_features
 
     if args.weights is None and not args.random_init:

@@ -6,28 +6,135 @@ Every function raises :class:`~zslkit.datasets.container.DatasetError` with a me
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+import hashlib
+import struct
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from zslkit.datasets.container import DatasetError
+from zslkit.datasets.container import DatasetError, first_non_finite
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
+    "READ_ERRORS",
     "check_finite",
+    "check_finite_rows",
+    "feature_source",
     "file_error",
+    "reading",
+    "reads",
     "index_vector",
+    "npy_layout",
     "require_file",
     "require_keys",
+    "scan_finite_features",
+    "sha256_file",
     "to_zero_based",
 ]
 
 
-def file_error(path: str | Path, message: str) -> DatasetError:
-    """A :class:`DatasetError` reading ``"<path>: <message>"`` (first line of ``message`` only)."""
+def file_error(path: str | Path, message: str, error: type[Exception] = DatasetError) -> Exception:
+    """An ``error`` (default :class:`DatasetError`) reading ``"<path>: <message>"`` (first line of ``message`` only)."""
     first = str(message).strip().splitlines()[0] if str(message).strip() else "unreadable"
-    return DatasetError(f"{path}: {first}")
+    return error(f"{path}: {first}")
+
+
+#: What parsers of damaged files raise (numpy, h5py, scipy.io, json, pickle, struct...).
+READ_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, EOFError, KeyError, IndexError, ValueError, TypeError, AttributeError, RuntimeError,
+    OverflowError, SyntaxError, UnicodeError, struct.error, MemoryError,
+)
+
+
+@contextmanager
+def reading(path: str | Path, what: str, error: type[Exception] = DatasetError) -> Iterator[None]:
+    """Turn whatever a parser raises on a damaged file into one ``error`` naming ``path``.
+
+    ``error`` (default :class:`DatasetError`) raised inside passes through unchanged::
+
+        with reading(path, "HDF5 file"):
+            labels = f["labels"][()]
+    """
+    try:
+        yield
+    except error:
+        raise
+    except READ_ERRORS as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        found = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+        raise file_error(path, f"cannot read {what} ({found}); truncated or corrupt?", error) from None
+
+
+def reads(what: str) -> Callable[[F], F]:
+    """Decorator for a loader whose first argument is the file: :func:`reading` around its whole body."""
+
+    def decorate(loader: F) -> F:
+        @functools.wraps(loader)
+        def wrapped(path, *args, **kwargs):
+            with reading(path, what):
+                return loader(path, *args, **kwargs)
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorate
+
+
+def npy_layout(path: str | Path) -> tuple[int, tuple[int, ...], np.dtype, bool]:
+    """``(data offset, shape, dtype, fortran_order)`` from a ``.npy`` header, checked against the file size.
+
+    Reading the header first means a damaged one that declares a huge array is refused
+    instead of allocated.
+    """
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(f)
+        offset = f.tell()
+    if dtype.hasobject:
+        raise file_error(path, "holds Python objects (a pickled object array); expected a numeric array")
+    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    size = Path(path).stat().st_size
+    if size < expected:
+        raise file_error(path, f"truncated: {size} bytes, expected {expected} for shape {tuple(shape)} {dtype}")
+    return offset, tuple(int(s) for s in shape), np.dtype(dtype), bool(fortran)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def feature_source(features: Any) -> str:
+    """What to call a feature array in errors: its file (store, HDF5 file, memmap) or ``"features"``."""
+    for attribute in ("array_path", "path", "filename"):
+        found = getattr(features, attribute, None)
+        if found:
+            return str(found)
+    return "features"
+
+
+def check_finite_rows(rows: np.ndarray, indices: np.ndarray, source: str) -> None:
+    """Raise naming the image (``indices[i]`` for row ``i``) of the first NaN/inf in ``rows`` ``(n, C, H, W)``."""
+    bad = first_non_finite(rows)
+    if bad is not None:
+        image, rest = int(np.asarray(indices)[bad[0]]), bad[1:]
+        raise file_error(source, f"features of image {image} hold a non-finite value ({rows[bad]}) at (channel, row, column) {rest}")
+
+
+def scan_finite_features(features: Any, chunk: int = 256) -> None:
+    """Read every row of an ``(N, C, H, W)`` feature array, ``chunk`` at a time; see :func:`check_finite_rows`."""
+    for start in range(0, int(features.shape[0]), chunk):
+        indices = np.arange(start, min(start + chunk, int(features.shape[0])))
+        check_finite_rows(np.asarray(features[indices], dtype=np.float32), indices, feature_source(features))
 
 
 def require_file(path: str | Path, what: str) -> Path:
@@ -48,14 +155,18 @@ def require_keys(content: Mapping[str, Any], keys: Iterable[str], path: str | Pa
 
 
 def check_finite(array: np.ndarray, path: str | Path, what: str) -> None:
-    """Raise naming the first NaN/inf entry of ``array`` (as a multi-index)."""
+    """Raise naming the first NaN/inf entry of ``array`` (as a multi-index), or the first value
+    too large for float32 (zslkit computes in float32)."""
     array = np.asarray(array)
-    if not np.issubdtype(array.dtype, np.number):
-        raise file_error(path, f"{what} must be numeric, found dtype {array.dtype}")
-    if array.size and np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
-        where = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
-        value = array[where]
-        raise file_error(path, f"{what} has a non-finite value ({value}) at index {where if len(where) > 1 else where[0]}")
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise file_error(path, f"{what} must be real numbers, found dtype {array.dtype}")
+    if not array.size or not np.issubdtype(array.dtype, np.floating):
+        return
+    where, problem = first_non_finite(array), "a non-finite value"
+    if where is None and np.finfo(array.dtype).max > np.finfo(np.float32).max:
+        where, problem = first_non_finite(np.where(np.abs(array) > np.finfo(np.float32).max, np.inf, 0.0)), "a value too large for float32"
+    if where is not None:
+        raise file_error(path, f"{what} has {problem} ({array[where]}) at index {where if len(where) > 1 else where[0]}")
 
 
 def index_vector(array: Any, path: str | Path, what: str) -> np.ndarray:

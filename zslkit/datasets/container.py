@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SPLIT_NAMES", "ZSLDataset", "DatasetError"]
+__all__ = ["SPLIT_NAMES", "ZSLDataset", "DatasetError", "first_non_finite"]
 
 SPLIT_NAMES: tuple[str, ...] = ("trainval", "test_seen", "test_unseen", "train", "val")
 _REQUIRED_SPLITS = ("trainval", "test_seen", "test_unseen")
@@ -25,6 +25,17 @@ _REQUIRED_SPLITS = ("trainval", "test_seen", "test_unseen")
 
 class DatasetError(ValueError):
     """A dataset is inconsistent (shapes, classes, splits). The message names the field."""
+
+
+def first_non_finite(array: Any) -> tuple[int, ...] | None:
+    """Index of the first NaN/inf entry of a numeric array, or ``None`` when all are finite."""
+    array = np.asarray(array)
+    if not array.size or not np.issubdtype(array.dtype, np.inexact):
+        return None
+    finite = np.isfinite(array)
+    if finite.all():
+        return None
+    return tuple(int(i) for i in np.argwhere(~finite)[0])
 
 
 @dataclass
@@ -158,63 +169,99 @@ class ZSLDataset:
     def validate(self) -> None:
         """Raise :class:`DatasetError` (naming the field) if the parts do not fit together."""
         n, k = self.num_images, self.num_classes
+        where = self.metadata.get("source") or self.name  # the file or folder it came from, if any
         if self.labels.ndim != 1:
-            raise DatasetError(f"{self.name}: labels must be 1-D, found shape {self.labels.shape}")
+            raise DatasetError(f"{where}: labels must be 1-D, found shape {self.labels.shape}")
         if self.class_attributes.ndim != 2:
             raise DatasetError(
-                f"{self.name}: class_attributes must be (K, I), found shape {self.class_attributes.shape}"
+                f"{where}: class_attributes must be (K, I), found shape {self.class_attributes.shape}"
             )
         if n and (self.labels.min() < 0 or self.labels.max() >= k):
             raise DatasetError(
-                f"{self.name}: labels must lie in [0, {k}) for {k} classes of class_attributes; "
+                f"{where}: labels must lie in [0, {k}) for {k} classes of class_attributes; "
                 f"found range [{self.labels.min()}, {self.labels.max()}]"
             )
-        if not np.isfinite(self.class_attributes).all():
-            bad = np.argwhere(~np.isfinite(self.class_attributes))[0]
-            raise DatasetError(f"{self.name}: class_attributes has a non-finite value at class {bad[0]}, attribute {bad[1]}")
         for split in _REQUIRED_SPLITS:
             if split not in self.splits:
-                raise DatasetError(f"{self.name}: missing split {split!r}; have {sorted(self.splits)}")
+                raise DatasetError(f"{where}: missing split {split!r}; have {sorted(self.splits)}")
         for split, idx in self.splits.items():
             if split not in SPLIT_NAMES:
-                raise DatasetError(f"{self.name}: unknown split {split!r}; expected one of {SPLIT_NAMES}")
+                raise DatasetError(f"{where}: unknown split {split!r}; expected one of {SPLIT_NAMES}")
             if idx.ndim != 1:
-                raise DatasetError(f"{self.name}: split {split!r} must be 1-D indices")
+                raise DatasetError(f"{where}: split {split!r} must be 1-D indices")
             if len(idx) and (idx.min() < 0 or idx.max() >= n):
                 raise DatasetError(
-                    f"{self.name}: split {split!r} has indices outside [0, {n}) "
+                    f"{where}: split {split!r} has indices outside [0, {n}) "
                     f"(found [{idx.min()}, {idx.max()}]; 1-based indices must be converted)"
                 )
         seen, unseen = set(self.seen_classes.tolist()), set(self.unseen_classes.tolist())
         overlap = seen & unseen
         if overlap:
             raise DatasetError(
-                f"{self.name}: seen and unseen classes overlap (e.g. class {sorted(overlap)[0]}); "
+                f"{where}: seen and unseen classes overlap (e.g. class {sorted(overlap)[0]}); "
                 "trainval and test_unseen must hold different classes"
             )
         extra = set(np.unique(self.labels[self.splits["test_seen"]]).tolist()) - seen
         if extra:
-            raise DatasetError(f"{self.name}: test_seen holds class {sorted(extra)[0]} that no trainval image has")
+            raise DatasetError(f"{where}: test_seen holds class {sorted(extra)[0]} that no trainval image has")
         for name, arr, first in (
             ("features", self.features, "N"),
             ("global_features", self.global_features, "N"),
         ):
             if arr is not None and int(arr.shape[0]) != n:
-                raise DatasetError(f"{self.name}: {name} has {arr.shape[0]} rows ({first}), labels have {n}")
+                raise DatasetError(f"{where}: {name} has {arr.shape[0]} rows ({first}), labels have {n}")
         if self.features is not None and len(self.features.shape) != 4:
-            raise DatasetError(f"{self.name}: features must be (N, C, H, W), found shape {tuple(self.features.shape)}")
+            raise DatasetError(f"{where}: features must be (N, C, H, W), found shape {tuple(self.features.shape)}")
         if self.attribute_embeddings is not None:
             emb = np.asarray(self.attribute_embeddings)
             if emb.ndim != 2 or emb.shape[0] != self.num_attributes:
                 raise DatasetError(
-                    f"{self.name}: attribute_embeddings must be ({self.num_attributes}, D) to match "
+                    f"{where}: attribute_embeddings must be ({self.num_attributes}, D) to match "
                     f"class_attributes, found shape {emb.shape}"
                 )
+        self._check_finite(where)
+        self._check_class_split(where)
         if len(self.class_names) != k:
-            raise DatasetError(f"{self.name}: {len(self.class_names)} class_names for {k} classes")
+            raise DatasetError(f"{where}: {len(self.class_names)} class_names for {k} classes")
         if len(self.attribute_names) != self.num_attributes:
             raise DatasetError(
-                f"{self.name}: {len(self.attribute_names)} attribute_names for {self.num_attributes} attributes"
+                f"{where}: {len(self.attribute_names)} attribute_names for {self.num_attributes} attributes"
+            )
+
+    def _check_finite(self, where: str) -> None:
+        """NaN/inf in the in-memory arrays, named with the first offending index.
+
+        Features read lazily from files (stores, HDF5, memmaps) are checked batch by batch
+        as they are read (:func:`zslkit.training.read_batch`), never scanned whole here.
+        """
+        arrays = {
+            "class_attributes": (self.class_attributes, ("class", "attribute")),
+            "attribute_embeddings": (self.attribute_embeddings, ("attribute", "dimension")),
+            "global_features": (self.global_features, ("image", "channel")),
+        }
+        if isinstance(self.features, np.ndarray) and not isinstance(self.features, np.memmap):
+            arrays["features"] = (self.features, ("image", "channel", "row", "column"))
+        for field_name, (array, axes) in arrays.items():
+            bad = None if array is None else first_non_finite(array)
+            if bad is not None:
+                at = ", ".join(f"{axis} {i}" for axis, i in zip(axes, bad))
+                raise DatasetError(f"{where}: {field_name} has a non-finite value ({np.asarray(array)[bad]}) at {at}")
+
+    def _check_class_split(self, where: str) -> None:
+        """Every class with images must be seen (trainval) or unseen (test_unseen).
+
+        Views (``metadata["view"]``, e.g. :meth:`validation_view`) hide classes on purpose.
+        """
+        if self.metadata.get("view"):
+            return
+        with_images = np.unique(self.labels)
+        missed = np.setdiff1d(with_images, np.union1d(self.seen_classes, self.unseen_classes))
+        if missed.size:
+            k = int(missed[0])
+            raise DatasetError(
+                f"{where}: class {k} ({self.class_names[k] if k < len(self.class_names) else k!r}) has "
+                f"{int((self.labels == k).sum())} images but is neither seen (in trainval) nor unseen (in test_unseen); "
+                f"{missed.size} class(es) missed by the splits"
             )
 
     def __repr__(self) -> str:

@@ -23,6 +23,7 @@ from zslkit.datasets.checks import (
     check_finite,
     file_error,
     index_vector,
+    reading,
     require_file,
     require_keys,
     to_zero_based,
@@ -48,6 +49,22 @@ def _open(path: Path):
         raise file_error(path, f"cannot open HDF5 file ({exc}); truncated or not HDF5?") from None
 
 
+#: Largest non-feature dataset read into memory; a damaged header may declare absurd sizes.
+_MAX_SMALL_BYTES = 1 << 30
+
+
+def _read_small(f, key: str, path: Path) -> np.ndarray:
+    """A whole (small) dataset: labels, split indices, attribute matrices."""
+    import h5py
+
+    node = f[key]
+    if not isinstance(node, h5py.Dataset):
+        raise file_error(path, f"{key} must be a dataset, found a {type(node).__name__}")
+    if node.size * node.dtype.itemsize > _MAX_SMALL_BYTES:
+        raise file_error(path, f"{key} declares shape {node.shape} {node.dtype}, far larger than such a variable can be")
+    return np.asarray(node[()])
+
+
 class H5Rows(LazyRows):
     """The ``(N, C, H, W)`` ``feature_map`` of an HDF5 file, read a row run at a time.
 
@@ -57,12 +74,14 @@ class H5Rows(LazyRows):
     def __init__(self, path: str | Path, key: str = "feature_map") -> None:
         self.path = require_file(path, "feature-map HDF5 file")
         self.key = key
-        with _open(self.path) as f:
+        with reading(self.path, "feature-map HDF5 file"), _open(self.path) as f:
             require_keys(f, [key], self.path, kind="dataset")
             dataset = f[key]
             if dataset.ndim != 4:
                 raise file_error(self.path, f"{key} must be (N, C, H, W), found shape {dataset.shape}")
             self.shape, self.dtype = tuple(int(s) for s in dataset.shape), np.dtype(dataset.dtype)
+            if self.dtype.kind != "f":
+                raise file_error(self.path, f"{key} must hold floats, found dtype {self.dtype}")
         self._file = None
         self._pid: int | None = None
 
@@ -72,10 +91,8 @@ class H5Rows(LazyRows):
         return self._file[self.key]
 
     def _read_run(self, start: int, stop: int, out: np.ndarray) -> None:
-        try:
+        with reading(self.path, f"{self.key} rows {start}:{stop}"):
             self._dataset().read_direct(out, np.s_[start:stop])
-        except OSError as exc:
-            raise file_error(self.path, f"cannot read {self.key} rows {start}:{stop} ({exc}); truncated file?") from None
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_file": None, "_pid": None}
@@ -83,8 +100,8 @@ class H5Rows(LazyRows):
 
 def read_h5_labels(path: str | Path) -> np.ndarray | None:
     """The ``labels`` vector of a feature-map file (``None`` when it has none)."""
-    with _open(Path(path)) as f:
-        return index_vector(f["labels"][()], path, "labels") if "labels" in f else None
+    with reading(path, "feature-map HDF5 file"), _open(Path(path)) as f:
+        return index_vector(_read_small(f, "labels", path), path, "labels") if "labels" in f else None
 
 
 @register("dataset", "feature_h5")
@@ -110,12 +127,14 @@ def load_feature_h5(
         raise ValueError(f"class_attributes must be 'att' or 'original_att', got {class_attributes!r}")
     features = H5Rows(path)
     num_images = len(features)
-    with _open(path) as f:
+    with reading(path, "feature-map HDF5 file"), _open(path) as f:
         require_keys(f, ["labels", class_attributes, *_SPLITS.values()], path, kind="dataset")
-        matrix = np.asarray(f[class_attributes][()], dtype=np.float64)
-        labels = index_vector(f["labels"][()], path, "labels")
-        raw_splits = {split: index_vector(f[key][()], path, key) for split, key in _ALL_SPLITS.items() if key in f}
-        w2v = np.asarray(f["w2v_att"][()]) if "w2v_att" in f and attribute_vectors is None else None
+        matrix = _read_small(f, class_attributes, path)
+        check_finite(matrix, path, f"{class_attributes} (K, I)")
+        matrix = matrix.astype(np.float64)
+        labels = index_vector(_read_small(f, "labels", path), path, "labels")
+        raw_splits = {split: index_vector(_read_small(f, key, path), path, key) for split, key in _ALL_SPLITS.items() if key in f}
+        w2v = _read_small(f, "w2v_att", path) if "w2v_att" in f and attribute_vectors is None else None
     if matrix.ndim != 2:
         raise file_error(path, f"{class_attributes} must be (K, I), found shape {matrix.shape}")
     if labels.size != num_images:
@@ -127,7 +146,6 @@ def load_feature_h5(
     labels = to_zero_based(labels, num_classes, path, "labels", one_based=False)
     if used != num_classes:
         raise file_error(path, f"{class_attributes} has {num_classes} class rows, the labels use {used} classes")
-    check_finite(matrix, path, f"{class_attributes} (K, I)")
     splits = {split: to_zero_based(idx, num_images, path, _ALL_SPLITS[split], one_based=False) for split, idx in raw_splits.items()}
     if ("train" in splits) != ("val" in splits):
         raise file_error(path, "has only one of train_loc and val_unseen_loc; the validation split needs both")

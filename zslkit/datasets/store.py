@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from zslkit.datasets.checks import file_error
+from zslkit.datasets.checks import file_error, npy_layout, reading
 from zslkit.datasets.container import DatasetError
 from zslkit.datasets.lazy_rows import LazyRows
 
@@ -88,22 +88,18 @@ def _safetensors_header(shape: tuple[int, ...], dtype: np.dtype, metadata: dict[
 
 def _read_layout(path: Path, fmt: str) -> tuple[int, tuple[int, ...], np.dtype]:
     """``(data offset, shape, dtype)`` of the array file, from its own header."""
-    try:
+    with reading(path, "the feature array header"):
+        if fmt == "npy":
+            offset, shape, dtype, fortran = npy_layout(path)
+            if fortran:
+                raise file_error(path, "array is in Fortran order; the store needs C order")
+            return offset, shape, dtype
         with open(path, "rb") as f:
-            if fmt == "npy":
-                version = np.lib.format.read_magic(f)
-                reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                shape, fortran, dtype = reader(f)
-                if fortran:
-                    raise ValueError("array is in Fortran order; the store needs C order")
-                return f.tell(), tuple(shape), np.dtype(dtype)
             (length,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(length))
-            entry = header["features"]
-            names = {v: k for k, v in _SAFETENSORS_DTYPES.items()}
-            return 8 + length + int(entry["data_offsets"][0]), tuple(entry["shape"]), np.dtype(names[entry["dtype"]])
-    except (OSError, ValueError, KeyError, struct.error) as exc:
-        raise file_error(path, f"cannot read the feature array header ({exc})") from None
+            header = json.loads(f.read(min(length, 1 << 24)))
+        entry = header["features"]
+        names = {v: k for k, v in _SAFETENSORS_DTYPES.items()}
+        return 8 + length + int(entry["data_offsets"][0]), tuple(int(s) for s in entry["shape"]), np.dtype(names[entry["dtype"]])
 
 
 def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
@@ -138,11 +134,14 @@ def _write_json_atomic(path: Path, content: dict[str, Any]) -> None:
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         with open(path) as f:
-            return json.load(f)
+            content = json.load(f)
     except FileNotFoundError:
         raise file_error(path, "missing") from None
     except (OSError, ValueError) as exc:
         raise file_error(path, f"not valid JSON ({exc})") from None
+    if not isinstance(content, dict):
+        raise file_error(path, f"expected a JSON object, found {type(content).__name__}")
+    return content
 
 
 # ---------------------------------------------------------------------------- reading
@@ -162,8 +161,11 @@ class FeatureStore(LazyRows):
             raise file_error(self.path / METADATA_FILE, f"unknown array format {self.format!r}; expected one of {list(STORE_FORMATS)}")
         self.array_path = self.path / STORE_FORMATS[self.format]
         self._offset, self.shape, self.dtype = _read_layout(self.array_path, self.format)
-        if list(self.shape) != list(self.info["shape"]) or self.dtype.name != self.info["dtype"]:
-            raise file_error(self.array_path, f"array header says {self.shape} {self.dtype.name}, store.json says {tuple(self.info['shape'])} {self.info['dtype']}")
+        recorded = (self.info.get("shape"), self.info.get("dtype"))
+        if not isinstance(recorded[0], list) or recorded != (list(self.shape), self.dtype.name):
+            raise file_error(self.array_path, f"array header says {self.shape} {self.dtype.name}, store.json says {recorded[0]} {recorded[1]}")
+        if not isinstance(self.info.get("metadata", {}), dict):
+            raise file_error(self.path / METADATA_FILE, f"metadata must be a JSON object, found {self.info['metadata']!r}")
         expected = self._offset + self.nbytes
         size = self.array_path.stat().st_size
         if size < expected:
@@ -217,7 +219,10 @@ class FeatureStore(LazyRows):
 
 def _progress(path: Path) -> int:
     progress = path / PROGRESS_FILE
-    return int(_read_json(progress).get("done", 0)) if progress.is_file() else 0
+    done = _read_json(progress).get("done", 0) if progress.is_file() else 0
+    if not isinstance(done, int) or done < 0:
+        raise file_error(progress, f"\"done\" must be a row count, found {done!r}")
+    return done
 
 
 def is_store(path: str | Path) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zslkit.datasets.checks import check_finite, file_error, require_file
+from zslkit.datasets.checks import check_finite, file_error, npy_layout, reads, require_file
 from zslkit.datasets.container import DatasetError
 
 __all__ = ["load_attribute_vectors", "read_attribute_names", "safe_load_numpy_pickle"]
@@ -53,6 +53,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         )
 
 
+@reads("pickled array")
 def safe_load_numpy_pickle(path: str | Path) -> np.ndarray:
     """The numpy array pickled in ``path``, refusing every other kind of object."""
     path = require_file(path, "pickled array")
@@ -70,15 +71,14 @@ def safe_load_numpy_pickle(path: str | Path) -> np.ndarray:
     return value
 
 
+@reads("attribute vectors")
 def load_attribute_vectors(path: str | Path, num_attributes: int | None = None) -> np.ndarray:
     """``(I, D)`` float32 attribute vectors from ``.npy`` or ``.pkl``; checks shape and finiteness."""
     path = require_file(path, "attribute vectors")
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        try:
-            vectors = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise file_error(path, f"cannot read .npy ({exc}); truncated, or an object array?") from None
+        npy_layout(path)  # header, dtype and size first: nothing huge or pickled is read
+        vectors = np.load(path, allow_pickle=False)
     elif suffix in (".pkl", ".pickle"):
         vectors = safe_load_numpy_pickle(path)
     else:
@@ -92,6 +92,7 @@ def load_attribute_vectors(path: str | Path, num_attributes: int | None = None) 
     return vectors.astype(np.float32)
 
 
+@reads("attribute names")
 def read_attribute_names(path: str | Path, num_attributes: int | None = None) -> list[str]:
     """Attribute names from CUB ``attributes.txt``, AwA2 ``predicates.txt``, SUN ``attributes.mat`` or plain lines.
 

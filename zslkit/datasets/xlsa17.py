@@ -29,7 +29,9 @@ from zslkit.datasets.checks import (
     check_finite,
     file_error,
     index_vector,
+    reads,
     require_file,
+    sha256_file,
     require_keys,
     to_zero_based,
 )
@@ -53,6 +55,7 @@ __all__ = [
     "mat_strings",
     "read_att_splits",
     "read_res101",
+    "split_file_checksums",
 ]
 
 RES101_FILE = "res101.mat"
@@ -134,6 +137,7 @@ class AttSplits:
     class_names: list[str]
 
 
+@reads("res101.mat")
 def read_res101(path: str | Path, *, features: bool = True) -> Res101:
     """Read ``res101.mat``; labels become 0-based (the file's are 1-based)."""
     keys = ["labels", "image_files"] + (["features"] if features else [])
@@ -156,6 +160,7 @@ def read_res101(path: str | Path, *, features: bool = True) -> Res101:
     return Res101(labels=labels - 1, image_files=files, features=global_features)
 
 
+@reads("att_splits.mat")
 def read_att_splits(path: str | Path, num_images: int, num_classes: int | None = None) -> AttSplits:
     """Read ``att_splits.mat``: attributes become ``(K, I)``, split indices 0-based.
 
@@ -189,6 +194,28 @@ def read_att_splits(path: str | Path, num_images: int, num_classes: int | None =
     return AttSplits(att=att.T.astype(np.float32), original_att=None if original is None else original.astype(np.float32), splits=splits, class_names=names)
 
 
+def split_file_checksums(folder: str | Path) -> dict[str, str]:
+    """SHA-256 of the xlsa17 files that define the images, labels and splits (``res101.mat``, ``att_splits.mat``)."""
+    folder = Path(folder)
+    return {name: sha256_file(folder / name) for name in (RES101_FILE, ATT_SPLITS_FILE) if (folder / name).is_file()}
+
+
+def check_split_checksums(store_path: Path, recorded: Any, folder: Path) -> None:
+    """Refuse a store extracted for other xlsa17 files than those in ``folder`` (``split_files_sha256`` in its metadata)."""
+    if recorded is None:
+        return
+    if not isinstance(recorded, dict):
+        raise DatasetError(f"{store_path}: split_files_sha256 in store.json must map file names to digests, found {recorded!r}")
+    current = split_file_checksums(folder)
+    for name, digest in sorted(recorded.items()):
+        if name in current and current[name] != digest:
+            raise DatasetError(
+                f"{store_path}: extracted with another {name} than {folder / name} "
+                f"(sha256 {str(digest)[:12]}... recorded, {current[name][:12]}... now); "
+                "re-extract, or point --xlsa17 at the files it was made from"
+            )
+
+
 # --------------------------------------------------------------------- region features
 def open_region_features(path: str | Path, res101: Res101, res101_path: Path) -> Any:
     """Lazy ``(N, C, H, W)`` features from a feature store directory or a feature-map HDF5 file.
@@ -201,6 +228,7 @@ def open_region_features(path: str | Path, res101: Res101, res101_path: Path) ->
     path = Path(path).expanduser()
     if is_store(path):
         features = open_store(path)
+        check_split_checksums(path, features.metadata.get("split_files_sha256"), res101_path.parent)
         files = features.metadata.get("files")
         if files is not None:
             expected = [relative_image_path(f) for f in res101.image_files]

@@ -26,7 +26,7 @@ from einops import einsum, rearrange
 from numpy.typing import ArrayLike
 from torch import nn
 
-from zslkit.contracts import check_attention_output
+from zslkit.contracts import check_attention_output, check_loss_output, describe_component
 from zslkit.models.class_space import ClassSpace
 from zslkit.models.output import ModelOutput
 from zslkit.models.parts import parse_parts
@@ -103,6 +103,11 @@ class AttentionZSLModel(nn.Module):
         self.branch_weights = {p.entry: p.weight for p in branch_parts}
         self.loss_terms = nn.ModuleDict({p.entry: create("loss", p.component, **p.options) for p in loss_parts})
         self.loss_weights = {p.entry: p.weight for p in loss_parts}
+        #: entry -> (registered name, origin) of each branch and loss term, for contract errors.
+        self._sources = {
+            **{("attention", p.entry): (p.component, f"branch {p.entry!r}, {describe_component('attention', p.component)}") for p in branch_parts},
+            **{("loss", p.entry): (p.component, f"term {p.entry!r}, {describe_component('loss', p.component)}") for p in loss_parts},
+        }
         #: The options that rebuild this model (JSON-friendly), without the data arrays.
         self.options = {
             "feature_dim": self.feature_dim,
@@ -158,8 +163,9 @@ class AttentionZSLModel(nn.Module):
         attribute_scores, maps, branch_scores = {}, {}, {}
         for name, block in self.branches.items():
             result = block(f, embeddings)
+            component, source = self._sources.get(("attention", name), (name, ""))
             check_attention_output(
-                result, batch=f.shape[0], num_attributes=self.num_attributes, regions=f.shape[2], name=name
+                result, batch=f.shape[0], num_attributes=self.num_attributes, regions=f.shape[2], name=component, source=source
             )
             attribute_scores[name], maps[name] = result.scores, result.maps
             branch_scores[name] = self.class_scores(result.scores)
@@ -173,6 +179,9 @@ class AttentionZSLModel(nn.Module):
         """``{"total": sum_t weight_t * L_t, t: L_t for every term}`` (terms unweighted)."""
         labels = torch.as_tensor(labels, device=output.scores.device).long()
         terms = {name: term(output, labels, self.classes) for name, term in self.loss_terms.items()}
+        for name, value in terms.items():
+            component, source = self._sources.get(("loss", name), (name, ""))
+            check_loss_output(value, name=component, source=source)
         total = sum(self.loss_weights[name] * value for name, value in terms.items())
         return {"total": total, **terms}
 

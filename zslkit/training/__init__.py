@@ -2,6 +2,7 @@
 
 from zslkit.training.checkpoint import (
     Checkpoint,
+    CheckpointError,
     build_model,
     latest_checkpoint,
     load_checkpoint,
@@ -17,6 +18,7 @@ __all__ = [
     "OPTIMIZERS",
     "SAMPLERS",
     "Checkpoint",
+    "CheckpointError",
     "TrainConfig",
     "TrainResult",
     "available_configs",

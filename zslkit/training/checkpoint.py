@@ -6,7 +6,11 @@ tensors (``optimizer.<param>.<name>``) and the torch RNG states (``rng.*``);
 training config, the optimizer's hyper-parameters, the numpy RNG state, the
 history so far and the zslkit version. Both are written to a temporary file
 and moved into place (``os.replace``), tensors first: a checkpoint whose JSON
-exists is complete.
+exists is complete. The JSON records the SHA-256 of its tensor file, checked on
+loading, so a damaged or swapped tensor file is refused
+(:class:`CheckpointError`, naming the file) rather than loaded.
+
+Nothing here unpickles: tensors come from safetensors, the rest from JSON.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 __all__ = [
     "Checkpoint",
+    "CheckpointError",
     "build_model",
     "checkpoint_paths",
     "latest_checkpoint",
@@ -36,6 +41,10 @@ __all__ = [
 FORMAT = "zslkit-checkpoint"
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^epoch_(\d+)\.json$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, damaged or does not fit: the message starts with the file."""
 
 
 @dataclass
@@ -128,6 +137,7 @@ def save_checkpoint(
     record.update(meta or {})
     record["tensors"] = tensor_path.name
     write_atomic(tensor_path, lambda tmp: save_file(tensors, str(tmp)))
+    record["tensors_sha256"] = _sha256(tensor_path)
     write_atomic(json_path, lambda tmp: tmp.write_text(json.dumps(record, indent=2, default=_json_default)))
     return json_path
 
@@ -140,8 +150,20 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in a checkpoint's JSON")
 
 
+def _sha256(path: Path) -> str:
+    from zslkit.datasets.checks import sha256_file
+
+    return sha256_file(path)
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read a checkpoint: its JSON path, its safetensors path, or a directory (latest epoch)."""
+    """Read a checkpoint: its JSON path, its safetensors path, or a directory (latest epoch).
+
+    Raises :class:`CheckpointError` (a ``ValueError``) naming the file when it is not a
+    zslkit checkpoint, is damaged, or its tensor file does not match the recorded checksum.
+    """
+    from zslkit.datasets.checks import reading
+
     path = Path(path)
     if path.is_dir():
         found = latest_checkpoint(path)
@@ -152,41 +174,56 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         path = path.with_suffix(".json")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    try:
+    with reading(path, "checkpoint JSON", CheckpointError):
         meta = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not a zslkit checkpoint (invalid JSON: {exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a zslkit checkpoint (no \"format\": \"{FORMAT}\" field)")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{path}: checkpoint format {meta['format_version']} is newer than this zslkit reads ({FORMAT_VERSION})")
-    tensor_path = path.with_name(meta.get("tensors", path.with_suffix(".safetensors").name))
+        raise CheckpointError(f"{path}: not a zslkit checkpoint (no \"format\": \"{FORMAT}\" field)")
+    for key, kind in (("format_version", int), ("epoch", int), ("model", dict), ("tensors", str)):
+        if not isinstance(meta.get(key), kind):
+            raise CheckpointError(f"{path}: field {key!r} must be a {kind.__name__}, found {meta.get(key)!r}")
+    if meta["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {meta['format_version']} is newer than this zslkit reads ({FORMAT_VERSION})")
+    tensor_path = path.with_name(Path(meta["tensors"]).name)
     if not tensor_path.is_file():
         raise FileNotFoundError(f"{path}: its tensor file {str(tensor_path)!r} is missing")
-    return Checkpoint(path, meta, load_file(str(tensor_path)))
+    recorded = meta.get("tensors_sha256")
+    if recorded is not None and recorded != _sha256(tensor_path):
+        raise CheckpointError(
+            f"{tensor_path}: SHA-256 differs from the one {path.name} records; the tensor file is damaged or "
+            "belongs to another checkpoint"
+        )
+    with reading(tensor_path, "safetensors file", CheckpointError):
+        tensors = load_file(str(tensor_path))
+    return Checkpoint(path, meta, tensors)
 
 
 def build_model(checkpoint: Checkpoint) -> torch.nn.Module:
     """Rebuild the checkpoint's model (registered name + options) and load its weights."""
     import zslkit
+    from zslkit.datasets.checks import reading
 
     info = checkpoint.meta.get("model", {})
     if not info.get("name"):
-        raise ValueError(f"{checkpoint.path}: the checkpoint does not name its model")
+        raise CheckpointError(f"{checkpoint.path}: the checkpoint does not name its model")
     state = checkpoint.section("model")
     for key in ("classes.attributes", "V"):
         if key not in state:
-            raise KeyError(f"{checkpoint.path}: model state has no {key!r}")
-    classes = checkpoint.meta["classes"]
-    model = zslkit.create_model(
-        info["name"],
-        class_attributes=state["classes.attributes"],
-        attribute_embeddings=state["V"],
-        seen_classes=classes["seen"],
-        unseen_classes=classes["unseen"],
-        **info.get("options", {}),
-    )
-    model.load_state_dict(state)
+            raise CheckpointError(f"{checkpoint.path}: model state has no {key!r}")
+    with reading(checkpoint.path, f"model {info['name']!r} from the checkpoint", CheckpointError):
+        classes = checkpoint.meta["classes"]
+        model = zslkit.create_model(
+            info["name"],
+            class_attributes=state["classes.attributes"],
+            attribute_embeddings=state["V"],
+            seen_classes=classes["seen"],
+            unseen_classes=classes["unseen"],
+            **info.get("options", {}),
+        )
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:  # torch lists every problem, one per line, after a heading
+        problems = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()] or [str(exc)]
+        raise CheckpointError(f"{checkpoint.path}: the stored weights do not fit model {info['name']!r}: {problems[0]}") from None
     return model
 
 

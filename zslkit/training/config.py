@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from zslkit.registry import _suggest
+
 __all__ = ["OPTIMIZERS", "SAMPLERS", "TrainConfig", "available_configs", "load_config"]
 
 OPTIMIZERS: tuple[str, ...] = ("rmsprop", "adam", "sgd")
@@ -92,7 +94,7 @@ class TrainConfig:
         kwargs = {}
         for key, value in values.items():
             if key not in defaults:
-                raise ValueError(f"{where}: unknown key {key!r}; known keys: {', '.join(defaults)}")
+                raise ValueError(f"{where}: unknown key {key!r}{_suggest(str(key), list(defaults))}")
             kwargs[key] = _coerce(value, defaults[key], f"{where}: {key}")
         try:
             return cls(**kwargs)

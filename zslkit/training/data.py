@@ -11,11 +11,16 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from zslkit.datasets.checks import check_finite_rows, feature_source
+
 __all__ = ["batch_indices", "read_batch", "steps_per_epoch"]
 
 
 def read_batch(features, indices: np.ndarray) -> torch.Tensor:
     """``features[indices]`` as a float32 tensor, in the order of ``indices``.
+
+    A NaN or inf in the rows raises :class:`~zslkit.datasets.DatasetError` naming the
+    image and the file.
 
     The rows are read once each and in increasing order (what memmaps and HDF5
     datasets want), then put back in the requested order.
@@ -23,6 +28,7 @@ def read_batch(features, indices: np.ndarray) -> torch.Tensor:
     indices = np.asarray(indices, dtype=np.int64)
     unique, inverse = np.unique(indices, return_inverse=True)
     rows = np.asarray(features[unique], dtype=np.float32)
+    check_finite_rows(rows, unique, feature_source(features))  # files are not scanned whole at load
     if unique.shape[0] != indices.shape[0] or not np.array_equal(unique, indices):
         rows = rows[inverse]
     return torch.from_numpy(np.ascontiguousarray(rows))

@@ -1,0 +1,188 @@
+"""Fuzzing the file loaders: a damaged file loads, or fails with the loader's one error class naming it.
+
+Each test starts from small valid files (the layouts of ``tests/datasets/conftest.py``),
+damages one (truncation, flipped bytes, an overwritten span, a variable of the wrong
+type, a missing variable) and loads it. Nothing else than
+:class:`~zslkit.datasets.DatasetError` (or :class:`~zslkit.training.checkpoint.CheckpointError`
+for checkpoints) may escape, and its message must start with the damaged file's path.
+Examples are derandomised, so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import scipy.io
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import zslkit
+from tests.datasets.conftest import make_tiny_xlsa17, write_feature_h5
+from zslkit.datasets import DatasetError, create_store, load_attribute_vectors, load_feature_h5, load_xlsa17, open_store
+from zslkit.training import TrainConfig, load_checkpoint, train
+from zslkit.training.checkpoint import CheckpointError
+
+FUZZ = settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+
+damage = st.one_of(
+    st.tuples(st.just("truncate"), st.floats(0.0, 0.999)),
+    st.tuples(st.just("flip"), st.lists(st.tuples(st.floats(0.0, 0.999), st.integers(1, 255)), min_size=1, max_size=8)),
+    st.tuples(st.just("span"), st.floats(0.0, 0.999), st.integers(1, 64), st.integers(0, 2**32 - 1)),
+)
+
+
+def apply_damage(path: Path, how) -> None:
+    data = bytearray(path.read_bytes())
+    kind = how[0]
+    if kind == "truncate":
+        data = data[: int(how[1] * len(data))]
+    elif kind == "flip":
+        for where, mask in how[1]:
+            data[int(where * len(data))] ^= mask
+    else:
+        start = int(how[1] * len(data))
+        noise = np.random.default_rng(how[3]).integers(0, 256, size=how[2], dtype=np.uint8).tobytes()
+        data[start : start + how[2]] = noise[: len(data) - start]
+    path.write_bytes(bytes(data))
+
+
+def loads_or_names_the_file(load, damaged: Path, error=DatasetError) -> None:
+    """``load()`` succeeds, or raises ``error`` whose message starts with a path inside ``damaged``'s folder."""
+    try:
+        load()
+    except error as exc:
+        assert str(exc).startswith(str(damaged.parent)), f"error does not name the file: {exc}"
+        assert "\n" not in str(exc).strip(), f"error is not one line: {exc!r}"
+
+
+@pytest.fixture(scope="module")
+def originals(tmp_path_factory):
+    """Valid files: an xlsa17 folder, a feature-map HDF5 file, word vectors, a store and a checkpoint."""
+    root = tmp_path_factory.mktemp("originals")
+    tiny = make_tiny_xlsa17(root, with_images=False)
+    write_feature_h5(root / "maps.h5", tiny)
+    vectors = np.random.default_rng(0).normal(size=(6, 5))
+    np.save(root / "w2v.npy", vectors)
+    (root / "w2v.pkl").write_bytes(pickle.dumps(vectors, protocol=2))
+    rows = np.random.default_rng(1).normal(size=(5, 3, 2, 2))
+    writer = create_store(root / "store", rows.shape, metadata={"files": ["a", "b", "c", "d", "e"]})
+    writer.write(0, rows)
+    writer.finish()
+    data = zslkit.load_dataset("synthetic", num_classes=8, images_per_class=4, channels=4, grid=3, embedding_dim=3)
+    train(data, "msdn", TrainConfig(epochs=1, batch_size=16), out_dir=root / "run", progress=False)
+    return {"tiny": tiny, "root": root, "data": data}
+
+
+def copy_of(originals, name: str) -> tuple[tempfile.TemporaryDirectory, Path]:
+    """A private copy of one original (a file or a folder)."""
+    scratch = tempfile.TemporaryDirectory()
+    source = originals["root"] / name
+    target = Path(scratch.name) / source.name
+    (shutil.copytree if source.is_dir() else shutil.copy)(source, target)
+    return scratch, target
+
+
+@FUZZ
+@given(which=st.sampled_from(["res101.mat", "att_splits.mat"]), how=damage)
+def test_damaged_xlsa17_files(originals, which, how):
+    scratch, folder = copy_of(originals, "xlsa17/data/TINY")
+    with scratch:
+        apply_damage(folder / which, how)
+        loads_or_names_the_file(lambda: load_xlsa17(folder), folder / which)
+
+
+@FUZZ
+@given(how=damage)
+def test_damaged_feature_h5(originals, how):
+    scratch, path = copy_of(originals, "maps.h5")
+    with scratch:
+        apply_damage(path, how)
+
+        def load_and_read():
+            dataset = load_feature_h5(path)
+            np.asarray(dataset.features[:])
+
+        loads_or_names_the_file(load_and_read, path)
+
+
+@FUZZ
+@given(which=st.sampled_from(["w2v.npy", "w2v.pkl"]), how=damage)
+def test_damaged_word_vectors(originals, which, how):
+    scratch, path = copy_of(originals, which)
+    with scratch:
+        apply_damage(path, how)
+        loads_or_names_the_file(lambda: load_attribute_vectors(path, num_attributes=6), path)
+
+
+@FUZZ
+@given(which=st.sampled_from(["features.npy", "store.json", "progress.json", "COMPLETE"]), how=damage)
+def test_damaged_store(originals, which, how):
+    scratch, store = copy_of(originals, "store")
+    with scratch:
+        apply_damage(store / which, how)
+        loads_or_names_the_file(lambda: open_store(store)[:], store / which)
+
+
+@FUZZ
+@given(which=st.sampled_from(["epoch_001.json", "epoch_001.safetensors"]), how=damage)
+def test_damaged_checkpoint(originals, which, how):
+    scratch, run = copy_of(originals, "run")
+    with scratch:
+        apply_damage(run / which, how)
+        loads_or_names_the_file(lambda: zslkit.training.build_model(load_checkpoint(run)), run / which, CheckpointError)
+
+
+# ------------------------------------------------------------------ structured damage
+odd_values = st.sampled_from([
+    "text", np.array(["a", "b"]), np.zeros((0,)), np.zeros((2, 3, 4)), np.array([[1 + 2j]]), np.array([True, False]),
+    np.full((3, 3), np.inf), np.array([[2**40]]), np.arange(7, dtype=np.int8).reshape(7, 1), None,
+])
+
+
+@FUZZ
+@given(which=st.sampled_from(["res101", "att_splits"]), key=st.integers(0, 20), value=odd_values)
+def test_xlsa17_variables_of_the_wrong_type_or_missing(originals, which, key, value):
+    tiny = originals["tiny"]
+    scratch, folder = copy_of(originals, "xlsa17/data/TINY")
+    with scratch:
+        content = tiny.res101() if which == "res101" else tiny.att_splits()
+        name = sorted(content)[key % len(content)]
+        if value is None:
+            del content[name]
+        else:
+            content[name] = value
+        scipy.io.savemat(folder / f"{which}.mat", content)
+        loads_or_names_the_file(lambda: load_xlsa17(folder), folder / f"{which}.mat")
+
+
+@FUZZ
+@given(key=st.sampled_from(["feature_map", "labels", "trainval_loc", "test_seen_loc", "test_unseen_loc", "att", "w2v_att"]),
+       value=odd_values)
+def test_h5_datasets_of_the_wrong_type_or_missing(originals, key, value):
+    scratch, path = copy_of(originals, "maps.h5")
+    with scratch:
+        with h5py.File(path, "a") as f:
+            del f[key]
+            if value is not None:
+                f.create_dataset(key, data=np.asarray(value).astype("S") if np.asarray(value).dtype.kind == "U" else value)
+
+        def load_and_read():
+            np.asarray(load_feature_h5(path).features[:])
+
+        loads_or_names_the_file(load_and_read, path)
+
+
+@FUZZ
+@given(dtype=st.sampled_from(["int8", "uint16", "bool", "complex64", "float16", "U3", "object", "V4"]),
+       shape=st.sampled_from([(6, 5), (6,), (6, 5, 1), (0, 5)]))
+def test_word_vectors_of_other_dtypes_and_shapes(dtype, shape):
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "w.npy"
+        np.save(path, np.zeros(shape, dtype=dtype), allow_pickle=True)
+        loads_or_names_the_file(lambda: load_attribute_vectors(path, num_attributes=6), path)
