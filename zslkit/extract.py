@@ -76,7 +76,7 @@ class ImageFiles(torch.utils.data.Dataset):
 
 def _origin(backbone: nn.Module) -> str:
     """Where the backbone's class was registered from (names the plugin), or its qualified name."""
-    from zslkit.registry import list_components, component_info
+    from zslkit.registry import component_info, list_components
 
     for name in list_components("backbone"):
         info = component_info("backbone", name)

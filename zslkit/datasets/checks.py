@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import pickle
 import struct
+import tokenize
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,7 +50,8 @@ def file_error(path: str | Path, message: str, error: type[Exception] = DatasetE
 #: What parsers of damaged files raise (numpy, h5py, scipy.io, json, pickle, struct...).
 READ_ERRORS: tuple[type[BaseException], ...] = (
     OSError, EOFError, KeyError, IndexError, ValueError, TypeError, AttributeError, RuntimeError,
-    OverflowError, SyntaxError, UnicodeError, struct.error, MemoryError,
+    OverflowError, SyntaxError, UnicodeError, MemoryError, struct.error, zlib.error, pickle.UnpicklingError,
+    tokenize.TokenError,
 )
 
 

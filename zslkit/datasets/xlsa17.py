@@ -31,12 +31,13 @@ from zslkit.datasets.checks import (
     index_vector,
     reads,
     require_file,
-    sha256_file,
     require_keys,
+    sha256_file,
     to_zero_based,
 )
 from zslkit.datasets.container import DatasetError, ZSLDataset
 from zslkit.datasets.image_folder import relative_image_path
+from zslkit.datasets.matfile import check_mat_structure
 from zslkit.datasets.word_vectors import load_attribute_vectors, read_attribute_names
 from zslkit.registry import register
 
@@ -89,6 +90,7 @@ def load_mat(path: str | Path, keys: list[str], optional: tuple[str, ...] = ()) 
     import scipy.io
 
     path = require_file(path, "MATLAB file")
+    check_mat_structure(path)  # scipy can crash the interpreter on some damaged files
     try:
         content = scipy.io.loadmat(str(path), variable_names=[*keys, *optional])
     except Exception as exc:  # noqa: BLE001 - scipy raises many types for damaged files
@@ -168,20 +170,21 @@ def read_att_splits(path: str | Path, num_images: int, num_classes: int | None =
     labels use; every xlsa17 class has images) must equal the number of ``att`` columns.
     """
     content = load_mat(path, ["att", *_SPLIT_KEYS.values()], ("original_att", "allclasses_names", *_VALIDATION_KEYS.values()))
-    att = np.asarray(content["att"], dtype=np.float64)
+    att = np.asarray(content["att"])
+    check_finite(att, path, "att (I, K)")  # also refuses text and complex values
+    att = att.astype(np.float64)
     if att.ndim != 2:
         raise file_error(path, f"att must be (I, K), found shape {att.shape}")
     if num_classes is not None and att.shape[1] != num_classes:
         hint = " -- transposed? xlsa17 stores att as (I, K)" if att.shape[0] == num_classes else ""
         raise file_error(path, f"att has {att.shape[1]} class columns (shape {att.shape}), the labels of res101.mat use {num_classes} classes{hint}")
-    check_finite(att, path, "att (I, K)")
     original = None
     if "original_att" in content:
-        original = np.asarray(content["original_att"], dtype=np.float64)
+        original = np.asarray(content["original_att"])
+        check_finite(original, path, "original_att (I, K)")
         if original.shape != att.shape:
             raise file_error(path, f"original_att has shape {original.shape}, att has {att.shape}")
-        check_finite(original, path, "original_att (I, K)")
-        original = original.T
+        original = original.astype(np.float64).T
     splits = {}
     for split, key in {**_SPLIT_KEYS, **_VALIDATION_KEYS}.items():
         if key in content:

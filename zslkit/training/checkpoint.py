@@ -185,7 +185,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path}: checkpoint format {meta['format_version']} is newer than this zslkit reads ({FORMAT_VERSION})")
     tensor_path = path.with_name(Path(meta["tensors"]).name)
     if not tensor_path.is_file():
-        raise FileNotFoundError(f"{path}: its tensor file {str(tensor_path)!r} is missing")
+        raise CheckpointError(f"{path}: its tensor file {str(tensor_path)!r} is missing")
     recorded = meta.get("tensors_sha256")
     if recorded is not None and recorded != _sha256(tensor_path):
         raise CheckpointError(
