@@ -29,7 +29,9 @@ from collections.abc import Mapping
 
 import torch
 
+from zslkit.datasets.checks import READ_ERRORS
 from zslkit.models.msdn import MSDN
+from zslkit.training.checkpoint import CheckpointError
 
 __all__ = ["OFFICIAL_MSDN_KEYS", "load_official_msdn", "read_state_dict"]
 
@@ -60,24 +62,27 @@ def read_state_dict(source: str | os.PathLike | Mapping[str, torch.Tensor]) -> d
             raise FileNotFoundError(f"official MSDN checkpoint {where!r} does not exist")
         try:
             state = torch.load(where, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
+        except pickle.UnpicklingError as exc:  # weights_only refuses every global but tensors and containers
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ValueError(
+            raise CheckpointError(
                 f"{where}: not a plain state dict of tensors (loaded with weights_only=True, "
                 f"no pickled code is run); save model.state_dict() instead of the module ({first})"
             ) from None
+        except READ_ERRORS as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise CheckpointError(f"{where}: cannot read the checkpoint ({type(exc).__name__}: {first}); truncated or not a torch file?") from None
     for wrapper in ("state_dict", "model"):
         if isinstance(state, Mapping) and "V" not in state and isinstance(state.get(wrapper), Mapping):
             state = dict(state[wrapper])
     if not isinstance(state, Mapping):
-        raise ValueError(f"{where}: expected a dict of tensors, found {type(state).__name__}")
+        raise CheckpointError(f"{where}: expected a dict of tensors, found {type(state).__name__}")
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
 
 
 def _check_shape(state: dict[str, torch.Tensor], key: str, shape: tuple[int, ...], where: str) -> None:
     found = tuple(state[key].shape)
     if found != shape:
-        raise ValueError(f"{where}: {key!r} must have shape {shape}, found {found}")
+        raise CheckpointError(f"{where}: {key!r} must have shape {shape}, found {found}")
 
 
 def load_official_msdn(
@@ -98,13 +103,13 @@ def load_official_msdn(
     state = read_state_dict(source)
     missing = [k for k in (*OFFICIAL_MSDN_KEYS, *_SPLIT_KEYS) if k not in state]
     if missing:
-        raise ValueError(
+        raise CheckpointError(
             f"{where}: not an official MSDN state dict, missing key(s) {', '.join(missing)} "
             f"(expected {', '.join((*OFFICIAL_MSDN_KEYS, *_SPLIT_KEYS))})"
         )
     state = {k: torch.as_tensor(v).detach().float() for k, v in state.items() if k in (*OFFICIAL_MSDN_KEYS, *_SPLIT_KEYS)}
     if state["V"].ndim != 2 or state["att"].ndim != 2 or state["W_1"].ndim != 2:
-        raise ValueError(f"{where}: 'V', 'att' and 'W_1' must be matrices")
+        raise CheckpointError(f"{where}: 'V', 'att' and 'W_1' must be matrices")
     num_attributes, embedding_dim = state["V"].shape
     num_classes = state["att"].shape[0]
     feature_dim = state["W_1"].shape[1]
@@ -118,9 +123,9 @@ def load_official_msdn(
         _check_shape(state, key, shape, where)
     side = state["mask_bias"].reshape(-1)
     if side.numel() != num_classes or not bool(((side == 1) | (side == -1)).all()):
-        raise ValueError(f"{where}: 'mask_bias' must hold {num_classes} values, each -1 (seen) or +1 (unseen)")
+        raise CheckpointError(f"{where}: 'mask_bias' must hold {num_classes} values, each -1 (seen) or +1 (unseen)")
     if state["bias"].numel() != 1:
-        raise ValueError(f"{where}: 'bias' must be a scalar, found shape {tuple(state['bias'].shape)}")
+        raise CheckpointError(f"{where}: 'bias' must be a scalar, found shape {tuple(state['bias'].shape)}")
 
     model = MSDN(
         class_attributes=state["att"],

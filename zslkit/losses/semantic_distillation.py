@@ -12,6 +12,7 @@ The term is their sum.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -26,15 +27,20 @@ __all__ = ["SemanticDistillation", "jensen_shannon", "weighted_difference"]
 def weighted_difference(y: torch.Tensor, y_other: torch.Tensor) -> torch.Tensor:
     """``(1/B) sum_b sum_k |d_{b,k}|^3 / ||d_b||_2`` for ``d = y - y_other`` ``(B, K)``."""
     d = y - y_other
-    norm = torch.linalg.vector_norm(d, dim=1, keepdim=True).clamp_min(torch.finfo(d.dtype).tiny)
-    return (d.abs() ** 3 / norm).sum(dim=1).mean()
+    norm = torch.linalg.vector_norm(d, dim=1, keepdim=True)
+    # |d|^3 / ||d|| written as d^2 * (|d| / ||d||): the ratio is at most 1, so this overflows
+    # only where d^2 itself would, not |d|^3; a zero row contributes 0.
+    ratio = d.abs() / norm.clamp_min(torch.finfo(d.dtype).tiny)
+    return (d.square() * ratio).sum(dim=1).mean()
 
 
 def jensen_shannon(y: torch.Tensor, y_other: torch.Tensor) -> torch.Tensor:
     """Jensen-Shannon divergence of ``softmax(y)`` and ``softmax(y_other)`` per row, averaged over rows."""
     log_p, log_q = y.log_softmax(dim=1), y_other.log_softmax(dim=1)
     p, q = log_p.exp(), log_q.exp()
-    log_m = torch.log((p + q) / 2)
+    # log M in log space: (p + q) / 2 underflows to 0 for classes both give ~0 mass,
+    # and 0 * log 0 would be NaN.
+    log_m = torch.logaddexp(log_p, log_q) - math.log(2.0)
     kl_p = (p * (log_p - log_m)).sum(dim=1)
     kl_q = (q * (log_q - log_m)).sum(dim=1)
     return (0.5 * (kl_p + kl_q)).mean()

@@ -18,6 +18,15 @@ from zslkit.datasets.container import ZSLDataset
 from zslkit.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_atomic
 from zslkit.training.config import TrainConfig, available_configs, load_config
 from zslkit.training.data import batch_indices, read_batch, steps_per_epoch
+from zslkit.training.guards import (
+    NonFiniteLossError,
+    check_finite_gradients,
+    check_finite_losses,
+    check_fresh_out_dir,
+    check_same_run,
+    remove_stale_temporaries,
+    run_identity,
+)
 
 __all__ = ["TrainResult", "build_optimizer", "config_for", "resolve_device", "train"]
 
@@ -121,12 +130,19 @@ def _write_logs(out_dir: Path, history: list[dict[str, Any]]) -> None:
     write_atomic(out_dir / "history.json", lambda tmp: tmp.write_text(json.dumps(history, indent=2, default=str)))
 
 
-def _resume(out_dir: Path, net, optimizer, rng: np.random.Generator, model_name: str) -> tuple[int, list[dict[str, Any]]]:
-    """Load the latest checkpoint of ``out_dir`` into ``net``, ``optimizer``, ``rng``; return (epoch, history)."""
+def _resume(
+    out_dir: Path, net, optimizer, rng: np.random.Generator, model_name: str, run: dict[str, Any]
+) -> tuple[int, list[dict[str, Any]]]:
+    """Load the latest checkpoint of ``out_dir`` into ``net``, ``optimizer``, ``rng``; return (epoch, history).
+
+    ``run`` (:func:`~zslkit.training.guards.run_identity`) must match the checkpoint's.
+    """
+    remove_stale_temporaries(out_dir)
     path = latest_checkpoint(out_dir)
     if path is None:
         return 0, []
     ckpt = load_checkpoint(path)
+    check_same_run(path, ckpt.meta, run)
     saved = ckpt.meta.get("model", {})
     if saved.get("name") != model_name or saved.get("options") != json.loads(json.dumps(net.options)):
         raise ValueError(
@@ -157,13 +173,11 @@ def _train_one_epoch(net, optimizer, dataset, batches, steps: int, device, desc:
             features = read_batch(dataset.features, batch).to(device)
             labels = torch.as_tensor(dataset.labels[batch], device=device)
             losses = net.loss(net(features), labels)
+            check_finite_losses(losses, step + 1)
             total = float(losses["total"].detach())
-            if not np.isfinite(total):
-                raise FloatingPointError(
-                    f"loss became {total} at {desc}, step {step + 1}; try a smaller lr or check the features for inf/nan"
-                )
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
+            check_finite_gradients(net, step + 1)
             optimizer.step()
             for name, value in losses.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(batch)
@@ -228,7 +242,12 @@ def train(
     out = Path(out_dir) if out_dir is not None else None
     if resume and out is None:
         raise ValueError("resume=True needs the out_dir that holds the checkpoints")
-    start, history = _resume(out, net, optimizer, rng, model_name) if resume else (0, [])
+    if resume:
+        start, history = _resume(out, net, optimizer, rng, model_name, run_identity(cfg.to_dict(), dataset.name, split))
+    else:
+        start, history = 0, []
+        if out is not None:
+            check_fresh_out_dir(out)
     if progress and unused:
         tqdm.write(f"note: config {cfg.model!r} loss weights {unused} do not apply to {model_name!r}")
 
@@ -242,7 +261,10 @@ def train(
             began = time.perf_counter()
             batches = batch_indices(cfg.sampler, indices, dataset.labels, cfg.batch_size, rng)
             record: dict[str, Any] = {"epoch": epoch}
-            record.update(_train_one_epoch(net, optimizer, dataset, batches, steps, device, f"epoch {epoch}/{cfg.epochs}", progress))
+            try:
+                record.update(_train_one_epoch(net, optimizer, dataset, batches, steps, device, f"epoch {epoch}/{cfg.epochs}", progress))
+            except NonFiniteLossError as exc:  # nothing non-finite reached the parameters or a checkpoint
+                raise exc.stopped(epoch, cfg.epochs, out and latest_checkpoint(out), out) from None
             record.update(lr=optimizer.param_groups[0]["lr"], wall_s=time.perf_counter() - began)
             if on_epoch is not None:
                 net.eval()
