@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+from safetensors import SafetensorError
 
 from zslkit.datasets.container import DatasetError, first_non_finite
 
@@ -51,7 +52,7 @@ def file_error(path: str | Path, message: str, error: type[Exception] = DatasetE
 READ_ERRORS: tuple[type[BaseException], ...] = (
     OSError, EOFError, KeyError, IndexError, ValueError, TypeError, AttributeError, RuntimeError,
     OverflowError, SyntaxError, UnicodeError, MemoryError, struct.error, zlib.error, pickle.UnpicklingError,
-    tokenize.TokenError,
+    tokenize.TokenError, SafetensorError,
 )
 
 
