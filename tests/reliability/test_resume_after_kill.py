@@ -1,6 +1,7 @@
 """``zslkit train --resume`` after a SIGKILL at any point ends bitwise equal to an uninterrupted run.
 
-A child process (forked from a server that imported zslkit once) runs ``zslkit train`` and kills itself (SIGKILL: no cleanup, no
+A child process (the ``cli`` fixture: forked from a server that imported zslkit once) runs
+``zslkit train`` and kills itself (SIGKILL: no cleanup, no
 ``finally``) at one chosen point: in the middle of an epoch, half-way through writing
 a checkpoint's tensors, between a checkpoint's tensors and its JSON, or while the
 logs are written. ``zslkit train --resume`` then finishes the run, and its final
@@ -11,10 +12,7 @@ parameters, optimizer state, per-epoch losses and test metrics must equal
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -24,83 +22,52 @@ from safetensors.torch import load_file
 
 from zslkit.cli import main
 
-REPO = Path(__file__).resolve().parents[2]
 # 8 classes x 8 images, 8 channels on a 3x3 grid: 36 training images, 3 steps of 16 per epoch
 ARGS = ["train", "--epochs", "3", "--batch-size", "16", "--no-progress",
         *[arg for option in ("num_classes=8", "images_per_class=8", "channels=8", "grid=3", "embedding_dim=6")
           for arg in ("--data-option", option)]]
 
-# A fork server: one interpreter imports torch and zslkit once, then forks a child per run.
-# The child patches one zslkit function to SIGKILL itself at the chosen point and runs the CLI;
-# the server reports how it ended.
-SERVER = textwrap.dedent("""
-    import json, os, signal, sys
+# Run in the child before ``zslkit train``: patch one zslkit function to SIGKILL the process
+# at the chosen point (POINT, WHEN are filled in).
+KILL = textwrap.dedent("""
+    import os, signal
     from pathlib import Path
-    import torch._dynamo  # imported by the optimizers' first step: import it once, here
-    import zslkit
-    import zslkit.bench
     import zslkit.training.checkpoint as checkpoint
     import zslkit.training.trainer as trainer
-    from zslkit.cli import build_parser, main
-
-    build_parser(), zslkit.list_components()  # import everything lazy now, once; no torch op runs before a fork
 
     def die(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
 
-    def counted(real, when, before=die):
+    def counted(real, before=die):
         calls = {"n": 0}
         def hook(*args, **kwargs):
             calls["n"] += 1
-            if calls["n"] == when:
+            if calls["n"] == WHEN:
                 before(*args, **kwargs)
             return real(*args, **kwargs)
         return hook
 
     def half_written(tensors, tmp):  # the tensor file is half on disk when the process dies
-        checkpoint.save_file(tensors, tmp)
+        real_save(tensors, tmp)
         Path(tmp).write_bytes(Path(tmp).read_bytes()[: Path(tmp).stat().st_size // 2])
         die()
 
-    def arm(point, when):
-        if point == "step":  # between the backward pass and the optimizer step of step `when`
-            trainer.check_finite_gradients = counted(trainer.check_finite_gradients, when)
-        elif point == "tensors":  # inside the tensor write of epoch `when`
-            checkpoint.save_file = counted(checkpoint.save_file, when, half_written)
-        elif point == "json":  # tensors of epoch `when` in place, its JSON not yet
-            checkpoint._sha256 = counted(checkpoint._sha256, when)
-        elif point == "logs":  # checkpoint of epoch `when` complete, history.csv/json not yet updated
-            trainer._write_logs = counted(trainer._write_logs, when)
-
-    for line in sys.stdin:
-        request = json.loads(line)
-        pid = os.fork()
-        if pid == 0:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            point, when = request["kill_at"].split(":")
-            arm(point, int(when))
-            os._exit(main(request["argv"]))
-        _, status = os.waitpid(pid, 0)
-        signal_number = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
-        print(json.dumps({"signal": signal_number, "exit": os.WEXITSTATUS(status) if not signal_number else None}), flush=True)
+    real_save = checkpoint.save_file
+    if POINT == "step":  # between the backward pass and the optimizer step of step WHEN
+        trainer.check_finite_gradients = counted(trainer.check_finite_gradients)
+    elif POINT == "tensors":  # inside the tensor write of epoch WHEN
+        checkpoint.save_file = counted(real_save, half_written)
+    elif POINT == "json":  # tensors of epoch WHEN in place, its JSON not yet
+        checkpoint._sha256 = counted(checkpoint._sha256)
+    elif POINT == "logs":  # checkpoint of epoch WHEN complete, history.csv/json not yet updated
+        trainer._write_logs = counted(trainer._write_logs)
 """)
 
 
-@pytest.fixture(scope="module")
-def fork_server():
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    server = subprocess.Popen([sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-
-    def run_killed(out: Path, kill_at: str) -> None:
-        server.stdin.write(json.dumps({"argv": [*ARGS, "--out", str(out)], "kill_at": kill_at}) + "\n")
-        server.stdin.flush()
-        reply = json.loads(server.stdout.readline())
-        assert reply["signal"] == signal.SIGKILL, f"the run was not killed at {kill_at}: {reply}"
-
-    yield run_killed
-    server.stdin.close()
-    server.wait(timeout=60)
+def run_killed(cli, out: Path, kill_at: str) -> None:
+    point, when = kill_at.split(":")
+    result = cli([*ARGS, "--out", out], setup=f"POINT, WHEN = {point!r}, {int(when)}\n" + KILL)
+    assert result.signal == signal.SIGKILL, f"the run was not killed at {kill_at}: {result}"
 
 
 def final_state(out: Path) -> tuple[dict[str, torch.Tensor], list[dict], dict]:
@@ -113,16 +80,16 @@ def final_state(out: Path) -> tuple[dict[str, torch.Tensor], list[dict], dict]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, fork_server):  # the server starts first and imports while this trains
+def uninterrupted(tmp_path_factory, cli):  # the CLI server starts first and imports while this trains
     out = tmp_path_factory.mktemp("uninterrupted") / "run"
     assert main([*ARGS, "--out", str(out)]) == 0
     return final_state(out)
 
 
 @pytest.mark.parametrize("kill_at", ["step:1", "step:5", "step:9", "tensors:2", "json:2", "json:3", "logs:1"])
-def test_resume_after_sigkill_matches_the_uninterrupted_run_bitwise(uninterrupted, fork_server, tmp_path, kill_at, capsys):
+def test_resume_after_sigkill_matches_the_uninterrupted_run_bitwise(uninterrupted, cli, tmp_path, kill_at, capsys):
     out = tmp_path / "run"
-    fork_server(out, kill_at)
+    run_killed(cli, out, kill_at)
     assert main([*ARGS, "--out", str(out), "--resume"]) == 0
     tensors, history, metrics = final_state(out)
     expected_tensors, expected_history, expected_metrics = uninterrupted
@@ -133,10 +100,10 @@ def test_resume_after_sigkill_matches_the_uninterrupted_run_bitwise(uninterrupte
     assert not list(out.glob(".*.tmp"))  # the killed run's temporary files were cleared
 
 
-def test_a_second_kill_after_resuming_still_converges(uninterrupted, fork_server, tmp_path, capsys):
+def test_a_second_kill_after_resuming_still_converges(uninterrupted, cli, tmp_path, capsys):
     out = tmp_path / "run"
-    fork_server(out, "step:2")  # epoch 1 never finished: nothing to resume from
-    fork_server(out, "tensors:2")  # starts afresh, then dies writing epoch 2
+    run_killed(cli, out, "step:2")  # epoch 1 never finished: nothing to resume from
+    run_killed(cli, out, "tensors:2")  # starts afresh, then dies writing epoch 2
     assert main([*ARGS, "--out", str(out), "--resume"]) == 0
     tensors, history, metrics = final_state(out)
     assert all(torch.equal(tensors[k], uninterrupted[0][k]) for k in tensors)

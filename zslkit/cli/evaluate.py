@@ -24,6 +24,7 @@ def run(args) -> int:
     from zslkit.interop import load_official_msdn
     from zslkit.training import evaluate, load_checkpoint
     from zslkit.training.checkpoint import build_model
+    from zslkit.training.predict import check_class_space
 
     if args.official:
         if args.dataset is None:
@@ -38,6 +39,10 @@ def run(args) -> int:
         if not dataset_name:
             raise ValueError(f"{checkpoint.path}: the checkpoint does not name its dataset; pass --dataset")
     dataset = load_dataset_from_args(dataset_name, args)
+    try:
+        check_class_space(model, dataset)
+    except ValueError as exc:  # name the checkpoint that does not fit
+        raise ValueError(f"{args.checkpoint}: {exc}") from None
     metrics = evaluate(model, dataset, batch_size=args.batch_size, calibration=args.calibration)
     print(format_markdown([{"method": name, **metrics}], title=f"{dataset.name}: {args.checkpoint}"))
     return 0

@@ -258,8 +258,9 @@ class ZSLDataset:
         missed = np.setdiff1d(with_images, np.union1d(self.seen_classes, self.unseen_classes))
         if missed.size:
             k = int(missed[0])
+            name = f" ({self.class_names[k]})" if k < len(self.class_names) else ""
             raise DatasetError(
-                f"{where}: class {k} ({self.class_names[k] if k < len(self.class_names) else k!r}) has "
+                f"{where}: class {k}{name} has "
                 f"{int((self.labels == k).sum())} images but is neither seen (in trainval) nor unseen (in test_unseen); "
                 f"{missed.size} class(es) missed by the splits"
             )

@@ -43,7 +43,13 @@ def predict_scores(model: torch.nn.Module, dataset, indices, batch_size: int = 2
 
 
 def check_class_space(model: torch.nn.Module, dataset) -> None:
-    """Refuse a model whose classes or seen/unseen split differ from the dataset's."""
+    """Refuse a model whose feature width, classes or seen/unseen split differ from the dataset's."""
+    expected = getattr(model, "feature_dim", None)
+    if expected is not None and dataset.features is not None and dataset.feature_dim != expected:
+        raise ValueError(
+            f"dataset {dataset.name!r} has {dataset.feature_dim}-channel features (shape {tuple(dataset.features.shape)}), "
+            f"the model expects feature_dim={expected}; were they extracted with another backbone?"
+        )
     classes = getattr(model, "classes", None)
     if classes is None:
         return
