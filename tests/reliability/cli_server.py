@@ -14,6 +14,7 @@ import json
 import os
 import sys
 
+import timm  # noqa: F401 - imported by the timm backbone when first built
 import torch._dynamo  # noqa: F401 - imported by the optimizers' first step: import it once, here
 
 import zslkit

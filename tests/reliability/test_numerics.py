@@ -129,7 +129,7 @@ def nan_term():
                                              ("gradient", "the gradient of parameter 'V' became")])
 def test_non_finite_loss_stops_with_step_and_term_keeping_the_last_good_checkpoint(base, nan_term, mode, named, tmp_path):
     losses = {"attribute_ce": 1.0, "probe": {"loss": nan_term, "at": 4, "mode": mode}}
-    config = TrainConfig(epochs=3, batch_size=16, lr=1e-3)  # 30 training images: 2 steps per epoch
+    config = TrainConfig(epochs=3, batch_size=16, lr=1e-3, num_threads=1)  # 30 training images: 2 steps per epoch
     with pytest.raises(NonFiniteLossError) as info:
         train(base, "msdn", config, out_dir=tmp_path, progress=False, losses=losses)
     message = str(info.value)
