@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from zslkit.models.backbone_model import BATCHNORM_MODES
+
 __all__ = ["OPTIMIZERS", "SAMPLERS", "TrainConfig", "available_configs", "load_config"]
 
 OPTIMIZERS: tuple[str, ...] = ("rmsprop", "adam", "sgd")
@@ -50,6 +52,11 @@ class TrainConfig:
         num_threads: CPU threads for PyTorch while training (``torch.set_num_threads``,
             restored afterwards); 0 leaves PyTorch's default. Small models such as
             the synthetic one train fastest on 1 thread.
+        backbone_lr: learning rate of the backbone when fine-tuning end to end
+            (``train(..., backbone=...)``); 0 freezes it. The head uses ``lr``.
+        backbone_batchnorm: the backbone's BatchNorm layers when fine-tuning, one of
+            :data:`~zslkit.models.backbone_model.BATCHNORM_MODES` (``frozen``,
+            ``train``, ``sync``).
     """
 
     model: str = "msdn"
@@ -66,6 +73,8 @@ class TrainConfig:
     device: str = "cpu"
     eval_batch_size: int = 256
     num_threads: int = 0
+    backbone_lr: float = 1e-5
+    backbone_batchnorm: str = "frozen"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -75,6 +84,10 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.num_threads must be 0 (PyTorch's default) or more, got {self.num_threads}")
         if self.lr <= 0:
             raise ValueError(f"TrainConfig.lr must be positive, got {self.lr}")
+        if self.backbone_lr < 0:
+            raise ValueError(f"TrainConfig.backbone_lr must be 0 (frozen backbone) or positive, got {self.backbone_lr}")
+        if self.backbone_batchnorm not in BATCHNORM_MODES:
+            raise ValueError(f"TrainConfig.backbone_batchnorm must be one of {BATCHNORM_MODES}, got {self.backbone_batchnorm!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"TrainConfig.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.sampler not in SAMPLERS:

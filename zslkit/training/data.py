@@ -1,7 +1,12 @@
-"""Reading feature batches and drawing training batches.
+"""Reading feature batches, drawing training batches, and sharding them over processes.
 
 Features are read batch by batch from ``dataset.features[idx]`` (a numpy array, a
 memmap or an HDF5 dataset, possibly float16); the whole array is never converted.
+A map-style :class:`torch.utils.data.Dataset` (e.g. preprocessed images for
+end-to-end fine-tuning) is read item by item and stacked.
+
+Under data parallelism every process draws the same global batches (same sampler,
+same seed, same epoch) and keeps its :func:`shard` of each.
 """
 
 from __future__ import annotations
@@ -11,16 +16,22 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-__all__ = ["batch_indices", "read_batch", "steps_per_epoch"]
+__all__ = ["batch_indices", "read_batch", "shard", "shard_counts", "steps_per_epoch"]
 
 
 def read_batch(features, indices: np.ndarray) -> torch.Tensor:
     """``features[indices]`` as a float32 tensor, in the order of ``indices``.
 
     The rows are read once each and in increasing order (what memmaps and HDF5
-    datasets want), then put back in the requested order.
+    datasets want), then put back in the requested order. A torch ``Dataset`` is
+    read item by item (``features[i]`` for each index) and stacked.
     """
     indices = np.asarray(indices, dtype=np.int64)
+    if isinstance(features, torch.utils.data.Dataset):
+        items = [torch.as_tensor(features[int(i)], dtype=torch.float32) for i in indices]
+        if not items:  # an empty shard: the shape of one item, no rows
+            return torch.empty((0, *torch.as_tensor(features[0]).shape))
+        return torch.stack(items)
     unique, inverse = np.unique(indices, return_inverse=True)
     rows = np.asarray(features[unique], dtype=np.float32)
     if unique.shape[0] != indices.shape[0] or not np.array_equal(unique, indices):
@@ -31,6 +42,27 @@ def read_batch(features, indices: np.ndarray) -> torch.Tensor:
 def steps_per_epoch(num_images: int, batch_size: int) -> int:
     """``ceil(num_images / batch_size)``, the same for every sampler."""
     return -(-num_images // batch_size)
+
+
+def shard_counts(batch_size: int, world_size: int) -> list[int]:
+    """Rows of each rank's :func:`shard` of a batch of ``batch_size``: near-equal, larger shards first."""
+    base, extra = divmod(batch_size, world_size)
+    return [base + (r < extra) for r in range(world_size)]
+
+
+def shard(batch: np.ndarray, rank: int, world_size: int) -> np.ndarray:
+    """Rank ``rank``'s contiguous part of ``batch`` (``np.array_split(batch, world_size)[rank]``).
+
+    The shards are disjoint, cover the batch, and concatenated in rank order give
+    ``batch`` back, so gathering per-rank outputs restores the single-process order.
+    Unlike :class:`torch.utils.data.DistributedSampler` nothing is padded: a short
+    last batch gives uneven (possibly empty) shards rather than repeated images.
+    """
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+    counts = shard_counts(len(batch), world_size)
+    start = sum(counts[:rank])
+    return batch[start : start + counts[rank]]
 
 
 def batch_indices(
