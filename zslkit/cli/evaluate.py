@@ -20,6 +20,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from zslkit import distributed
     from zslkit.bench import format_markdown
     from zslkit.interop import load_official_msdn
     from zslkit.training import evaluate, load_checkpoint
@@ -38,6 +39,10 @@ def run(args) -> int:
         if not dataset_name:
             raise ValueError(f"{checkpoint.path}: the checkpoint does not name its dataset; pass --dataset")
     dataset = load_dataset_from_args(dataset_name, args)
-    metrics = evaluate(model, dataset, batch_size=args.batch_size, calibration=args.calibration)
+    with distributed.process_group("cpu"):  # under torchrun: every rank scores a share of the images
+        metrics = evaluate(model, dataset, batch_size=args.batch_size, calibration=args.calibration)
+        main = distributed.is_main()
+    if not main:
+        return 0
     print(format_markdown([{"method": name, **metrics}], title=f"{dataset.name}: {args.checkpoint}"))
     return 0

@@ -1,4 +1,8 @@
-"""``zslkit train``: train a model on a dataset, checkpoint every epoch, print the metric table."""
+"""``zslkit train``: train a model on a dataset, checkpoint every epoch, print the metric table.
+
+Under ``torchrun --nproc-per-node N -m zslkit train ...`` the processes join one group
+and train data-parallel (see ``docs/distributed.md``); rank 0 prints and writes files.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from zslkit import distributed
     from zslkit.bench import format_markdown, write_results
     from zslkit.training import evaluate, load_config, train
     from zslkit.training.trainer import config_for
@@ -41,10 +46,16 @@ def run(args) -> int:
             overrides[key] = {**getattr(config, key), **overrides[key]}
     config = load_config(config, **overrides)
     model = args.model or config.model
-    result = train(dataset, model, config, out_dir=args.out, progress=not args.no_progress, resume=args.resume)
-    metrics = evaluate(result.model, dataset, batch_size=config.eval_batch_size)
+    with distributed.process_group(config.device):
+        result = train(dataset, model, config, out_dir=args.out, progress=not args.no_progress, resume=args.resume)
+        metrics = evaluate(result.model, dataset, batch_size=config.eval_batch_size)
+        processes, main = distributed.world_size(), distributed.is_main()
+    if not main:
+        return 0
     row = {"method": model, **metrics, "seed": config.seed, "epochs": config.epochs, "dataset": dataset.name,
            "wall_s": sum(h["wall_s"] for h in result.history)}
+    if processes > 1:
+        row["processes"] = processes
     print(format_markdown([row], title=f"{dataset.name}: {model}, {config.epochs} epochs, seed {config.seed}"))
     if args.out:
         paths = write_results([row], args.out)
