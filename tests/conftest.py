@@ -11,15 +11,24 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# ../shared/data beside the checkout; ZSLKIT_SHARED_DATA overrides (e.g. for a git worktree elsewhere).
+SHARED_DATA = Path(os.environ.get("ZSLKIT_SHARED_DATA") or REPO.parent / "shared" / "data")
 
 
 @pytest.fixture
-def shared_data() -> Path:
-    """``../shared/data`` beside the checkout (real CUB/SUN/AWA2 metadata); skips when absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real dataset metadata not found at {SHARED_DATA} (only present beside the CI checkout)")
-    return SHARED_DATA
+def shared_data():
+    """``shared_data(name)``: ``<checkout>/../shared/data/<name>`` (real CUB/SUN/AWA2 metadata).
+
+    Skips the test when it is absent: a fresh clone elsewhere has no ``../shared``.
+    """
+
+    def locate(name: str) -> Path:
+        path = SHARED_DATA / name
+        if not path.exists():
+            pytest.skip(f"real benchmark metadata not available ({path})")
+        return path
+
+    return locate
 
 
 def run_python(code: str, env: dict[str, str] | None = None, extra_path: list[Path] | None = None) -> subprocess.CompletedProcess:

@@ -41,6 +41,11 @@ def zslkit_register_components(registrar: Registrar) -> None:
 def zslkit_benchmark_cases() -> list[Any]:
     """Return benchmark cases (:class:`zslkit.bench.BenchmarkCase`) to add to ``zslkit bench``.
 
-    Each case names a dataset, a method or a protocol that the harness can run
-    next to the built-in ones.
+    Each case is a table row: a registered method or model with fixed options,
+    its own hyper-parameter grid, and optionally the datasets it applies to
+    (datasets and components themselves are added through
+    ``zslkit_register_components``). The list may also hold
+    :class:`zslkit.bench.Protocol` objects, which become available as
+    ``zslkit bench --protocol NAME``. A hook that raises, or returns anything
+    else, is reported with a warning and skipped.
     """

@@ -42,6 +42,6 @@ def test_bench_writes_csv_and_json(tmp_path, capsys):
     assert main(["bench", "--dataset", "synthetic", "--methods", "eszsl", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "| eszsl |" in out
-    rows = json.loads((tmp_path / "results.json").read_text())
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert rows[0]["method"] == "eszsl" and 0.0 <= rows[0]["H"] <= 1.0
-    assert (tmp_path / "results.csv").read_text().startswith("method,")
+    assert (tmp_path / "results.csv").read_text().startswith("dataset,method,")

@@ -1,4 +1,4 @@
-"""Result tables: Markdown for the terminal, CSV and JSON for files."""
+"""Result tables: Markdown for the terminal (dataset blocks side by side), CSV and JSON for files."""
 
 from __future__ import annotations
 
@@ -9,42 +9,60 @@ from typing import Any
 
 COLUMNS: tuple[str, ...] = ("T1", "U", "S", "H", "AUSUC")
 
+__all__ = ["COLUMNS", "format_markdown", "format_value", "write_csv", "write_results"]
+
+
+def format_value(value: float | None, std: float | None = None) -> str:
+    """A fraction as a percentage with one decimal, ``mean ± std`` when ``std`` is given, ``-`` when missing."""
+    if value is None:
+        return "-"
+    if std is None:
+        return f"{100 * value:.1f}"
+    return f"{100 * value:.1f} ± {100 * std:.1f}"
+
 
 def format_markdown(rows: list[dict[str, Any]], columns=COLUMNS, title: str | None = None) -> str:
-    """Rows are dicts with ``method`` and metric values in [0, 1]; printed as percentages."""
-    head = ["method", *columns]
-    lines = []
-    if title:
-        lines += [f"**{title}**", ""]
-    lines.append("| " + " | ".join(head) + " |")
-    lines.append("|" + "|".join(["---"] + ["---:"] * len(columns)) + "|")
-    for row in rows:
-        cells = [str(row["method"])]
-        for col in columns:
-            value = row.get(col)
-            std = row.get(f"{col}_std")
-            if value is None:
-                cells.append("-")
-            elif std is not None:
-                cells.append(f"{100 * value:.1f} ± {100 * std:.1f}")
-            else:
-                cells.append(f"{100 * value:.1f}")
-        lines.append("| " + " | ".join(cells) + " |")
+    """Pivot rows into one Markdown table.
+
+    Each row is a dict with ``method``, optionally ``dataset``, metric values in
+    [0, 1] under the column names and optional ``<column>_std``. Rows of the same
+    method on different datasets share a line; each dataset gets a block of
+    columns (headed ``<dataset> <column>`` when there are several datasets).
+    """
+    datasets = list(dict.fromkeys(str(r.get("dataset", "")) for r in rows))
+    methods = list(dict.fromkeys(str(r["method"]) for r in rows))
+    cell = {(str(r["method"]), str(r.get("dataset", ""))): r for r in rows}
+    head = [f"{d} {c}".strip() if len(datasets) > 1 else c for d in datasets for c in columns]
+    lines = [f"**{title}**", ""] if title else []
+    lines.append("| " + " | ".join(["method", *head]) + " |")
+    lines.append("|" + "|".join(["---"] + ["---:"] * len(head)) + "|")
+    for method in methods:
+        values = []
+        for dataset in datasets:
+            row = cell.get((method, dataset), {})
+            values += [format_value(row.get(c), row.get(f"{c}_std")) for c in columns]
+        lines.append("| " + " | ".join([method, *values]) + " |")
     return "\n".join(lines)
+
+
+def write_csv(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """One line per row, columns in order of first appearance; nested values as JSON strings."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in row.items()})
+    return path
 
 
 def write_results(rows: list[dict[str, Any]], out_dir: str | Path, stem: str = "results") -> tuple[Path, Path]:
     """Write ``stem.csv`` and ``stem.json`` into ``out_dir``; returns both paths."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    keys: list[str] = []
-    for row in rows:
-        keys += [k for k in row if k not in keys]
-    csv_path, json_path = out / f"{stem}.csv", out / f"{stem}.json"
-    with csv_path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in row.items()})
+    csv_path, json_path = write_csv(rows, out / f"{stem}.csv"), out / f"{stem}.json"
     json_path.write_text(json.dumps(rows, indent=2, default=str))
     return csv_path, json_path

@@ -14,7 +14,7 @@ import os
 import sys
 
 #: Modules of ``zslkit.cli`` that define subcommands, in help order.
-COMMANDS: tuple[str, ...] = ("listing", "bench", "train", "evaluate")
+COMMANDS: tuple[str, ...] = ("listing", "data", "extract", "embed", "train", "evaluate", "viz", "bench")
 
 
 class CLIError(Exception):

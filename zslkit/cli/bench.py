@@ -1,44 +1,94 @@
-"""``zslkit bench``: fit methods on a dataset and print the standard table."""
+"""``zslkit bench``: the standard table (T1, U, S, H, AUSUC) for methods and models under one protocol.
+
+    zslkit bench --dataset synthetic --methods eszsl,ale,msdn --protocol validation --seeds 3 --out runs/b
+
+Several datasets (``--dataset cub,sun,awa2``) give side-by-side blocks. With
+``--out`` the run writes ``results.csv``, ``results.json``, ``table.md`` and
+PNG plots there, and caches each finished cell in ``DIR/cells`` so that a
+restarted run only computes what is missing.
+"""
 
 from __future__ import annotations
 
-import time
+from typing import Any
 
-import numpy as np
-
-import zslkit
-from zslkit.bench import evaluate_scores, format_markdown, write_results
+import yaml
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("bench", help="run methods on a dataset and print T1/U/S/H/AUSUC")
-    p.add_argument("--dataset", default="synthetic", help="registered dataset name")
-    p.add_argument("--methods", default="eszsl", help="comma-separated registered method names")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="directory for results.csv and results.json")
+    p = sub.add_parser("bench", help="run methods and models under one protocol; print T1/U/S/H/AUSUC")
+    p.add_argument("--dataset", default="synthetic",
+                   help="registered dataset name(s), comma-separated, e.g. synthetic or cub,sun,awa2")
+    p.add_argument("--methods", default=None,
+                   help="comma-separated benchmark cases (registered methods/models, plugin cases); "
+                        "default: the built-in baselines plus msdn and dazle when registered")
+    p.add_argument("--protocol", default="validation",
+                   help="validation (default: tune on the validation split, test once) or paper")
+    p.add_argument("--seeds", type=int, default=1, help="number of seeds (0 .. N-1); mean ± std when > 1")
+    p.add_argument("--out", default=None, help="directory for results, plots and the cell cache")
+    p.add_argument("--dataset-option", action="append", default=[], metavar="[DATASET.]KEY=VALUE",
+                   help="option for the dataset loader (YAML value), for all datasets or one; repeatable")
+    p.add_argument("--no-published", action="store_true", help="do not show published reference rows")
+    p.add_argument("--no-cache", action="store_true", help="recompute every cell even if cached in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--list", action="store_true", help="list the available cases and protocols, then exit")
     p.set_defaults(func=run)
 
 
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def parse_dataset_options(items: list[str], datasets: list[str]) -> dict[str, dict[str, Any]]:
+    """``KEY=VALUE`` (every dataset) or ``DATASET.KEY=VALUE`` (that one) -> dataset -> options."""
+    options: dict[str, dict[str, Any]] = {d: {} for d in datasets}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--dataset-option expects [DATASET.]KEY=VALUE, got {item!r}")
+        target, dot, name = key.rpartition(".")
+        if dot and target not in options:
+            raise ValueError(f"--dataset-option {item!r} names dataset {target!r}, not one of {', '.join(datasets)}")
+        for dataset in [target] if dot else datasets:
+            options[dataset][name] = yaml.safe_load(value)
+    return options
+
+
+def _print_list() -> int:
+    from zslkit.bench import PROTOCOLS, available_cases
+
+    print("cases:")
+    for name, case in sorted(available_cases().items()):
+        flags = ", default" if case.default else ""
+        print(f"  {name}  ({case.kind} {case.component}, from {case.source}{flags})")
+    print("protocols:")
+    for name, protocol in sorted(PROTOCOLS.items()):
+        print(f"  {name}: {protocol.caption}")
+    return 0
+
+
 def run(args) -> int:
-    dataset = zslkit.load_dataset(args.dataset, seed=args.seed)
-    rows = []
-    for name in [m.strip() for m in args.methods.split(",") if m.strip()]:
-        start = time.perf_counter()
-        method = zslkit.create("method", name)
-        X = dataset.pooled_features()
-        mean, std = X[dataset.splits["trainval"]].mean(0), X[dataset.splits["trainval"]].std(0) + 1e-8
-        X = (X - mean) / std
-        tv = dataset.splits["trainval"]
-        method.fit(X[tv], dataset.labels[tv], dataset.class_attributes, dataset.seen_classes)
-        metrics = evaluate_scores(
-            dataset,
-            method.decision_function(X[dataset.splits["test_seen"]]),
-            method.decision_function(X[dataset.splits["test_unseen"]]),
-        )
-        rows.append({"method": name, **metrics, "seed": args.seed, "wall_s": time.perf_counter() - start,
-                     "params": method.get_params(), "dataset": dataset.name})
-    print(format_markdown(rows, title=f"{dataset.name} (seed {args.seed})"))
+    from zslkit.bench import run_benchmark, write_outputs
+
+    if args.list:
+        return _print_list()
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+    datasets = _split(args.dataset)
+    if not datasets:
+        raise ValueError("--dataset: give at least one dataset name")
+    result = run_benchmark(
+        datasets,
+        _split(args.methods) if args.methods else None,
+        protocol=args.protocol,
+        seeds=args.seeds,
+        out_dir=args.out,
+        dataset_options=parse_dataset_options(args.dataset_option, datasets),
+        progress=not args.no_progress,
+        use_cache=not args.no_cache,
+    )
+    print(result.table(with_published=not args.no_published))
     if args.out:
-        paths = write_results(rows, args.out)
-        print("wrote " + ", ".join(str(p) for p in paths))
-    return 0 if np.isfinite([r["H"] for r in rows]).all() else 1
+        paths = write_outputs(result, args.out, with_published=not args.no_published)
+        print(f"wrote {len(paths)} files to {args.out} (table.md, results.csv, results.json, plots)")
+    return 0

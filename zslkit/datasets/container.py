@@ -56,7 +56,7 @@ class ZSLDataset:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.labels = np.asarray(self.labels, dtype=np.int64)
+        self.labels = np.asanyarray(self.labels, dtype=np.int64)  # keeps ndarray subclasses (e.g. access-logging ones)
         self.class_attributes = np.asarray(self.class_attributes, dtype=np.float32)
         self.splits = {k: np.asarray(v, dtype=np.int64) for k, v in self.splits.items()}
         if not self.class_names:

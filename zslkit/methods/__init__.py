@@ -1,6 +1,27 @@
-"""Non-deep ZSL methods on pooled features (kind ``method``), scikit-learn conventions."""
+"""Non-deep ZSL methods on pooled features (kind ``method``), scikit-learn conventions.
 
+Closed form: :class:`ESZSL`, :class:`SAE`. Ranking losses trained by SGD
+(:class:`~zslkit.methods.ranking.RankingEmbedding`): :class:`ALE`,
+:class:`DeViSE`, :class:`SJE`, :class:`LATEM`.
+"""
+
+from zslkit.methods.ale import ALE
 from zslkit.methods.base import EmbeddingMethod, normalize_attributes
+from zslkit.methods.devise import DeViSE
 from zslkit.methods.eszsl import ESZSL
+from zslkit.methods.latem import LATEM
+from zslkit.methods.ranking import RankingEmbedding
+from zslkit.methods.sae import SAE
+from zslkit.methods.sje import SJE
 
-__all__ = ["ESZSL", "EmbeddingMethod", "normalize_attributes"]
+__all__ = [
+    "ALE",
+    "ESZSL",
+    "LATEM",
+    "SAE",
+    "SJE",
+    "DeViSE",
+    "EmbeddingMethod",
+    "RankingEmbedding",
+    "normalize_attributes",
+]

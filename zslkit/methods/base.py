@@ -5,9 +5,16 @@ every class through the class-attribute matrix:
 
 ``fit(X (N, d), y (N,), class_attributes (K, I), seen_classes)`` then
 ``decision_function(X) -> (N, K)`` and ``predict(X) -> (N,)``.
+
+Two class attributes tell the benchmark harness (:mod:`zslkit.bench`) how to tune a method:
+``param_grid`` (parameter name -> candidate values, searched on the validation
+split) and ``iterative`` (``fit`` takes ``on_epoch(epoch, estimator)`` and the
+``epochs`` parameter, so the harness can also pick the epoch).
 """
 
 from __future__ import annotations
+
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -28,6 +35,11 @@ def normalize_attributes(class_attributes: np.ndarray, how: str | None) -> np.nd
 
 class EmbeddingMethod(BaseEstimator):
     """Shared checks and prediction for compatibility-function methods ``F(x, k) = x^T W a_k``."""
+
+    #: Hyper-parameter grid searched by the benchmark's ``validation`` protocol.
+    param_grid: ClassVar[dict[str, list[Any]]] = {}
+    #: Whether ``fit`` trains epoch by epoch and accepts ``on_epoch``.
+    iterative: ClassVar[bool] = False
 
     def _validate_fit(self, X, y, class_attributes, seen_classes):
         X = np.asarray(X, dtype=np.float64)

@@ -20,7 +20,12 @@ from zslkit.registry import register
 
 @register("method", "eszsl")
 class ESZSL(EmbeddingMethod):
-    """Closed-form ESZSL. ``gamma`` regularises the feature side, ``lambda_`` the attribute side."""
+    """Closed-form ESZSL. ``gamma`` regularises the feature side, ``lambda_`` the attribute side.
+
+    Grid (powers of ten, as in the paper): ``gamma``, ``lambda_`` in ``{0.01, 0.1, ..., 1000}``.
+    """
+
+    param_grid = {"gamma": [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0], "lambda_": [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]}
 
     def __init__(self, gamma: float = 1.0, lambda_: float = 1.0, attribute_norm: str | None = "l2"):
         self.gamma = gamma

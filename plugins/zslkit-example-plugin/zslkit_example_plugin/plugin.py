@@ -11,3 +11,18 @@ from zslkit_example_plugin.losses import AttributeRegression
 def zslkit_register_components(registrar):
     registrar.register("attention", "example_temperature_attention", TemperatureAttention)
     registrar.register("loss", "attribute_regression", AttributeRegression)
+
+
+@zslkit.hookimpl
+def zslkit_benchmark_cases():
+    """One benchmark row: MSDN with this plugin's attention block as its visual->attribute branch.
+
+    Run it with ``zslkit bench --methods msdn,msdn+temperature``.
+    """
+    from zslkit.bench import BenchmarkCase  # imported when the harness asks, not when zslkit loads plugins
+
+    branches = {
+        "a2v": {"attention": "attribute_to_visual", "weight": 0.9},
+        "v2a": {"attention": "example_temperature_attention", "weight": 0.1, "temperature": 0.5},
+    }
+    return [BenchmarkCase("msdn+temperature", component="msdn", kind="model", options={"branches": branches})]

@@ -1,0 +1,42 @@
+"""``zslkit bench`` from the command line."""
+
+import pytest
+
+from zslkit.cli import main
+from zslkit.cli.bench import parse_dataset_options
+
+
+def small_args(small_options):
+    return [arg for key, value in small_options.items() for arg in ("--dataset-option", f"{key}={value}")]
+
+
+def test_bench_prints_the_table_and_writes_the_files(tmp_path, small_options, capsys):
+    code = main(["bench", "--methods", "sae,eszsl", "--no-progress", "--out", str(tmp_path), *small_args(small_options)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "| method | T1 | U | S | H | AUSUC |" in out and "| sae |" in out and "| eszsl |" in out
+    assert {p.name for p in tmp_path.iterdir()} >= {"results.csv", "results.json", "table.md", "curves_synthetic.png", "cells"}
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--dataset-option", "novalue"], "--dataset-option expects [DATASET.]KEY=VALUE, got 'novalue'"),
+    (["--dataset-option", "cub.root=/data"], "names dataset 'cub', not one of synthetic"),
+    (["--seeds", "0"], "--seeds must be at least 1"),
+    (["--methods", "alee"], "did you mean 'ale'"),
+])
+def test_bad_arguments_give_one_line(argv, message, capsys):
+    assert main(["bench", "--no-progress", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_dataset_options_for_all_or_one_dataset():
+    options = parse_dataset_options(["cub.root=/data/cub", "seed=3", "purity=[0.7, 0.9]"], ["cub", "sun"])
+    assert options == {"cub": {"root": "/data/cub", "seed": 3, "purity": [0.7, 0.9]},
+                       "sun": {"seed": 3, "purity": [0.7, 0.9]}}
+
+
+def test_list_shows_cases_and_protocols(capsys):
+    assert main(["bench", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "  ale  (method ale, from zslkit, default)" in out and "  validation: " in out and "  paper: " in out

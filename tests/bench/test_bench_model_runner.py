@@ -1,0 +1,48 @@
+"""Deep models in the harness, through zslkit.training (skipped where the trainer is not installed)."""
+
+import numpy as np
+import pytest
+
+from zslkit.bench import protocols
+from zslkit.bench.case import BenchmarkCase
+
+training = pytest.importorskip("zslkit.training")
+
+
+@pytest.fixture
+def recorded_train(monkeypatch):
+    """Record (dataset name, epochs, seed) of every training run."""
+    calls = []
+    real = training.train
+
+    def train(dataset, model="msdn", config=None, **kwargs):
+        calls.append((dataset.name, config.epochs, kwargs.get("seed")))
+        return real(dataset, model, config, **kwargs)
+
+    monkeypatch.setattr(training, "train", train)
+    return calls
+
+
+def msdn_case():
+    return BenchmarkCase("msdn", "msdn", kind="model", train_config={"epochs": 2})
+
+
+def test_validation_picks_the_epoch_on_the_view_and_retrains_that_long(small_dataset, recorded_train):
+    outcome = protocols.validation_protocol.run(msdn_case().runner(), small_dataset, 3, False)
+    (view_name, view_epochs, seed), (final_name, final_epochs, final_seed) = recorded_train
+    assert (view_name, view_epochs, seed) == ("synthetic/validation", 2, 3)
+    assert final_name == "synthetic" and final_epochs == outcome["selected"]["epoch"] in (1, 2) and final_seed == 3
+    assert [e["epoch"] for e in outcome["epochs"]] == [1, 2] and all(0 <= e["val_H"] <= 1 for e in outcome["epochs"])
+    assert all(0.0 <= v <= 1.0 for v in outcome["metrics"].values())
+    assert outcome["train_history"], "the trainer's per-epoch history is kept for the training-curve plot"
+
+
+def test_scores_cover_every_class_and_paper_logs_test_metrics_each_epoch(small_dataset):
+    runner = msdn_case().runner()
+    fit = runner.fit(small_dataset, {}, 0, epochs=1)
+    idx = small_dataset.splits["test_unseen"][:5]
+    assert runner.scores(fit.predictor, small_dataset, idx).shape == (5, small_dataset.num_classes)
+    outcome = protocols.paper_protocol.run(runner, small_dataset, 0, False)
+    assert [e["epoch"] for e in outcome["epochs"]] == [1, 2]
+    assert outcome["metrics"]["H"] == pytest.approx(max(e["test_H"] for e in outcome["epochs"]))
+    assert np.isfinite(outcome["gamma"])

@@ -1,0 +1,121 @@
+"""Attention-map figures, driven by a small stand-in model that follows the model output contract."""
+
+from __future__ import annotations
+
+import sys
+import types
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from einops import einsum, rearrange
+from PIL import Image
+
+from zslkit.cli import main
+from zslkit.viz import attention_figure, center_crop, top_attribute_maps
+
+H, W, NUM_ATTR = 3, 4, 10  # regions on a 3x4 grid, 10 attributes
+
+
+class StandIn(torch.nn.Module):
+    """Two branches with real maps (softmax over regions / over attributes) and one without.
+
+    Attribute i's weights pick channel i, scaled by (i + 1): with one-hot region features,
+    its region-attention peaks at region i and its score grows with i.
+    """
+
+    def __init__(self, channels: int = H * W) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.eye(NUM_ATTR, channels) * torch.arange(1, NUM_ATTR + 1.0)[:, None])
+
+    def forward(self, features):
+        regions = rearrange(features, "b c h w -> b (h w) c")
+        logits = einsum(regions, self.weight, "b r c, i c -> b i r")
+        over_regions, over_attributes = logits.softmax(dim=-1), logits.softmax(dim=1)
+        scores = {"a2v": (over_regions * logits).sum(-1), "v2a": (over_attributes * logits).sum(-1), "pooled": logits.mean(-1)}
+        return SimpleNamespace(
+            scores=None, branch_scores={}, attribute_scores=scores,
+            maps={"a2v": over_regions, "v2a": over_attributes, "pooled": None},
+        )
+
+
+@pytest.fixture
+def features():
+    onehot = torch.eye(H * W) * 5.0  # region r holds 5 * e_r
+    return rearrange(onehot, "c (h w) -> c h w", h=H, w=W)
+
+
+def test_top_attributes_and_maps_follow_scores_and_grid(features):
+    model = StandIn()
+    panels = top_attribute_maps(model, features, top_k=4)
+    assert list(panels) == ["a2v", "v2a"]  # the branch without maps is left out
+    logits = 5.0 * (torch.eye(NUM_ATTR, H * W) * torch.arange(1, NUM_ATTR + 1.0)[:, None])
+    expected_maps = logits.softmax(-1)
+    expected_scores = (expected_maps * logits).sum(-1)
+    a2v = panels["a2v"]
+    assert [p.attribute for p in a2v] == torch.topk(expected_scores, 4).indices.tolist() == [9, 8, 7, 6]
+    for panel in a2v:
+        assert panel.score == pytest.approx(float(expected_scores[panel.attribute]), rel=1e-6)
+        assert panel.map.shape == (H, W)
+        assert np.unravel_index(panel.map.argmax(), (H, W)) == divmod(panel.attribute, W)  # row-major regions
+        np.testing.assert_allclose(panel.map.reshape(-1), expected_maps[panel.attribute].numpy(), rtol=1e-6)
+
+
+def test_figure_has_one_panel_per_attribute_and_branch(features, tmp_path):
+    names = [f"has_part_{i}::value" for i in range(NUM_ATTR)]
+    image = np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    model = StandIn().train()
+    figure = attention_figure(model, image, features, attribute_names=names, top_k=3, image_size=48)
+    assert model.training  # restored after drawing
+    visible = [ax for ax in figure.axes if ax.get_visible()]
+    assert len(visible) == 6
+    titles = [ax.get_title() for ax in visible]
+    assert titles[0].startswith("has_part_9::value\n") and titles[3].startswith("has_part_")
+    assert [visible[0].get_ylabel(), visible[3].get_ylabel()] == ["a2v", "v2a"]
+    picture = visible[0].get_images()[0].get_array()
+    overlay = visible[0].get_images()[1].get_array()
+    assert picture.shape[:2] == (48, 48) and overlay.shape == (48, 48)
+    assert float(overlay.max()) == pytest.approx(1.0) and float(overlay.min()) == pytest.approx(0.0)
+    figure.savefig(tmp_path / "maps.png")
+    with Image.open(tmp_path / "maps.png") as png:
+        assert png.size[0] > png.size[1] > 0
+
+
+def test_center_crop_matches_backbone_crop():
+    image = np.zeros((60, 100, 3), dtype=np.uint8)
+    image[:, 45:55] = 255  # a bright vertical band in the middle stays in the middle
+    crop = center_crop(image, 30)
+    assert crop.shape == (30, 30, 3)
+    assert crop[:, 15].mean() > 200 and crop[:, 0].mean() < 10
+
+
+def test_errors(features):
+    model = StandIn()
+    with pytest.raises(ValueError, match=r"branch 'pooled' has no attention maps; branches with maps: \['a2v', 'v2a'\]"):
+        top_attribute_maps(model, features, branches=["pooled"])
+    with pytest.raises(ValueError, match=r"features must be \(C, H, W\) or \(1, C, H, W\)"):
+        top_attribute_maps(model, torch.zeros(2, H * W, H, W))
+    with pytest.raises(ValueError, match="top_k must be at least 1"):
+        top_attribute_maps(model, features, top_k=0)
+
+
+def test_cli_draws_a_checkpoint_through_zslkit_training(tmp_path, monkeypatch, capsys):
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (70, 90, 3), dtype=np.uint8)).save(tmp_path / "bird.jpg")
+    (tmp_path / "names.txt").write_text("".join(f"attribute number {i}\n" for i in range(NUM_ATTR)))
+    training = types.ModuleType("zslkit.training")
+    training.load_model = lambda path: StandIn(channels=96)  # test_resnet maps have 96 channels
+    monkeypatch.setitem(sys.modules, "zslkit.training", training)
+    argv = ["viz", "attention", "--checkpoint", str(tmp_path / "model.pt"), "--image", str(tmp_path / "bird.jpg"),
+            "--backbone", "test_resnet", "--random-init", "--image-size", "64", "--top-k", "2",
+            "--attribute-names", str(tmp_path / "names.txt"), "--out", str(tmp_path / "maps.png")]
+    assert main(argv) == 0, capsys.readouterr().err
+    with Image.open(tmp_path / "maps.png") as png:
+        assert png.size[0] > 0
+
+
+def test_cli_without_zslkit_training_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "zslkit.training", None)  # import fails
+    argv = ["viz", "attention", "--checkpoint", "m.pt", "--image", "x.jpg", "--random-init", "--out", str(tmp_path / "o.png")]
+    assert main(argv) == 2
+    assert "reading checkpoints needs zslkit.training, which this installation lacks" in capsys.readouterr().err

@@ -1,0 +1,142 @@
+"""``timm``: any timm model as a region-feature extractor, with weights from a local file only.
+
+The model is built without weights (``pretrained=False``); the given file -- a state
+dict ``.pth``/``.bin`` (read with ``weights_only=True``) or ``.safetensors``, in timm's key
+layout, which for ResNets is also torchvision's -- is loaded into it strictly: every
+parameter except the classifier head must be in the file, with the right shape.
+Nothing is ever downloaded.
+
+The last feature map is ``forward_features`` when that is spatial (CNNs; channels-last
+outputs such as Swin's are permuted to ``(B, C, H, W)``), else the last map of timm's
+``forward_intermediates`` (vision transformers, whose tokens it reshapes to a grid).
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from zslkit.registry import register
+
+__all__ = ["BackboneWeightsError", "TimmBackbone", "load_weights"]
+
+
+class BackboneWeightsError(ValueError):
+    """No usable weights were given for a pretrained backbone."""
+
+
+def _check_model_name(model_name: str) -> None:
+    import timm
+
+    if not timm.is_model(model_name):
+        close = difflib.get_close_matches(model_name, timm.list_models(), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else " (see timm.list_models())"
+        raise ValueError(f"unknown timm model {model_name!r}{hint}")
+
+
+def _head_prefixes(model: nn.Module) -> tuple[str, ...]:
+    heads = (getattr(model, "pretrained_cfg", None) or {}).get("classifier") or ()
+    return tuple(f"{h}." for h in ([heads] if isinstance(heads, str) else heads))
+
+
+def load_weights(model: nn.Module, weights: Path, model_name: str) -> None:
+    """Load a local weights file into a full timm model: every tensor but the classifier head must match."""
+    from timm.models import load_state_dict
+
+    try:
+        state = load_state_dict(str(weights), weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch/safetensors raise many types for bad files
+        raise BackboneWeightsError(f"{weights}: cannot read weights ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    heads = _head_prefixes(model)
+    state = {k: v for k, v in state.items() if not k.startswith(heads)}
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        detail = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc).splitlines()[0])
+        raise BackboneWeightsError(f"{weights}: weights do not fit timm model {model_name!r}: {detail}") from None
+    missing = [k for k in result.missing_keys if not k.startswith(heads)]
+    if missing or result.unexpected_keys:
+        problem = (
+            f"lacks {len(missing)} of the {len(model.state_dict())} tensors of timm model {model_name!r} (first: {missing[0]})"
+            if missing
+            else f"has {len(result.unexpected_keys)} tensors that timm model {model_name!r} does not (first: {result.unexpected_keys[0]})"
+        )
+        raise BackboneWeightsError(f"{weights}: {problem}; is it a checkpoint of this model?")
+
+
+@register("backbone", "timm")
+class TimmBackbone(nn.Module):
+    """Images ``(B, 3, S, S)`` -> last feature map ``(B, C, H, W)`` of a timm model.
+
+    Args:
+        model_name: any timm model name (``"resnet101"``, ``"convnext_tiny"``, ...).
+        weights: local weights file (state dict ``.pth``/``.bin`` or ``.safetensors``).
+        random_init: build with random weights instead (tests and smoke runs only).
+        **model_kwargs: passed to ``timm.create_model`` (e.g. ``drop_path_rate``).
+
+    Attributes:
+        feature_dim: channels ``C`` of the feature map.
+    """
+
+    def __init__(self, model_name: str = "resnet101", *, weights: str | Path | None = None, random_init: bool = False, **model_kwargs: Any) -> None:
+        import timm
+
+        super().__init__()
+        _check_model_name(model_name)
+        if weights is None and not random_init:
+            raise BackboneWeightsError(
+                f"timm backbone {model_name!r}: no weights given; pass weights=PATH to a local .pth/.safetensors file "
+                "(zslkit downloads nothing) or random_init=True for random features"
+            )
+        if weights is not None and random_init:
+            raise ValueError("give either weights or random_init=True, not both")
+        if weights is not None:
+            weights = Path(weights).expanduser().resolve()
+            if not weights.is_file():
+                raise BackboneWeightsError(f"{weights}: weights file not found")
+        self.model_name = model_name
+        self.weights = weights
+        self.model = timm.create_model(model_name, pretrained=False, **model_kwargs)
+        if weights is not None:
+            load_weights(self.model, weights, model_name)
+        self.channels_last = getattr(self.model, "output_fmt", "NCHW") == "NHWC"
+        self.spatial_features: bool | None = None  # does forward_features give a map? Found on first call.
+        info = getattr(self.model, "feature_info", None)
+        self.feature_dim = int(info[-1]["num_chs"]) if info else int(self.model.num_features)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, S, S)`` normalised images -> ``(B, C, H, W)`` feature map."""
+        if self.spatial_features is not False:
+            out = self.model.forward_features(images)
+            if self.spatial_features is None:
+                self.spatial_features = out.ndim == 4
+            if self.spatial_features:
+                return out.permute(0, 3, 1, 2) if self.channels_last else out
+        if not hasattr(self.model, "forward_intermediates"):
+            raise RuntimeError(f"timm model {self.model_name!r} gives no spatial feature map (no forward_intermediates)")
+        return self.model.forward_intermediates(images, indices=1, intermediates_only=True)[-1]
+
+    def data_config(self) -> dict[str, Any]:
+        """timm's preprocessing config of the model (mean, std, interpolation, crop_pct...)."""
+        import timm.data
+
+        return timm.data.resolve_model_data_config(self.model)
+
+    @torch.no_grad()
+    def feature_shape(self, image_size: int) -> tuple[int, int, int]:
+        """``(C, H, W)`` of the feature map of one ``image_size`` x ``image_size`` image."""
+        was_training = self.training
+        self.eval()
+        parameter = next(self.parameters(), None)
+        device = parameter.device if parameter is not None else "cpu"
+        shape = self(torch.zeros(1, 3, image_size, image_size, device=device)).shape[1:]
+        self.train(was_training)
+        return tuple(int(s) for s in shape)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready description (model name, weights file) for store metadata."""
+        return {"name": "timm", "model": self.model_name, "weights": None if self.weights is None else str(self.weights)}

@@ -1,0 +1,157 @@
+"""Benchmark cases: the rows of the table, built in or contributed by plugins.
+
+Every registered method and model is a case under its own name. The built-in
+methods, plus ``msdn`` and ``dazle`` when registered, run by default. A plugin
+adds cases (a component with fixed options, its own grid, restricted to some
+datasets) and protocols by implementing the ``zslkit_benchmark_cases`` hook::
+
+    @zslkit.hookimpl
+    def zslkit_benchmark_cases():
+        return [BenchmarkCase("msdn+mine", component="msdn", kind="model",
+                              options={"branches": {...}})]
+
+A plugin whose hook fails, or returns something that is not a case or a
+protocol, is reported with a warning and skipped; the rest still run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from zslkit.bench.method_runner import MethodRunner
+from zslkit.bench.model_runner import ModelRunner
+from zslkit.bench.protocols import PROTOCOLS, Protocol, register_protocol
+from zslkit.bench.runner import Runner
+from zslkit.plugins import PluginWarning, get_plugin_manager
+from zslkit.registry import ComponentNotFoundError, component_info, list_components
+
+__all__ = ["DEFAULT_MODELS", "BenchmarkCase", "available_cases", "select_cases"]
+
+#: Deep models in the default run when they are registered.
+DEFAULT_MODELS: tuple[str, ...] = ("msdn", "dazle")
+_KINDS = ("method", "model")
+
+
+@dataclass(frozen=True)
+class BenchmarkCase:
+    """One row of the benchmark table.
+
+    Attributes:
+        name: row label, unique among cases (e.g. ``"msdn+temperature"``).
+        component: registered method or model it runs.
+        kind: ``"method"`` (pooled features, :class:`~zslkit.bench.method_runner.MethodRunner`)
+            or ``"model"`` (deep, :class:`~zslkit.bench.model_runner.ModelRunner`).
+        options: constructor options (method) or model options (model) fixed for this row.
+        param_grid: grid searched by the ``validation`` protocol (name -> values, or a
+            list of such dicts); ``None``: the method's ``param_grid`` (models: none).
+        train_config: ``kind="model"`` only: ``TrainConfig``, packaged config name or dict of fields.
+        datasets: datasets it runs on by default (empty: any).
+        default: whether it runs when no ``--methods`` are given.
+        source: who defined it (``"zslkit"`` or the plugin name); set by the harness.
+    """
+
+    name: str
+    component: str
+    kind: str = "method"
+    options: dict[str, Any] = field(default_factory=dict)
+    param_grid: Any = None
+    train_config: Any = None
+    datasets: tuple[str, ...] = ()
+    default: bool = False
+    source: str = "zslkit"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"BenchmarkCase name must be a non-empty string, got {self.name!r}")
+        if self.kind not in _KINDS:
+            raise ValueError(f"BenchmarkCase {self.name!r}: kind must be one of {_KINDS}, got {self.kind!r}")
+        object.__setattr__(self, "datasets", tuple(self.datasets))
+
+    def applies_to(self, dataset: str) -> bool:
+        return not self.datasets or dataset in self.datasets
+
+    def settings(self) -> dict[str, Any]:
+        """Everything about the case that changes its numbers, as JSON-compatible data."""
+        return json.loads(json.dumps(
+            {"component": self.component, "kind": self.kind, "options": self.options,
+             "param_grid": self.param_grid, "train_config": self.train_config},
+            sort_keys=True, default=repr,
+        ))
+
+    def runner(self, progress: bool = False) -> Runner:
+        """A fresh runner for this case."""
+        if self.kind == "method":
+            return MethodRunner(self.component, self.options, self.param_grid)
+        return ModelRunner(self.component, self.options, self.param_grid, self.train_config, progress=progress)
+
+
+def _builtin_cases() -> list[BenchmarkCase]:
+    cases = []
+    for kind in _KINDS:
+        for name in list_components(kind):
+            if any(c.name == name for c in cases):
+                continue
+            plugin = component_info(kind, name).origin.plugin
+            default = plugin is None and (kind == "method" or name in DEFAULT_MODELS)
+            cases.append(BenchmarkCase(name, name, kind, default=default, source=plugin or "zslkit"))
+    return cases
+
+
+def _plugin_contributions() -> tuple[list[BenchmarkCase], list[Protocol]]:
+    cases, protocols = [], []
+    hook = get_plugin_manager().hook.zslkit_benchmark_cases
+    for impl in hook.get_hookimpls():
+        try:
+            items = list(impl.function() or [])
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the benchmark
+            warnings.warn(f"zslkit plugin {impl.plugin_name!r}: zslkit_benchmark_cases failed: "
+                          f"{type(exc).__name__}: {exc}", PluginWarning, stacklevel=2)
+            continue
+        for item in items:
+            if isinstance(item, BenchmarkCase):
+                cases.append(dataclasses.replace(item, source=impl.plugin_name))
+            elif isinstance(item, Protocol):
+                protocols.append(item)
+            else:
+                warnings.warn(f"zslkit plugin {impl.plugin_name!r}: zslkit_benchmark_cases returned "
+                              f"{type(item).__name__}, expected BenchmarkCase or Protocol; skipped",
+                              PluginWarning, stacklevel=2)
+    return cases, protocols
+
+
+def available_cases() -> dict[str, BenchmarkCase]:
+    """Every case by name: registered methods and models, then plugin cases (plugin protocols are registered too)."""
+    cases = {c.name: c for c in _builtin_cases()}  # also loads the plugins
+    plugin_cases, protocols = _plugin_contributions()
+    for case in plugin_cases:
+        if case.name in cases:
+            warnings.warn(f"zslkit plugin {case.source!r}: benchmark case {case.name!r} is already defined by "
+                          f"{cases[case.name].source}; skipped", PluginWarning, stacklevel=2)
+            continue
+        cases[case.name] = case
+    for protocol in protocols:
+        if protocol.name not in PROTOCOLS:
+            register_protocol(protocol)
+    return cases
+
+
+def select_cases(names: list[str] | None, dataset: str) -> list[BenchmarkCase]:
+    """The cases called ``names`` (in that order), or the default cases that apply to ``dataset``."""
+    cases = available_cases()
+    if names is None:
+        return [c for c in cases.values() if c.default and c.applies_to(dataset)]
+    chosen = []
+    for name in names:
+        if name not in cases:
+            close = difflib.get_close_matches(name, list(cases), n=3, cutoff=0.5)
+            hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+            raise ComponentNotFoundError(
+                f"unknown benchmark method {name!r}{hint} (known: {', '.join(sorted(cases))})"
+            )
+        chosen.append(cases[name])
+    return chosen

@@ -1,0 +1,77 @@
+"""PNG plots of benchmark results (matplotlib, no display needed).
+
+* :func:`plot_seen_unseen_curves`: for one dataset, every method's seen-unseen
+  accuracy curve (calibrated stacking as gamma sweeps) on one chart, AUSUC in the legend.
+* :func:`plot_training_curves`: for one deep-model cell, its training losses and
+  the per-epoch metrics the protocol logged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+__all__ = ["plot_seen_unseen_curves", "plot_training_curves"]
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    return path
+
+
+def plot_seen_unseen_curves(cells: list[dict[str, Any]], dataset: str, path: str | Path, caption: str = "") -> Path:
+    """One chart: x = U, y = S (in %), one line per method (its first seed's curve), a dot at its reported (U, S)."""
+    fig = Figure(figsize=(6, 5))
+    ax = fig.add_subplot()
+    shown = set()
+    for cell in cells:
+        if cell["dataset"] != dataset or cell["method"] in shown or not cell.get("curve"):
+            continue
+        shown.add(cell["method"])
+        curve = cell["curve"]
+        u = [100 * v for v in curve["unseen"]]
+        s = [100 * v for v in curve["seen"]]
+        (line,) = ax.plot(u, s, label=f"{cell['method']} (AUSUC {100 * cell['metrics']['AUSUC']:.1f})")
+        ax.plot(100 * cell["metrics"]["U"], 100 * cell["metrics"]["S"], "o", color=line.get_color())
+    ax.set_xlabel("unseen accuracy U (%)")
+    ax.set_ylabel("seen accuracy S (%)")
+    ax.set_title(f"{dataset}: seen-unseen curves (test){' - ' + caption if caption else ''}")
+    ax.grid(alpha=0.3)
+    if shown:
+        ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def plot_training_curves(cell: dict[str, Any], path: str | Path) -> Path:
+    """Left: every ``*loss*`` entry of the training history (of the run that produced the reported model);
+    right: the protocol's per-epoch metrics (``val_*`` of the selection run, or ``test_*`` under ``paper``)."""
+    fig = Figure(figsize=(10, 4))
+    losses, metrics = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    history = cell.get("train_history") or []
+    keys = sorted({k for h in history for k, v in h.items() if "loss" in k and isinstance(v, (int, float))})
+    for key in keys:
+        points = [(h.get("epoch", i + 1), h[key]) for i, h in enumerate(history) if isinstance(h.get(key), (int, float))]
+        losses.plot(*zip(*points), label=key)
+    losses.set_xlabel("epoch")
+    losses.set_title("training losses (final run)")
+    if keys:
+        losses.legend(fontsize="small")
+        if all(h[k] > 0 for h in history for k in keys if isinstance(h.get(k), (int, float))):
+            losses.set_yscale("log")
+    epochs = [e for e in cell.get("epochs") or [] if e.get("epoch") is not None]
+    for key in sorted({k for e in epochs for k in e if k.endswith(("_T1", "_H"))}):
+        metrics.plot([e["epoch"] for e in epochs], [100 * e[key] for e in epochs], marker=".", label=key)
+    metrics.set_xlabel("epoch")
+    metrics.set_ylabel("%")
+    metrics.set_title(f"{cell['method']} on {cell['dataset']}, seed {cell['seed']}: per-epoch metrics ({cell['protocol']})")
+    if epochs:
+        metrics.legend(fontsize="small")
+    for ax in (losses, metrics):
+        ax.grid(alpha=0.3)
+    return _save(fig, path)

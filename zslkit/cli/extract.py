@@ -1,0 +1,61 @@
+"""``zslkit extract``: images of an xlsa17 benchmark -> timm backbone -> feature store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from zslkit.cli import CLIError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("extract", help="extract region feature maps of a dataset's images into a feature store")
+    p.add_argument("--dataset-root", required=True, help="image folder root (CUB_200_2011, SUN, Animals_with_Attributes2)")
+    p.add_argument("--xlsa17", required=True, help="xlsa17/data/<DATASET> folder with res101.mat (image list) and att_splits.mat")
+    p.add_argument("--out", required=True, help="store directory to write (resumed if interrupted)")
+    p.add_argument("--backbone", default="resnet101", help="timm model name (default resnet101)")
+    p.add_argument("--weights", default=None, help="local weights file (.pth state dict or .safetensors)")
+    p.add_argument("--random-init", action="store_true", help="random backbone weights (tests only)")
+    p.add_argument("--image-size", type=int, default=448)
+    p.add_argument("--crop-pct", type=float, default=1.0, help="center crop fraction (1.0: resize to image size, then crop)")
+    p.add_argument("--interpolation", default=None, help="resize interpolation (default: timm's for the model)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--dtype", choices=("float16", "float32"), default="float16")
+    p.add_argument("--format", choices=("npy", "safetensors"), default="npy")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--workers", type=int, default=4, help="DataLoader workers decoding images")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def split_file_checksums(xlsa17: Path) -> dict[str, str]:
+    """SHA-256 of the xlsa17 files that define the images, labels and splits."""
+    from zslkit.datasets.xlsa17 import ATT_SPLITS_FILE, RES101_FILE
+    from zslkit.extract import sha256_file
+
+    return {name: sha256_file(xlsa17 / name) for name in (RES101_FILE, ATT_SPLITS_FILE) if (xlsa17 / name).is_file()}
+
+
+def run(args) -> int:
+    import zslkit
+    from zslkit.datasets import resolve_images
+    from zslkit.datasets.xlsa17 import RES101_FILE, read_res101
+    from zslkit.extract import extract_features
+
+    if args.weights is None and not args.random_init:
+        raise CLIError("give --weights PATH (a local .pth/.safetensors file; nothing is downloaded) or --random-init")
+    xlsa17 = Path(args.xlsa17).expanduser()
+    res101 = read_res101(xlsa17 / RES101_FILE, features=False)
+    images = resolve_images(res101.image_files, args.dataset_root)
+    if images.missing:
+        raise CLIError(images.missing_report())
+    backbone = zslkit.create("backbone", "timm", model_name=args.backbone, weights=args.weights, random_init=args.random_init)
+    store = extract_features(
+        images, backbone, args.out,
+        image_size=args.image_size, crop_pct=args.crop_pct, interpolation=args.interpolation,
+        batch_size=args.batch_size, dtype=args.dtype, format=args.format, device=args.device,
+        num_workers=args.workers, progress=not args.no_progress,
+        metadata={"dataset": xlsa17.name, "split_files_sha256": split_file_checksums(xlsa17)},
+    )
+    shape = " x ".join(str(s) for s in store.shape)
+    print(f"wrote {store.path}: {shape} {store.dtype.name} ({store.nbytes / 1e9:.2f} GB)")
+    return 0

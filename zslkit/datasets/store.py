@@ -1,0 +1,374 @@
+"""The feature store: region feature maps on disk, read a batch at a time.
+
+A store is a directory::
+
+    STORE/
+      store.json       shape, dtype, array format, zslkit version and the caller's
+                       metadata (backbone, image size, image file list, checksums of the
+                       split files, ...); written when the store is created
+      features.npy     (N, C, H, W) array, float16 by default -- or features.safetensors
+      progress.json    {"done": n}: rows 0..n-1 are written and flushed to disk
+      COMPLETE         written last, after every row is on disk
+
+Both array formats are a small header followed by the raw C-order array, so
+``np.load("features.npy", mmap_mode="r")`` and ``safetensors.safe_open`` read a
+finished store too. zslkit itself reads rows with positioned reads (``os.preadv``) into
+fresh buffers rather than a memory map: pages of a memory-mapped file count towards
+the resident memory of the process while they stay cached, positioned reads do not.
+
+Writing is resumable: rows are written in order, flushed with ``fsync``, and only then
+is ``progress.json`` atomically replaced. An interrupted extraction therefore resumes
+at the first row not known to be on disk, and a store without ``COMPLETE`` refuses to
+open (:class:`IncompleteStoreError`) unless asked for explicitly.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zslkit.datasets.checks import file_error
+from zslkit.datasets.container import DatasetError
+from zslkit.datasets.lazy_rows import LazyRows
+
+__all__ = [
+    "COMPLETE_FILE",
+    "METADATA_FILE",
+    "PROGRESS_FILE",
+    "STORE_FORMATS",
+    "FeatureStore",
+    "IncompleteStoreError",
+    "StoreWriter",
+    "create_store",
+    "is_store",
+    "open_store",
+    "store_status",
+]
+
+METADATA_FILE = "store.json"
+PROGRESS_FILE = "progress.json"
+COMPLETE_FILE = "COMPLETE"
+STORE_FORMATS: dict[str, str] = {"npy": "features.npy", "safetensors": "features.safetensors"}
+_SAFETENSORS_DTYPES = {"float16": "F16", "float32": "F32"}
+_DTYPES = ("float16", "float32")
+_STORE_VERSION = 1
+
+
+class IncompleteStoreError(DatasetError):
+    """The store exists but its extraction did not finish (no ``COMPLETE`` marker)."""
+
+
+# ---------------------------------------------------------------------------- headers
+def _npy_header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
+    np.lib.format.write_array_header_2_0(buffer, header)
+    return buffer.getvalue()
+
+
+def _safetensors_header(shape: tuple[int, ...], dtype: np.dtype, metadata: dict[str, str]) -> bytes:
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    header = {
+        "__metadata__": metadata,
+        "features": {"dtype": _SAFETENSORS_DTYPES[dtype.name], "shape": list(shape), "data_offsets": [0, nbytes]},
+    }
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # keep the array 8-byte aligned
+    return struct.pack("<Q", len(text)) + text
+
+
+def _read_layout(path: Path, fmt: str) -> tuple[int, tuple[int, ...], np.dtype]:
+    """``(data offset, shape, dtype)`` of the array file, from its own header."""
+    try:
+        with open(path, "rb") as f:
+            if fmt == "npy":
+                version = np.lib.format.read_magic(f)
+                reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, fortran, dtype = reader(f)
+                if fortran:
+                    raise ValueError("array is in Fortran order; the store needs C order")
+                return f.tell(), tuple(shape), np.dtype(dtype)
+            (length,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(length))
+            entry = header["features"]
+            names = {v: k for k, v in _SAFETENSORS_DTYPES.items()}
+            return 8 + length + int(entry["data_offsets"][0]), tuple(entry["shape"]), np.dtype(names[entry["dtype"]])
+    except (OSError, ValueError, KeyError, struct.error) as exc:
+        raise file_error(path, f"cannot read the feature array header ({exc})") from None
+
+
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    while len(data):
+        written = os.pwrite(fd, data, offset)
+        data, offset = data[written:], offset + written
+
+
+def _pread_into(fd: int, buffer: memoryview, offset: int, path: Path) -> None:
+    while len(buffer):
+        got = os.preadv(fd, [buffer], offset) if hasattr(os, "preadv") else _pread_copy(fd, buffer, offset)
+        if got == 0:
+            raise file_error(path, f"file ends at byte {offset}: truncated feature array")
+        buffer, offset = buffer[got:], offset + got
+
+
+def _pread_copy(fd: int, buffer: memoryview, offset: int) -> int:
+    data = os.pread(fd, len(buffer), offset)
+    buffer[: len(data)] = data
+    return len(data)
+
+
+def _write_json_atomic(path: Path, content: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(content, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise file_error(path, "missing") from None
+    except (OSError, ValueError) as exc:
+        raise file_error(path, f"not valid JSON ({exc})") from None
+
+
+# ---------------------------------------------------------------------------- reading
+class FeatureStore(LazyRows):
+    """A finished (or, with ``allow_incomplete``, partial) store opened for reading.
+
+    Indexing returns numpy arrays in the stored dtype: ``store[indices]`` ->
+    ``(len(indices), C, H, W)``. ``metadata`` is the caller's metadata of
+    ``store.json``; ``info`` the whole file.
+    """
+
+    def __init__(self, path: str | Path, *, allow_incomplete: bool = False) -> None:
+        self.path = Path(path)
+        self.info = _read_json(self.path / METADATA_FILE)
+        self.format = self.info.get("format")
+        if self.format not in STORE_FORMATS:
+            raise file_error(self.path / METADATA_FILE, f"unknown array format {self.format!r}; expected one of {list(STORE_FORMATS)}")
+        self.array_path = self.path / STORE_FORMATS[self.format]
+        self._offset, self.shape, self.dtype = _read_layout(self.array_path, self.format)
+        if list(self.shape) != list(self.info["shape"]) or self.dtype.name != self.info["dtype"]:
+            raise file_error(self.array_path, f"array header says {self.shape} {self.dtype.name}, store.json says {tuple(self.info['shape'])} {self.info['dtype']}")
+        expected = self._offset + self.nbytes
+        size = self.array_path.stat().st_size
+        if size < expected:
+            raise file_error(self.array_path, f"truncated: {size} bytes, expected {expected} for shape {self.shape} {self.dtype.name}")
+        self.complete = (self.path / COMPLETE_FILE).is_file()
+        self.done = len(self) if self.complete else _progress(self.path)
+        if not self.complete and not allow_incomplete:
+            raise IncompleteStoreError(
+                f"{self.path}: incomplete feature store ({self.done} of {len(self)} images extracted, no {COMPLETE_FILE} marker); "
+                "rerun the same `zslkit extract` command to resume it"
+            )
+        self._fd: int | None = None
+        self._pid: int | None = None
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.info.get("metadata", {})
+
+    @property
+    def row_bytes(self) -> int:
+        return self.nbytes // max(len(self), 1)
+
+    def _file(self) -> int:
+        if self._fd is None or self._pid != os.getpid():  # reopen in forked workers
+            self._fd, self._pid = os.open(self.array_path, os.O_RDONLY), os.getpid()
+        return self._fd
+
+    def _read_run(self, start: int, stop: int, out: np.ndarray) -> None:
+        if stop > self.done:
+            raise IncompleteStoreError(f"{self.path}: row {max(start, self.done)} is not extracted yet ({self.done} of {len(self)} are)")
+        _pread_into(self._file(), memoryview(out).cast("B"), self._offset + start * self.row_bytes, self.array_path)
+
+    def close(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
+
+    def __getstate__(self) -> dict[str, Any]:  # picklable for DataLoader workers
+        return {**self.__dict__, "_fd": None, "_pid": None}
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    def memmap(self) -> np.memmap:
+        """A read-only numpy memory map of the whole array (its pages count as resident memory)."""
+        return np.memmap(self.array_path, dtype=self.dtype, mode="r", offset=self._offset, shape=self.shape)
+
+
+def _progress(path: Path) -> int:
+    progress = path / PROGRESS_FILE
+    return int(_read_json(progress).get("done", 0)) if progress.is_file() else 0
+
+
+def is_store(path: str | Path) -> bool:
+    """Whether ``path`` is a store directory (complete or not)."""
+    return (Path(path) / METADATA_FILE).is_file()
+
+
+def open_store(path: str | Path, *, allow_incomplete: bool = False) -> FeatureStore:
+    """Open a store for reading; an unfinished one raises :class:`IncompleteStoreError`."""
+    path = Path(path).expanduser()
+    if not is_store(path):
+        what = "does not exist" if not path.exists() else f"is not a zslkit feature store (no {METADATA_FILE})"
+        raise DatasetError(f"{path}: {what}")
+    return FeatureStore(path, allow_incomplete=allow_incomplete)
+
+
+def store_status(path: str | Path) -> dict[str, Any]:
+    """``{"complete", "done", "total", "shape", "dtype", "format", "bytes"}`` of a store, without reading rows."""
+    store = open_store(path, allow_incomplete=True)
+    return {
+        "complete": store.complete,
+        "done": store.done,
+        "total": len(store),
+        "shape": store.shape,
+        "dtype": store.dtype.name,
+        "format": store.format,
+        "bytes": store.nbytes,
+    }
+
+
+# ---------------------------------------------------------------------------- writing
+class StoreWriter:
+    """Appends rows, in order, to a store created or resumed by :func:`create_store`.
+
+    ``done`` is the number of rows already on disk: continue from there.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._store = FeatureStore(path, allow_incomplete=True)
+        self.path = path
+        self.shape = self._store.shape
+        self.dtype = self._store.dtype
+        self.done = self._store.done
+
+    @property
+    def total(self) -> int:
+        return int(self.shape[0])
+
+    def write(self, start: int, rows: np.ndarray) -> None:
+        """Write ``rows`` at ``start`` (must equal ``done``), flush them, then record progress."""
+        if start != self.done:
+            raise DatasetError(f"{self.path}: rows must be written in order: next row is {self.done}, got {start}")
+        with np.errstate(over="ignore"):  # overflow to inf is reported below
+            rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        if rows.shape[1:] != tuple(self.shape[1:]) or start + rows.shape[0] > self.total:
+            raise DatasetError(f"{self.path}: cannot write rows of shape {rows.shape} at {start} into a store of shape {self.shape}")
+        if not np.isfinite(rows).all():
+            bad = np.argwhere(~np.isfinite(rows))[0]
+            hint = " (float16 overflows above 65504: use dtype float32)" if self.dtype == np.float16 else ""
+            raise DatasetError(f"{self.path}: non-finite feature for image {start + int(bad[0])}{hint}")
+        fd = os.open(self._store.array_path, os.O_WRONLY)
+        try:
+            _pwrite_all(fd, memoryview(rows).cast("B"), self._store._offset + start * self._store.row_bytes)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.done = start + rows.shape[0]
+        _write_json_atomic(self.path / PROGRESS_FILE, {"done": self.done, "total": self.total})
+
+    def finish(self) -> FeatureStore:
+        """Mark the store complete (only once every row is written) and open it for reading."""
+        if self.done != self.total:
+            raise IncompleteStoreError(f"{self.path}: only {self.done} of {self.total} rows written; not marking complete")
+        _write_json_atomic(self.path / COMPLETE_FILE, {"rows": self.total, "finished": _now()})
+        return open_store(self.path)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _short(value: Any) -> str:
+    return f"a list of {len(value)}" if isinstance(value, list) and len(value) > 4 else repr(value)
+
+
+def _first_difference(old: Any, new: Any, prefix: str = "") -> str | None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            found = _first_difference(old.get(key), new.get(key), f"{prefix}{key}.")
+            if found:
+                return found
+        return None
+    if old != new:
+        return f"{prefix.rstrip('.')}: {_short(old)} in the store, {_short(new)} now"
+    return None
+
+
+def create_store(
+    path: str | Path,
+    shape: tuple[int, ...],
+    *,
+    dtype: str = "float16",
+    format: str = "npy",
+    metadata: dict[str, Any] | None = None,
+) -> StoreWriter:
+    """Create a store for an ``(N, C, H, W)`` array -- or reopen the one at ``path`` to resume it.
+
+    Reopening requires the same shape, dtype, format and ``metadata`` (JSON-serialisable:
+    backbone, image size, file list, checksums...); otherwise the error names the first
+    difference. A store is never overwritten; reopening a complete one gives a writer
+    with nothing left to write (``done == total``).
+    """
+    path = Path(path).expanduser()
+    if dtype not in _DTYPES:
+        raise ValueError(f"store dtype must be one of {_DTYPES}, got {dtype!r}")
+    if format not in STORE_FORMATS:
+        raise ValueError(f"store format must be one of {list(STORE_FORMATS)}, got {format!r}")
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 4 or min(shape) < 1:
+        raise ValueError(f"store shape must be (N, C, H, W) with positive sizes, got {shape}")
+    wanted = {"shape": list(shape), "dtype": dtype, "format": format, "metadata": json.loads(json.dumps(metadata or {}))}
+    if is_store(path):
+        info = _read_json(path / METADATA_FILE)
+        difference = _first_difference({k: info.get(k) for k in wanted}, wanted)
+        if difference:
+            state = "a complete store" if (path / COMPLETE_FILE).is_file() else "an unfinished extraction"
+            raise DatasetError(f"{path}: holds {state} with other settings ({difference}); delete it or choose another output")
+        return StoreWriter(path)  # resume (or, when complete, nothing left to write)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise DatasetError(f"{path}: exists and is not a zslkit feature store; refusing to write into it")
+    dt = np.dtype(dtype).newbyteorder("<")
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    path.parent.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(path.parent).free
+    if free < nbytes:
+        raise DatasetError(f"{path}: not enough disk space: the store needs {nbytes / 1e9:.1f} GB, {free / 1e9:.1f} GB free")
+    from zslkit import __version__
+
+    # Build the store beside its destination and rename it into place, so that an
+    # interruption here never leaves a half-made directory at ``path``.
+    staging = path.with_name(f".{path.name}.creating")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    info = {"zslkit_store": _STORE_VERSION, "zslkit_version": __version__, "created": _now(), **wanted}
+    header = _npy_header(shape, dt) if format == "npy" else _safetensors_header(shape, dt, {"zslkit_store": str(_STORE_VERSION)})
+    with open(staging / STORE_FORMATS[format], "wb") as f:
+        f.write(header)
+        f.truncate(len(header) + nbytes)  # sparse: disk blocks are allocated as rows arrive
+    _write_json_atomic(staging / PROGRESS_FILE, {"done": 0, "total": shape[0]})
+    _write_json_atomic(staging / METADATA_FILE, info)
+    if path.exists():
+        path.rmdir()  # checked empty above
+    os.replace(staging, path)
+    return StoreWriter(path)

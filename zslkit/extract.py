@@ -1,0 +1,164 @@
+"""Feature extraction: images -> backbone -> region feature maps in a :mod:`feature store <zslkit.datasets.store>`.
+
+Preprocessing is the standard ImageNet evaluation transform built by timm from the
+backbone's data config: resize the shorter side to ``image_size / crop_pct``, center crop
+``image_size``, scale to [0, 1] and normalise with the model's mean and std. The paper
+repositories (DAZLE, TransZero, MSDN) use ``crop_pct=1.0`` (resize 448, crop 448) with
+bilinear interpolation and the ImageNet mean/std, which is the default here apart from
+the interpolation (timm's model default unless ``interpolation`` is given).
+
+Extraction is resumable: run the same call again after an interruption and it continues
+after the last batch that reached the disk (see :func:`extract_features`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from zslkit.datasets.image_folder import ImageList
+from zslkit.datasets.store import FeatureStore, create_store
+
+__all__ = ["ImageFiles", "extract_features", "preprocessing", "sha256_file"]
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def preprocessing(
+    backbone: nn.Module, image_size: int, *, crop_pct: float = 1.0, interpolation: str | None = None
+) -> tuple[Callable[[Any], torch.Tensor], dict[str, Any]]:
+    """``(transform, config)``: timm's eval transform for ``backbone`` at ``image_size``.
+
+    ``config`` (JSON-ready: input size, crop_pct, interpolation, mean, std) is what the
+    store records. Backbones without ``data_config()`` get the ImageNet defaults.
+    """
+    import timm.data
+
+    if not 0 < crop_pct <= 1:
+        raise ValueError(f"crop_pct must be in (0, 1], got {crop_pct}")
+    if hasattr(backbone, "data_config"):
+        config = dict(backbone.data_config())
+    else:
+        config = {"mean": timm.data.IMAGENET_DEFAULT_MEAN, "std": timm.data.IMAGENET_DEFAULT_STD, "interpolation": "bilinear"}
+    config.update(input_size=(3, int(image_size), int(image_size)), crop_pct=float(crop_pct), crop_mode="center")
+    if interpolation is not None:
+        config["interpolation"] = interpolation
+    keys = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
+    config = {k: list(config[k]) if isinstance(config[k], tuple) else config[k] for k in keys}
+    transform = timm.data.create_transform(**config, is_training=False)
+    return transform, config
+
+
+class ImageFiles(torch.utils.data.Dataset):
+    """Images read with Pillow (converted to RGB) and transformed, in list order."""
+
+    def __init__(self, paths: Sequence[str | Path], transform: Callable[[Any], torch.Tensor]) -> None:
+        self.paths = [Path(p) for p in paths]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        from PIL import Image, UnidentifiedImageError
+
+        path = self.paths[index]
+        try:
+            with Image.open(path) as image:
+                return self.transform(image.convert("RGB"))
+        except (OSError, UnidentifiedImageError) as exc:
+            raise OSError(f"{path}: cannot read image ({exc})") from None
+
+
+def _describe(backbone: nn.Module) -> dict[str, Any]:
+    described = dict(backbone.describe()) if hasattr(backbone, "describe") else {"name": type(backbone).__name__}
+    weights = getattr(backbone, "weights", None)
+    if weights is not None:
+        described.update(weights=Path(weights).name, weights_sha256=sha256_file(weights))
+    return described
+
+
+def extract_features(
+    images: ImageList | Sequence[str | Path],
+    backbone: nn.Module,
+    out: str | Path,
+    *,
+    image_size: int = 448,
+    crop_pct: float = 1.0,
+    interpolation: str | None = None,
+    batch_size: int = 32,
+    dtype: str = "float16",
+    format: str = "npy",
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+    metadata: dict[str, Any] | None = None,
+    progress: bool = True,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> FeatureStore:
+    """Run ``backbone`` over ``images`` and write their feature maps to the store ``out``.
+
+    Args:
+        images: an :class:`~zslkit.datasets.ImageList` (its relative paths go into the
+            store metadata; missing images raise before anything runs) or image paths.
+        backbone: images ``(B, 3, S, S)`` -> ``(B, C, H, W)``; e.g. :class:`~zslkit.backbones.TimmBackbone`.
+        out: store directory. If it holds an unfinished extraction with the same
+            settings, extraction resumes there; a finished one is returned as is.
+        image_size: side of the square crop the backbone sees (see :func:`preprocessing`).
+        crop_pct: crop fraction: the shorter side is resized to ``image_size / crop_pct``.
+        interpolation: resize interpolation (default: timm's for the model).
+        batch_size: images per forward pass.
+        dtype: ``"float16"`` (default) or ``"float32"``.
+        format: ``"npy"`` (default) or ``"safetensors"``.
+        device: where the backbone runs.
+        num_workers: DataLoader processes decoding images.
+        metadata: extra JSON-ready provenance (e.g. checksums of the split files); part of
+            the settings a resumed run must match.
+        progress: show a tqdm progress bar.
+        on_batch: called as ``on_batch(done, total)`` after each batch is on disk.
+
+    Returns:
+        The finished store, opened for reading: ``(N, C, H, W)`` rows in image order.
+    """
+    from tqdm.auto import tqdm
+
+    if isinstance(images, ImageList):
+        paths, files = images.require_complete().paths, images.relative
+    else:
+        paths = [Path(p) for p in images]
+        files = [str(p) for p in paths]
+    if not paths:
+        raise ValueError("no images to extract")
+    backbone = backbone.to(device).eval()
+    transform, config = preprocessing(backbone, image_size, crop_pct=crop_pct, interpolation=interpolation)
+    with torch.inference_mode():
+        channels, height, width = backbone(torch.zeros(1, *config["input_size"], device=device)).shape[1:]
+    settings = {"backbone": _describe(backbone), "image_size": int(image_size), "preprocessing": config,
+                "files": list(files), **(metadata or {})}
+    writer = create_store(out, (len(paths), channels, height, width), dtype=dtype, format=format, metadata=settings)
+    if writer.done < writer.total:
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.Subset(ImageFiles(paths, transform), range(writer.done, writer.total)),
+            batch_size=batch_size, shuffle=False, num_workers=num_workers,
+        )
+        bar = tqdm(total=writer.total, initial=writer.done, unit="img", desc=f"extract {Path(out).name}", disable=not progress)
+        with torch.inference_mode(), bar:
+            for batch in loader:
+                maps = backbone(batch.to(device)).to(getattr(torch, dtype)).cpu().numpy()
+                writer.write(writer.done, maps)
+                bar.update(len(maps))
+                if on_batch is not None:
+                    on_batch(writer.done, writer.total)
+    return writer.finish()
+
