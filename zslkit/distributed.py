@@ -37,6 +37,8 @@ __all__ = [
     "process_group",
     "rank",
     "rank_device",
+    "shard_counts",
+    "shard_range",
     "teardown",
     "world_size",
 ]
@@ -151,6 +153,21 @@ def rank_device(device: torch.device) -> torch.device:
             "(each process takes cuda:LOCAL_RANK) and choose GPUs with CUDA_VISIBLE_DEVICES"
         )
     return torch.device("cuda", local_rank())
+
+
+def shard_counts(total: int, world_size: int) -> list[int]:
+    """Items of each rank when ``total`` items are split in contiguous near-equal parts, larger parts first."""
+    base, extra = divmod(total, world_size)
+    return [base + (r < extra) for r in range(world_size)]
+
+
+def shard_range(total: int, rank: int, world_size: int) -> tuple[int, int]:
+    """``(start, stop)`` of rank ``rank``'s contiguous part of ``total`` items (``np.array_split`` bounds)."""
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+    counts = shard_counts(total, world_size)
+    start = sum(counts[:rank])
+    return start, start + counts[rank]
 
 
 def _row_counts(rows: int, device: torch.device) -> list[int]:

@@ -23,8 +23,9 @@ from safetensors.torch import load_file
 import zslkit
 from zslkit import distributed
 from zslkit.cli import main as cli_main
+from zslkit.distributed import shard_counts
 from zslkit.training import predict_scores, train
-from zslkit.training.data import shard, shard_counts
+from zslkit.training.data import shard
 
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("ddp_worker", Path(__file__).with_name("ddp_worker.py"))

@@ -16,7 +16,9 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-__all__ = ["batch_indices", "read_batch", "shard", "shard_counts", "steps_per_epoch"]
+from zslkit.distributed import shard_range
+
+__all__ = ["batch_indices", "read_batch", "shard", "steps_per_epoch"]
 
 
 def read_batch(features, indices: np.ndarray) -> torch.Tensor:
@@ -44,12 +46,6 @@ def steps_per_epoch(num_images: int, batch_size: int) -> int:
     return -(-num_images // batch_size)
 
 
-def shard_counts(batch_size: int, world_size: int) -> list[int]:
-    """Rows of each rank's :func:`shard` of a batch of ``batch_size``: near-equal, larger shards first."""
-    base, extra = divmod(batch_size, world_size)
-    return [base + (r < extra) for r in range(world_size)]
-
-
 def shard(batch: np.ndarray, rank: int, world_size: int) -> np.ndarray:
     """Rank ``rank``'s contiguous part of ``batch`` (``np.array_split(batch, world_size)[rank]``).
 
@@ -58,11 +54,8 @@ def shard(batch: np.ndarray, rank: int, world_size: int) -> np.ndarray:
     Unlike :class:`torch.utils.data.DistributedSampler` nothing is padded: a short
     last batch gives uneven (possibly empty) shards rather than repeated images.
     """
-    if not 0 <= rank < world_size:
-        raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
-    counts = shard_counts(len(batch), world_size)
-    start = sum(counts[:rank])
-    return batch[start : start + counts[rank]]
+    start, stop = shard_range(len(batch), rank, world_size)
+    return batch[start:stop]
 
 
 def batch_indices(

@@ -34,7 +34,7 @@ from zslkit.training.checkpoint import (
     write_atomic,
 )
 from zslkit.training.config import TrainConfig, available_configs, load_config
-from zslkit.training.data import batch_indices, read_batch, shard, shard_counts, steps_per_epoch
+from zslkit.training.data import batch_indices, read_batch, shard, steps_per_epoch
 from zslkit.training.parallel import gather_output, wrap
 
 __all__ = ["TrainResult", "build_optimizer", "config_for", "resolve_device", "train"]
@@ -196,7 +196,7 @@ def _batch_losses(parallel, net, inputs, labels: np.ndarray, batch: np.ndarray, 
     world, rank = distributed.world_size(), distributed.rank()
     output = parallel(read_batch(inputs, shard(batch, rank, world)).to(device))
     if world > 1:
-        output = gather_output(output, shard_counts(len(batch), world), with_maps=getattr(net, "needs_maps", True))
+        output = gather_output(output, distributed.shard_counts(len(batch), world), with_maps=getattr(net, "needs_maps", True))
     return net.loss(output, torch.as_tensor(labels[batch], device=device))
 
 
