@@ -28,6 +28,7 @@ __all__ = [
     "all_gather_rows",
     "backend_for",
     "barrier",
+    "broadcast_module",
     "gather_array",
     "init",
     "is_distributed",
@@ -137,6 +138,15 @@ def barrier() -> None:
     """Wait for every rank (no-op outside a process group)."""
     if is_distributed():
         dist.barrier()
+
+
+def broadcast_module(module: torch.nn.Module) -> torch.nn.Module:
+    """Give every rank rank 0's parameters and buffers (in place; no-op outside a process group)."""
+    if is_distributed():
+        with torch.no_grad():
+            for tensor in (*module.parameters(), *module.buffers()):
+                dist.broadcast(tensor.data, src=0)
+    return module
 
 
 def rank_device(device: torch.device) -> torch.device:

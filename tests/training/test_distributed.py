@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,25 +18,16 @@ import torch
 from safetensors.torch import load_file
 
 import zslkit
+from tests.conftest import torchrun
 from zslkit import distributed
 from zslkit.cli import main as cli_main
 from zslkit.distributed import shard_counts
 from zslkit.training import predict_scores, train
 from zslkit.training.data import shard
 
-REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("ddp_worker", Path(__file__).with_name("ddp_worker.py"))
 worker = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(worker)
-
-
-def torchrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """``torchrun --standalone --nproc-per-node 2 ARGS`` with this checkout first on the path."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *args]
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,8 @@
-"""``zslkit extract``: images of an xlsa17 benchmark -> timm backbone -> feature store."""
+"""``zslkit extract``: images of an xlsa17 benchmark -> timm backbone -> feature store.
+
+Under ``torchrun --nproc-per-node N -m zslkit extract ...`` every process extracts a
+slice of the images into the same store (see ``docs/distributed.md``).
+"""
 
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ def split_file_checksums(xlsa17: Path) -> dict[str, str]:
 
 def run(args) -> int:
     import zslkit
+    from zslkit import distributed
     from zslkit.datasets import resolve_images
     from zslkit.datasets.xlsa17 import RES101_FILE, read_res101
     from zslkit.extract import extract_features
@@ -49,13 +54,17 @@ def run(args) -> int:
     if images.missing:
         raise CLIError(images.missing_report())
     backbone = zslkit.create("backbone", "timm", model_name=args.backbone, weights=args.weights, random_init=args.random_init)
-    store = extract_features(
-        images, backbone, args.out,
-        image_size=args.image_size, crop_pct=args.crop_pct, interpolation=args.interpolation,
-        batch_size=args.batch_size, dtype=args.dtype, format=args.format, device=args.device,
-        num_workers=args.workers, progress=not args.no_progress,
-        metadata={"dataset": xlsa17.name, "split_files_sha256": split_file_checksums(xlsa17)},
-    )
+    with distributed.process_group(args.device):
+        store = extract_features(
+            images, backbone, args.out,
+            image_size=args.image_size, crop_pct=args.crop_pct, interpolation=args.interpolation,
+            batch_size=args.batch_size, dtype=args.dtype, format=args.format, device=args.device,
+            num_workers=args.workers, progress=not args.no_progress,
+            metadata={"dataset": xlsa17.name, "split_files_sha256": split_file_checksums(xlsa17)},
+        )
+        main = distributed.is_main()
+    if not main:
+        return 0
     shape = " x ".join(str(s) for s in store.shape)
     print(f"wrote {store.path}: {shape} {store.dtype.name} ({store.nbytes / 1e9:.2f} GB)")
     return 0
