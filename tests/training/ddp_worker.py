@@ -30,7 +30,9 @@ CONFIG = TrainConfig(
 )
 #: End-to-end fine-tuning (BatchNorm frozen), with SGD: RMSprop divides every gradient entry
 #: by its running magnitude, which turns the rounding of near-zero entries into visible steps.
+#: Under DDP the images come from a torch Dataset read by a DataLoader worker.
 E2E_CONFIG = TrainConfig(epochs=1, batch_size=13, optimizer="sgd", lr=1e-2, backbone_lr=1e-3, num_threads=1)
+E2E_WORKERS = 1
 IMAGE_SIZE = 16
 
 
@@ -41,6 +43,19 @@ def dataset():
 def images(num_images: int) -> np.ndarray:
     """Deterministic random "images" ``(N, 3, 16, 16)``."""
     return np.random.default_rng(0).standard_normal((num_images, 3, IMAGE_SIZE, IMAGE_SIZE)).astype(np.float32)
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """Map-style: one ``(3, 16, 16)`` tensor per index, as an image folder with a transform gives."""
+
+    def __init__(self, images: np.ndarray):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.from_numpy(self.images[index])
 
 
 def backbone() -> torch.nn.Module:
@@ -80,7 +95,9 @@ def main(out: Path) -> None:
         save_file(_state(resumed.model), str(out / f"resumed_{rank}.safetensors"))
         (out / f"saves_{rank}.json").write_text(json.dumps(saves))
 
-        e2e = train(data, "msdn", E2E_CONFIG, split=SPLIT, backbone=backbone(), inputs=images(data.num_images), progress=False)
+        e2e_config = TrainConfig(**{**E2E_CONFIG.to_dict(), "num_workers": E2E_WORKERS})
+        e2e = train(data, "msdn", e2e_config, split=SPLIT, backbone=backbone(), inputs=ImageDataset(images(data.num_images)),
+                    progress=False)
         save_file(_state(e2e.model), str(out / f"e2e_{rank}.safetensors"))
 
 

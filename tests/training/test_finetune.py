@@ -82,13 +82,15 @@ def test_zero_backbone_lr_freezes_the_backbone(data, images):
     assert "backbone_lr" not in result.history[0]
 
 
-def test_torch_dataset_inputs_train_like_arrays(data, images):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_torch_dataset_inputs_train_like_arrays(data, images, workers):
     cfg = TrainConfig(epochs=1, batch_size=16, lr=1e-3, num_threads=1)
     from_array = train(data, "msdn", cfg, split="train", backbone=timm_backbone(), inputs=images, progress=False)
-    from_dataset = train(data, "msdn", cfg, split="train", backbone=timm_backbone(), inputs=ImageDataset(images),
+    with_workers = TrainConfig(**{**cfg.to_dict(), "num_workers": workers})
+    from_dataset = train(data, "msdn", with_workers, split="train", backbone=timm_backbone(), inputs=ImageDataset(images),
                          progress=False)
     ours, theirs = from_array.model.state_dict(), from_dataset.model.state_dict()
-    assert all(torch.allclose(ours[k].float(), theirs[k].float(), atol=1e-6) for k in ours)
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
 
 
 def test_checkpoint_reloads_with_a_backbone_and_scores_images(data, images, tmp_path):

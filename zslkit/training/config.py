@@ -57,6 +57,8 @@ class TrainConfig:
         backbone_batchnorm: the backbone's BatchNorm layers when fine-tuning, one of
             :data:`~zslkit.models.backbone_model.BATCHNORM_MODES` (``frozen``,
             ``train``, ``sync``).
+        num_workers: DataLoader worker processes reading inputs that are a torch
+            ``Dataset`` (images when fine-tuning); 0 reads them in the training process.
     """
 
     model: str = "msdn"
@@ -75,11 +77,14 @@ class TrainConfig:
     num_threads: int = 0
     backbone_lr: float = 1e-5
     backbone_batchnorm: str = "frozen"
+    num_workers: int = 0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}")
+        if self.num_workers < 0:
+            raise ValueError(f"TrainConfig.num_workers must be 0 (no worker processes) or more, got {self.num_workers}")
         if self.num_threads < 0:
             raise ValueError(f"TrainConfig.num_threads must be 0 (PyTorch's default) or more, got {self.num_threads}")
         if self.lr <= 0:

@@ -3,7 +3,8 @@
 Features are read batch by batch from ``dataset.features[idx]`` (a numpy array, a
 memmap or an HDF5 dataset, possibly float16); the whole array is never converted.
 A map-style :class:`torch.utils.data.Dataset` (e.g. preprocessed images for
-end-to-end fine-tuning) is read item by item and stacked.
+end-to-end fine-tuning) is read item by item and stacked, in the training process or
+by DataLoader workers (:func:`shard_inputs`).
 
 Under data parallelism every process draws the same global batches (same sampler,
 same seed, same epoch) and keeps its :func:`shard` of each.
@@ -11,14 +12,14 @@ same seed, same epoch) and keeps its :func:`shard` of each.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
 
 from zslkit.distributed import shard_range
 
-__all__ = ["batch_indices", "read_batch", "shard", "steps_per_epoch"]
+__all__ = ["batch_indices", "read_batch", "shard", "shard_inputs", "steps_per_epoch"]
 
 
 def read_batch(features, indices: np.ndarray) -> torch.Tensor:
@@ -56,6 +57,32 @@ def shard(batch: np.ndarray, rank: int, world_size: int) -> np.ndarray:
     """
     start, stop = shard_range(len(batch), rank, world_size)
     return batch[start:stop]
+
+
+def _stack_items(items: list) -> torch.Tensor | None:
+    """DataLoader collate: the items as one float32 tensor (``None`` for an empty shard)."""
+    return torch.stack([torch.as_tensor(item, dtype=torch.float32) for item in items]) if items else None
+
+
+def shard_inputs(
+    inputs, batches: Iterable[np.ndarray], rank: int = 0, world_size: int = 1, workers: int = 0
+) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    """``(batch, inputs of this rank's shard of it)`` for every global batch of ``batches``.
+
+    ``inputs`` is read with :func:`read_batch`; a torch ``Dataset`` with ``workers > 0``
+    is read by a :class:`~torch.utils.data.DataLoader` with that many worker processes,
+    which prepare the next batches while the model trains (the epoch's batches are
+    drawn up front).
+    """
+    if workers > 0 and isinstance(inputs, torch.utils.data.Dataset):
+        batches = list(batches)
+        plan = [shard(batch, rank, world_size).tolist() for batch in batches]
+        loader = torch.utils.data.DataLoader(inputs, batch_sampler=plan, num_workers=workers, collate_fn=_stack_items)
+        for batch, local in zip(batches, loader):
+            yield batch, local if local is not None else read_batch(inputs, shard(batch, rank, world_size))
+    else:
+        for batch in batches:
+            yield batch, read_batch(inputs, shard(batch, rank, world_size))
 
 
 def batch_indices(

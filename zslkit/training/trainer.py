@@ -34,7 +34,7 @@ from zslkit.training.checkpoint import (
     write_atomic,
 )
 from zslkit.training.config import TrainConfig, available_configs, load_config
-from zslkit.training.data import batch_indices, read_batch, shard, steps_per_epoch
+from zslkit.training.data import batch_indices, read_batch, shard_inputs, steps_per_epoch
 from zslkit.training.parallel import gather_output, wrap
 
 __all__ = ["TrainResult", "build_optimizer", "config_for", "resolve_device", "train"]
@@ -191,23 +191,23 @@ def _resume(out_dir: Path, net, optimizer, rng: np.random.Generator, model_name:
     return ckpt.epoch, list(ckpt.meta.get("history", []))
 
 
-def _batch_losses(parallel, net, inputs, labels: np.ndarray, batch: np.ndarray, device) -> dict[str, torch.Tensor]:
-    """The losses of one global batch; ``parallel`` (``net`` itself, or ``net`` in DDP) sees this rank's shard."""
-    world, rank = distributed.world_size(), distributed.rank()
-    output = parallel(read_batch(inputs, shard(batch, rank, world)).to(device))
+def _batch_losses(parallel, net, labels: np.ndarray, batch: np.ndarray, local: torch.Tensor, device) -> dict[str, torch.Tensor]:
+    """The losses of one global ``batch``; ``parallel`` (``net`` itself, or ``net`` in DDP) sees this rank's ``local`` inputs."""
+    world = distributed.world_size()
+    output = parallel(local.to(device))
     if world > 1:
         output = gather_output(output, distributed.shard_counts(len(batch), world), with_maps=getattr(net, "needs_maps", True))
     return net.loss(output, torch.as_tensor(labels[batch], device=device))
 
 
 def _train_one_epoch(parallel, optimizer, batches, losses_of, steps: int, desc: str, progress: bool) -> dict[str, float]:
-    """One pass over ``batches``; returns ``loss`` and ``loss_<term>`` averaged over images."""
+    """One pass over ``batches`` (``(global batch, local inputs)`` pairs); returns ``loss`` and ``loss_<term>`` averaged over images."""
     parallel.train()
     sums: dict[str, float] = {}
     seen_images = 0
     with tqdm(total=steps, desc=desc, disable=not progress, leave=False, unit="batch") as bar:
-        for step, batch in enumerate(batches):
-            losses = losses_of(batch)
+        for step, (batch, local) in enumerate(batches):
+            losses = losses_of(batch, local)
             total = float(losses["total"].detach())
             if not np.isfinite(total):
                 raise FloatingPointError(
@@ -305,7 +305,7 @@ def train(
         tqdm.write(f"note: config {cfg.model!r} loss weights {unused} do not apply to {model_name!r}")
 
     checkpoint = None
-    losses_of = partial(_batch_losses, parallel, net, inputs, dataset.labels, device=device)
+    losses_of = partial(_batch_losses, parallel, net, dataset.labels, device=device)
     steps = steps_per_epoch(len(indices), cfg.batch_size)
     threads = torch.get_num_threads()
     if cfg.num_threads:
@@ -314,6 +314,7 @@ def train(
         for epoch in range(start + 1, cfg.epochs + 1):
             began = time.perf_counter()
             batches = batch_indices(cfg.sampler, indices, dataset.labels, cfg.batch_size, rng)
+            batches = shard_inputs(inputs, batches, distributed.rank(), distributed.world_size(), cfg.num_workers)
             record: dict[str, Any] = {"epoch": epoch}
             record.update(_train_one_epoch(parallel, optimizer, batches, losses_of, steps, f"epoch {epoch}/{cfg.epochs}", progress))
             record.update({"lr": optimizer.param_groups[0]["lr"], **_backbone_lr(optimizer, net), "wall_s": time.perf_counter() - began})
