@@ -122,3 +122,22 @@ def test_a_backbone_needs_its_images(data):
         TrainConfig(backbone_lr=-1.0)
     with pytest.raises(ValueError, match="backbone_batchnorm must be one of"):
         TrainConfig(backbone_batchnorm="sometimes")
+
+
+def test_train_cli_finetunes_a_timm_backbone_on_the_dataset_images(tmp_path, capsys):
+    from tests.datasets.conftest import make_tiny_xlsa17
+    from zslkit.cli import main
+
+    tiny = make_tiny_xlsa17(tmp_path)
+    argv = ["train", "--dataset", "xlsa17", f"--data-option=path={tiny.folder}", "--epochs", "1", "--batch-size", "8",
+            "--backbone", "test_resnet", "--random-init", "--image-size", "32", "--set", "backbone_lr=1e-4",
+            "--no-progress", "--out", str(tmp_path / "run")]
+    assert main([*argv, "--dataset-root", str(tiny.image_root)]) == 0, capsys.readouterr().err
+    assert "| msdn |" in capsys.readouterr().out
+    meta = zslkit.training.load_checkpoint(tmp_path / "run").meta
+    assert meta["model"]["options"]["backbone"] == {"name": "timm", "model": "test_resnet", "weights": None}
+    assert meta["config"]["backbone_lr"] == 1e-4
+    assert main(argv) == 2
+    assert "--backbone needs --dataset-root" in capsys.readouterr().err
+    assert main(["train", "--backbone", "test_resnet", "--random-init", "--epochs", "1"]) == 2
+    assert "dataset 'synthetic' lists no image files" in capsys.readouterr().err
