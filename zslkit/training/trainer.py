@@ -252,7 +252,8 @@ def train(
                 tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
             if out is not None:
                 meta = {"dataset": dataset.name, "split": split, "config": cfg.to_dict(),
-                        "rng": {"numpy": rng.bit_generator.state}, "history": history}
+                        "rng": {"numpy": rng.bit_generator.state}, "history": history,
+                        "attribute_names": list(dataset.attribute_names), "class_names": list(dataset.class_names)}
                 checkpoint = save_checkpoint(out, epoch, net, optimizer, meta=meta)
                 _write_logs(out, history)
     finally:
