@@ -203,6 +203,9 @@ def build_model(checkpoint: Checkpoint, backbone: torch.nn.Module | None = None)
     if described is not None:
         model = BackboneModel(backbone, model, batchnorm=batchnorm)
     model.load_state_dict(state)
+    # names travel with the checkpoint so that pictures and reports can label attributes and classes
+    model.attribute_names = checkpoint.meta.get("attribute_names")
+    model.class_names = checkpoint.meta.get("class_names")
     return model
 
 

@@ -327,7 +327,8 @@ def train(
             if out is not None:
                 if main:
                     meta = {"dataset": dataset.name, "split": split, "config": cfg.to_dict(),
-                            "rng": {"numpy": rng.bit_generator.state}, "history": history}
+                            "rng": {"numpy": rng.bit_generator.state}, "history": history,
+                            "attribute_names": list(dataset.attribute_names), "class_names": list(dataset.class_names)}
                     save_checkpoint(out, epoch, net, optimizer, meta=meta)
                     _write_logs(out, history)
                 checkpoint = checkpoint_paths(out, epoch)[1]
