@@ -41,6 +41,15 @@ def run_python(code: str, env: dict[str, str] | None = None, extra_path: list[Pa
     )
 
 
+def torchrun(*args: str, cwd: Path, nproc: int = 2) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc-per-node NPROC ARGS`` (CPU, gloo) with this checkout first on the path."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *args]
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 def make_distribution(root: Path, dist: str, version: str, entry_points: dict[str, str], modules: dict[str, str]) -> Path:
     """Write an installed-looking distribution (a real ``.dist-info`` with entry points) under ``root``."""
     root.mkdir(parents=True, exist_ok=True)

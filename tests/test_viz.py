@@ -119,3 +119,15 @@ def test_cli_without_zslkit_training_says_so(tmp_path, monkeypatch, capsys):
     argv = ["viz", "attention", "--checkpoint", "m.pt", "--image", "x.jpg", "--random-init", "--out", str(tmp_path / "o.png")]
     assert main(argv) == 2
     assert "reading checkpoints needs zslkit.training, which this installation lacks" in capsys.readouterr().err
+
+
+def test_flat_map_is_drawn_flat_not_as_stretched_rounding_noise():
+    from zslkit.viz import _overlay
+
+    flat = np.full((3, 4), 1 / 312, dtype=np.float32)
+    flat[0, 0] += 1e-9  # rounding-level wiggle
+    assert np.all(_overlay(flat, (12, 16)) == 0)
+    peaked = np.zeros((3, 4), dtype=np.float32)
+    peaked[1, 2] = 1.0
+    up = _overlay(peaked, (12, 16))
+    assert up.max() == pytest.approx(1.0) and up.min() == pytest.approx(0.0)

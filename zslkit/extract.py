@@ -9,6 +9,11 @@ the interpolation (timm's model default unless ``interpolation`` is given).
 
 Extraction is resumable: run the same call again after an interruption and it continues
 after the last batch that reached the disk (see :func:`extract_features`).
+
+Under ``torchrun --nproc-per-node N`` (a process group, see :mod:`zslkit.distributed`)
+the images are split in ``N`` contiguous slices; every process runs the backbone (rank
+0's weights, broadcast) over its slice and writes those rows of the one store, and rank
+0 marks the store complete once every slice is on disk.
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from zslkit import distributed
 from zslkit.contracts import check_backbone_output
 from zslkit.datasets.checks import sha256_file
 from zslkit.datasets.image_folder import ImageList
-from zslkit.datasets.store import FeatureStore, create_store
+from zslkit.datasets.store import FeatureStore, StoreWriter, create_store, open_store
 
 __all__ = ["ImageFiles", "extract_features", "preprocessing", "sha256_file"]
 
@@ -128,14 +134,16 @@ def extract_features(
         num_workers: DataLoader processes decoding images.
         metadata: extra JSON-ready provenance (e.g. checksums of the split files); part of
             the settings a resumed run must match.
-        progress: show a tqdm progress bar.
-        on_batch: called as ``on_batch(done, total)`` after each batch is on disk.
+        progress: show a tqdm progress bar (rank 0's slice under torchrun).
+        on_batch: called as ``on_batch(done, stop)`` after each batch is on disk: rows
+            up to ``done`` of the rows up to ``stop`` this process writes.
 
     Returns:
         The finished store, opened for reading: ``(N, C, H, W)`` rows in image order.
-    """
-    from tqdm.auto import tqdm
 
+    Inside a process group every rank must call it with the same arguments; each
+    extracts its slice of the images (see the module docstring).
+    """
     if isinstance(images, ImageList):
         paths, files = images.require_complete().paths, images.relative
     else:
@@ -143,7 +151,8 @@ def extract_features(
         files = [str(p) for p in paths]
     if not paths:
         raise ValueError("no images to extract")
-    backbone = backbone.to(device).eval()
+    device = distributed.rank_device(torch.device(device))
+    backbone = distributed.broadcast_module(backbone.to(device).eval())
     transform, config = preprocessing(backbone, image_size, crop_pct=crop_pct, interpolation=interpolation)
     with torch.inference_mode():
         probe = backbone(torch.zeros(1, *config["input_size"], device=device))
@@ -152,19 +161,50 @@ def extract_features(
     channels, height, width = probe.shape[1:]
     settings = {"backbone": _describe(backbone), "image_size": int(image_size), "preprocessing": config,
                 "files": list(files), **(metadata or {})}
-    writer = create_store(out, (len(paths), channels, height, width), dtype=dtype, format=format, metadata=settings)
-    if writer.done < writer.total:
-        loader = torch.utils.data.DataLoader(
-            torch.utils.data.Subset(ImageFiles(paths, transform), range(writer.done, writer.total)),
-            batch_size=batch_size, shuffle=False, num_workers=num_workers,
-        )
-        bar = tqdm(total=writer.total, initial=writer.done, unit="img", desc=f"extract {Path(out).name}", disable=not progress)
-        with torch.inference_mode(), bar:
-            for batch in loader:
-                maps = backbone(batch.to(device)).to(getattr(torch, dtype)).cpu().numpy()
-                writer.write(writer.done, maps)
-                bar.update(len(maps))
-                if on_batch is not None:
-                    on_batch(writer.done, writer.total)
-    return writer.finish()
+
+    def open_writer(rows: tuple[int, int] | None = None) -> StoreWriter:
+        return create_store(out, (len(paths), channels, height, width), dtype=dtype, format=format, metadata=settings, rows=rows)
+
+    def run(writer: StoreWriter) -> None:
+        _extract_rows(writer, ImageFiles(paths, transform), backbone, device, dtype, batch_size, num_workers,
+                      progress=progress and distributed.is_main(), on_batch=on_batch)
+
+    world = distributed.world_size()
+    if world == 1:
+        writer = open_writer()
+        run(writer)
+        return writer.finish()
+    if distributed.is_main():
+        open_writer()  # create the store (or check the settings of the one being resumed)
+    distributed.barrier()
+    run(open_writer(distributed.shard_range(len(paths), distributed.rank(), world)))
+    distributed.barrier()
+    if distributed.is_main():
+        open_writer().finish()  # refuses unless every slice is on disk
+    distributed.barrier()
+    return open_store(out)
+
+
+def _extract_rows(
+    writer: StoreWriter, images: ImageFiles, backbone: nn.Module, device: torch.device, dtype: str, batch_size: int,
+    num_workers: int, *, progress: bool, on_batch: Callable[[int, int], None] | None,
+) -> None:
+    """Extract the writer's rows that are not on disk yet, a batch at a time."""
+    from tqdm.auto import tqdm
+
+    if writer.done >= writer.stop:
+        return
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(images, range(writer.done, writer.stop)),
+        batch_size=batch_size, shuffle=False, num_workers=num_workers,
+    )
+    bar = tqdm(total=writer.stop - writer.start, initial=writer.done - writer.start, unit="img",
+               desc=f"extract {writer.path.name}", disable=not progress)
+    with torch.inference_mode(), bar:
+        for batch in loader:
+            maps = backbone(batch.to(device)).to(getattr(torch, dtype)).cpu().numpy()
+            writer.write(writer.done, maps)
+            bar.update(len(maps))
+            if on_batch is not None:
+                on_batch(writer.done, writer.stop)
 

@@ -105,11 +105,17 @@ def top_attribute_maps(
 
 
 def _overlay(map_hw: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear upsampling to ``size`` (H, W), scaled to [0, 1] by its own range."""
+    """Bilinear upsampling to ``size`` (H, W), scaled to [0, 1] by its own range.
+
+    A map that is flat up to float rounding (e.g. an untrained branch's uniform
+    attention) is drawn flat rather than stretching rounding noise to full range.
+    """
     grid = torch.as_tensor(map_hw, dtype=torch.float32)[None, None]
     up = F.interpolate(grid, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
-    low, high = up.min(), up.max()
-    return (up - low) / (high - low) if high > low else np.zeros_like(up)
+    low, high = float(up.min()), float(up.max())
+    if high - low <= 1e-4 * max(abs(high), abs(low), 1e-12):
+        return np.zeros_like(up)
+    return (up - low) / (high - low)
 
 
 def attention_figure(

@@ -125,3 +125,42 @@ def test_store_json_is_written_last_during_creation(tmp_path):
     info = json.loads((tmp_path / "s" / "store.json").read_text())
     assert info["shape"] == [2, 1, 1, 1] and info["metadata"] == {"k": [1, 2]} and "zslkit_version" in info
     assert not (tmp_path / ".s.creating").exists()
+
+
+def test_slices_written_by_separate_writers_complete_the_store_only_together(tmp_path):
+    """What the processes of a parallel extraction do: one slice of rows each, one progress file each."""
+    rows = _rows(n=7)
+    path = tmp_path / "s"
+    create_store(path, rows.shape)
+    first, second = create_store(path, rows.shape, rows=(0, 4)), create_store(path, rows.shape, rows=(4, 7))
+    assert (first.start, first.done, first.stop) == (0, 0, 4) and (second.start, second.done, second.stop) == (4, 4, 7)
+    second.write(4, rows[4:6])
+    first.write(0, rows[:2])
+    # rows 0-1 and 4-5 are on disk, and readable; `done` is the unbroken run from row 0
+    assert store_status(path)["done"] == 4 and sorted(p.name for p in path.glob("progress-*")) == [
+        "progress-0-4.json", "progress-4-7.json",
+    ]
+    partial = open_store(path, allow_incomplete=True)
+    assert (partial.done, partial.written) == (2, 4)
+    np.testing.assert_array_equal(partial[[0, 1, 4, 5]], rows[[0, 1, 4, 5]])
+    with pytest.raises(IncompleteStoreError, match=r"row 3 is not extracted yet \(4 of 7 are\)"):
+        partial[[1, 3]]
+    with pytest.raises(IncompleteStoreError, match=r"4 of 7 images extracted"):
+        open_store(path)
+    with pytest.raises(DatasetError, match=r"rows 4\.\.6 cannot finish the store"):
+        second.finish()
+    with pytest.raises(IncompleteStoreError, match="only 4 of 7 rows written"):
+        create_store(path, rows.shape).finish()
+    with pytest.raises(DatasetError, match=r"cannot write rows of shape \(2, 3, 2, 2\) at 6 into rows 4\.\.6"):
+        second.write(6, rows[5:7])
+    # resumed slices continue after their rows on disk, whichever writer recorded them
+    assert create_store(path, rows.shape, rows=(0, 4)).done == 2
+    assert create_store(path, rows.shape, rows=(3, 7)).done == 3
+    assert create_store(path, rows.shape, rows=(4, 7)).done == 6
+    second.write(6, rows[6:])
+    first.write(2, rows[2:4])
+    store = create_store(path, rows.shape).finish()
+    np.testing.assert_array_equal(store[:], rows)
+    assert not list(path.glob("progress-*")) and json.loads((path / "progress.json").read_text())["done"] == 7
+    with pytest.raises(ValueError, match=r"rows \(5, 9\) are not a slice of the store's 7 rows"):
+        create_store(path, rows.shape, rows=(5, 9))

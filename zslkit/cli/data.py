@@ -43,7 +43,7 @@ def describe_store(path: Path) -> list[str]:
 
     store = open_store(path, allow_incomplete=True)
     meta = store.metadata
-    state = "complete" if store.complete else f"INCOMPLETE: {store.done} of {len(store)} images extracted"
+    state = "complete" if store.complete else f"INCOMPLETE: {store.written} of {len(store)} images extracted"
     lines = [
         f"feature store {path}: {' x '.join(map(str, store.shape))} {store.dtype.name}, {store.format}, "
         f"{store.nbytes / 1e9:.2f} GB, {state}",

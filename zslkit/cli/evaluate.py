@@ -20,6 +20,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from zslkit import distributed
     from zslkit.bench import format_markdown
     from zslkit.interop import load_official_msdn
     from zslkit.training import evaluate, load_checkpoint
@@ -43,6 +44,10 @@ def run(args) -> int:
         check_class_space(model, dataset)
     except ValueError as exc:  # name the checkpoint that does not fit
         raise ValueError(f"{args.checkpoint}: {exc}") from None
-    metrics = evaluate(model, dataset, batch_size=args.batch_size, calibration=args.calibration)
+    with distributed.process_group("cpu"):  # under torchrun: every rank scores a share of the images
+        metrics = evaluate(model, dataset, batch_size=args.batch_size, calibration=args.calibration)
+        main = distributed.is_main()
+    if not main:
+        return 0
     print(format_markdown([{"method": name, **metrics}], title=f"{dataset.name}: {args.checkpoint}"))
     return 0

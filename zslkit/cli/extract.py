@@ -1,10 +1,15 @@
-"""``zslkit extract``: images of an xlsa17 benchmark -> timm backbone -> feature store."""
+"""``zslkit extract``: images of an xlsa17 benchmark -> timm backbone -> feature store.
+
+Under ``torchrun --nproc-per-node N -m zslkit extract ...`` every process extracts a
+slice of the images into the same store (see ``docs/distributed.md``).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from zslkit.cli import CLIError
+from zslkit.cli.options import add_backbone_options, backbone_from_args
 
 
 def add_parser(sub) -> None:
@@ -12,10 +17,7 @@ def add_parser(sub) -> None:
     p.add_argument("--dataset-root", required=True, help="image folder root (CUB_200_2011, SUN, Animals_with_Attributes2)")
     p.add_argument("--xlsa17", required=True, help="xlsa17/data/<DATASET> folder with res101.mat (image list) and att_splits.mat")
     p.add_argument("--out", required=True, help="store directory to write (resumed if interrupted)")
-    p.add_argument("--backbone", default="resnet101", help="timm model name (default resnet101)")
-    p.add_argument("--weights", default=None, help="local weights file (.pth state dict or .safetensors)")
-    p.add_argument("--random-init", action="store_true", help="random backbone weights (tests only)")
-    p.add_argument("--image-size", type=int, default=448)
+    add_backbone_options(p, default="resnet101", help="timm model name (default resnet101)")
     p.add_argument("--crop-pct", type=float, default=1.0, help="center crop fraction (1.0: resize to image size, then crop)")
     p.add_argument("--interpolation", default=None, help="resize interpolation (default: timm's for the model)")
     p.add_argument("--batch-size", type=int, default=32)
@@ -28,26 +30,28 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    import zslkit
+    from zslkit import distributed
     from zslkit.datasets import resolve_images
     from zslkit.datasets.xlsa17 import RES101_FILE, read_res101, split_file_checksums
     from zslkit.extract import extract_features
 
-    if args.weights is None and not args.random_init:
-        raise CLIError("give --weights PATH (a local .pth/.safetensors file; nothing is downloaded) or --random-init")
     xlsa17 = Path(args.xlsa17).expanduser()
     res101 = read_res101(xlsa17 / RES101_FILE, features=False)
     images = resolve_images(res101.image_files, args.dataset_root)
     if images.missing:
         raise CLIError(images.missing_report())
-    backbone = zslkit.create("backbone", "timm", model_name=args.backbone, weights=args.weights, random_init=args.random_init)
-    store = extract_features(
-        images, backbone, args.out,
-        image_size=args.image_size, crop_pct=args.crop_pct, interpolation=args.interpolation,
-        batch_size=args.batch_size, dtype=args.dtype, format=args.format, device=args.device,
-        num_workers=args.workers, progress=not args.no_progress,
-        metadata={"dataset": xlsa17.name, "split_files_sha256": split_file_checksums(xlsa17)},
-    )
+    backbone = backbone_from_args(args)
+    with distributed.process_group(args.device):
+        store = extract_features(
+            images, backbone, args.out,
+            image_size=args.image_size, crop_pct=args.crop_pct, interpolation=args.interpolation,
+            batch_size=args.batch_size, dtype=args.dtype, format=args.format, device=args.device,
+            num_workers=args.workers, progress=not args.no_progress,
+            metadata={"dataset": xlsa17.name, "split_files_sha256": split_file_checksums(xlsa17)},
+        )
+        main = distributed.is_main()
+    if not main:
+        return 0
     shape = " x ".join(str(s) for s in store.shape)
     print(f"wrote {store.path}: {shape} {store.dtype.name} ({store.nbytes / 1e9:.2f} GB)")
     return 0

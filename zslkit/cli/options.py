@@ -1,4 +1,4 @@
-"""Parsing ``KEY=VALUE`` command-line options shared by ``zslkit train`` and ``zslkit eval``."""
+"""Command-line options shared by several commands: ``KEY=VALUE`` data options, the timm backbone."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["add_data_options", "load_dataset_from_args", "parse_assignments"]
+__all__ = ["add_backbone_options", "add_data_options", "backbone_from_args", "load_dataset_from_args", "parse_assignments"]
 
 
 def parse_assignments(items: list[str] | None, flag: str) -> dict[str, Any]:
@@ -40,3 +40,21 @@ def load_dataset_from_args(name: str, args):
     import zslkit
 
     return zslkit.load_dataset(name, **parse_assignments(args.data_option, "--data-option"))
+
+
+def add_backbone_options(parser, *, default: str | None, help: str) -> None:
+    """``--backbone`` (a timm model name), ``--weights``, ``--random-init`` and ``--image-size``."""
+    parser.add_argument("--backbone", default=default, help=help)
+    parser.add_argument("--weights", default=None, help="local weights file (.pth state dict or .safetensors)")
+    parser.add_argument("--random-init", action="store_true", help="random backbone weights (tests only)")
+    parser.add_argument("--image-size", type=int, default=448)
+
+
+def backbone_from_args(args):
+    """The ``timm`` backbone of :func:`add_backbone_options`; weights must be given (nothing is downloaded)."""
+    import zslkit
+    from zslkit.cli import CLIError
+
+    if args.weights is None and not args.random_init:
+        raise CLIError("give --weights PATH (a local .pth/.safetensors file; nothing is downloaded) or --random-init")
+    return zslkit.create("backbone", "timm", model_name=args.backbone, weights=args.weights, random_init=args.random_init)

@@ -1,8 +1,20 @@
-"""``zslkit train``: train a model on a dataset, checkpoint every epoch, print the metric table."""
+"""``zslkit train``: train a model on a dataset, checkpoint every epoch, print the metric table.
+
+Under ``torchrun --nproc-per-node N -m zslkit train ...`` the processes join one group
+and train data-parallel (see ``docs/distributed.md``); rank 0 prints and writes files.
+With ``--backbone`` the model is fine-tuned end to end on the dataset's images.
+"""
 
 from __future__ import annotations
 
-from zslkit.cli.options import add_data_options, load_dataset_from_args, parse_assignments
+from zslkit.cli import CLIError
+from zslkit.cli.options import (
+    add_backbone_options,
+    add_data_options,
+    backbone_from_args,
+    load_dataset_from_args,
+    parse_assignments,
+)
 
 
 def add_parser(sub) -> None:
@@ -22,10 +34,14 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or per-epoch lines")
     add_data_options(p)
+    add_backbone_options(p, default=None, help="fine-tune end to end through this timm backbone (e.g. resnet101) on the "
+                         "dataset's images (needs --dataset-root); learning rate: --set backbone_lr=...")
+    p.add_argument("--dataset-root", default=None, help="with --backbone: the folder holding the dataset's images")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from zslkit import distributed
     from zslkit.bench import format_markdown, write_results
     from zslkit.training import evaluate, load_config, train
     from zslkit.training.trainer import config_for
@@ -41,12 +57,41 @@ def run(args) -> int:
             overrides[key] = {**getattr(config, key), **overrides[key]}
     config = load_config(config, **overrides)
     model = args.model or config.model
-    result = train(dataset, model, config, out_dir=args.out, progress=not args.no_progress, resume=args.resume)
-    metrics = evaluate(result.model, dataset, batch_size=config.eval_batch_size)
+    backbone, inputs = image_inputs(args, dataset) if args.backbone else (None, None)
+    with distributed.process_group(config.device):
+        result = train(dataset, model, config, out_dir=args.out, progress=not args.no_progress, resume=args.resume,
+                       backbone=backbone, inputs=inputs)
+        metrics = evaluate(result.model, dataset, batch_size=config.eval_batch_size, inputs=inputs)
+        processes, main = distributed.world_size(), distributed.is_main()
+    if not main:
+        return 0
     row = {"method": model, **metrics, "seed": config.seed, "epochs": config.epochs, "dataset": dataset.name,
            "wall_s": sum(h["wall_s"] for h in result.history)}
+    if processes > 1:
+        row["processes"] = processes
+    if args.backbone:
+        row["backbone"] = args.backbone
     print(format_markdown([row], title=f"{dataset.name}: {model}, {config.epochs} epochs, seed {config.seed}"))
     if args.out:
         paths = write_results([row], args.out)
         print(f"checkpoint {result.checkpoint}; wrote " + ", ".join(str(p) for p in paths))
     return 0
+
+
+def image_inputs(args, dataset):
+    """``(backbone, images)`` for ``--backbone``: the timm backbone and the dataset's images, preprocessed for it."""
+    from zslkit.datasets import resolve_images
+    from zslkit.extract import ImageFiles, preprocessing
+
+    files = dataset.metadata.get("image_files")
+    if not files:
+        raise CLIError(f"--backbone trains on images, but dataset {dataset.name!r} lists no image files "
+                       "(use an xlsa17 dataset: xlsa17, cub, sun, awa2)")
+    if args.dataset_root is None:
+        raise CLIError("--backbone needs --dataset-root, the folder holding the dataset's images")
+    images = resolve_images(files, args.dataset_root)
+    if images.missing:
+        raise CLIError(images.missing_report())
+    backbone = backbone_from_args(args)
+    transform, _ = preprocessing(backbone, args.image_size)
+    return backbone, ImageFiles(images.paths, transform)

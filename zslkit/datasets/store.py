@@ -8,6 +8,8 @@ A store is a directory::
                        split files, ...); written when the store is created
       features.npy     (N, C, H, W) array, float16 by default -- or features.safetensors
       progress.json    {"done": n}: rows 0..n-1 are written and flushed to disk
+      progress-A-B.json  {"start": A, "stop": B, "done": n}: rows A..n-1 of the slice
+                       A..B-1 are on disk (one file per process of a parallel extraction)
       COMPLETE         written last, after every row is on disk
 
 Both array formats are a small header followed by the raw C-order array, so
@@ -20,6 +22,13 @@ Writing is resumable: rows are written in order, flushed with ``fsync``, and onl
 is ``progress.json`` atomically replaced. An interrupted extraction therefore resumes
 at the first row not known to be on disk, and a store without ``COMPLETE`` refuses to
 open (:class:`IncompleteStoreError`) unless asked for explicitly.
+
+Parallel extraction (``torchrun ... zslkit extract``) gives each process a slice of
+rows, written by a :class:`StoreWriter` for that slice with its own progress file.
+The rows on disk are the union of what all progress files record; only a writer
+of the whole store can :meth:`~StoreWriter.finish` it, and only when that union
+covers every row, so ``COMPLETE`` certifies all slices. A resumed extraction, with
+any number of processes, continues each slice after the rows already on disk.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ __all__ = [
     "COMPLETE_FILE",
     "METADATA_FILE",
     "PROGRESS_FILE",
+    "SLICE_PROGRESS_GLOB",
     "STORE_FORMATS",
     "FeatureStore",
     "IncompleteStoreError",
@@ -55,6 +65,7 @@ __all__ = [
 METADATA_FILE = "store.json"
 PROGRESS_FILE = "progress.json"
 COMPLETE_FILE = "COMPLETE"
+SLICE_PROGRESS_GLOB = "progress-*-*.json"
 STORE_FORMATS: dict[str, str] = {"npy": "features.npy", "safetensors": "features.safetensors"}
 _SAFETENSORS_DTYPES = {"float16": "F16", "float32": "F32"}
 _DTYPES = ("float16", "float32")
@@ -171,10 +182,14 @@ class FeatureStore(LazyRows):
         if size < expected:
             raise file_error(self.array_path, f"truncated: {size} bytes, expected {expected} for shape {self.shape} {self.dtype.name}")
         self.complete = (self.path / COMPLETE_FILE).is_file()
-        self.done = len(self) if self.complete else _progress(self.path)
+        self._written = [(0, len(self))] if self.complete else _written_rows(self.path)
+        #: rows 0..done-1 are on disk (an unbroken run from the first row).
+        self.done = _written_until(self._written, 0)
+        #: rows on disk in all (with slices: possibly beyond the first gap too).
+        self.written = sum(stop - start for start, stop in self._written)
         if not self.complete and not allow_incomplete:
             raise IncompleteStoreError(
-                f"{self.path}: incomplete feature store ({self.done} of {len(self)} images extracted, no {COMPLETE_FILE} marker); "
+                f"{self.path}: incomplete feature store ({self.written} of {len(self)} images extracted, no {COMPLETE_FILE} marker); "
                 "rerun the same `zslkit extract` command to resume it"
             )
         self._fd: int | None = None
@@ -194,8 +209,9 @@ class FeatureStore(LazyRows):
         return self._fd
 
     def _read_run(self, start: int, stop: int, out: np.ndarray) -> None:
-        if stop > self.done:
-            raise IncompleteStoreError(f"{self.path}: row {max(start, self.done)} is not extracted yet ({self.done} of {len(self)} are)")
+        if _written_until(self._written, start) < stop:
+            missing = max(start, _written_until(self._written, start))
+            raise IncompleteStoreError(f"{self.path}: row {missing} is not extracted yet ({self.written} of {len(self)} are)")
         _pread_into(self._file(), memoryview(out).cast("B"), self._offset + start * self.row_bytes, self.array_path)
 
     def close(self) -> None:
@@ -217,12 +233,36 @@ class FeatureStore(LazyRows):
         return np.memmap(self.array_path, dtype=self.dtype, mode="r", offset=self._offset, shape=self.shape)
 
 
-def _progress(path: Path) -> int:
-    progress = path / PROGRESS_FILE
-    done = _read_json(progress).get("done", 0) if progress.is_file() else 0
-    if not isinstance(done, int) or done < 0:
-        raise file_error(progress, f"\"done\" must be a row count, found {done!r}")
-    return done
+def _slice_progress_file(path: Path, start: int, stop: int) -> Path:
+    return path / f"progress-{start}-{stop}.json"
+
+
+def _written_rows(path: Path) -> list[tuple[int, int]]:
+    """Row ranges ``[start, stop)`` on disk according to all progress files, merged and sorted."""
+    ranges = []
+    if (path / PROGRESS_FILE).is_file():
+        done = _read_json(path / PROGRESS_FILE).get("done", 0)
+        if not isinstance(done, int) or done < 0:
+            raise file_error(path / PROGRESS_FILE, f"\"done\" must be a row count, found {done!r}")
+        ranges.append((0, done))
+    for progress in path.glob(SLICE_PROGRESS_GLOB):
+        record = _read_json(progress)
+        try:
+            ranges.append((int(record["start"]), int(record["done"])))
+        except (KeyError, TypeError, ValueError):
+            raise file_error(progress, "not a slice progress record (start, stop, done)") from None
+    merged: list[tuple[int, int]] = []
+    for start, stop in sorted(r for r in ranges if r[1] > r[0]):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
+        else:
+            merged.append((start, stop))
+    return merged
+
+
+def _written_until(written: list[tuple[int, int]], row: int) -> int:
+    """The end of the run of rows on disk that starts at ``row`` (``row`` itself if it is not on disk)."""
+    return next((stop for start, stop in written if start <= row < stop), row)
 
 
 def is_store(path: str | Path) -> bool:
@@ -244,7 +284,7 @@ def store_status(path: str | Path) -> dict[str, Any]:
     store = open_store(path, allow_incomplete=True)
     return {
         "complete": store.complete,
-        "done": store.done,
+        "done": store.written,
         "total": len(store),
         "shape": store.shape,
         "dtype": store.dtype.name,
@@ -257,15 +297,23 @@ def store_status(path: str | Path) -> dict[str, Any]:
 class StoreWriter:
     """Appends rows, in order, to a store created or resumed by :func:`create_store`.
 
-    ``done`` is the number of rows already on disk: continue from there.
+    The writer covers rows ``start..stop-1``: the whole store, or one slice of it (one
+    process of a parallel extraction; see the module docstring). ``done`` is the next
+    row to write: rows ``start..done-1`` are already on disk, continue from there.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, rows: tuple[int, int] | None = None) -> None:
         self._store = FeatureStore(path, allow_incomplete=True)
         self.path = path
         self.shape = self._store.shape
         self.dtype = self._store.dtype
-        self.done = self._store.done
+        self.start, self.stop = (0, self.total) if rows is None else (int(rows[0]), int(rows[1]))
+        if not 0 <= self.start <= self.stop <= self.total:
+            raise ValueError(f"{path}: rows ({self.start}, {self.stop}) are not a slice of the store's {self.total} rows")
+        self.whole = (self.start, self.stop) == (0, self.total)
+        written = [(0, self.total)] if self._store.complete else _written_rows(path)
+        self.done = min(_written_until(written, self.start), self.stop)
+        self._progress = path / PROGRESS_FILE if self.whole else _slice_progress_file(path, self.start, self.stop)
 
     @property
     def total(self) -> int:
@@ -277,8 +325,11 @@ class StoreWriter:
             raise DatasetError(f"{self.path}: rows must be written in order: next row is {self.done}, got {start}")
         with np.errstate(over="ignore"):  # overflow to inf is reported below
             rows = np.ascontiguousarray(rows, dtype=self.dtype)
-        if rows.shape[1:] != tuple(self.shape[1:]) or start + rows.shape[0] > self.total:
-            raise DatasetError(f"{self.path}: cannot write rows of shape {rows.shape} at {start} into a store of shape {self.shape}")
+        if rows.shape[1:] != tuple(self.shape[1:]) or start + rows.shape[0] > self.stop:
+            raise DatasetError(
+                f"{self.path}: cannot write rows of shape {rows.shape} at {start} into rows {self.start}..{self.stop - 1} "
+                f"of a store of shape {self.shape}"
+            )
         if not np.isfinite(rows).all():
             bad = np.argwhere(~np.isfinite(rows))[0]
             hint = " (float16 overflows above 65504: use dtype float32)" if self.dtype == np.float16 else ""
@@ -290,12 +341,27 @@ class StoreWriter:
         finally:
             os.close(fd)
         self.done = start + rows.shape[0]
-        _write_json_atomic(self.path / PROGRESS_FILE, {"done": self.done, "total": self.total})
+        record = {"done": self.done, "total": self.total} if self.whole else {"start": self.start, "stop": self.stop, "done": self.done}
+        _write_json_atomic(self._progress, record)
 
     def finish(self) -> FeatureStore:
-        """Mark the store complete (only once every row is written) and open it for reading."""
+        """Mark the store complete and open it for reading.
+
+        Only a writer of the whole store finishes it, and only once every row -- of
+        every slice -- is on disk; the slice progress files are then folded into
+        ``progress.json``.
+        """
+        if not self.whole:
+            raise DatasetError(
+                f"{self.path}: a writer of rows {self.start}..{self.stop - 1} cannot finish the store; "
+                "open the whole store (create_store without rows) once every slice is written"
+            )
         if self.done != self.total:
-            raise IncompleteStoreError(f"{self.path}: only {self.done} of {self.total} rows written; not marking complete")
+            written = sum(stop - start for start, stop in _written_rows(self.path))
+            raise IncompleteStoreError(f"{self.path}: only {written} of {self.total} rows written; not marking complete")
+        _write_json_atomic(self.path / PROGRESS_FILE, {"done": self.total, "total": self.total})
+        for progress in self.path.glob(SLICE_PROGRESS_GLOB):
+            progress.unlink()
         _write_json_atomic(self.path / COMPLETE_FILE, {"rows": self.total, "finished": _now()})
         return open_store(self.path)
 
@@ -327,13 +393,16 @@ def create_store(
     dtype: str = "float16",
     format: str = "npy",
     metadata: dict[str, Any] | None = None,
+    rows: tuple[int, int] | None = None,
 ) -> StoreWriter:
     """Create a store for an ``(N, C, H, W)`` array -- or reopen the one at ``path`` to resume it.
 
     Reopening requires the same shape, dtype, format and ``metadata`` (JSON-serialisable:
     backbone, image size, file list, checksums...); otherwise the error names the first
     difference. A store is never overwritten; reopening a complete one gives a writer
-    with nothing left to write (``done == total``).
+    with nothing left to write (``done == stop``). ``rows=(start, stop)`` gives a writer
+    of that slice only (one process of a parallel extraction); create the store first
+    from one process, then open the slices.
     """
     path = Path(path).expanduser()
     if dtype not in _DTYPES:
@@ -350,7 +419,7 @@ def create_store(
         if difference:
             state = "a complete store" if (path / COMPLETE_FILE).is_file() else "an unfinished extraction"
             raise DatasetError(f"{path}: holds {state} with other settings ({difference}); delete it or choose another output")
-        return StoreWriter(path)  # resume (or, when complete, nothing left to write)
+        return StoreWriter(path, rows)  # resume (or, when complete, nothing left to write)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise DatasetError(f"{path}: exists and is not a zslkit feature store; refusing to write into it")
     dt = np.dtype(dtype).newbyteorder("<")
@@ -376,4 +445,4 @@ def create_store(
     if path.exists():
         path.rmdir()  # checked empty above
     os.replace(staging, path)
-    return StoreWriter(path)
+    return StoreWriter(path, rows)

@@ -133,6 +133,11 @@ class AttentionZSLModel(nn.Module):
     def num_attributes(self) -> int:
         return self.classes.num_attributes
 
+    @property
+    def needs_maps(self) -> bool:
+        """Whether a loss term reads the attention maps (a term says so with ``needs_maps = True``)."""
+        return any(getattr(term, "needs_maps", False) for term in self.loss_terms.values())
+
     # ---------------------------------------------------------------- forward
     def prepare_features(self, features: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` or ``(B, C, R)`` -> ``(B, C, R)`` in the model's dtype, normalised per region."""

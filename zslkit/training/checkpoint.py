@@ -197,36 +197,58 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(path, meta, tensors)
 
 
-def build_model(checkpoint: Checkpoint) -> torch.nn.Module:
-    """Rebuild the checkpoint's model (registered name + options) and load its weights."""
+def build_model(checkpoint: Checkpoint, backbone: torch.nn.Module | None = None) -> torch.nn.Module:
+    """Rebuild the checkpoint's model (registered name + options) and load its weights.
+
+    A checkpoint of end-to-end fine-tuning (a :class:`~zslkit.models.BackboneModel`)
+    needs ``backbone``: a module of the same architecture, whose weights are then
+    replaced by the checkpoint's.
+    """
     import zslkit
     from zslkit.datasets.checks import reading
+    from zslkit.models.backbone_model import BackboneModel
 
     info = checkpoint.meta.get("model", {})
     if not info.get("name"):
         raise CheckpointError(f"{checkpoint.path}: the checkpoint does not name its model")
+    options = dict(info.get("options", {}))
+    described, batchnorm = options.pop("backbone", None), options.pop("batchnorm", "frozen")
+    if described is not None and backbone is None:
+        raise ValueError(
+            f"{checkpoint.path}: the model was fine-tuned with a backbone ({described}); "
+            "pass backbone= (a module of that architecture) to rebuild it"
+        )
     state = checkpoint.section("model")
+    head_state = {k[len("head.") :]: v for k, v in state.items() if k.startswith("head.")} if described else state
     for key in ("classes.attributes", "V"):
-        if key not in state:
+        if key not in head_state:
             raise CheckpointError(f"{checkpoint.path}: model state has no {key!r}")
     with reading(checkpoint.path, f"model {info['name']!r} from the checkpoint", CheckpointError):
         classes = checkpoint.meta["classes"]
         model = zslkit.create_model(
             info["name"],
-            class_attributes=state["classes.attributes"],
-            attribute_embeddings=state["V"],
+            class_attributes=head_state["classes.attributes"],
+            attribute_embeddings=head_state["V"],
             seen_classes=classes["seen"],
             unseen_classes=classes["unseen"],
-            **info.get("options", {}),
+            **options,
         )
+    if described is not None:
+        model = BackboneModel(backbone, model, batchnorm=batchnorm)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:  # torch lists every problem, one per line, after a heading
         problems = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()] or [str(exc)]
         raise CheckpointError(f"{checkpoint.path}: the stored weights do not fit model {info['name']!r}: {problems[0]}") from None
+    # names travel with the checkpoint so that pictures and reports can label attributes and classes
+    model.attribute_names = checkpoint.meta.get("attribute_names")
+    model.class_names = checkpoint.meta.get("class_names")
     return model
 
 
-def load_model(path: str | Path) -> torch.nn.Module:
-    """The model stored in a checkpoint (JSON path, safetensors path or run directory), in eval mode."""
-    return build_model(load_checkpoint(path)).eval()
+def load_model(path: str | Path, backbone: torch.nn.Module | None = None) -> torch.nn.Module:
+    """The model stored in a checkpoint (JSON path, safetensors path or run directory), in eval mode.
+
+    ``backbone``: for a checkpoint of end-to-end fine-tuning, see :func:`build_model`.
+    """
+    return build_model(load_checkpoint(path), backbone).eval()

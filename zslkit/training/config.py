@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from zslkit.models.backbone_model import BATCHNORM_MODES
 from zslkit.registry import _suggest
 
 __all__ = ["OPTIMIZERS", "SAMPLERS", "TrainConfig", "available_configs", "load_config"]
@@ -52,6 +53,13 @@ class TrainConfig:
         num_threads: CPU threads for PyTorch while training (``torch.set_num_threads``,
             restored afterwards); 0 leaves PyTorch's default. Small models such as
             the synthetic one train fastest on 1 thread.
+        backbone_lr: learning rate of the backbone when fine-tuning end to end
+            (``train(..., backbone=...)``); 0 freezes it. The head uses ``lr``.
+        backbone_batchnorm: the backbone's BatchNorm layers when fine-tuning, one of
+            :data:`~zslkit.models.backbone_model.BATCHNORM_MODES` (``frozen``,
+            ``train``, ``sync``).
+        num_workers: DataLoader worker processes reading inputs that are a torch
+            ``Dataset`` (images when fine-tuning); 0 reads them in the training process.
     """
 
     model: str = "msdn"
@@ -68,15 +76,24 @@ class TrainConfig:
     device: str = "cpu"
     eval_batch_size: int = 256
     num_threads: int = 0
+    backbone_lr: float = 1e-5
+    backbone_batchnorm: str = "frozen"
+    num_workers: int = 0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}")
+        if self.num_workers < 0:
+            raise ValueError(f"TrainConfig.num_workers must be 0 (no worker processes) or more, got {self.num_workers}")
         if self.num_threads < 0:
             raise ValueError(f"TrainConfig.num_threads must be 0 (PyTorch's default) or more, got {self.num_threads}")
         if self.lr <= 0:
             raise ValueError(f"TrainConfig.lr must be positive, got {self.lr}")
+        if self.backbone_lr < 0:
+            raise ValueError(f"TrainConfig.backbone_lr must be 0 (frozen backbone) or positive, got {self.backbone_lr}")
+        if self.backbone_batchnorm not in BATCHNORM_MODES:
+            raise ValueError(f"TrainConfig.backbone_batchnorm must be one of {BATCHNORM_MODES}, got {self.backbone_batchnorm!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"TrainConfig.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.sampler not in SAMPLERS:

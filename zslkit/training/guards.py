@@ -76,6 +76,7 @@ def check_finite_gradients(model: torch.nn.Module, step: int) -> None:
     if bool(finite.all()):
         return
     name, grad = grads[int((~finite).nonzero()[0])]
+    name = name.removeprefix("module.")  # DistributedDataParallel's wrapper
     bad = grad[~torch.isfinite(grad)].reshape(-1)[0]
     raise NonFiniteLossError(f"the gradient of parameter {name!r}", float(bad), step)
 

@@ -1,11 +1,19 @@
-"""Scoring images with a trained model and turning scores into the standard metrics."""
+"""Scoring images with a trained model and turning scores into the standard metrics.
+
+Inside a process group (``torchrun``) every rank scores a contiguous shard of the
+images and the scores are all-gathered, so every rank returns all of them (and the
+same metrics); every rank must then make the call.
+"""
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 import torch
 
-from zslkit.training.data import read_batch
+from zslkit import distributed
+from zslkit.training.data import read_batch, shard
 
 __all__ = ["check_class_space", "evaluate", "model_device", "predict_scores"]
 
@@ -18,28 +26,35 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def predict_scores(model: torch.nn.Module, dataset, indices, batch_size: int = 256) -> np.ndarray:
+def predict_scores(
+    model: torch.nn.Module, dataset, indices, batch_size: int = 256, *, inputs=None, across_ranks: bool = True
+) -> np.ndarray:
     """``(n, K)`` float32 prediction scores (``model(x).scores``, margin included) of images ``indices``.
 
     Runs in eval mode without gradients, ``batch_size`` images at a time, and
-    restores the model's previous mode.
+    restores the model's previous mode. ``inputs``: what the model reads (default
+    ``dataset.features``; the images for a :class:`~zslkit.models.BackboneModel`).
+    ``across_ranks=False`` scores every image in this process even inside a process
+    group (e.g. on rank 0 alone).
     """
-    if dataset.features is None:
+    source = dataset.features if inputs is None else inputs
+    if source is None:
         raise ValueError(f"dataset {dataset.name!r} has no region features to score")
     indices = np.asarray(indices, dtype=np.int64)
+    split = across_ranks and distributed.is_distributed()
+    mine = shard(indices, distributed.rank(), distributed.world_size()) if split else indices
     was_training = model.training
     model.eval()
     device = model_device(model)
     try:
         chunks = [
-            model(read_batch(dataset.features, indices[start : start + batch_size]).to(device)).scores.float().cpu().numpy()
-            for start in range(0, len(indices), batch_size)
+            model(read_batch(source, mine[start : start + batch_size]).to(device)).scores.float().cpu().numpy()
+            for start in range(0, len(mine), batch_size)
         ]
     finally:
         model.train(was_training)
-    if not chunks:
-        return np.zeros((0, model.num_classes), dtype=np.float32)
-    return np.concatenate(chunks)
+    scores = np.concatenate(chunks) if chunks else np.zeros((0, model.num_classes), dtype=np.float32)
+    return distributed.gather_array(scores, device) if split else scores
 
 
 def check_class_space(model: torch.nn.Module, dataset) -> None:
@@ -63,11 +78,16 @@ def check_class_space(model: torch.nn.Module, dataset) -> None:
             )
 
 
-def evaluate(model: torch.nn.Module, dataset, batch_size: int = 256, calibration: float = 0.0) -> dict[str, float]:
-    """T1 (CZSL), U, S, H (GZSL) and AUSUC of ``model`` on the dataset's ``test_seen`` and ``test_unseen`` images."""
+def evaluate(
+    model: torch.nn.Module, dataset, batch_size: int = 256, calibration: float = 0.0, *, inputs=None, across_ranks: bool = True
+) -> dict[str, float]:
+    """T1 (CZSL), U, S, H (GZSL) and AUSUC of ``model`` on the dataset's ``test_seen`` and ``test_unseen`` images.
+
+    ``inputs`` and ``across_ranks`` as in :func:`predict_scores`.
+    """
     from zslkit.bench import evaluate_scores
 
     check_class_space(model, dataset)
-    seen = predict_scores(model, dataset, dataset.splits["test_seen"], batch_size)
-    unseen = predict_scores(model, dataset, dataset.splits["test_unseen"], batch_size)
+    score = partial(predict_scores, model, dataset, batch_size=batch_size, inputs=inputs, across_ranks=across_ranks)
+    seen, unseen = score(dataset.splits["test_seen"]), score(dataset.splits["test_unseen"])
     return evaluate_scores(dataset, seen, unseen, calibration=calibration)

@@ -1,4 +1,12 @@
-"""The training loop: the paper's recipe by default, checkpoints every epoch, resumable."""
+"""The training loop: the paper's recipe by default, checkpoints every epoch, resumable.
+
+Under ``torchrun`` (a process group of more than one process, see
+:mod:`zslkit.distributed`) the same call trains data-parallel: every process draws
+the same global batches, runs the model on its shard of each inside
+:class:`~torch.nn.parallel.DistributedDataParallel`, and evaluates the loss on the
+gathered global batch (:mod:`zslkit.training.parallel`); rank 0 alone writes
+checkpoints and logs and shows progress.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +23,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from zslkit import distributed
 from zslkit.datasets.container import ZSLDataset
-from zslkit.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_atomic
+from zslkit.models.backbone_model import BackboneModel, backbone_channels
+from zslkit.training.checkpoint import (
+    checkpoint_paths,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    write_atomic,
+)
 from zslkit.training.config import TrainConfig, available_configs, load_config
-from zslkit.training.data import batch_indices, read_batch, steps_per_epoch
+from zslkit.training.data import batch_indices, read_batch, shard_inputs, steps_per_epoch
 from zslkit.training.guards import (
     NonFiniteLossError,
     check_finite_gradients,
@@ -27,6 +44,7 @@ from zslkit.training.guards import (
     remove_stale_temporaries,
     run_identity,
 )
+from zslkit.training.parallel import gather_output, wrap
 
 __all__ = ["TrainResult", "build_optimizer", "config_for", "resolve_device", "train"]
 
@@ -76,8 +94,16 @@ def config_for(dataset, config: str | Path | TrainConfig | None) -> TrainConfig:
 
 
 def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
-    """RMSprop, Adam or SGD with the config's lr, weight decay and momentum."""
-    params = [p for p in params if p.requires_grad]
+    """RMSprop, Adam or SGD with the config's lr, weight decay and momentum.
+
+    ``params``: parameters, or parameter groups (dicts with ``params`` and their own
+    settings, e.g. ``lr``); parameters that do not require gradients are left out.
+    """
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        params = [{**group, "params": [p for p in group["params"] if p.requires_grad]} for group in params]
+    else:
+        params = [p for p in params if p.requires_grad]
     if config.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum)
     if config.optimizer == "adam":
@@ -85,24 +111,35 @@ def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum)
 
 
-def _build_model(dataset, model, config: TrainConfig, model_options: dict[str, Any]):
+def _build_model(dataset, model, config: TrainConfig, model_options: dict[str, Any], backbone=None, sample=None):
+    """The model to train: ``model`` built for ``dataset``, behind ``backbone`` when one is given.
+
+    ``sample``: one input ``(1, 3, S, S)``, to find the backbone's channels if it does not say.
+    """
     if isinstance(model, torch.nn.Module):
         if model_options:
             raise TypeError(f"model options {sorted(model_options)} given with an already built model")
-        return model
-    import zslkit
+        head = model
+    else:
+        import zslkit
 
-    if dataset.features is None:
-        raise ValueError(f"dataset {dataset.name!r} has no region features (features is None); attention models need them")
-    return zslkit.create_model(
-        model,
-        class_attributes=dataset.class_attributes,
-        attribute_embeddings=dataset.attribute_embeddings,
-        seen_classes=dataset.seen_classes,
-        unseen_classes=dataset.unseen_classes,
-        feature_dim=dataset.feature_dim,
-        **{**config.model_options, **model_options},
-    )
+        if backbone is None and dataset.features is None:
+            raise ValueError(f"dataset {dataset.name!r} has no region features (features is None); attention models need them")
+        head = zslkit.create_model(
+            model,
+            class_attributes=dataset.class_attributes,
+            attribute_embeddings=dataset.attribute_embeddings,
+            seen_classes=dataset.seen_classes,
+            unseen_classes=dataset.unseen_classes,
+            feature_dim=dataset.feature_dim if backbone is None else backbone_channels(backbone, sample),
+            **{**config.model_options, **model_options},
+        )
+    return head if backbone is None else BackboneModel(backbone, head, batchnorm=config.backbone_batchnorm)
+
+
+def _parameters(net, config: TrainConfig):
+    """What the optimizer trains: the head at ``lr`` and the backbone at ``backbone_lr`` when fine-tuning."""
+    return net.parameter_groups(config.lr, config.backbone_lr) if isinstance(net, BackboneModel) else net.parameters()
 
 
 def _apply_loss_weights(net, config: TrainConfig, model_name: str) -> dict[str, float]:
@@ -113,6 +150,13 @@ def _apply_loss_weights(net, config: TrainConfig, model_name: str) -> dict[str, 
         raise ValueError(f"config loss_weights name term {sorted(unused)[0]!r} that model {model_name!r} does not have; it has {list(net.loss_weights)}")
     net.set_loss_weights(known)
     return unused
+
+
+def _backbone_lr(optimizer: torch.optim.Optimizer, net) -> dict[str, float]:
+    """``{"backbone_lr": ...}`` when fine-tuning a backbone that is not frozen, else ``{}``."""
+    if isinstance(net, BackboneModel) and len(optimizer.param_groups) > 1:
+        return {"backbone_lr": optimizer.param_groups[1]["lr"]}
+    return {}
 
 
 def _write_logs(out_dir: Path, history: list[dict[str, Any]]) -> None:
@@ -163,21 +207,28 @@ def _resume(
     return ckpt.epoch, list(ckpt.meta.get("history", []))
 
 
-def _train_one_epoch(net, optimizer, dataset, batches, steps: int, device, desc: str, progress: bool) -> dict[str, float]:
-    """One pass over ``batches``; returns ``loss`` and ``loss_<term>`` averaged over images."""
-    net.train()
+def _batch_losses(parallel, net, labels: np.ndarray, batch: np.ndarray, local: torch.Tensor, device) -> dict[str, torch.Tensor]:
+    """The losses of one global ``batch``; ``parallel`` (``net`` itself, or ``net`` in DDP) sees this rank's ``local`` inputs."""
+    world = distributed.world_size()
+    output = parallel(local.to(device))
+    if world > 1:
+        output = gather_output(output, distributed.shard_counts(len(batch), world), with_maps=getattr(net, "needs_maps", True))
+    return net.loss(output, torch.as_tensor(labels[batch], device=device))
+
+
+def _train_one_epoch(parallel, optimizer, batches, losses_of, steps: int, desc: str, progress: bool) -> dict[str, float]:
+    """One pass over ``batches`` (``(global batch, local inputs)`` pairs); returns ``loss`` and ``loss_<term>`` averaged over images."""
+    parallel.train()
     sums: dict[str, float] = {}
     seen_images = 0
     with tqdm(total=steps, desc=desc, disable=not progress, leave=False, unit="batch") as bar:
-        for step, batch in enumerate(batches):
-            features = read_batch(dataset.features, batch).to(device)
-            labels = torch.as_tensor(dataset.labels[batch], device=device)
-            losses = net.loss(net(features), labels)
+        for step, (batch, local) in enumerate(batches):
+            losses = losses_of(batch, local)
             check_finite_losses(losses, step + 1)
             total = float(losses["total"].detach())
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
-            check_finite_gradients(net, step + 1)
+            check_finite_gradients(parallel, step + 1)
             optimizer.step()
             for name, value in losses.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(batch)
@@ -200,6 +251,8 @@ def train(
     out_dir: str | Path | None = None,
     progress: bool = True,
     resume: bool = False,
+    backbone: torch.nn.Module | None = None,
+    inputs: Any = None,
     **model_options: Any,
 ) -> TrainResult:
     """Train a registered model (by name) on the images of ``split``.
@@ -220,7 +273,19 @@ def train(
         out_dir: checkpoints (one per epoch) and ``history.csv``/``history.json`` go here.
         progress: show a progress bar and a line per epoch.
         resume: continue from the latest checkpoint in ``out_dir``.
+        backbone: fine-tune end to end: any module mapping images ``(B, 3, S, S)`` to a
+            feature map ``(B, C, H, W)`` (or a list of maps, the last used), put in front
+            of the model in a :class:`~zslkit.models.BackboneModel`. The model's head
+            trains at ``config.lr``, the backbone at ``config.backbone_lr``; its
+            BatchNorm layers follow ``config.backbone_batchnorm``.
+        inputs: what the model reads for image ``i``: ``inputs[i]``. Default
+            ``dataset.features``; with a ``backbone``, the images, required: an
+            ``(N, 3, S, S)`` array-like or a map-style torch ``Dataset`` of ``(3, S, S)``
+            tensors, in the dataset's image order.
         model_options: extra options for ``zslkit.create_model`` (over ``config.model_options``).
+
+    Inside a process group (``torchrun``) every rank must call it with the same
+    arguments; see the module docstring.
     """
     cfg = config_for(dataset, config)
     if seed is not None:
@@ -230,15 +295,21 @@ def train(
     indices = dataset.splits[split]
     if len(indices) == 0:
         raise ValueError(f"split {split!r} of dataset {dataset.name!r} is empty")
-    device = resolve_device(cfg.device)
+    if backbone is not None and inputs is None:
+        raise ValueError("train(..., backbone=...) needs inputs=: the images, (N, 3, S, S) in the dataset's image order")
+    inputs = dataset.features if inputs is None else inputs
+    device = distributed.rank_device(resolve_device(cfg.device))
     model = cfg.model if model is None else model
     model_name = model if isinstance(model, str) else getattr(model, "model_name", type(model).__name__)
+    main = distributed.is_main()
+    progress = progress and main
 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    net = _build_model(dataset, model, cfg, model_options).to(device)
+    sample = read_batch(inputs, indices[:1]) if backbone is not None else None
+    net = _build_model(dataset, model, cfg, model_options, backbone, sample).to(device)
     unused = _apply_loss_weights(net, cfg, model_name)
-    optimizer = build_optimizer(cfg, net.parameters())
+    optimizer = build_optimizer(cfg, _parameters(net, cfg))
     out = Path(out_dir) if out_dir is not None else None
     if resume and out is None:
         raise ValueError("resume=True needs the out_dir that holds the checkpoints")
@@ -248,10 +319,12 @@ def train(
         start, history = 0, []
         if out is not None:
             check_fresh_out_dir(out)
+    parallel = wrap(net, device)
     if progress and unused:
         tqdm.write(f"note: config {cfg.model!r} loss weights {unused} do not apply to {model_name!r}")
 
     checkpoint = None
+    losses_of = partial(_batch_losses, parallel, net, dataset.labels, device=device)
     steps = steps_per_epoch(len(indices), cfg.batch_size)
     threads = torch.get_num_threads()
     if cfg.num_threads:
@@ -260,12 +333,13 @@ def train(
         for epoch in range(start + 1, cfg.epochs + 1):
             began = time.perf_counter()
             batches = batch_indices(cfg.sampler, indices, dataset.labels, cfg.batch_size, rng)
+            batches = shard_inputs(inputs, batches, distributed.rank(), distributed.world_size(), cfg.num_workers)
             record: dict[str, Any] = {"epoch": epoch}
             try:
-                record.update(_train_one_epoch(net, optimizer, dataset, batches, steps, device, f"epoch {epoch}/{cfg.epochs}", progress))
+                record.update(_train_one_epoch(parallel, optimizer, batches, losses_of, steps, f"epoch {epoch}/{cfg.epochs}", progress))
             except NonFiniteLossError as exc:  # nothing non-finite reached the parameters or a checkpoint
                 raise exc.stopped(epoch, cfg.epochs, out and latest_checkpoint(out), out) from None
-            record.update(lr=optimizer.param_groups[0]["lr"], wall_s=time.perf_counter() - began)
+            record.update({"lr": optimizer.param_groups[0]["lr"], **_backbone_lr(optimizer, net), "wall_s": time.perf_counter() - began})
             if on_epoch is not None:
                 net.eval()
                 record.update(on_epoch(epoch, net) or {})
@@ -273,10 +347,14 @@ def train(
             if progress:
                 tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
             if out is not None:
-                meta = {"dataset": dataset.name, "split": split, "config": cfg.to_dict(),
-                        "rng": {"numpy": rng.bit_generator.state}, "history": history}
-                checkpoint = save_checkpoint(out, epoch, net, optimizer, meta=meta)
-                _write_logs(out, history)
+                if main:
+                    meta = {"dataset": dataset.name, "split": split, "config": cfg.to_dict(),
+                            "rng": {"numpy": rng.bit_generator.state}, "history": history,
+                            "attribute_names": list(dataset.attribute_names), "class_names": list(dataset.class_names)}
+                    save_checkpoint(out, epoch, net, optimizer, meta=meta)
+                    _write_logs(out, history)
+                checkpoint = checkpoint_paths(out, epoch)[1]
+                distributed.barrier()  # no rank goes on (or returns) before the checkpoint is on disk
     finally:
         torch.set_num_threads(threads)
     net.eval()
