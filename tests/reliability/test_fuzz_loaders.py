@@ -105,49 +105,51 @@ def copy_of(originals, name: str) -> tuple[tempfile.TemporaryDirectory, Path]:
     return scratch, target
 
 
+def damage_then_load(originals, name: str, which: str | None, how, load, error=DatasetError) -> None:
+    """Damage ``which`` (a file inside the copied original ``name``; ``None``: the original itself), then ``load(copy)``."""
+    scratch, target = copy_of(originals, name)
+    with scratch:
+        damaged = target / which if which else target
+        apply_damage(damaged, how)
+        loads_or_names_the_file(partial(load, target), damaged, error)
+
+
+def read_store(path: Path) -> None:
+    open_store(path)[:]
+
+
+def build_from_checkpoint(path: Path) -> None:
+    zslkit.training.build_model(load_checkpoint(path))
+
+
 @FUZZ
 @given(which=st.sampled_from(["res101.mat", "att_splits.mat"]), how=damage)
 def test_damaged_xlsa17_files(originals, which, how):
-    scratch, folder = copy_of(originals, "xlsa17/data/TINY")
-    with scratch:
-        apply_damage(folder / which, how)
-        loads_or_names_the_file(lambda: load_xlsa17(folder), folder / which)
+    damage_then_load(originals, "xlsa17/data/TINY", which, how, load_xlsa17)
 
 
 @FUZZ
 @given(how=damage)
 def test_damaged_feature_h5(originals, how):
-    scratch, path = copy_of(originals, "maps.h5")
-    with scratch:
-        apply_damage(path, how)
-        loads_or_names_the_file(partial(load_and_read_h5, path), path)
+    damage_then_load(originals, "maps.h5", None, how, load_and_read_h5)
 
 
 @FUZZ
 @given(which=st.sampled_from(["w2v.npy", "w2v.pkl"]), how=damage)
 def test_damaged_word_vectors(originals, which, how):
-    scratch, path = copy_of(originals, which)
-    with scratch:
-        apply_damage(path, how)
-        loads_or_names_the_file(partial(load_attribute_vectors, path, num_attributes=6), path)
+    damage_then_load(originals, which, None, how, partial(load_attribute_vectors, num_attributes=6))
 
 
 @FUZZ
 @given(which=st.sampled_from(["features.npy", "store.json", "progress.json", "COMPLETE"]), how=damage)
 def test_damaged_store(originals, which, how):
-    scratch, store = copy_of(originals, "store")
-    with scratch:
-        apply_damage(store / which, how)
-        loads_or_names_the_file(lambda: open_store(store)[:], store / which)
+    damage_then_load(originals, "store", which, how, read_store)
 
 
 @FUZZ
 @given(which=st.sampled_from(["epoch_001.json", "epoch_001.safetensors"]), how=damage)
 def test_damaged_checkpoint(originals, which, how):
-    scratch, run = copy_of(originals, "run")
-    with scratch:
-        apply_damage(run / which, how)
-        loads_or_names_the_file(lambda: zslkit.training.build_model(load_checkpoint(run)), run / which, CheckpointError)
+    damage_then_load(originals, "run", which, how, build_from_checkpoint, CheckpointError)
 
 
 # ------------------------------------------------------------------ structured damage
