@@ -22,6 +22,8 @@ def check_inputs(features: torch.Tensor, query: torch.Tensor, value: torch.Tenso
     """Raise a one-line ``ValueError`` unless features ``(B, C, R)``, query and value ``(I, C)`` agree."""
     if features.dim() != 3:
         raise ValueError(f"features: expected shape (B, C, R), found {tuple(features.shape)}")
+    if not features.is_floating_point():
+        raise ValueError(f"features: expected a floating-point tensor, found {features.dtype}")
     for name, weight in (("query", query), ("value", value)):
         if weight.dim() != 2 or weight.shape[1] != features.shape[1]:
             raise ValueError(
@@ -38,5 +40,3 @@ def check_inputs(features: torch.Tensor, query: torch.Tensor, value: torch.Tenso
                 f"{name}: expected dtype {features.dtype} on {features.device} (the features'), "
                 f"found {tensor.dtype} on {tensor.device}"
             )
-    if not features.is_floating_point():
-        raise ValueError(f"features: expected a floating-point tensor, found {features.dtype}")
