@@ -75,7 +75,9 @@ def check_interpreted() -> None:
     # default tiles and a half-precision input: float32 arithmetic, bfloat16 storage
     projections = torch.randn(2, 2 * 40, 150, generator=generator).to(torch.bfloat16)
     for dim in (1, 2):
-        for a, b in zip(triton_kernels.epilogue_forward(projections, dim), attention_epilogue(projections, dim)):
+        for a, b in zip(
+            triton_kernels.epilogue_forward(projections, dim), attention_epilogue(projections, dim)
+        ):
             assert a.dtype == torch.bfloat16
             torch.testing.assert_close(a.float(), b.float(), rtol=1e-2, atol=1e-2)
     print("interpret ok")
@@ -94,11 +96,18 @@ def check_compiled() -> None:
     for dtype, partial, own_attributes in (("fp32", "fp32", True), ("bf16", "fp32", False)):
         signature = {"proj_ptr": f"*{dtype}", "scores_ptr": f"*{dtype if own_attributes else partial}"}
         signature |= {"maps_ptr": f"*{dtype}"} | dict.fromkeys(scalars, "i32")
-        constants = {"OWN_ATTRIBUTES": own_attributes, "COMPUTE": tl.float32, "BLOCK_OWN": 32, "BLOCK_LOOP": 128}
+        constants = {
+            "OWN_ATTRIBUTES": own_attributes,
+            "COMPUTE": tl.float32,
+            "BLOCK_OWN": 32,
+            "BLOCK_LOOP": 128,
+        }
         _compile(triton_kernels._epilogue_forward_kernel, signature, constants, triton, ASTSource, GPUTarget)
     # backward: with the map gradient in float32, without it in float64 arithmetic
     for dtype, compute, has_grad_maps in (("fp32", tl.float32, True), ("fp64", tl.float64, False)):
-        signature = {name: f"*{dtype}" for name in ("proj_ptr", "grad_scores_ptr", "grad_maps_ptr", "out_ptr")}
+        signature = {
+            name: f"*{dtype}" for name in ("proj_ptr", "grad_scores_ptr", "grad_maps_ptr", "out_ptr")
+        }
         signature |= dict.fromkeys(scalars + ["attr_own", "attr_loop"], "i32")
         constants = {"HAS_GRAD_MAPS": has_grad_maps, "COMPUTE": compute, "BLOCK_OWN": 32, "BLOCK_LOOP": 128}
         _compile(triton_kernels._epilogue_backward_kernel, signature, constants, triton, ASTSource, GPUTarget)
