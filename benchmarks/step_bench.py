@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import os
 import platform
 import shlex
 import statistics
@@ -59,9 +60,8 @@ def fused_forward(parameters, features, recompute=False):
     """Attribute scores of both MSDN branches through ``zslkit.ops.attribute_attention``."""
     f = ops.normalize_regions(features)
     v, w1, w2, u1, u2 = (parameters[name] for name in ("V", "W1", "W2", "U1", "U2"))
-    with ops.use_backend("fused"):
-        a2v = ops.attribute_attention(f, v @ w2, v @ w1, "regions", recompute=recompute)
-        v2a = ops.attribute_attention(f, v @ u2, v @ u1.T, "attributes", recompute=recompute)
+    a2v = ops.attribute_attention(f, v @ w2, v @ w1, "regions", recompute=recompute)
+    v2a = ops.attribute_attention(f, v @ u2, v @ u1.T, "attributes", recompute=recompute)
     return a2v, v2a
 
 
@@ -69,7 +69,9 @@ VARIANTS = {
     "reference": reference_forward,
     "fused": fused_forward,
     "fused-recompute": functools.partial(fused_forward, recompute=True),
+    "fused-compiled": torch.compile(fused_forward, fullgraph=True),
 }
+DEFAULT_VARIANTS = ("reference", "fused", "fused-recompute")
 
 
 @contextlib.contextmanager
@@ -300,7 +302,7 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=int, help="untimed steps per variant first (default 1 CPU / 5 CUDA)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument(
-        "--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {list(VARIANTS)}"
+        "--variants", default=",".join(DEFAULT_VARIANTS), help=f"comma-separated subset of {list(VARIANTS)}"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench-out/step_bench.json"), help="JSON record")
@@ -314,6 +316,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    ops.set_backend("fused")  # the fused variants measure the op whatever ZSLKIT_ATTENTION_BACKEND says
     if args.threads:
         torch.set_num_threads(args.threads)
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
@@ -339,12 +342,14 @@ def main(argv=None) -> dict:
         record["correctness"][device] = check_correctness(
             shapes, device, PRECISIONS[device], args.variants, args.seed
         )
+        record["devices"][device]["load_average_before"] = os.getloadavg()
         for precision in PRECISIONS[device]:
             rows = time_variants(shapes, device, precision, args.variants, steps, warmup, args.seed)
             record["results"] += rows
             record["throughput"][f"{device}/{precision}"] = op_throughput(
                 shapes, device, precision, steps, args.seed
             )
+        record["devices"][device]["load_average_after"] = os.getloadavg()
     print(markdown(record["results"]))
     for key, value in record["throughput"].items():
         print(
