@@ -316,7 +316,12 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    ops.set_backend("fused")  # the fused variants measure the op whatever ZSLKIT_ATTENTION_BACKEND says
+    with ops.use_backend("fused"):  # the fused variants measure the op whatever ZSLKIT_ATTENTION_BACKEND says
+        return run(args)
+
+
+def run(args) -> dict:
+    """Check, time and measure; print the table and write the JSON record."""
     if args.threads:
         torch.set_num_threads(args.threads)
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]

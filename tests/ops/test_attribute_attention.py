@@ -227,6 +227,8 @@ def test_normalize_regions_gives_unit_channels_last_regions():
 
 
 def test_backend_switch(monkeypatch):
+    monkeypatch.delenv(ops.ENV_VAR, raising=False)
+    monkeypatch.setattr(ops, "_backend", None)
     features, query, value = make_inputs(2, 4, 3, 2)
     query.requires_grad_()
     assert ops.get_backend() == "fused"
