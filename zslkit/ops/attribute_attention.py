@@ -87,8 +87,9 @@ def attention_epilogue_backward(
     grad = grad_scores.to(work).unsqueeze(-1)
     grad_attention = grad * values
     if grad_maps is not None:
-        grad_attention = grad_attention + grad_maps.to(work)
-    grad_logits = maps * (grad_attention - (maps * grad_attention).sum(dim, keepdim=True))
+        grad_attention += grad_maps
+    # softmax's own backward kernel: maps * (grad_attention - sum_dim(maps * grad_attention))
+    grad_logits = torch.ops.aten._softmax_backward_data(grad_attention, maps, dim, work)
     return torch.cat([grad_logits, grad * maps], dim=1).to(projections.dtype)
 
 
@@ -128,6 +129,7 @@ def _attribute_attention_fake(features, query, value, dim, recompute):
 def _setup_context(ctx, inputs, output):
     features, query, value, dim, recompute = inputs
     ctx.dim = dim
+    ctx.set_materialize_grads(False)  # unused outputs (often the maps) get None, not zeros
     kept = (features, query, value) if recompute else (features, query, value, output[2])
     ctx.save_for_backward(*kept)
 
