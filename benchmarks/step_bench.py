@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import dataclasses
 import functools
 import json
@@ -141,6 +142,20 @@ def _rss_kib(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
+@functools.cache
+def _malloc_returns_large_blocks() -> bool:
+    """Make glibc serve every block over 128 KiB by mmap and unmap it on free (no caching), so
+    that the resident set size follows the live tensors. False where that is not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        ok = libc.mallopt(m_mmap_threshold, 128 * 1024) and libc.mallopt(m_trim_threshold, 128 * 1024)
+        libc.malloc_trim(0)
+        return bool(ok)
+    except (OSError, AttributeError):
+        return False
+
+
 def peak_step_memory_mib(device: str, step) -> float | None:
     """Peak memory one call of ``step`` adds on top of what is allocated before it."""
     synchronize(device)
@@ -150,6 +165,8 @@ def peak_step_memory_mib(device: str, step) -> float | None:
         step()
         synchronize(device)
         return (torch.cuda.max_memory_allocated() - before) / 2**20
+    if not _malloc_returns_large_blocks():
+        return None
     try:
         Path("/proc/self/clear_refs").write_text("5")  # resets the peak RSS (VmHWM) to the current RSS
     except OSError:

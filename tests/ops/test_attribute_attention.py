@@ -44,12 +44,14 @@ def relative_error(actual, expected):
     return ((actual - expected).abs().max() / expected.abs().max()).item()
 
 
-def run(backend, features, query, value, softmax_over, recompute=False):
+def run(backend, features, query, value, softmax_over, recompute=False, autocast_dtype=None):
     """Scores, maps and the gradients of a loss that uses both, on copies of the inputs."""
     leaves = [t.detach().clone().requires_grad_() for t in (features, query, value)]
-    with ops.use_backend(backend):
+    autocast = torch.autocast(features.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
+    with ops.use_backend(backend), autocast:
         scores, maps = ops.attribute_attention(*leaves, softmax_over, return_maps=True, recompute=recompute)
-    weights = torch.linspace(-1, 1, maps.numel(), dtype=maps.dtype).view_as(maps)
+    scores, maps = scores.to(features.dtype), maps.to(features.dtype)
+    weights = torch.linspace(-1, 1, maps.numel(), dtype=maps.dtype, device=maps.device).view_as(maps)
     (scores.square().sum() + (weights * maps).sum()).backward()
     return [scores.detach(), maps.detach()] + [t.grad for t in leaves]
 
@@ -181,7 +183,8 @@ def test_autocast_runs_in_the_low_precision_dtype():
     assert relative_error(scores.float(), expected) < 3e-2
 
 
-def test_torch_compile_fullgraph_step():
+def test_torch_compile_fullgraph_step(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))  # compile this code, not a cached graph
     features, query, value = make_inputs(3, 8, 6, 5)
     weight = torch.randn(5, 5, requires_grad=True)
 
@@ -267,3 +270,53 @@ def test_bad_inputs_raise_one_line_errors(change, message):
 def test_bad_softmax_axis():
     with pytest.raises(ValueError, match=r"softmax_over: expected one of \['attributes', 'regions'\]"):
         ops.attribute_attention(*make_inputs(2, 4, 3, 2), softmax_over="channels")
+
+
+# --- on CUDA (the Triton epilogue when Triton imports); skipped without a GPU ----------------
+
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@requires_cuda
+def test_cuda_uses_the_triton_kernels():
+    assert ops.TRITON_KERNELS
+
+
+@requires_cuda
+@pytest.mark.parametrize("softmax_over", AXES)
+@pytest.mark.parametrize(
+    ("precision", "tolerance"), [("fp32", 1e-5), ("tf32", 1e-3), ("bf16", 1e-2)]
+)  # issue #5's tolerances
+def test_cuda_matches_the_float64_reference(softmax_over, precision, tolerance):
+    inputs = [t.cuda() for t in make_inputs(8, 256, 49, 40)]
+    expected = run("reference", *(t.double() for t in inputs), softmax_over)
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest" if precision == "fp32" else "high")
+    try:
+        actual = run(
+            "fused", *inputs, softmax_over, autocast_dtype=torch.bfloat16 if precision == "bf16" else None
+        )
+    finally:
+        torch.set_float32_matmul_precision(previous)
+    for name, a, b in zip(["scores", "maps", "dfeatures", "dquery", "dvalue"], actual, expected):
+        assert relative_error(a.double(), b) < tolerance, name
+
+
+@requires_cuda
+@pytest.mark.parametrize("softmax_over", AXES)
+def test_cuda_gradcheck_float64(softmax_over):
+    inputs = [t.cuda().requires_grad_() for t in make_inputs(2, 6, 5, 4, dtype=torch.float64)]
+    assert torch.autograd.gradcheck(
+        lambda *args: ops.attribute_attention(*args, softmax_over=softmax_over, return_maps=True), inputs
+    )
+
+
+@requires_cuda
+@pytest.mark.parametrize("dim", [1, 2])
+def test_cuda_opcheck(dim):
+    features, query, value = (t.cuda().requires_grad_() for t in make_inputs(2, 6, 5, 3))
+    torch.library.opcheck(attribute_attention_op, (features, query, value, dim, False))
+    projections = torch.randn(2, 6, 5, device="cuda")
+    grad_scores, grad_maps = torch.randn(2, 3, device="cuda"), torch.randn(2, 3, 5, device="cuda")
+    torch.library.opcheck(attention_epilogue, (projections, dim))
+    torch.library.opcheck(attention_epilogue_backward, (projections, grad_scores, grad_maps, dim))

@@ -32,6 +32,13 @@ def stacked_projections(features: torch.Tensor, query: torch.Tensor, value: torc
     return torch.matmul(torch.cat([query, value]), features).contiguous()
 
 
+def new_grad_projections(projections: torch.Tensor) -> torch.Tensor:
+    """An uninitialised ``dP`` shaped like ``projections`` ``(B, 2I, R)`` but stored attribute-major
+    (``(2I, B, R)`` in memory), so that the weight gradient reads it as a ``(2I, B R)`` matrix."""
+    batch, rows, regions = projections.shape
+    return projections.new_empty(rows, batch, regions).permute(1, 0, 2)
+
+
 def projection_grads(
     grad_projections: torch.Tensor,
     features: torch.Tensor,
@@ -42,14 +49,14 @@ def projection_grads(
     """Gradients of ``P = weight @ features`` given ``dP`` ``(B, 2I, R)``.
 
     Returns ``(df (B, C, R), dweight (2I, C))``, each ``None`` when not needed. The weight
-    gradient is one matrix product over all ``B * R`` regions; it copies nothing when the
-    features are stored channels-last (see :func:`zslkit.ops.normalize_regions`).
+    gradient is one matrix product over all ``B * R`` regions; it copies nothing when ``dP`` is
+    attribute-major (as :func:`new_grad_projections` makes it) and the features are stored
+    channels-last (as :func:`zslkit.ops.normalize_regions` makes them).
     """
     grad_weight = None
     if need_weight:
         rows = rearrange(features, "b c r -> (b r) c")
-        grad_rows = rearrange(grad_projections, "b j r -> (b r) j")
-        grad_weight = grad_rows.T @ rows
+        grad_weight = rearrange(grad_projections, "b j r -> j (b r)") @ rows
     grad_features = torch.matmul(weight.T, grad_projections) if need_features else None
     return grad_features, grad_weight
 
@@ -62,7 +69,7 @@ def attention_epilogue(projections: torch.Tensor, dim: int) -> tuple[torch.Tenso
     """Scores ``(B, I)`` and maps ``(B, I, R)`` from projections ``(B, 2I, R)``; softmax over ``dim``."""
     logits, values = projections.to(compute_dtype(projections.dtype)).chunk(2, dim=1)
     maps = logits.softmax(dim)
-    scores = (maps * values).sum(dim=-1)
+    scores = torch.linalg.vecdot(maps, values)
     return scores.to(projections.dtype), maps.to(projections.dtype)
 
 
@@ -76,7 +83,7 @@ def _attention_epilogue_fake(projections, dim):
 def attention_epilogue_backward(
     projections: torch.Tensor, grad_scores: torch.Tensor, grad_maps: torch.Tensor | None, dim: int
 ) -> torch.Tensor:
-    """``dP`` ``(B, 2I, R)`` from ``dscores`` ``(B, I)`` and, if given, ``dmaps`` ``(B, I, R)``.
+    """``dP`` ``(B, 2I, R)``, attribute-major, from ``dscores`` ``(B, I)`` and, if given, ``dmaps``.
 
     With ``a = softmax(logits)``, ``s`` the values and ``g`` the score gradient:
     ``ds = g a``; ``da = g s + dmaps``; ``dlogits = a * (da - sum_dim(a * da))``.
@@ -88,14 +95,18 @@ def attention_epilogue_backward(
     grad_attention = grad * values
     if grad_maps is not None:
         grad_attention += grad_maps
-    # softmax's own backward kernel: maps * (grad_attention - sum_dim(maps * grad_attention))
-    grad_logits = torch.ops.aten._softmax_backward_data(grad_attention, maps, dim, work)
-    return torch.cat([grad_logits, grad * maps], dim=1).to(projections.dtype)
+    grad_attention -= torch.linalg.vecdot(maps, grad_attention, dim=dim).unsqueeze(dim)
+    # written straight into the result: besides it only maps and da are alive, (B, I, R) each
+    grad_projections = new_grad_projections(projections)
+    grad_logits, grad_values = grad_projections.chunk(2, dim=1)
+    torch.mul(maps, grad_attention, out=grad_logits)
+    torch.mul(grad, maps, out=grad_values)
+    return grad_projections
 
 
 @attention_epilogue_backward.register_fake
 def _attention_epilogue_backward_fake(projections, grad_scores, grad_maps, dim):
-    return torch.empty_like(projections)
+    return new_grad_projections(projections)
 
 
 # --- the op ----------------------------------------------------------------------------------

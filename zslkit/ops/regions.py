@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 
 
@@ -20,5 +19,8 @@ def normalize_regions(features: torch.Tensor, eps: float = 1e-12) -> torch.Tenso
     """
     if features.dim() not in (3, 4):
         raise ValueError(f"features: expected shape (B, C, H, W) or (B, C, R), found {tuple(features.shape)}")
-    rows = rearrange(features, "b c ... -> b (...) c").contiguous()
-    return rearrange(F.normalize(rows, dim=-1, eps=eps), "b r c -> b c r")
+    rows = rearrange(features, "b c ... -> b (...) c")
+    norms = torch.linalg.vector_norm(rows, dim=-1, keepdim=True).clamp_min(eps)
+    # one new (B, R, C) buffer, divided in place: peak memory is the input plus one copy
+    normalized = rows.clone(memory_format=torch.contiguous_format).div_(norms)
+    return rearrange(normalized, "b r c -> b c r")

@@ -21,7 +21,11 @@ import torch
 import triton
 import triton.language as tl
 
-from zslkit.ops.attribute_attention import attention_epilogue, attention_epilogue_backward
+from zslkit.ops.attribute_attention import (
+    attention_epilogue,
+    attention_epilogue_backward,
+    new_grad_projections,
+)
 
 _MASKED = tl.constexpr(-1.0e30)  # stands in for -inf on padded lanes: exp(_MASKED - m) == 0
 
@@ -92,6 +96,7 @@ def _epilogue_forward_kernel(
 def _epilogue_backward_kernel(
     proj_ptr, grad_scores_ptr, grad_maps_ptr, out_ptr,
     n_own, n_loop, stride_own, stride_loop, n_attr, slab, attr_own, attr_loop,
+    out_stride_b, out_own, out_loop, out_values,
     HAS_GRAD_MAPS: tl.constexpr, COMPUTE: tl.constexpr, BLOCK_OWN: tl.constexpr, BLOCK_LOOP: tl.constexpr,
 ):  # fmt: skip
     b = tl.program_id(0)
@@ -128,27 +133,34 @@ def _epilogue_backward_kernel(
         g, grad_attention = _grad_attention(
             values_ptr, grad_ptr, grad_maps_ptr, offsets, attr_offsets, mask, HAS_GRAD_MAPS, COMPUTE
         )
-        out = out_ptr + b * 2 * slab + offsets
+        out = out_ptr + b * out_stride_b + own[:, None] * out_own + loop[None, :] * out_loop
         tl.store(out, (a * (grad_attention - mean[:, None])).to(out_ptr.dtype.element_ty), mask=mask)
-        tl.store(out + slab, (g * a).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(out + out_values, (g * a).to(out_ptr.dtype.element_ty), mask=mask)
+
+
+def _own_loop(dim: int, attribute_value, region_value):
+    """``(own, loop)``: which of an attribute-axis and a region-axis quantity the programs own.
+
+    With the softmax over regions (``dim == 2``) programs own attributes and loop over
+    regions; with the softmax over attributes (``dim == 1``) the other way round.
+    """
+    if dim not in (1, 2):
+        raise ValueError(f"dim: expected 1 (attributes) or 2 (regions), found {dim}")
+    return (attribute_value, region_value) if dim == 2 else (region_value, attribute_value)
 
 
 def _layout(attributes: int, regions: int, dim: int, block_own: int | None, block_loop: int | None):
-    """Loop geometry for softmax dimension ``dim`` of ``(B, I, R)``.
+    """Loop geometry over a contiguous ``(I, R)`` slab for softmax dimension ``dim`` of ``(B, I, R)``.
 
     Returns ``(n_own, n_loop, stride_own, stride_loop, attr_own, attr_loop, BLOCK_OWN,
-    BLOCK_LOOP)``; ``attribute index = own * attr_own + loop * attr_loop``.
+    BLOCK_LOOP)``; the attribute index of a tile element is ``own * attr_own + loop * attr_loop``.
     """
-    if dim == 2:  # softmax over regions: programs own attributes, loop over regions
-        geometry = (attributes, regions, regions, 1, 1, 0)
-    elif dim == 1:  # softmax over attributes: programs own regions, loop over attributes
-        geometry = (regions, attributes, 1, regions, 0, 1)
-    else:
-        raise ValueError(f"dim: expected 1 (attributes) or 2 (regions), found {dim}")
-    n_own, n_loop = geometry[:2]
+    n_own, n_loop = _own_loop(dim, attributes, regions)
+    stride_own, stride_loop = _own_loop(dim, regions, 1)
+    attr_own, attr_loop = _own_loop(dim, 1, 0)
     block_own = block_own or min(triton.next_power_of_2(n_own), 32)
     block_loop = block_loop or min(triton.next_power_of_2(n_loop), 128)
-    return (*geometry, block_own, block_loop)
+    return n_own, n_loop, stride_own, stride_loop, attr_own, attr_loop, block_own, block_loop
 
 
 def _compute(dtype: torch.dtype):
@@ -206,12 +218,14 @@ def epilogue_backward(
     n_own, n_loop, stride_own, stride_loop, attr_own, attr_loop, block_own, block_loop = _layout(
         attributes, regions, dim, block_own, block_loop
     )
-    grad = torch.empty_like(projections)
+    grad = new_grad_projections(projections)
+    out_stride_b, out_stride_attr, out_stride_region = grad.stride()
     has_grad_maps = grad_maps is not None
     if batch and attributes and regions:
         _epilogue_backward_kernel[(batch, triton.cdiv(n_own, block_own))](
             projections, grad_scores, grad_maps.contiguous() if has_grad_maps else grad_scores, grad,
             n_own, n_loop, stride_own, stride_loop, attributes, attributes * regions, attr_own, attr_loop,
+            out_stride_b, *_own_loop(dim, out_stride_attr, out_stride_region), attributes * out_stride_attr,
             HAS_GRAD_MAPS=has_grad_maps, COMPUTE=_compute(projections.dtype),
             BLOCK_OWN=block_own, BLOCK_LOOP=block_loop,
         )  # fmt: skip
