@@ -12,8 +12,8 @@ K=200) unless ``--quick``. Variants:
 On CPU they run in float32; on CUDA in fp32, TF32 and bf16 (autocast). First every variant's
 loss and gradients are checked against the reference in float64, then the variants are timed
 side by side (interleaved rounds, median ms per step), then the peak memory of one step of
-each is measured (CUDA: ``torch.cuda.max_memory_allocated``; CPU: the process's peak resident
-set size, reset through ``/proc/self/clear_refs``). Last, the op's achieved FLOP/s is compared
+each is measured (CUDA: ``torch.cuda.max_memory_allocated``; CPU: the profiler's memory
+timeline), as the peak above what is allocated before the step. Last, the op's achieved FLOP/s is compared
 with the measured rate of a matrix product of the same size. A JSON record goes to ``--out``.
 
     python benchmarks/step_bench.py --threads 2            # CPU, CUB shapes
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import dataclasses
 import functools
 import json
@@ -35,6 +34,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -135,29 +135,12 @@ def check_correctness(shapes, device, precisions, variants, seed):
     return report
 
 
-def _rss_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
+def peak_step_memory_mib(device: str, step) -> float:
+    """Peak tensor memory one call of ``step`` adds to what is allocated before it.
 
-
-@functools.cache
-def _malloc_returns_large_blocks() -> bool:
-    """Make glibc serve every block over 128 KiB by mmap and unmap it on free (no caching), so
-    that the resident set size follows the live tensors. False where that is not glibc."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        ok = libc.mallopt(m_mmap_threshold, 128 * 1024) and libc.mallopt(m_trim_threshold, 128 * 1024)
-        libc.malloc_trim(0)
-        return bool(ok)
-    except (OSError, AttributeError):
-        return False
-
-
-def peak_step_memory_mib(device: str, step) -> float | None:
-    """Peak memory one call of ``step`` adds on top of what is allocated before it."""
+    CUDA: the caching allocator's peak. CPU: the profiler's memory timeline (every tensor
+    allocation and free, by the allocator's hooks), peak minus the level at the start.
+    """
     synchronize(device)
     if device == "cuda":
         before = torch.cuda.memory_allocated()
@@ -165,15 +148,17 @@ def peak_step_memory_mib(device: str, step) -> float | None:
         step()
         synchronize(device)
         return (torch.cuda.max_memory_allocated() - before) / 2**20
-    if not _malloc_returns_large_blocks():
-        return None
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # resets the peak RSS (VmHWM) to the current RSS
-    except OSError:
-        return None
-    before = _rss_kib("VmRSS")
-    step()
-    return (_rss_kib("VmHWM") - before) / 1024
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    with torch.profiler.profile(
+        activities=activities, profile_memory=True, record_shapes=True, with_stack=True
+    ) as prof:
+        step()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "timeline.json"
+        prof.export_memory_timeline(str(path), device="cpu")
+        _, sizes = json.loads(path.read_text())
+    totals = [sum(per_category) for per_category in sizes]
+    return (max(totals) - totals[0]) / 2**20
 
 
 def time_variants(shapes, device, precision, variants, steps, warmup, seed):
@@ -209,7 +194,7 @@ def time_variants(shapes, device, precision, variants, steps, warmup, seed):
         base = next(row for row in rows if row["variant"] == "reference")
         for row in rows:
             row["time_vs_reference"] = row["median_ms"] / base["median_ms"]
-            if row["peak_step_mib"] and base["peak_step_mib"]:
+            if base["peak_step_mib"] > 0:
                 row["memory_vs_reference"] = row["peak_step_mib"] / base["peak_step_mib"]
     return rows
 
@@ -298,10 +283,9 @@ def markdown(rows) -> str:
         "|---|---|---|---:|---:|---:|---:|",
     ]
     for row in rows:
-        memory = f"{row['peak_step_mib']:.0f}" if row["peak_step_mib"] is not None else "n/a"
         lines.append(
             f"| {row['device']} | {row['precision']} | {row['variant']} | {row['median_ms']:.1f} "
-            f"| {row.get('time_vs_reference', float('nan')):.2f} | {memory} "
+            f"| {row.get('time_vs_reference', float('nan')):.2f} | {row['peak_step_mib']:.1f} "
             f"| {row.get('memory_vs_reference', float('nan')):.2f} |"
         )
     return "\n".join(lines)
