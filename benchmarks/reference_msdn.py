@@ -133,9 +133,13 @@ def step_loss(forward, parameters, problem: Problem) -> torch.Tensor:
     return msdn_loss(class_scores(a2v, problem), class_scores(v2a, problem), problem)
 
 
-def make_optimizer(parameters) -> torch.optim.Optimizer:
-    """The paper's optimiser: RMSprop(lr 1e-4, weight decay 1e-4, momentum 0.9)."""
-    return torch.optim.RMSprop(parameters.values(), lr=1e-4, weight_decay=1e-4, momentum=0.9)
+def make_optimizer(parameters, foreach: bool | None = None) -> torch.optim.Optimizer:
+    """The paper's optimiser: RMSprop(lr 1e-4, weight decay 1e-4, momentum 0.9).
+
+    ``foreach=None`` is PyTorch's default (the per-tensor loop on CPU, multi-tensor kernels on
+    CUDA); ``True`` updates all parameters with multi-tensor kernels on any device.
+    """
+    return torch.optim.RMSprop(parameters.values(), lr=1e-4, weight_decay=1e-4, momentum=0.9, foreach=foreach)
 
 
 def train_step(forward, parameters, optimizer, problem: Problem, autocast_dtype=None) -> torch.Tensor:

@@ -19,7 +19,9 @@ SHAPES = ref.QUICK
 
 def _loss_and_grads(variant, dtype=torch.float64):
     parameters = ref.make_parameters(SHAPES, seed=1, dtype=dtype)
-    loss = ref.step_loss(step_bench.VARIANTS[variant], parameters, ref.make_problem(SHAPES, dtype=dtype))
+    loss = ref.step_loss(
+        step_bench.VARIANTS[variant].forward, parameters, ref.make_problem(SHAPES, dtype=dtype)
+    )
     return [loss, *torch.autograd.grad(loss, list(parameters.values()))]
 
 
@@ -49,10 +51,10 @@ def test_one_training_step_lands_on_the_same_parameters():
     after = {}
     for variant in ("reference", "fused"):
         parameters = ref.make_parameters(SHAPES, dtype=torch.float64)
-        optimizer = ref.make_optimizer(parameters)
+        optimizer = ref.make_optimizer(parameters, step_bench.VARIANTS[variant].foreach)
         problem = ref.make_problem(SHAPES, dtype=torch.float64)
         for _ in range(2):
-            ref.train_step(step_bench.VARIANTS[variant], parameters, optimizer, problem)
+            ref.train_step(step_bench.VARIANTS[variant].forward, parameters, optimizer, problem)
         after[variant] = parameters
     start = ref.make_parameters(SHAPES, dtype=torch.float64)
     for name, value in after["reference"].items():
@@ -63,7 +65,9 @@ def test_one_training_step_lands_on_the_same_parameters():
 def test_msdn_loss_terms():
     problem = ref.make_problem(SHAPES, dtype=torch.float64)
     generator = torch.Generator().manual_seed(3)
-    y1, y2 = (torch.randn(SHAPES.batch, SHAPES.classes, generator=generator, dtype=torch.float64) for _ in "12")
+    y1, y2 = (
+        torch.randn(SHAPES.batch, SHAPES.classes, generator=generator, dtype=torch.float64) for _ in "12"
+    )
     expected = 0.0
     for y in (y1, y2):
         for b in range(SHAPES.batch):
