@@ -80,6 +80,10 @@ def check_interpreted() -> None:
         ):
             assert a.dtype == torch.bfloat16
             torch.testing.assert_close(a.float(), b.float(), rtol=1e-2, atol=1e-2)
+    # registration needs no device: afterwards the dispatcher has CUDA kernels for both ops
+    triton_kernels.register_cuda_kernels()
+    for name in ("zslkit::attention_epilogue", "zslkit::attention_epilogue_backward"):
+        assert torch._C._dispatch_has_kernel_for_dispatch_key(name, "CUDA"), name
     print("interpret ok")
 
 
