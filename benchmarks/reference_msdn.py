@@ -67,18 +67,26 @@ def make_problem(shapes: Shapes, seed: int = 0, device: str = "cpu", dtype=torch
     )
 
 
-def make_parameters(shapes: Shapes, seed: int = 1, device: str = "cpu", dtype=torch.float32):
+#: The model's parameters; ``make_parameters(..., gates=True)`` adds the paper code's ``W3``, ``W3_1``.
+MODEL_PARAMETERS = ("V", "W1", "W2", "U1", "U2")
+
+
+def make_parameters(shapes: Shapes, seed: int = 1, device: str = "cpu", dtype=torch.float32, gates=False):
     """``{"V": (I, D), "W1", "W2": (D, C), "U1": (C, D), "U2": (D, C)}``, random, requiring grad.
 
-    (The paper initialises W2, U1, U2 to zero; random values keep every gradient non-zero,
-    which the correctness checks need, and do not change the cost of a step.)
+    With ``gates`` also ``"W3": (D, C)`` and ``"W3_1": (C, D)``, the attention-over-attributes
+    weights of the authors' code (see :func:`paper_code_forward`). The paper initialises W2, U1,
+    U2 to zero; random values keep every gradient non-zero, which the correctness checks need,
+    and do not change the cost of a step.
     """
     generator = torch.Generator().manual_seed(seed)
     i, d, c = shapes.attributes, shapes.embedding_dim, shapes.channels
     sizes = {"V": (i, d), "W1": (d, c), "W2": (d, c), "U1": (c, d), "U2": (d, c)}
+    if gates:
+        sizes |= {"W3": (d, c), "W3_1": (c, d)}
     parameters = {name: torch.randn(size, generator=generator) for name, size in sizes.items()}
     parameters["V"] = F.normalize(parameters["V"], dim=1)
-    for name in ("W2", "U1", "U2"):
+    for name in sizes.keys() - {"V", "W1"}:
         parameters[name] *= 3.0 / c**0.5
     return {name: p.to(device, dtype).requires_grad_() for name, p in parameters.items()}
 
@@ -96,6 +104,33 @@ def reference_forward(parameters, features: torch.Tensor) -> tuple[torch.Tensor,
     attended = einsum(logits.softmax(dim=1), f, "b i r, b c r -> b i c")
     v2a = einsum(v, parameters["U1"], attended, "i d, c d, b i c -> b i")
     return a2v, v2a
+
+
+def paper_code_forward(parameters, features: torch.Tensor):
+    """The same scores as :func:`reference_forward`, with the work the authors' code does.
+
+    That code projects the features four times: per-region scores ``s`` (``W1``, ``U1``) and
+    attention logits (``W2``, ``U2``), and reads the scores as ``sum_r a s``. It also pools the
+    per-attribute features ``F`` ``(B, I, C)`` and feeds them to an attention-over-attributes
+    gate (``W3``, ``W3_1``) that it computes and returns but that does not enter the scores.
+    Returns ``(psi, psi', gate, gate')``; the caller keeps the gates, and so ``F``, alive until
+    backward is done, as that code's training loop does with its output.
+    """
+    v, w3, w3_1 = parameters["V"], parameters["W3"], parameters["W3_1"]
+    f = F.normalize(features.flatten(2), dim=1)
+    # attribute->visual
+    region_scores = einsum(v, parameters["W1"], f, "i d, d c, b c r -> b i r")
+    maps = einsum(v, parameters["W2"], f, "i d, d c, b c r -> b i r").softmax(dim=2)
+    attended = einsum(maps, f, "b i r, b c r -> b i c")
+    gate = einsum(v, w3, attended, "i d, d c, b i c -> b i").sigmoid()
+    a2v = einsum(maps, region_scores, "b i r, b i r -> b i")
+    # visual->attribute
+    region_scores = einsum(v, parameters["U1"], f, "i d, c d, b c r -> b i r")
+    maps = einsum(v, parameters["U2"], f, "i d, d c, b c r -> b i r").softmax(dim=1)
+    attended = einsum(maps, f, "b i r, b c r -> b i c")
+    gate_v2a = einsum(v, w3_1, attended, "i d, c d, b i c -> b i").sigmoid()
+    v2a = einsum(maps, region_scores, "b i r, b i r -> b i")
+    return a2v, v2a, gate, gate_v2a
 
 
 def class_scores(attribute_scores: torch.Tensor, problem: Problem) -> torch.Tensor:
@@ -127,10 +162,15 @@ def msdn_loss(
     return total + distillation * (weighted + jensen_shannon)
 
 
+def outputs_loss(outputs, problem: Problem) -> torch.Tensor:
+    """The total loss of a forward's outputs ``(psi, psi', ...)``; what follows the two branch
+    scores (the paper code's gates) does not enter it."""
+    return msdn_loss(class_scores(outputs[0], problem), class_scores(outputs[1], problem), problem)
+
+
 def step_loss(forward, parameters, problem: Problem) -> torch.Tensor:
     """Forward of both branches and the total loss."""
-    a2v, v2a = forward(parameters, problem.features)
-    return msdn_loss(class_scores(a2v, problem), class_scores(v2a, problem), problem)
+    return outputs_loss(forward(parameters, problem.features), problem)
 
 
 def make_optimizer(parameters, foreach: bool | None = None) -> torch.optim.Optimizer:
@@ -147,7 +187,8 @@ def train_step(forward, parameters, optimizer, problem: Problem, autocast_dtype=
     optimizer.zero_grad(set_to_none=True)
     device_type = problem.features.device.type
     with torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-        loss = step_loss(forward, parameters, problem)
+        outputs = forward(parameters, problem.features)  # alive until after backward
+        loss = outputs_loss(outputs, problem)
     loss.backward()
     optimizer.step()
     return loss.detach()
