@@ -4,7 +4,9 @@ This is the baseline of ``step_bench.py``: each of the four projections ``W1, W2
 ->visual) and ``U1, U2`` (visual->attribute) is its own einsum, and each branch materialises
 the per-attribute features ``F[b, i, :] = sum_r a[b, i, r] f[b, :, r]`` of shape
 ``(B, I, C)`` and reads its scores from them, the way the MSDN authors' code does. It does
-not use ``zslkit.ops``. The losses and the problem set-up here are shared with the fused
+not use ``zslkit.ops``. :func:`paper_code_forward` computes the same scores with the extra
+work the authors' code does besides (per-region score projections, an unused gate over the
+per-attribute features). The losses and the problem set-up here are shared with the fused
 step in ``step_bench.py``.
 
 Notation (issue #3): features ``x`` ``(B, C, H, W)``, ``f`` = ``x`` unit length per region,

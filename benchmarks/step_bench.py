@@ -13,15 +13,16 @@ K=200) unless ``--quick``. Variants:
 * ``fused-default-rmsprop``: ``fused`` with PyTorch's default RMSprop, to show the optimiser's share;
 * ``fused-compiled`` (opt-in with ``--variants``): ``fused`` with the forward under ``torch.compile``.
 
-The reference gets PyTorch's default RMSprop, as the paper's code does (a per-tensor loop on
-CPU, multi-tensor kernels on CUDA); zslkit's variants use the multi-tensor (``foreach``) one.
+The two baselines get PyTorch's default RMSprop, as the paper's code does (a per-tensor loop
+on CPU, multi-tensor kernels on CUDA); zslkit's variants use the multi-tensor (``foreach``) one.
 
 On CPU they run in float32; on CUDA in fp32, TF32 and bf16 (autocast). First every variant's
 loss and gradients are checked against the reference in float64, then the variants are timed
 side by side (interleaved rounds, median ms per step), then the peak memory of one step of
 each is measured (CUDA: ``torch.cuda.max_memory_allocated``; CPU: the profiler's memory
-timeline), as the peak above what is allocated before the step. Last, the op's achieved FLOP/s is compared
-with the measured rate of a matrix product of the same size. A JSON record goes to ``--out``.
+timeline), as the peak above what is allocated before the step. Last, the op's achieved
+FLOP/s is compared with the measured rate of a matrix product of the same size. A JSON
+record goes to ``--out``.
 
     python benchmarks/step_bench.py --threads 2            # CPU, CUB shapes
     python benchmarks/step_bench.py --device cuda          # fp32, TF32, bf16 on the GPU
