@@ -5,7 +5,7 @@
 # PyPI's torchvision wheels link against CUDA torch libraries, so the CPU-only
 # torch==2.13.0 wheel has no importable torchvision beside it and timm (which
 # imports torchvision) would fail. torch 2.14.1 + torchvision 0.29.1 run on the CPU.
-# Any torch >= 2.1 with a matching torchvision works, e.g.
+# Any torch >= 2.4 with a matching torchvision works, e.g.
 #   make test TORCH_SPEC="torch==2.13.0 torchvision==0.28.0 --extra-index-url https://download.pytorch.org/whl/cpu"
 PYTHON ?= python3
 VENV ?= .venv
