@@ -9,8 +9,12 @@ feature space, ``q^s`` (scores) and ``q^a`` (attention), both ``(I, C)``:
   or over the attributes ``i`` (each region says *which* attribute it shows)
 * attribute scores ``psi_{b,i} = sum_r a_{b,i,r} s_{b,i,r}``
 
-:func:`attend` is kept in this one place so that a fused kernel (``zslkit.ops``)
-can replace it without touching the blocks.
+:func:`attend` runs the ``zslkit::attribute_attention`` custom op
+(:func:`zslkit.ops.attribute_attention`): one matrix product per projection and
+a fused softmax-product-sum, with a backward that never builds the ``(B, I, C)``
+per-attribute features. ``zslkit.ops.set_backend("reference")`` (or
+``ZSLKIT_ATTENTION_BACKEND=reference``) switches every block to the
+straightforward einsum formulation for comparison.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from typing import Literal
 
 import torch
 from einops import einsum
+
+from zslkit.ops import attribute_attention
 
 __all__ = ["SOFTMAX_AXES", "attend", "project_queries"]
 
@@ -50,8 +56,6 @@ def attend(
     """
     if softmax_over not in SOFTMAX_AXES:
         raise ValueError(f"softmax_over must be one of {SOFTMAX_AXES}, got {softmax_over!r}")
-    logits = einsum(attention_queries, features, "attribute channel, batch channel region -> batch attribute region")
-    maps = logits.softmax(dim=-1 if softmax_over == "regions" else 1)
-    responses = einsum(score_queries, features, "attribute channel, batch channel region -> batch attribute region")
-    scores = einsum(maps, responses, "batch attribute region, batch attribute region -> batch attribute")
-    return scores, maps
+    return attribute_attention(
+        features, query=attention_queries, value=score_queries, softmax_over=softmax_over, return_maps=True
+    )

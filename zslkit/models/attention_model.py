@@ -30,6 +30,7 @@ from zslkit.contracts import check_attention_output, check_loss_output, describe
 from zslkit.models.class_space import ClassSpace
 from zslkit.models.output import ModelOutput
 from zslkit.models.parts import parse_parts
+from zslkit.ops import normalize_regions
 from zslkit.registry import create
 
 __all__ = ["AttentionZSLModel"]
@@ -150,7 +151,7 @@ class AttentionZSLModel(nn.Module):
                 f"features have {features.shape[1]} channels, the model was built with feature_dim={self.feature_dim}"
             )
         features = features.to(dtype=self.V.dtype, device=self.V.device)
-        return F.normalize(features, dim=1) if self.normalize_features else features
+        return normalize_regions(features) if self.normalize_features else features
 
     def attribute_embeddings(self) -> torch.Tensor:
         """``(I, D)`` the embeddings the branches see: ``V``, row-normalised if ``normalize_embeddings``."""
@@ -175,8 +176,9 @@ class AttentionZSLModel(nn.Module):
             attribute_scores[name], maps[name] = result.scores, result.maps
             branch_scores[name] = self.class_scores(result.scores)
         scores = sum(self.branch_weights[name] * y for name, y in branch_scores.items())
-        if not bool(self.classes.predictable.all()):
-            scores = scores.masked_fill(~self.classes.predictable, float("-inf"))
+        # classes outside the problem (neither seen nor unseen) are never predicted; no data-dependent
+        # branch here, so that the forward compiles as one graph
+        scores = scores.masked_fill(~self.classes.predictable, float("-inf"))
         return ModelOutput(scores=scores, branch_scores=branch_scores, attribute_scores=attribute_scores, maps=maps)
 
     # ------------------------------------------------------------------- loss
