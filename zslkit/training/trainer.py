@@ -270,9 +270,11 @@ def train(
         on_epoch: called as ``on_epoch(epoch, model)`` after every epoch (model in
             eval mode, ``epoch`` counted from 1); a returned dict is merged into
             that epoch's history entry.
-        out_dir: checkpoints (one per epoch) and ``history.csv``/``history.json`` go here.
+        out_dir: checkpoints (one per epoch) and ``history.csv``/``history.json`` go here;
+            a new run refuses a directory that already holds checkpoints.
         progress: show a progress bar and a line per epoch.
-        resume: continue from the latest checkpoint in ``out_dir``.
+        resume: continue from the latest checkpoint in ``out_dir`` (same dataset, split and
+            recipe; only ``epochs``, ``device``, ``eval_batch_size``, ``num_threads`` may change).
         backbone: fine-tune end to end: any module mapping images ``(B, 3, S, S)`` to a
             feature map ``(B, C, H, W)`` (or a list of maps, the last used), put in front
             of the model in a :class:`~zslkit.models.BackboneModel`. The model's head
