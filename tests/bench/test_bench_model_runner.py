@@ -1,12 +1,11 @@
-"""Deep models in the harness, through zslkit.training (skipped where the trainer is not installed)."""
+"""Deep models in the harness, through zslkit.training."""
 
 import numpy as np
 import pytest
 
+import zslkit.training as training
 from zslkit.bench import protocols
 from zslkit.bench.case import BenchmarkCase
-
-training = pytest.importorskip("zslkit.training")
 
 
 @pytest.fixture
