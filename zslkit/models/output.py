@@ -27,3 +27,12 @@ class ModelOutput:
     branch_scores: dict[str, torch.Tensor] = field(default_factory=dict)
     attribute_scores: dict[str, torch.Tensor] = field(default_factory=dict)
     maps: dict[str, torch.Tensor | None] = field(default_factory=dict)
+
+    def float(self) -> ModelOutput:
+        """The same output with every tensor in float32 (loss terms run in full precision after autocast)."""
+        return ModelOutput(
+            scores=self.scores.float(),
+            branch_scores={k: v.float() for k, v in self.branch_scores.items()},
+            attribute_scores={k: v.float() for k, v in self.attribute_scores.items()},
+            maps={k: (None if v is None else v.float()) for k, v in self.maps.items()},
+        )

@@ -85,6 +85,10 @@ def attribute_attention(
     Returns:
         scores ``(B, I)``; with ``return_maps`` the pair ``(scores, maps (B, I, R))``.
     """
+    device_type = features.device.type
+    if torch.is_autocast_enabled(device_type):  # mixed inputs are expected under autocast: bring them to its dtype
+        dtype = torch.get_autocast_dtype(device_type)
+        features, query, value = features.to(dtype), query.to(dtype), value.to(dtype)
     check_inputs(features, query, value)
     if get_backend() == "reference":
         return reference_attribute_attention(features, query, value, softmax_over, return_maps)

@@ -32,6 +32,9 @@ OPTIMIZERS: tuple[str, ...] = ("rmsprop", "adam", "sgd")
 #: independently without replacement (the authors' loader); ``class_balanced``:
 #: every batch draws distinct classes, then images of each (the authors' SUN loader).
 SAMPLERS: tuple[str, ...] = ("shuffle", "random", "class_balanced")
+#: ``fp32``: float32 throughout; ``bf16``: the forward under bfloat16 autocast, loss terms
+#: and optimizer in float32.
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 
 
 @dataclass
@@ -60,6 +63,8 @@ class TrainConfig:
             ``train``, ``sync``).
         num_workers: DataLoader worker processes reading inputs that are a torch
             ``Dataset`` (images when fine-tuning); 0 reads them in the training process.
+        precision: one of :data:`PRECISIONS`; ``bf16`` runs the forward (the attention op's
+            matrix products) under bfloat16 autocast on CPU or CUDA.
     """
 
     model: str = "msdn"
@@ -79,6 +84,7 @@ class TrainConfig:
     backbone_lr: float = 1e-5
     backbone_batchnorm: str = "frozen"
     num_workers: int = 0
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -98,6 +104,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"TrainConfig.sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"TrainConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -207,10 +207,20 @@ def _resume(
     return ckpt.epoch, list(ckpt.meta.get("history", []))
 
 
-def _batch_losses(parallel, net, labels: np.ndarray, batch: np.ndarray, local: torch.Tensor, device) -> dict[str, torch.Tensor]:
-    """The losses of one global ``batch``; ``parallel`` (``net`` itself, or ``net`` in DDP) sees this rank's ``local`` inputs."""
+def _batch_losses(
+    parallel, net, labels: np.ndarray, batch: np.ndarray, local: torch.Tensor, device, precision: str = "fp32"
+) -> dict[str, torch.Tensor]:
+    """The losses of one global ``batch``; ``parallel`` (``net`` itself, or ``net`` in DDP) sees this rank's ``local`` inputs.
+
+    With ``precision="bf16"`` the forward runs under bfloat16 autocast and the loss terms in float32.
+    """
     world = distributed.world_size()
-    output = parallel(local.to(device))
+    if precision == "bf16":
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            output = parallel(local.to(device))
+        output = output.float()
+    else:
+        output = parallel(local.to(device))
     if world > 1:
         output = gather_output(output, distributed.shard_counts(len(batch), world), with_maps=getattr(net, "needs_maps", True))
     return net.loss(output, torch.as_tensor(labels[batch], device=device))
@@ -326,7 +336,7 @@ def train(
         tqdm.write(f"note: config {cfg.model!r} loss weights {unused} do not apply to {model_name!r}")
 
     checkpoint = None
-    losses_of = partial(_batch_losses, parallel, net, dataset.labels, device=device)
+    losses_of = partial(_batch_losses, parallel, net, dataset.labels, device=device, precision=cfg.precision)
     steps = steps_per_epoch(len(indices), cfg.batch_size)
     threads = torch.get_num_threads()
     if cfg.num_threads:
