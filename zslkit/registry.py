@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 __all__ = [
+    "did_you_mean",
     "KINDS",
     "Component",
     "ComponentNotFoundError",
@@ -102,10 +103,16 @@ def _qualname(factory: Callable[..., Any]) -> str:
     return f"{module}.{name}"
 
 
+def did_you_mean(word: str, choices, *, n: int = 3, cutoff: float = 0.5) -> str:
+    """``"; did you mean 'a' or 'b'?"`` for the closest of ``choices``, or ``""`` when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=n, cutoff=cutoff)
+    return "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else ""
+
+
 def _suggest(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.5)
-    if close:
-        return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+    hint = did_you_mean(word, choices)
+    if hint:
+        return hint
     if choices:
         return "; known: " + ", ".join(sorted(choices))
     return "; none are registered"

@@ -13,14 +13,13 @@ outputs such as Swin's are permuted to ``(B, C, H, W)``), else the last map of t
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from zslkit.registry import register
+from zslkit.registry import did_you_mean, register
 
 __all__ = ["BackboneWeightsError", "TimmBackbone", "load_weights"]
 
@@ -33,8 +32,7 @@ def _check_model_name(model_name: str) -> None:
     import timm
 
     if not timm.is_model(model_name):
-        close = difflib.get_close_matches(model_name, timm.list_models(), n=3, cutoff=0.6)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else " (see timm.list_models())"
+        hint = did_you_mean(model_name, timm.list_models(), cutoff=0.6) or " (see timm.list_models())"
         raise ValueError(f"unknown timm model {model_name!r}{hint}")
 
 

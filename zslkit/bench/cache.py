@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
+
+from zslkit.atomic import write_json_atomic
 
 __all__ = ["CellCache", "plain", "settings_hash"]
 
@@ -64,6 +65,4 @@ class CellCache:
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cell, indent=1, default=_default))
-        os.replace(tmp, path)
+        write_json_atomic(path, cell, default=_default)

@@ -17,7 +17,6 @@ protocol, is reported with a warning and skipped; the rest still run.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from zslkit.bench.model_runner import ModelRunner
 from zslkit.bench.protocols import PROTOCOLS, Protocol, register_protocol
 from zslkit.bench.runner import Runner
 from zslkit.plugins import PluginWarning, get_plugin_manager
-from zslkit.registry import ComponentNotFoundError, component_info, list_components
+from zslkit.registry import ComponentNotFoundError, component_info, did_you_mean, list_components
 
 __all__ = ["DEFAULT_MODELS", "BenchmarkCase", "available_cases", "select_cases"]
 
@@ -148,10 +147,8 @@ def select_cases(names: list[str] | None, dataset: str) -> list[BenchmarkCase]:
     chosen = []
     for name in names:
         if name not in cases:
-            close = difflib.get_close_matches(name, list(cases), n=3, cutoff=0.5)
-            hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
             raise ComponentNotFoundError(
-                f"unknown benchmark method {name!r}{hint} (known: {', '.join(sorted(cases))})"
+                f"unknown benchmark method {name!r}{did_you_mean(name, cases)} (known: {', '.join(sorted(cases))})"
             )
         chosen.append(cases[name])
     return chosen

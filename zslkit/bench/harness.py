@@ -10,7 +10,6 @@ run that is interrupted and started again only computes the missing cells.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import zslkit
+from zslkit.atomic import write_atomic, write_json_atomic
 from zslkit.bench.cache import CellCache, plain, settings_hash
 from zslkit.bench.case import BenchmarkCase, select_cases
 from zslkit.bench.environment import environment
@@ -175,13 +175,13 @@ def write_outputs(result: BenchmarkResult, out_dir: str | Path, with_published: 
         lines.append({k: line.get(k) for k in (*_CSV_FIELDS, "device", "versions")})
     csv_path = write_csv(lines, out / "results.csv")
     json_path = out / "results.json"
-    json_path.write_text(json.dumps(plain({
+    write_json_atomic(json_path, plain({
         "protocol": result.protocol.name, "caption": result.caption(with_published),
         "environment": result.environment, "rows": result.rows(),
         "published": result._published_rows() if with_published else [], "cells": result.cells,
-    }), indent=1))
+    }))
     table_path = out / "table.md"
-    table_path.write_text(result.table(with_published) + "\n")
+    write_atomic(table_path, lambda tmp: tmp.write_text(result.table(with_published) + "\n"))
     written = [csv_path, json_path, table_path]
     for dataset in result.datasets:
         written.append(plot_seen_unseen_curves(result.cells, dataset, out / f"curves_{dataset}.png", result.protocol.name))

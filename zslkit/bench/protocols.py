@@ -20,7 +20,6 @@ A plugin adds a protocol by returning a :class:`Protocol` from the
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +30,7 @@ from tqdm.auto import tqdm
 from zslkit.bench.evaluate import Evaluation, evaluate, thin_curve
 from zslkit.bench.runner import Fit, Runner
 from zslkit.datasets import DatasetError, ZSLDataset
-from zslkit.registry import ComponentNotFoundError
+from zslkit.registry import ComponentNotFoundError, did_you_mean
 
 __all__ = ["PROTOCOLS", "Protocol", "evaluate_test", "get_protocol", "paper_protocol", "register_protocol",
            "validation_protocol"]
@@ -169,8 +168,7 @@ def get_protocol(name: str) -> Protocol:
     try:
         return PROTOCOLS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(PROTOCOLS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ComponentNotFoundError(
-            f"unknown protocol {name!r}{hint} (known: {', '.join(sorted(PROTOCOLS))})"
+            f"unknown protocol {name!r}{did_you_mean(name, PROTOCOLS, n=1, cutoff=0.6)} "
+            f"(known: {', '.join(sorted(PROTOCOLS))})"
         ) from None

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 from typing import Any
+
+from zslkit.atomic import write_csv_atomic, write_json_atomic
 
 COLUMNS: tuple[str, ...] = ("T1", "U", "S", "H", "AUSUC")
 
@@ -46,23 +46,13 @@ def format_markdown(rows: list[dict[str, Any]], columns=COLUMNS, title: str | No
 
 
 def write_csv(rows: list[dict[str, Any]], path: str | Path) -> Path:
-    """One line per row, columns in order of first appearance; nested values as JSON strings."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    keys: list[str] = []
-    for row in rows:
-        keys += [k for k in row if k not in keys]
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in row.items()})
-    return path
+    """One line per row, columns in order of first appearance; nested values as JSON strings (atomic)."""
+    return write_csv_atomic(rows, Path(path))
 
 
 def write_results(rows: list[dict[str, Any]], out_dir: str | Path, stem: str = "results") -> tuple[Path, Path]:
     """Write ``stem.csv`` and ``stem.json`` into ``out_dir``; returns both paths."""
     out = Path(out_dir)
     csv_path, json_path = write_csv(rows, out / f"{stem}.csv"), out / f"{stem}.json"
-    json_path.write_text(json.dumps(rows, indent=2, default=str))
+    write_json_atomic(json_path, rows, indent=2, default=str)
     return csv_path, json_path

@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from zslkit.atomic import remove_stale_temporaries, write_json_atomic
 from zslkit.datasets.checks import file_error, npy_layout, reading
 from zslkit.datasets.container import DatasetError
 from zslkit.datasets.lazy_rows import LazyRows
@@ -134,12 +135,8 @@ def _pread_copy(fd: int, buffer: memoryview, offset: int) -> int:
 
 
 def _write_json_atomic(path: Path, content: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(content, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """The store's records (metadata, progress, completeness marker): atomic and flushed to disk."""
+    write_json_atomic(path, content, fsync=True)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -362,6 +359,7 @@ class StoreWriter:
         _write_json_atomic(self.path / PROGRESS_FILE, {"done": self.total, "total": self.total})
         for progress in self.path.glob(SLICE_PROGRESS_GLOB):
             progress.unlink()
+        remove_stale_temporaries(self.path, "*.tmp")  # left by writers killed mid-write
         _write_json_atomic(self.path / COMPLETE_FILE, {"rows": self.total, "finished": _now()})
         return open_store(self.path)
 

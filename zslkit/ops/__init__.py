@@ -20,7 +20,7 @@ import os
 import torch
 
 from zslkit.ops.attribute_attention import attribute_attention_op, fused_attribute_attention
-from zslkit.ops.inputs import SOFTMAX_DIMS, check_inputs
+from zslkit.ops.inputs import SOFTMAX_DIMS, autocast_inputs, check_inputs
 from zslkit.ops.reference import reference_attribute_attention
 from zslkit.ops.regions import normalize_regions
 
@@ -85,10 +85,7 @@ def attribute_attention(
     Returns:
         scores ``(B, I)``; with ``return_maps`` the pair ``(scores, maps (B, I, R))``.
     """
-    device_type = features.device.type
-    if torch.is_autocast_enabled(device_type):  # mixed inputs are expected under autocast: bring them to its dtype
-        dtype = torch.get_autocast_dtype(device_type)
-        features, query, value = features.to(dtype), query.to(dtype), value.to(dtype)
+    features, query, value = autocast_inputs(features, query, value)
     check_inputs(features, query, value)
     if get_backend() == "reference":
         return reference_attribute_attention(features, query, value, softmax_over, return_maps)

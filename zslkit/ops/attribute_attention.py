@@ -19,7 +19,7 @@ them Triton kernels on CUDA; the plain PyTorch kernels here run everywhere else.
 import torch
 from einops import rearrange
 
-from zslkit.ops.inputs import softmax_dim
+from zslkit.ops.inputs import autocast_inputs, softmax_dim
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -180,11 +180,9 @@ def fused_attribute_attention(
     dim = softmax_dim(softmax_over)
     device_type = features.device.type
     if torch.is_autocast_enabled(device_type):
-        dtype = torch.get_autocast_dtype(device_type)
+        features, query, value = autocast_inputs(features, query, value)
         with torch.autocast(device_type, enabled=False):
-            scores, maps, _ = attribute_attention_op(
-                features.to(dtype), query.to(dtype), value.to(dtype), dim, recompute
-            )
+            scores, maps, _ = attribute_attention_op(features, query, value, dim, recompute)
     else:
         scores, maps, _ = attribute_attention_op(features, query, value, dim, recompute)
     return (scores, maps) if return_maps else scores

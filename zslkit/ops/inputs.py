@@ -1,4 +1,4 @@
-"""Argument checks shared by every attribute-attention backend."""
+"""Argument checks and autocast handling shared by every attribute-attention backend."""
 
 from __future__ import annotations
 
@@ -40,3 +40,17 @@ def check_inputs(features: torch.Tensor, query: torch.Tensor, value: torch.Tenso
                 f"{name}: expected dtype {features.dtype} on {features.device} (the features'), "
                 f"found {tensor.dtype} on {tensor.device}"
             )
+
+
+def autocast_inputs(features: torch.Tensor, query: torch.Tensor, value: torch.Tensor):
+    """Under autocast (on the features' device), the three inputs in the autocast dtype; else unchanged.
+
+    Mixed dtypes are expected there (``V W`` comes out of an autocast matmul in bfloat16, the
+    normalised features stay float32); the op runs its matrix product in the autocast dtype.
+    """
+    device_type = features.device.type
+    if not torch.is_autocast_enabled(device_type):
+        return features, query, value
+    dtype = torch.get_autocast_dtype(device_type)
+    return features.to(dtype), query.to(dtype), value.to(dtype)
+

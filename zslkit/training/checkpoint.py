@@ -16,15 +16,15 @@ Nothing here unpickles: tensors come from safetensors, the rest from JSON.
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from zslkit.atomic import write_atomic
 
 __all__ = [
     "Checkpoint",
@@ -63,17 +63,6 @@ class Checkpoint:
         """The tensors under ``prefix.``, with the prefix removed."""
         cut = len(prefix) + 1
         return {k[cut:]: v for k, v in self.tensors.items() if k.startswith(prefix + ".")}
-
-
-def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then move it onto ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def checkpoint_paths(out_dir: str | Path, epoch: int) -> tuple[Path, Path]:

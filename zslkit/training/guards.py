@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from zslkit.atomic import remove_stale_temporaries  # re-exported: the trainer cleans up with it
+
 __all__ = [
     "RESUMABLE_CHANGES",
     "NonFiniteLossError",
@@ -114,7 +116,4 @@ def check_same_run(path: Path, meta: dict[str, Any], expected: dict[str, Any]) -
             )
 
 
-def remove_stale_temporaries(out_dir: Path) -> None:
-    """Delete temporary files a killed run left behind (``.epoch_003.safetensors.<pid>.tmp``...)."""
-    for tmp in out_dir.glob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
+

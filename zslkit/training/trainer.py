@@ -10,7 +10,6 @@ checkpoints and logs and shows progress.
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from zslkit import distributed
+from zslkit.atomic import write_csv_atomic, write_json_atomic
 from zslkit.datasets.container import ZSLDataset
 from zslkit.models.backbone_model import BackboneModel, backbone_channels
 from zslkit.training.checkpoint import (
@@ -31,7 +31,6 @@ from zslkit.training.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
-    write_atomic,
 )
 from zslkit.training.config import TrainConfig, available_configs, load_config
 from zslkit.training.data import batch_indices, read_batch, shard_inputs, steps_per_epoch
@@ -160,18 +159,8 @@ def _backbone_lr(optimizer: torch.optim.Optimizer, net) -> dict[str, float]:
 
 
 def _write_logs(out_dir: Path, history: list[dict[str, Any]]) -> None:
-    keys: list[str] = []
-    for row in history:
-        keys += [k for k in row if k not in keys]
-
-    def write_csv(tmp: Path) -> None:
-        with tmp.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(history)
-
-    write_atomic(out_dir / "history.csv", write_csv)
-    write_atomic(out_dir / "history.json", lambda tmp: tmp.write_text(json.dumps(history, indent=2, default=str)))
+    write_csv_atomic(history, out_dir / "history.csv")
+    write_json_atomic(out_dir / "history.json", history, indent=2, default=str)
 
 
 def _resume(
