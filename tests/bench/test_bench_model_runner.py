@@ -45,3 +45,20 @@ def test_scores_cover_every_class_and_paper_logs_test_metrics_each_epoch(small_d
     assert [e["epoch"] for e in outcome["epochs"]] == [1, 2]
     assert outcome["metrics"]["H"] == pytest.approx(max(e["test_H"] for e in outcome["epochs"]))
     assert np.isfinite(outcome["gamma"])
+
+
+def test_resident_features_are_read_once_and_change_no_score(small_dataset):
+    from zslkit.datasets import ResidentFeatures
+
+    streamed = BenchmarkCase("msdn", "msdn", kind="model", train_config={"epochs": 1, "resident": "off"}).runner()
+    held = BenchmarkCase("msdn", "msdn", kind="model", train_config={"epochs": 1, "resident": "on"}).runner()
+    assert streamed.on_device(small_dataset) is small_dataset
+    idx = small_dataset.splits["test_unseen"][:9]
+    expected = streamed.scores(streamed.fit(small_dataset, {}, 0).predictor, small_dataset, idx)
+    got = held.scores(held.fit(small_dataset, {}, 0).predictor, small_dataset, idx)
+    np.testing.assert_array_equal(got, expected)
+    source, rows = held._held
+    assert source is small_dataset.features and isinstance(rows, ResidentFeatures)
+    assert len(rows.images) == len(small_dataset.labels)  # every image: views, seeds and evaluations share it
+    view = small_dataset.validation_view()
+    assert held.on_device(view).features is rows  # the view shares the source, so the rows are reused

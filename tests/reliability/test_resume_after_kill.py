@@ -54,7 +54,7 @@ KILL = textwrap.dedent("""
 
     real_save = checkpoint.save_file
     if POINT == "step":  # between the backward pass and the optimizer step of step WHEN
-        trainer.check_finite_gradients = counted(trainer.check_finite_gradients)
+        trainer.check_finite_step = counted(trainer.check_finite_step)
     elif POINT == "tensors":  # inside the tensor write of epoch WHEN
         checkpoint.save_file = counted(real_save, half_written)
     elif POINT == "json":  # tensors of epoch WHEN in place, its JSON not yet

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 
 from zslkit.bench.runner import Fit, OnEpoch, expand_grid
-from zslkit.datasets import ZSLDataset
+from zslkit.datasets import ResidentFeatures, ZSLDataset
+from zslkit.datasets.resident import hold_on_device, resident_bytes
 
 __all__ = ["ModelRunner"]
 
@@ -29,6 +31,11 @@ class ModelRunner:
     default. The final run of the validation protocol stops at the chosen epoch
     by overriding ``epochs``. The class space comes from the dataset passed in,
     so the validation view trains with the validation classes as unseen.
+
+    When the config's ``resident`` allows it (``auto`` on a GPU with room, or ``on``),
+    the features of every image are read once onto the training device and shared by
+    all its fits and scorings (the validation view, every seed, every epoch's
+    evaluation) instead of being read from the file each time.
     """
 
     kind = "model"
@@ -40,6 +47,7 @@ class ModelRunner:
         self.param_grid = param_grid
         self.train_config = train_config
         self.progress = progress
+        self._held: tuple[Any, ResidentFeatures] | None = None  # (source, its rows on the device)
 
     def candidates(self) -> list[dict[str, Any]]:
         return expand_grid(self.param_grid)
@@ -55,9 +63,27 @@ class ModelRunner:
             overrides["epochs"] = epochs
         return training.load_config(base, **overrides) if overrides else base
 
+    def on_device(self, dataset: ZSLDataset) -> ZSLDataset:
+        """``dataset`` with its features held on the training device when the config's ``resident`` says so."""
+        features = dataset.features
+        if features is None or isinstance(features, ResidentFeatures):
+            return dataset
+        if self._held is None or self._held[0] is not features:
+            from zslkit import distributed
+            from zslkit.training.trainer import resolve_device
+
+            config = self.config(dataset)
+            device = distributed.rank_device(resolve_device(config.device))
+            what = f"the {len(features)} images of dataset {dataset.name!r}"
+            if not hold_on_device(resident_bytes(features, len(features)), device, config.resident, what):
+                return dataset
+            self._held = (features, ResidentFeatures.load(features, None, device))
+        return dataclasses.replace(dataset, features=self._held[1])
+
     def fit(self, dataset: ZSLDataset, params: dict[str, Any], seed: int, *, epochs: int | None = None,
             on_epoch: OnEpoch | None = None) -> Fit:
         training = _training()
+        dataset = self.on_device(dataset)
         result = training.train(
             dataset,
             self.component,
@@ -71,4 +97,4 @@ class ModelRunner:
         return Fit(result.model, [dict(h) for h in result.history])
 
     def scores(self, predictor, dataset: ZSLDataset, indices: np.ndarray) -> np.ndarray:
-        return np.asarray(_training().predict_scores(predictor, dataset, np.asarray(indices)))
+        return np.asarray(_training().predict_scores(predictor, self.on_device(dataset), np.asarray(indices)))

@@ -8,6 +8,7 @@ Registered loaders (``zslkit.load_dataset(name, ...)``): ``synthetic``; ``xlsa17
 from zslkit.datasets.container import SPLIT_NAMES, DatasetError, ZSLDataset
 from zslkit.datasets.feature_h5 import H5Rows, load_feature_h5
 from zslkit.datasets.image_folder import ImageList, MissingImagesError, relative_image_path, resolve_images
+from zslkit.datasets.resident import ResidentFeatures, make_resident
 from zslkit.datasets.store import FeatureStore, IncompleteStoreError, create_store, open_store
 from zslkit.datasets.synthetic import make_synthetic
 from zslkit.datasets.word_vectors import load_attribute_vectors, read_attribute_names
@@ -22,6 +23,7 @@ __all__ = [
     "ImageList",
     "IncompleteStoreError",
     "MissingImagesError",
+    "ResidentFeatures",
     "ZSLDataset",
     "create_store",
     "load_attribute_vectors",
@@ -30,6 +32,7 @@ __all__ = [
     "load_feature_h5",
     "load_sun",
     "load_xlsa17",
+    "make_resident",
     "make_synthetic",
     "open_store",
     "read_attribute_names",

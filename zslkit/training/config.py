@@ -25,7 +25,7 @@ import yaml
 from zslkit.models.backbone_model import BATCHNORM_MODES
 from zslkit.registry import _suggest
 
-__all__ = ["OPTIMIZERS", "SAMPLERS", "TrainConfig", "available_configs", "load_config"]
+__all__ = ["COMPILE_MODES", "OPTIMIZERS", "PRECISIONS", "RESIDENCY", "SAMPLERS", "TrainConfig", "available_configs", "load_config"]
 
 OPTIMIZERS: tuple[str, ...] = ("rmsprop", "adam", "sgd")
 #: ``shuffle``: a fresh permutation every epoch; ``random``: every batch drawn
@@ -35,6 +35,13 @@ SAMPLERS: tuple[str, ...] = ("shuffle", "random", "class_balanced")
 #: ``fp32``: float32 throughout; ``bf16``: the forward under bfloat16 autocast, loss terms
 #: and optimizer in float32.
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+#: ``auto``: the training split's features are held on the device when it is a GPU and they
+#: take at most half its free memory; ``on``: held on the device (a GPU or, for ``cpu``, host
+#: memory), an error if they do not fit; ``off``: read from the source every step.
+RESIDENCY: tuple[str, ...] = ("auto", "on", "off")
+#: ``off`` or a ``torch.compile`` mode for the forward and the losses; ``reduce-overhead``
+#: also replays them as CUDA graphs on a GPU.
+COMPILE_MODES: tuple[str, ...] = ("off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass
@@ -65,6 +72,12 @@ class TrainConfig:
             ``Dataset`` (images when fine-tuning); 0 reads them in the training process.
         precision: one of :data:`PRECISIONS`; ``bf16`` runs the forward (the attention op's
             matrix products) under bfloat16 autocast on CPU or CUDA.
+        resident: one of :data:`RESIDENCY`: whether the training split's features are read
+            once into one tensor on the device (:class:`~zslkit.datasets.ResidentFeatures`,
+            in the source's dtype, float16 for a feature store) instead of from the source
+            every step. Results are the same either way.
+        compile: one of :data:`COMPILE_MODES`: compile the model's forward and its loss
+            with ``torch.compile`` in that mode (``reduce-overhead``: CUDA graphs on a GPU).
     """
 
     model: str = "msdn"
@@ -85,6 +98,8 @@ class TrainConfig:
     backbone_batchnorm: str = "frozen"
     num_workers: int = 0
     precision: str = "fp32"
+    resident: str = "auto"
+    compile: str = "off"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -98,14 +113,10 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.lr must be positive, got {self.lr}")
         if self.backbone_lr < 0:
             raise ValueError(f"TrainConfig.backbone_lr must be 0 (frozen backbone) or positive, got {self.backbone_lr}")
-        if self.backbone_batchnorm not in BATCHNORM_MODES:
-            raise ValueError(f"TrainConfig.backbone_batchnorm must be one of {BATCHNORM_MODES}, got {self.backbone_batchnorm!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"TrainConfig.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"TrainConfig.sampler must be one of {SAMPLERS}, got {self.sampler!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"TrainConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        for name, choices in (("backbone_batchnorm", BATCHNORM_MODES), ("optimizer", OPTIMIZERS), ("sampler", SAMPLERS),
+                              ("precision", PRECISIONS), ("resident", RESIDENCY), ("compile", COMPILE_MODES)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"TrainConfig.{name} must be one of {tuple(choices)}, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

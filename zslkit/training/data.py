@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from zslkit.datasets.checks import check_finite_rows, feature_source
+from zslkit.datasets.resident import ResidentFeatures
 from zslkit.distributed import shard_range
 
 __all__ = ["batch_indices", "read_batch", "shard", "shard_inputs", "steps_per_epoch"]
@@ -32,8 +33,12 @@ def read_batch(features, indices: np.ndarray) -> torch.Tensor:
     The rows are read once each and in increasing order (what memmaps and HDF5
     datasets want), then put back in the requested order. A torch ``Dataset`` is
     read item by item (``features[i]`` for each index) and stacked.
+    :class:`~zslkit.datasets.ResidentFeatures` give their rows on their device
+    (checked when they were loaded).
     """
     indices = np.asarray(indices, dtype=np.int64)
+    if isinstance(features, ResidentFeatures):
+        return features.take(indices)
     if isinstance(features, torch.utils.data.Dataset):
         items = [torch.as_tensor(features[int(i)], dtype=torch.float32) for i in indices]
         if not items:  # an empty shard: the shape of one item, no rows

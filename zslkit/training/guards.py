@@ -1,14 +1,15 @@
 """Guards of the training loop: stop on non-finite numbers, never mix two runs in one directory.
 
-* :func:`check_finite_losses` / :func:`check_finite_gradients` run every step: a NaN or
-  inf loss term (before the backward pass) or gradient (before the optimizer step)
-  raises :class:`NonFiniteLossError` naming the term or parameter and the step, so
-  that no non-finite number ever reaches the parameters or a checkpoint. The trainer
+* :func:`check_finite_step` runs every step, between the backward pass and the optimizer
+  step: a NaN or inf loss term or gradient raises :class:`NonFiniteLossError` naming the
+  term or parameter and the step, so that no non-finite number ever reaches the
+  parameters or a checkpoint. The trainer
   adds the epoch and the last good checkpoint to the message.
 * :func:`check_fresh_out_dir`: a new run refuses a directory that holds checkpoints
   (a later ``--resume`` would otherwise pick up the old run's epochs).
 * :func:`check_same_run`: ``--resume`` refuses a checkpoint of another dataset, split
-  or recipe (only ``epochs``, ``device``, ``eval_batch_size`` and ``num_threads`` may change).
+  or recipe (only :data:`RESUMABLE_CHANGES` may change: ``epochs``, ``device``, ``eval_batch_size``,
+  ``num_threads``, ``resident``, ``compile``).
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ from zslkit.atomic import remove_stale_temporaries  # re-exported: the trainer c
 __all__ = [
     "RESUMABLE_CHANGES",
     "NonFiniteLossError",
-    "check_finite_gradients",
-    "check_finite_losses",
+    "check_finite_step",
     "check_fresh_out_dir",
     "check_same_run",
     "remove_stale_temporaries",
@@ -34,7 +34,9 @@ __all__ = [
 ]
 
 #: Config fields that may differ between a checkpoint and the run resuming it.
-RESUMABLE_CHANGES: frozenset[str] = frozenset({"epochs", "device", "eval_batch_size", "num_threads"})
+RESUMABLE_CHANGES: frozenset[str] = frozenset(
+    {"epochs", "device", "eval_batch_size", "num_threads", "resident", "compile"}
+)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -60,27 +62,28 @@ class NonFiniteLossError(FloatingPointError):
         return error
 
 
-def check_finite_losses(losses: dict[str, torch.Tensor], step: int) -> None:
-    """Raise naming the first non-finite term of ``losses`` (``total`` last: it is their sum)."""
-    values = {name: float(value.detach()) for name, value in losses.items()}
-    for name in [n for n in values if n != "total"] + ["total"]:
-        if name in values and not math.isfinite(values[name]):
-            what = "the total loss" if name == "total" else f"loss term {name!r}"
-            raise NonFiniteLossError(what, values[name], step)
+def check_finite_step(losses: dict[str, torch.Tensor], model: torch.nn.Module, step: int) -> dict[str, float]:
+    """The loss terms as floats, after the backward pass and before the optimizer step.
 
-
-def check_finite_gradients(model: torch.nn.Module, step: int) -> None:
-    """Raise naming the first parameter whose gradient holds a NaN/inf (before the optimizer uses it)."""
+    Raise :class:`NonFiniteLossError` naming the first non-finite loss term (``total``
+    last: it is their sum), else the first parameter whose gradient holds a NaN/inf.
+    The loss values and one finite-flag per gradient come to the host in a single
+    transfer: one synchronisation per step on a GPU.
+    """
     grads = [(name, p.grad) for name, p in model.named_parameters() if p.grad is not None]
-    if not grads:
-        return
-    finite = torch.stack([torch.isfinite(g).all() for _, g in grads])
-    if bool(finite.all()):
-        return
-    name, grad = grads[int((~finite).nonzero()[0])]
-    name = name.removeprefix("module.")  # DistributedDataParallel's wrapper
-    bad = grad[~torch.isfinite(grad)].reshape(-1)[0]
-    raise NonFiniteLossError(f"the gradient of parameter {name!r}", float(bad), step)
+    values = [value.detach().float().reshape(()) for value in losses.values()]
+    flags = [torch.isfinite(grad).all().to(values[0].device, torch.float32) for _, grad in grads]
+    fetched = torch.stack(values + flags).tolist()
+    numbers = dict(zip(losses, fetched[: len(values)]))
+    for name in [n for n in numbers if n != "total"] + ["total"]:
+        if name in numbers and not math.isfinite(numbers[name]):
+            what = "the total loss" if name == "total" else f"loss term {name!r}"
+            raise NonFiniteLossError(what, numbers[name], step)
+    for (name, grad), finite in zip(grads, fetched[len(values):]):
+        if not finite:
+            bad = grad[~torch.isfinite(grad)].reshape(-1)[0]
+            raise NonFiniteLossError(f"the gradient of parameter {name.removeprefix('module.')!r}", float(bad), step)
+    return numbers
 
 
 def check_fresh_out_dir(out_dir: Path) -> None:

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from zslkit import distributed
 from zslkit.atomic import write_csv_atomic, write_json_atomic
 from zslkit.datasets.container import ZSLDataset
+from zslkit.datasets.resident import ResidentFeatures, hold_on_device, resident_bytes
 from zslkit.models.backbone_model import BackboneModel, backbone_channels
 from zslkit.training.checkpoint import (
     checkpoint_paths,
@@ -36,8 +37,7 @@ from zslkit.training.config import TrainConfig, available_configs, load_config
 from zslkit.training.data import batch_indices, read_batch, shard_inputs, steps_per_epoch
 from zslkit.training.guards import (
     NonFiniteLossError,
-    check_finite_gradients,
-    check_finite_losses,
+    check_finite_step,
     check_fresh_out_dir,
     check_same_run,
     remove_stale_temporaries,
@@ -63,6 +63,9 @@ class TrainResult:
         checkpoint: the last checkpoint's JSON path, or ``None``.
         unused_loss_weights: config loss weights naming terms this model does not have
             (only when the config was written for another model).
+        resident: the features held on the device while training
+            (:class:`~zslkit.datasets.ResidentFeatures`, see ``TrainConfig.resident``), or
+            ``None`` when they were read from the source every step.
     """
 
     model: torch.nn.Module
@@ -71,6 +74,7 @@ class TrainResult:
     out_dir: Path | None = None
     checkpoint: Path | None = None
     unused_loss_weights: dict[str, float] = field(default_factory=dict)
+    resident: ResidentFeatures | None = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -95,6 +99,9 @@ def config_for(dataset, config: str | Path | TrainConfig | None) -> TrainConfig:
 def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     """RMSprop, Adam or SGD with the config's lr, weight decay and momentum.
 
+    All use PyTorch's multi-tensor (``foreach``) implementation, on CPU too: a few kernels
+    per step for all parameters, with the same numbers as the per-parameter loop.
+
     ``params``: parameters, or parameter groups (dicts with ``params`` and their own
     settings, e.g. ``lr``); parameters that do not require gradients are left out.
     """
@@ -103,11 +110,12 @@ def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
         params = [{**group, "params": [p for p in group["params"] if p.requires_grad]} for group in params]
     else:
         params = [p for p in params if p.requires_grad]
+    common = {"lr": config.lr, "weight_decay": config.weight_decay, "foreach": True}
     if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum)
+        return torch.optim.RMSprop(params, momentum=config.momentum, **common)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum)
+        return torch.optim.Adam(params, **common)
+    return torch.optim.SGD(params, momentum=config.momentum, **common)
 
 
 def _build_model(dataset, model, config: TrainConfig, model_options: dict[str, Any], backbone=None, sample=None):
@@ -196,23 +204,48 @@ def _resume(
     return ckpt.epoch, list(ckpt.meta.get("history", []))
 
 
+def _resident_inputs(inputs, indices: np.ndarray, device: torch.device, mode: str):
+    """``inputs`` with the images ``indices`` held on ``device`` as ``TrainConfig.resident`` says (see there)."""
+    if mode == "off":
+        return inputs
+    if isinstance(inputs, ResidentFeatures) and inputs.device == device:
+        return inputs  # made resident by the caller (zslkit.datasets.make_resident)
+    if isinstance(inputs, torch.utils.data.Dataset):
+        if mode == "on":
+            raise ValueError("TrainConfig.resident='on' holds (N, ...) arrays on the device; these inputs are a torch "
+                             "Dataset read item by item (use resident: off or auto)")
+        return inputs
+    images = np.unique(indices)
+    if not hold_on_device(resident_bytes(inputs, len(images)), device, mode, f"the {len(images)} training images"):
+        return inputs
+    return ResidentFeatures.load(inputs, images, device)
+
+
+def _compiled(parallel, net, mode: str):
+    """``(forward, loss)``: the model's forward and loss, compiled by ``torch.compile`` in ``mode`` unless ``off``."""
+    if mode == "off":
+        return parallel, net.loss
+    return torch.compile(parallel, mode=mode), torch.compile(net.loss, mode=mode)
+
+
 def _batch_losses(
-    parallel, net, labels: np.ndarray, batch: np.ndarray, local: torch.Tensor, device, precision: str = "fp32"
+    forward, loss, net, labels: np.ndarray, batch: np.ndarray, local: torch.Tensor, device, precision: str = "fp32"
 ) -> dict[str, torch.Tensor]:
-    """The losses of one global ``batch``; ``parallel`` (``net`` itself, or ``net`` in DDP) sees this rank's ``local`` inputs.
+    """The losses (``loss(output, labels)``) of one global ``batch``; ``forward`` (``net``, ``net`` in DDP, or
+    either compiled) sees this rank's ``local`` inputs.
 
     With ``precision="bf16"`` the forward runs under bfloat16 autocast and the loss terms in float32.
     """
     world = distributed.world_size()
     if precision == "bf16":
         with torch.autocast(device.type, dtype=torch.bfloat16):
-            output = parallel(local.to(device))
+            output = forward(local.to(device))
         output = output.float()
     else:
-        output = parallel(local.to(device))
+        output = forward(local.to(device))
     if world > 1:
         output = gather_output(output, distributed.shard_counts(len(batch), world), with_maps=getattr(net, "needs_maps", True))
-    return net.loss(output, torch.as_tensor(labels[batch], device=device))
+    return loss(output, torch.as_tensor(labels[batch], device=device))
 
 
 def _train_one_epoch(parallel, optimizer, batches, losses_of, steps: int, desc: str, progress: bool) -> dict[str, float]:
@@ -223,17 +256,15 @@ def _train_one_epoch(parallel, optimizer, batches, losses_of, steps: int, desc: 
     with tqdm(total=steps, desc=desc, disable=not progress, leave=False, unit="batch") as bar:
         for step, (batch, local) in enumerate(batches):
             losses = losses_of(batch, local)
-            check_finite_losses(losses, step + 1)
-            total = float(losses["total"].detach())
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
-            check_finite_gradients(parallel, step + 1)
+            values = check_finite_step(losses, parallel, step + 1)  # the step's one host synchronisation
             optimizer.step()
-            for name, value in losses.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(batch)
+            for name, value in values.items():
+                sums[name] = sums.get(name, 0.0) + value * len(batch)
             seen_images += len(batch)
             bar.update(1)
-            bar.set_postfix(loss=f"{total:.4f}")
+            bar.set_postfix(loss=f"{values['total']:.4f}")
     record = {"loss": sums.pop("total") / seen_images}
     record.update({f"loss_{name}": value / seen_images for name, value in sums.items()})
     return record
@@ -273,7 +304,8 @@ def train(
             a new run refuses a directory that already holds checkpoints.
         progress: show a progress bar and a line per epoch.
         resume: continue from the latest checkpoint in ``out_dir`` (same dataset, split and
-            recipe; only ``epochs``, ``device``, ``eval_batch_size``, ``num_threads`` may change).
+            recipe; only :data:`~zslkit.training.guards.RESUMABLE_CHANGES` may change: ``epochs``,
+            ``device``, ``eval_batch_size``, ``num_threads``, ``resident``, ``compile``).
         backbone: fine-tune end to end: any module mapping images ``(B, 3, S, S)`` to a
             feature map ``(B, C, H, W)`` (or a list of maps, the last used), put in front
             of the model in a :class:`~zslkit.models.BackboneModel`. The model's head
@@ -323,9 +355,14 @@ def train(
     parallel = wrap(net, device)
     if progress and unused:
         tqdm.write(f"note: config {cfg.model!r} loss weights {unused} do not apply to {model_name!r}")
+    inputs = _resident_inputs(inputs, indices, device, cfg.resident)
+    resident = inputs if isinstance(inputs, ResidentFeatures) else None
+    if progress and resident is not None:
+        tqdm.write(f"features held on the device: {resident!r}")
 
     checkpoint = None
-    losses_of = partial(_batch_losses, parallel, net, dataset.labels, device=device, precision=cfg.precision)
+    forward, loss = _compiled(parallel, net, cfg.compile)
+    losses_of = partial(_batch_losses, forward, loss, net, dataset.labels, device=device, precision=cfg.precision)
     steps = steps_per_epoch(len(indices), cfg.batch_size)
     threads = torch.get_num_threads()
     if cfg.num_threads:
@@ -359,4 +396,4 @@ def train(
     finally:
         torch.set_num_threads(threads)
     net.eval()
-    return TrainResult(net, history, cfg, out, checkpoint, unused)
+    return TrainResult(net, history, cfg, out, checkpoint, unused, resident)
