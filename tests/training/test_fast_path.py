@@ -69,14 +69,15 @@ def test_a_run_may_resume_with_resident_features_and_ends_bitwise_equal(stored, 
         assert torch.equal(value, parameters(resumed.model)[name]), name
 
 
-def test_compiled_forward_and_loss_train_like_eager():
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])  # the second replays CUDA graphs on a GPU
+def test_compiled_forward_and_loss_train_like_eager(mode):
     data = make_synthetic(num_classes=12, images_per_class=6, seed=5)
     from torch._dynamo.utils import counters
 
     eager = train(data, "msdn", config(epochs=2), progress=False)
     torch._dynamo.reset()
     counters.clear()
-    compiled = train(data, "msdn", config(epochs=2, compile="default"), progress=False)
+    compiled = train(data, "msdn", config(epochs=2, compile=mode), progress=False)
     assert counters["stats"]["unique_graphs"] >= 2  # the forward and the loss were really compiled
     for a, b in zip(eager.history, compiled.history):
         for key in (k for k in a if k.startswith("loss")):
@@ -115,3 +116,16 @@ def test_the_multi_tensor_optimizers_step_exactly_like_the_per_parameter_loop(na
         slow.step()
     for a, b in zip(ours, loop):
         assert torch.equal(a, b)
+
+
+def test_tf32_is_on_while_training_only_and_changes_nothing_on_a_cpu():
+    data = make_synthetic(num_classes=12, images_per_class=6, seed=5)
+    seen = []
+    before = torch.backends.cuda.matmul.allow_tf32
+    fp32 = train(data, "msdn", config(epochs=1), progress=False,
+                 on_epoch=lambda e, m: seen.append(torch.backends.cuda.matmul.allow_tf32))
+    tf32 = train(data, "msdn", config(epochs=1, precision="tf32"), progress=False,
+                 on_epoch=lambda e, m: seen.append(torch.backends.cuda.matmul.allow_tf32))
+    assert seen == [False, True] and torch.backends.cuda.matmul.allow_tf32 == before
+    for name, value in parameters(fp32.model).items():
+        assert torch.equal(value, parameters(tf32.model)[name]), name  # CPU matrix products ignore the flag

@@ -32,9 +32,10 @@ OPTIMIZERS: tuple[str, ...] = ("rmsprop", "adam", "sgd")
 #: independently without replacement (the authors' loader); ``class_balanced``:
 #: every batch draws distinct classes, then images of each (the authors' SUN loader).
 SAMPLERS: tuple[str, ...] = ("shuffle", "random", "class_balanced")
-#: ``fp32``: float32 throughout; ``bf16``: the forward under bfloat16 autocast, loss terms
-#: and optimizer in float32.
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+#: ``fp32``: float32 throughout; ``tf32``: float32, with CUDA matrix products in TensorFloat-32
+#: (no effect on a CPU); ``bf16``: the forward under bfloat16 autocast, loss terms and
+#: optimizer in float32.
+PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16")
 #: ``auto``: the training split's features are held on the device when it is a GPU and they
 #: take at most half its free memory; ``on``: held on the device (a GPU or, for ``cpu``, host
 #: memory), an error if they do not fit; ``off``: read from the source every step.
@@ -71,7 +72,9 @@ class TrainConfig:
         num_workers: DataLoader worker processes reading inputs that are a torch
             ``Dataset`` (images when fine-tuning); 0 reads them in the training process.
         precision: one of :data:`PRECISIONS`; ``bf16`` runs the forward (the attention op's
-            matrix products) under bfloat16 autocast on CPU or CUDA.
+            matrix products) under bfloat16 autocast on CPU or CUDA; ``tf32`` lets CUDA
+            matrix products use TensorFloat-32 while training
+            (``torch.backends.cuda.matmul.allow_tf32``, restored afterwards).
         resident: one of :data:`RESIDENCY`: whether the training split's features are read
             once into one tensor on the device (:class:`~zslkit.datasets.ResidentFeatures`,
             in the source's dtype, float16 for a feature store) instead of from the source

@@ -364,9 +364,10 @@ def train(
     forward, loss = _compiled(parallel, net, cfg.compile)
     losses_of = partial(_batch_losses, forward, loss, net, dataset.labels, device=device, precision=cfg.precision)
     steps = steps_per_epoch(len(indices), cfg.batch_size)
-    threads = torch.get_num_threads()
+    threads, tf32 = torch.get_num_threads(), torch.backends.cuda.matmul.allow_tf32
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
+    torch.backends.cuda.matmul.allow_tf32 = cfg.precision == "tf32"
     try:
         for epoch in range(start + 1, cfg.epochs + 1):
             began = time.perf_counter()
@@ -395,5 +396,6 @@ def train(
                 distributed.barrier()  # no rank goes on (or returns) before the checkpoint is on disk
     finally:
         torch.set_num_threads(threads)
+        torch.backends.cuda.matmul.allow_tf32 = tf32
     net.eval()
     return TrainResult(net, history, cfg, out, checkpoint, unused, resident)
