@@ -37,6 +37,8 @@ def test_rows_keep_the_source_dtype_and_come_back_as_float32(store):
     assert torch.equal(read_batch(held, np.array(wanted)), batch)
     np.testing.assert_array_equal(held[[7, 0]], rows[[7, 0]])  # numpy view in the stored dtype
     np.testing.assert_array_equal(held[7], rows[7])
+    everything = ResidentFeatures.load(source, None, "cpu")
+    np.testing.assert_array_equal(everything[2:9:3], rows[2:9:3])
 
 
 def test_float32_sources_stay_float32():

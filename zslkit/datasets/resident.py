@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from zslkit.datasets.checks import check_finite_rows, feature_source
-from zslkit.datasets.container import DatasetError
+from zslkit.datasets.container import DatasetError, ZSLDataset
 
 __all__ = ["ResidentFeatures", "free_memory", "hold_on_device", "make_resident", "resident_bytes"]
 
@@ -186,6 +186,8 @@ class ResidentFeatures:
         return self.rows.index_select(0, positions).to(torch.promote_types(self.rows.dtype, torch.float32))
 
     def __getitem__(self, indices: Any) -> np.ndarray:
+        if isinstance(indices, slice):
+            indices = np.arange(*indices.indices(self.shape[0]))
         single = np.ndim(indices) == 0
         rows = self.rows.index_select(0, torch.from_numpy(np.atleast_1d(self.positions(indices))).to(self.device))
         array = rows.cpu().numpy()
@@ -193,12 +195,12 @@ class ResidentFeatures:
 
 
 def make_resident(
-    dataset,
+    dataset: ZSLDataset,
     device: str | torch.device = "cuda",
     splits: str | tuple[str, ...] | None = None,
     *,
     max_fraction: float = DEFAULT_FRACTION,
-):
+) -> ZSLDataset:
     """A copy of ``dataset`` whose ``features`` are held on ``device`` (:class:`ResidentFeatures`).
 
     Args:
