@@ -93,7 +93,7 @@ def test_torch_dataset_inputs_train_like_arrays(data, images, workers):
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
 
 
-def test_checkpoint_reloads_with_a_backbone_and_scores_images(data, images, tmp_path):
+def test_checkpoint_reloads_with_a_backbone_and_scores_images(data, images, tmp_path, capsys):
     cfg = TrainConfig(epochs=1, batch_size=16, lr=1e-3, num_threads=1)
     result = train(data, "msdn", cfg, split="train", backbone=timm_backbone(), inputs=images, out_dir=tmp_path,
                    progress=False)
@@ -105,6 +105,11 @@ def test_checkpoint_reloads_with_a_backbone_and_scores_images(data, images, tmp_
     np.testing.assert_allclose(predict_scores(reloaded, data, unseen, inputs=images), expected, rtol=1e-5, atol=1e-6)
     metrics = zslkit.training.evaluate(reloaded, data, inputs=images)
     assert set(metrics) == {"T1", "U", "S", "H", "AUSUC"}
+    # a plain module (not zslkit's timm backbone) is not rebuilt by the CLI: it says how to evaluate instead
+    from zslkit.cli import main
+
+    assert main(["eval", str(tmp_path)]) == 2
+    assert "a backbone zslkit cannot rebuild ({'class': 'timm.models" in capsys.readouterr().err
     # resuming with the same backbone continues; another head is refused
     more = TrainConfig(**{**cfg.to_dict(), "epochs": 2})
     resumed = train(data, "msdn", more, split="train", backbone=timm_backbone(), inputs=images, out_dir=tmp_path,
@@ -133,11 +138,26 @@ def test_train_cli_finetunes_a_timm_backbone_on_the_dataset_images(tmp_path, cap
             "--backbone", "test_resnet", "--random-init", "--image-size", "32", "--set", "backbone_lr=1e-4",
             "--no-progress", "--out", str(tmp_path / "run")]
     assert main([*argv, "--dataset-root", str(tiny.image_root)]) == 0, capsys.readouterr().err
-    assert "| msdn |" in capsys.readouterr().out
+    trained = table_row(capsys.readouterr().out)
     meta = zslkit.training.load_checkpoint(tmp_path / "run").meta
     assert meta["model"]["options"]["backbone"] == {"name": "timm", "model": "test_resnet", "weights": None}
     assert meta["config"]["backbone_lr"] == 1e-4
     assert main(argv) == 2
-    assert "--backbone needs --dataset-root" in capsys.readouterr().err
+    assert "a backbone needs --dataset-root" in capsys.readouterr().err
+    # zslkit eval rebuilds the fine-tuned backbone from the checkpoint and scores the same images
+    data_option = f"--data-option=path={tiny.folder}"
+    evaluated = ["eval", str(tmp_path / "run"), "--dataset", "xlsa17", data_option, "--image-size", "32"]
+    assert main([*evaluated, "--dataset-root", str(tiny.image_root)]) == 0, capsys.readouterr().err
+    scored = table_row(capsys.readouterr().out)
+    assert {k: scored[k] for k in ("T1", "U", "S", "H", "AUSUC")} == {k: trained[k] for k in ("T1", "U", "S", "H", "AUSUC")}
+    assert main(evaluated) == 2
+    assert "a backbone needs --dataset-root" in capsys.readouterr().err
     assert main(["train", "--backbone", "test_resnet", "--random-init", "--epochs", "1"]) == 2
     assert "dataset 'synthetic' lists no image files" in capsys.readouterr().err
+
+
+def table_row(printed: str) -> dict[str, str]:
+    """The first row of the markdown table ``printed`` by the CLI, by column name."""
+    lines = [line for line in printed.splitlines() if line.startswith("|")]
+    header, row = ([cell.strip() for cell in line.strip("|").split("|")] for line in (lines[0], lines[2]))
+    return dict(zip(header, row))

@@ -1,4 +1,10 @@
-"""``zslkit eval``: score a checkpoint (zslkit's or the MSDN authors') on a dataset's test splits."""
+"""``zslkit eval``: score a checkpoint (zslkit's or the MSDN authors') on a dataset's test splits.
+
+A checkpoint of end-to-end fine-tuning (``zslkit train --backbone``) is scored on the
+dataset's images: its timm backbone is rebuilt from the checkpoint (architecture from the
+checkpoint's description, weights from the checkpoint) and reads the images under
+``--dataset-root`` at ``--image-size``.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,8 @@ def add_parser(sub) -> None:
                    help="with --official: the authors' normalize_V=True (their AWA2 setting)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--calibration", type=float, default=0.0, help="constant subtracted from seen-class scores (GZSL)")
+    p.add_argument("--dataset-root", default=None, help="for a fine-tuned checkpoint: the folder holding the dataset's images")
+    p.add_argument("--image-size", type=int, default=448, help="for a fine-tuned checkpoint: the size it was trained at")
     add_data_options(p)
     p.set_defaults(func=run)
 
@@ -34,20 +42,40 @@ def run(args) -> int:
         name, dataset_name = "msdn (official)", args.dataset
     else:
         checkpoint = load_checkpoint(args.checkpoint)
-        model = build_model(checkpoint).eval()
+        backbone = checkpoint_backbone(checkpoint)
+        model = build_model(checkpoint, backbone).eval()
         name = f"{checkpoint.meta['model']['name']} (epoch {checkpoint.epoch})"
         dataset_name = args.dataset or str(checkpoint.meta.get("dataset", "")).split("/")[0]
         if not dataset_name:
             raise ValueError(f"{checkpoint.path}: the checkpoint does not name its dataset; pass --dataset")
     dataset = load_dataset_from_args(dataset_name, args)
+    inputs = None
+    if not args.official and backbone is not None:
+        from zslkit.cli.train import image_inputs
+
+        _, inputs = image_inputs(args, dataset, backbone)
     try:
         check_class_space(model, dataset)
     except ValueError as exc:  # name the checkpoint that does not fit
         raise ValueError(f"{args.checkpoint}: {exc}") from None
     with distributed.process_group("cpu"):  # under torchrun: every rank scores a share of the images
-        metrics = evaluate(model, dataset, batch_size=args.batch_size, calibration=args.calibration)
+        metrics = evaluate(model, dataset, batch_size=args.batch_size, calibration=args.calibration, inputs=inputs)
         main = distributed.is_main()
     if not main:
         return 0
     print(format_markdown([{"method": name, **metrics}], title=f"{dataset.name}: {args.checkpoint}"))
     return 0
+
+
+def checkpoint_backbone(checkpoint):
+    """The timm backbone a fine-tuned checkpoint names (random weights: the checkpoint's replace them), else ``None``."""
+    import zslkit
+    from zslkit.cli import CLIError
+
+    described = checkpoint.meta.get("model", {}).get("options", {}).get("backbone")
+    if described is None:
+        return None
+    if not isinstance(described, dict) or described.get("name") != "timm" or not described.get("model"):
+        raise CLIError(f"{checkpoint.path}: the model was fine-tuned with a backbone zslkit cannot rebuild ({described}); "
+                       "evaluate it from Python: zslkit.training.load_model(path, backbone=<that module>)")
+    return zslkit.create("backbone", "timm", model_name=described["model"], random_init=True)

@@ -78,20 +78,21 @@ def run(args) -> int:
     return 0
 
 
-def image_inputs(args, dataset):
-    """``(backbone, images)`` for ``--backbone``: the timm backbone and the dataset's images, preprocessed for it."""
+def image_inputs(args, dataset, backbone=None):
+    """``(backbone, images)``: the backbone (default: the timm one of ``--backbone``) and the
+    dataset's images under ``--dataset-root``, preprocessed for it at ``--image-size``."""
     from zslkit.datasets import resolve_images
     from zslkit.extract import ImageFiles, preprocessing
 
     files = dataset.metadata.get("image_files")
     if not files:
-        raise CLIError(f"--backbone trains on images, but dataset {dataset.name!r} lists no image files "
+        raise CLIError(f"a backbone reads images, but dataset {dataset.name!r} lists no image files "
                        "(use an xlsa17 dataset: xlsa17, cub, sun, awa2)")
     if args.dataset_root is None:
-        raise CLIError("--backbone needs --dataset-root, the folder holding the dataset's images")
+        raise CLIError("a backbone needs --dataset-root, the folder holding the dataset's images")
     images = resolve_images(files, args.dataset_root)
     if images.missing:
         raise CLIError(images.missing_report())
-    backbone = backbone_from_args(args)
+    backbone = backbone_from_args(args) if backbone is None else backbone
     transform, _ = preprocessing(backbone, args.image_size)
     return backbone, ImageFiles(images.paths, transform)
