@@ -43,6 +43,21 @@ def test_resident_training_equals_reading_the_store_every_step(stored):
         assert torch.equal(value, parameters(held.model)[name]), name
 
 
+def test_an_epoch_on_resident_features_uploads_its_positions_once(stored, monkeypatch):
+    calls = []
+    real = ResidentFeatures.positions
+
+    def counted(self, indices):
+        calls.append(len(indices))
+        return real(self, indices)
+
+    monkeypatch.setattr(ResidentFeatures, "positions", counted)
+    cfg = config(resident="on", epochs=2, batch_size=10)
+    train(stored, "msdn", cfg, progress=False)
+    steps = -(-len(stored.splits["trainval"]) // 10)
+    assert steps > 2 and calls == [len(stored.splits["trainval"])] * 2  # one lookup and copy per epoch, not per step
+
+
 def test_auto_keeps_reading_from_the_source_on_cpu(stored):
     assert train(stored, "msdn", config(resident="auto", epochs=1), progress=False).resident is None
 

@@ -182,7 +182,14 @@ class ResidentFeatures:
 
     def take(self, indices: Any) -> torch.Tensor:
         """``(n, C, H, W)`` float32 rows of image ``indices`` on the device, in the order given."""
-        positions = torch.from_numpy(self.positions(indices)).to(self.device, non_blocking=True)
+        return self.gather(torch.from_numpy(self.positions(indices)).to(self.device))
+
+    def gather(self, positions: torch.Tensor) -> torch.Tensor:
+        """``(n, C, H, W)`` float32 rows at row ``positions`` (a tensor on the device, from :meth:`positions`).
+
+        With the positions already on the device nothing crosses from the host: the
+        trainer uploads an epoch's positions once and gathers every batch from them.
+        """
         return self.rows.index_select(0, positions).to(torch.promote_types(self.rows.dtype, torch.float32))
 
     def __getitem__(self, indices: Any) -> np.ndarray:

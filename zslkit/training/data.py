@@ -21,7 +21,7 @@ from zslkit.datasets.checks import check_finite_rows, feature_source
 from zslkit.datasets.resident import ResidentFeatures
 from zslkit.distributed import shard_range
 
-__all__ = ["batch_indices", "read_batch", "shard", "shard_inputs", "steps_per_epoch"]
+__all__ = ["batch_indices", "batch_targets", "read_batch", "shard", "shard_inputs", "steps_per_epoch"]
 
 
 def read_batch(features, indices: np.ndarray) -> torch.Tensor:
@@ -82,9 +82,12 @@ def shard_inputs(
     ``inputs`` is read with :func:`read_batch`; a torch ``Dataset`` with ``workers > 0``
     is read by a :class:`~torch.utils.data.DataLoader` with that many worker processes,
     which prepare the next batches while the model trains (the epoch's batches are
-    drawn up front).
+    drawn up front). Features held on a device (:class:`~zslkit.datasets.ResidentFeatures`)
+    get the positions of the whole epoch in one host-to-device copy.
     """
-    if workers > 0 and isinstance(inputs, torch.utils.data.Dataset):
+    if isinstance(inputs, ResidentFeatures):
+        yield from _resident_shards(inputs, list(batches), rank, world_size)
+    elif workers > 0 and isinstance(inputs, torch.utils.data.Dataset):
         batches = list(batches)
         plan = [shard(batch, rank, world_size).tolist() for batch in batches]
         loader = torch.utils.data.DataLoader(inputs, batch_sampler=plan, num_workers=workers, collate_fn=_stack_items)
@@ -93,6 +96,22 @@ def shard_inputs(
     else:
         for batch in batches:
             yield batch, read_batch(inputs, shard(batch, rank, world_size))
+
+
+def _resident_shards(inputs: ResidentFeatures, batches: list[np.ndarray], rank: int, world_size: int):
+    """:func:`shard_inputs` for features held on a device: the positions of all of the epoch's
+    images go to the device in one copy, and every batch is gathered there from them."""
+    local = [shard(batch, rank, world_size) for batch in batches]
+    flat = np.concatenate(local) if local else np.zeros(0, dtype=np.int64)
+    positions = torch.from_numpy(inputs.positions(flat)).to(inputs.device)
+    for batch, part in zip(batches, positions.split([len(p) for p in local])):
+        yield batch, inputs.gather(part)
+
+
+def batch_targets(labels: np.ndarray, batches: list[np.ndarray], device: torch.device) -> list[torch.Tensor]:
+    """The labels of every global batch of ``batches`` on ``device``, from one host-to-device copy."""
+    flat = labels[np.concatenate(batches)] if batches else np.zeros(0, dtype=np.int64)
+    return list(torch.as_tensor(flat, device=device).split([len(batch) for batch in batches]))
 
 
 def batch_indices(

@@ -34,7 +34,7 @@ from zslkit.training.checkpoint import (
     save_checkpoint,
 )
 from zslkit.training.config import TrainConfig, available_configs, load_config
-from zslkit.training.data import batch_indices, read_batch, shard_inputs, steps_per_epoch
+from zslkit.training.data import batch_indices, batch_targets, read_batch, shard_inputs, steps_per_epoch
 from zslkit.training.guards import (
     NonFiniteLossError,
     check_finite_step,
@@ -229,10 +229,10 @@ def _compiled(parallel, net, mode: str):
 
 
 def _batch_losses(
-    forward, loss, net, labels: np.ndarray, batch: np.ndarray, local: torch.Tensor, device, precision: str = "fp32"
+    forward, loss, net, batch: np.ndarray, local: torch.Tensor, targets: torch.Tensor, device, precision: str = "fp32"
 ) -> dict[str, torch.Tensor]:
-    """The losses (``loss(output, labels)``) of one global ``batch``; ``forward`` (``net``, ``net`` in DDP, or
-    either compiled) sees this rank's ``local`` inputs.
+    """The losses (``loss(output, targets)``) of one global ``batch``; ``forward`` (``net``, ``net`` in DDP, or
+    either compiled) sees this rank's ``local`` inputs; ``targets``: the batch's labels, on the device.
 
     With ``precision="bf16"`` the forward runs under bfloat16 autocast and the loss terms in float32.
     """
@@ -245,17 +245,18 @@ def _batch_losses(
         output = forward(local.to(device))
     if world > 1:
         output = gather_output(output, distributed.shard_counts(len(batch), world), with_maps=getattr(net, "needs_maps", True))
-    return loss(output, torch.as_tensor(labels[batch], device=device))
+    return loss(output, targets)
 
 
 def _train_one_epoch(parallel, optimizer, batches, losses_of, steps: int, desc: str, progress: bool) -> dict[str, float]:
-    """One pass over ``batches`` (``(global batch, local inputs)`` pairs); returns ``loss`` and ``loss_<term>`` averaged over images."""
+    """One pass over ``batches`` (``((global batch, local inputs), labels)``); returns ``loss`` and ``loss_<term>``
+    averaged over images."""
     parallel.train()
     sums: dict[str, float] = {}
     seen_images = 0
     with tqdm(total=steps, desc=desc, disable=not progress, leave=False, unit="batch") as bar:
-        for step, (batch, local) in enumerate(batches):
-            losses = losses_of(batch, local)
+        for step, ((batch, local), targets) in enumerate(batches):
+            losses = losses_of(batch, local, targets)
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
             values = check_finite_step(losses, parallel, step + 1)  # the step's one host synchronisation
@@ -362,7 +363,7 @@ def train(
 
     checkpoint = None
     forward, loss = _compiled(parallel, net, cfg.compile)
-    losses_of = partial(_batch_losses, forward, loss, net, dataset.labels, device=device, precision=cfg.precision)
+    losses_of = partial(_batch_losses, forward, loss, net, device=device, precision=cfg.precision)
     steps = steps_per_epoch(len(indices), cfg.batch_size)
     threads, tf32 = torch.get_num_threads(), torch.backends.cuda.matmul.allow_tf32
     if cfg.num_threads:
@@ -371,8 +372,10 @@ def train(
     try:
         for epoch in range(start + 1, cfg.epochs + 1):
             began = time.perf_counter()
-            batches = batch_indices(cfg.sampler, indices, dataset.labels, cfg.batch_size, rng)
-            batches = shard_inputs(inputs, batches, distributed.rank(), distributed.world_size(), cfg.num_workers)
+            batches = list(batch_indices(cfg.sampler, indices, dataset.labels, cfg.batch_size, rng))
+            targets = batch_targets(dataset.labels, batches, device)  # one copy per epoch, none per step
+            local = shard_inputs(inputs, batches, distributed.rank(), distributed.world_size(), cfg.num_workers)
+            batches = zip(local, targets)
             record: dict[str, Any] = {"epoch": epoch}
             try:
                 record.update(_train_one_epoch(parallel, optimizer, batches, losses_of, steps, f"epoch {epoch}/{cfg.epochs}", progress))
