@@ -34,7 +34,8 @@ def test_a_small_run_records_every_epoch_and_splits_its_time(tmp_path, capsys):
     assert run["total_s"] == pytest.approx(run["train_s"] + run["eval_s"])
     steps = 2 * -(-round(7057 * 260 / 11788) // 50)
     assert run["ms_per_step"] == pytest.approx(1000 * run["train_s"] / steps)
-    assert run["resident"].startswith("ResidentFeatures(260 of 260 images, 8x3x3, torch.float16")
+    assert record["resident"].startswith("ResidentFeatures(260 of 260 images, 8x3x3, torch.float16")
+    assert record["load_s"] > 0
     assert 0.0 <= run["last_epoch"]["test_H"] <= 1.0
     assert not (tmp_path / "zslkit-cub-sized-store").exists()  # the generated store is removed
     assert "| fp32 |" in capsys.readouterr().out
