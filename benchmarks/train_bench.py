@@ -110,6 +110,8 @@ def run_variant(dataset, variant: str, device: str, epochs: int) -> dict:
     record["train_s"] = record["total_s"] - record["eval_s"]
     steps = sum(-(-len(dataset.splits["trainval"]) // config.batch_size) for _ in range(epochs))
     record["ms_per_step"] = 1000 * record["train_s"] / steps
+    record["epoch_train_s"] = [h["wall_s"] for h in result.history]  # the first includes compiling, if any
+    record["epoch_eval_s"] = evaluations
     record["last_epoch"] = {k: v for k, v in result.history[-1].items() if k.startswith("test_")}
     if device.startswith("cuda"):
         record["peak_mib"] = torch.cuda.max_memory_allocated() / 2**20

@@ -32,6 +32,9 @@ def test_a_small_run_records_every_epoch_and_splits_its_time(tmp_path, capsys):
     (run,) = record["records"]
     assert record["images"] == 260 and run["variant"] == "fp32"
     assert run["total_s"] == pytest.approx(run["train_s"] + run["eval_s"])
+    assert len(run["epoch_train_s"]) == len(run["epoch_eval_s"]) == 2
+    assert run["eval_s"] == pytest.approx(sum(run["epoch_eval_s"]))
+    assert sum(run["epoch_train_s"]) <= run["train_s"]  # the loop's epochs, inside the timed training call
     steps = 2 * -(-round(7057 * 260 / 11788) // 50)
     assert run["ms_per_step"] == pytest.approx(1000 * run["train_s"] / steps)
     assert record["resident"].startswith("ResidentFeatures(260 of 260 images, 8x3x3, torch.float16")
