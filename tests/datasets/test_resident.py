@@ -48,6 +48,18 @@ def test_float32_sources_stay_float32():
     assert torch.equal(held.take([5, 1]), torch.from_numpy(rows[[5, 1]]))
 
 
+def test_a_float32_source_can_be_held_as_float16_rounded_once():
+    rows = np.random.default_rng(2).normal(size=(6, 4, 2, 2)).astype(np.float32)
+    held = ResidentFeatures.load(rows, [4, 1], "cpu", dtype="float16")
+    assert held.rows.dtype == torch.float16 and held.nbytes == 2 * 4 * 2 * 2 * 2 == resident_bytes(rows, 2, "float16")
+    assert torch.equal(held.take([4, 1]), torch.from_numpy(rows[[4, 1]].astype(np.float16).astype(np.float32)))
+    rows[1, 2, 0, 1] = 1e5  # finite in float32, beyond float16's 65504
+    with pytest.raises(DatasetError, match=r"features of image 1 reach 100000, beyond float16's range .*resident_dtype: source"):
+        ResidentFeatures.load(rows, None, "cpu", dtype="float16")
+    with pytest.raises(ValueError, match="resident dtype must be None .* got 'int8'"):
+        ResidentFeatures.load(rows, None, "cpu", dtype="int8")
+
+
 def test_images_not_held_and_bad_indices_are_named(store):
     source, _ = store
     held = ResidentFeatures.load(source, [1, 2], "cpu")

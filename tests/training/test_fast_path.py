@@ -58,6 +58,19 @@ def test_an_epoch_on_resident_features_uploads_its_positions_once(stored, monkey
     assert steps > 2 and calls == [len(stored.splits["trainval"])] * 2  # one lookup and copy per epoch, not per step
 
 
+def test_float16_residency_of_float32_features_trains_like_features_rounded_to_float16():
+    data = make_synthetic(num_classes=16, images_per_class=8, seed=2)
+    assert np.asarray(data.features).dtype == np.float32
+    rounded = dataclasses.replace(data, features=np.asarray(data.features).astype(np.float16).astype(np.float32))
+    expected = train(rounded, "msdn", config(resident="off"), progress=False)
+    held = train(data, "msdn", config(resident="on", resident_dtype="float16"), progress=False)
+    assert held.resident.rows.dtype == torch.float16
+    for name, value in parameters(expected.model).items():
+        assert torch.equal(value, parameters(held.model)[name]), name
+    own = train(data, "msdn", config(resident="on"), progress=False)  # default: the source's dtype
+    assert own.resident.rows.dtype == torch.float32
+
+
 def test_auto_keeps_reading_from_the_source_on_cpu(stored):
     assert train(stored, "msdn", config(resident="auto", epochs=1), progress=False).resident is None
 

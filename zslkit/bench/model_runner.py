@@ -75,9 +75,10 @@ class ModelRunner:
             config = self.config(dataset)
             device = distributed.rank_device(resolve_device(config.device))
             what = f"the {len(features)} images of dataset {dataset.name!r}"
-            if not hold_on_device(resident_bytes(features, len(features)), device, config.resident, what):
+            stored = None if config.resident_dtype == "source" else config.resident_dtype
+            if not hold_on_device(resident_bytes(features, len(features), stored), device, config.resident, what):
                 return dataset
-            self._held = (features, ResidentFeatures.load(features, None, device))
+            self._held = (features, ResidentFeatures.load(features, None, device, dtype=stored))
         return dataclasses.replace(dataset, features=self._held[1])
 
     def fit(self, dataset: ZSLDataset, params: dict[str, Any], seed: int, *, epochs: int | None = None,

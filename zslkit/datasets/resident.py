@@ -28,7 +28,7 @@ import torch
 from zslkit.datasets.checks import check_finite_rows, feature_source
 from zslkit.datasets.container import DatasetError, ZSLDataset
 
-__all__ = ["ResidentFeatures", "free_memory", "hold_on_device", "make_resident", "resident_bytes"]
+__all__ = ["RESIDENT_DTYPES", "ResidentFeatures", "free_memory", "hold_on_device", "make_resident", "resident_bytes"]
 
 #: Largest share of the device's free memory :func:`make_resident` fills by default: the
 #: rest is left to the model, its activations and the optimizer.
@@ -52,10 +52,14 @@ def free_memory(device: str | torch.device) -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def resident_bytes(features: Any, num_images: int) -> int:
-    """Bytes that ``num_images`` rows of ``features`` take on a device, in their own dtype."""
+#: What :class:`ResidentFeatures` may store instead of the source's dtype (``None``: the source's).
+RESIDENT_DTYPES: tuple[str, ...] = ("float16",)
+
+
+def resident_bytes(features: Any, num_images: int, dtype: str | None = None) -> int:
+    """Bytes that ``num_images`` rows of ``features`` take on a device, in ``dtype`` (default: their own)."""
     row = int(np.prod(features.shape[1:], dtype=np.int64))
-    return num_images * row * _torch_dtype(features.dtype).itemsize
+    return num_images * row * _torch_dtype(dtype or features.dtype).itemsize
 
 
 def _torch_dtype(dtype: Any) -> torch.dtype:
@@ -77,6 +81,21 @@ def _normalize(device: str | torch.device) -> torch.device:
 
 def _gib(nbytes: int) -> str:
     return f"{nbytes / 2**30:.2f} GiB"
+
+
+def _rounded(block: np.ndarray, dtype: np.dtype, images: np.ndarray, source: str) -> np.ndarray:
+    """``block`` in ``dtype``; a value out of its range raises, naming the image."""
+    with np.errstate(over="ignore"):
+        rounded = block.astype(dtype)
+    overflow = ~np.isfinite(rounded)
+    if overflow.any():
+        row = int(np.argwhere(overflow)[0][0])
+        largest = float(np.abs(block[row]).max())
+        raise DatasetError(
+            f"{source}: features of image {int(images[row])} reach {largest:g}, beyond {dtype.name}'s range "
+            f"(largest {float(np.finfo(dtype).max):g}); hold them in their own dtype (resident_dtype: source)"
+        )
+    return rounded
 
 
 class ResidentFeatures:
@@ -106,13 +125,20 @@ class ResidentFeatures:
 
     @classmethod
     def load(
-        cls, features: Any, images: Any = None, device: str | torch.device = "cpu", chunk: int = 256
+        cls, features: Any, images: Any = None, device: str | torch.device = "cpu", chunk: int = 256,
+        dtype: str | None = None,
     ) -> ResidentFeatures:
         """Read ``features[images]`` (default: every image), ``chunk`` rows at a time, onto ``device``.
 
+        ``dtype``: ``None`` keeps the source's dtype (exactly the values a batch read from the
+        source has); ``"float16"`` stores a float32 source in half the bytes, each value
+        rounded to float16 (a value beyond float16's range raises, naming the image).
         Rows are checked for NaN/inf as they are read (the error names the image and file).
-        Besides the result, at most one chunk is held in host memory.
+        Besides the result, at most one chunk is held in host memory. A
+        :class:`ResidentFeatures` source is moved or restricted (:meth:`to`) and keeps its dtype.
         """
+        if dtype is not None and dtype not in RESIDENT_DTYPES:
+            raise ValueError(f"resident dtype must be None (the source's) or one of {RESIDENT_DTYPES}, got {dtype!r}")
         if isinstance(features, torch.utils.data.Dataset):
             raise TypeError("resident features need an (N, C, H, W) array-like; a torch Dataset (images) is read item by item")
         if isinstance(features, ResidentFeatures):
@@ -122,11 +148,14 @@ class ResidentFeatures:
         if len(images) and (images[0] < 0 or images[-1] >= num_images):
             raise IndexError(f"image indices must be in [0, {num_images}), found [{images[0]}, {images[-1]}]")
         source = feature_source(features)
-        rows = torch.empty((len(images), *features.shape[1:]), dtype=_torch_dtype(features.dtype), device=_normalize(device))
+        stored = _torch_dtype(dtype or features.dtype)
+        rows = torch.empty((len(images), *features.shape[1:]), dtype=stored, device=_normalize(device))
         for start in range(0, len(images), chunk):
             part = images[start : start + chunk]
             block = np.ascontiguousarray(features[part])
             check_finite_rows(block, part, source)
+            if dtype is not None and block.dtype != np.dtype(dtype):
+                block = _rounded(block, np.dtype(dtype), part, source)
             rows[start : start + len(part)].copy_(torch.from_numpy(block))
         return cls(rows, images, num_images, source)
 
@@ -207,6 +236,7 @@ def make_resident(
     splits: str | tuple[str, ...] | None = None,
     *,
     max_fraction: float = DEFAULT_FRACTION,
+    dtype: str | None = None,
 ) -> ZSLDataset:
     """A copy of ``dataset`` whose ``features`` are held on ``device`` (:class:`ResidentFeatures`).
 
@@ -216,6 +246,7 @@ def make_resident(
         splits: the split name(s) whose images to hold; ``None``: every image.
         max_fraction: refuse (``MemoryError`` naming both sizes) when the rows would take
             more than this share of the device's free memory.
+        dtype: what the rows are stored as (see :meth:`ResidentFeatures.load`).
     """
     if dataset.features is None:
         raise DatasetError(f"dataset {dataset.name!r} has no region features to make resident")
@@ -228,8 +259,8 @@ def make_resident(
             raise KeyError(f"dataset {dataset.name!r} has no split {unknown[0]!r}; it has {sorted(dataset.splits)}")
         images = np.unique(np.concatenate([np.asarray(dataset.splits[n], dtype=np.int64) for n in names]))
     count = len(dataset.labels) if images is None else len(images)
-    check_fits(resident_bytes(dataset.features, count), device, max_fraction, f"{count} images of dataset {dataset.name!r}")
-    features = ResidentFeatures.load(dataset.features, images, device)
+    check_fits(resident_bytes(dataset.features, count, dtype), device, max_fraction, f"{count} images of dataset {dataset.name!r}")
+    features = ResidentFeatures.load(dataset.features, images, device, dtype=dtype)
     return dataclasses.replace(dataset, features=features)
 
 

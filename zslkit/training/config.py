@@ -25,7 +25,7 @@ import yaml
 from zslkit.models.backbone_model import BATCHNORM_MODES
 from zslkit.registry import _suggest
 
-__all__ = ["COMPILE_MODES", "OPTIMIZERS", "PRECISIONS", "RESIDENCY", "SAMPLERS", "TrainConfig", "available_configs", "load_config"]
+__all__ = ["COMPILE_MODES", "OPTIMIZERS", "PRECISIONS", "RESIDENCY", "RESIDENT_DTYPES", "SAMPLERS", "TrainConfig", "available_configs", "load_config"]
 
 OPTIMIZERS: tuple[str, ...] = ("rmsprop", "adam", "sgd")
 #: ``shuffle``: a fresh permutation every epoch; ``random``: every batch drawn
@@ -40,6 +40,9 @@ PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16")
 #: take at most half its free memory; ``on``: held on the device (a GPU or, for ``cpu``, host
 #: memory), an error if they do not fit; ``off``: read from the source every step.
 RESIDENCY: tuple[str, ...] = ("auto", "on", "off")
+#: What resident features are stored as: ``source`` (the source's dtype: exactly the values a
+#: batch read from the source has) or ``float16`` (half the bytes of a float32 source, rounded).
+RESIDENT_DTYPES: tuple[str, ...] = ("source", "float16")
 #: ``off`` or a ``torch.compile`` mode for the forward and the losses; ``reduce-overhead``
 #: also replays them as CUDA graphs on a GPU.
 COMPILE_MODES: tuple[str, ...] = ("off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -79,6 +82,9 @@ class TrainConfig:
             once into one tensor on the device (:class:`~zslkit.datasets.ResidentFeatures`,
             in the source's dtype, float16 for a feature store) instead of from the source
             every step. Results are the same either way.
+        resident_dtype: one of :data:`RESIDENT_DTYPES`: ``float16`` stores a float32 source's
+            resident rows in half the bytes, rounded to float16 (results then match training
+            on features rounded to float16, not the float32 ones).
         compile: one of :data:`COMPILE_MODES`: compile the model's forward and its loss
             with ``torch.compile`` in that mode (``reduce-overhead``: CUDA graphs on a GPU).
     """
@@ -102,6 +108,7 @@ class TrainConfig:
     num_workers: int = 0
     precision: str = "fp32"
     resident: str = "auto"
+    resident_dtype: str = "source"
     compile: str = "off"
 
     def __post_init__(self) -> None:
@@ -117,7 +124,8 @@ class TrainConfig:
         if self.backbone_lr < 0:
             raise ValueError(f"TrainConfig.backbone_lr must be 0 (frozen backbone) or positive, got {self.backbone_lr}")
         for name, choices in (("backbone_batchnorm", BATCHNORM_MODES), ("optimizer", OPTIMIZERS), ("sampler", SAMPLERS),
-                              ("precision", PRECISIONS), ("resident", RESIDENCY), ("compile", COMPILE_MODES)):
+                              ("precision", PRECISIONS), ("resident", RESIDENCY), ("resident_dtype", RESIDENT_DTYPES),
+                              ("compile", COMPILE_MODES)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"TrainConfig.{name} must be one of {tuple(choices)}, got {getattr(self, name)!r}")
 

@@ -204,8 +204,9 @@ def _resume(
     return ckpt.epoch, list(ckpt.meta.get("history", []))
 
 
-def _resident_inputs(inputs, indices: np.ndarray, device: torch.device, mode: str):
-    """``inputs`` with the images ``indices`` held on ``device`` as ``TrainConfig.resident`` says (see there)."""
+def _resident_inputs(inputs, indices: np.ndarray, device: torch.device, mode: str, dtype: str = "source"):
+    """``inputs`` with the images ``indices`` held on ``device`` as ``TrainConfig.resident`` and
+    ``resident_dtype`` say (see there)."""
     if mode == "off":
         return inputs
     if isinstance(inputs, ResidentFeatures) and inputs.device == device:
@@ -215,10 +216,10 @@ def _resident_inputs(inputs, indices: np.ndarray, device: torch.device, mode: st
             raise ValueError("TrainConfig.resident='on' holds (N, ...) arrays on the device; these inputs are a torch "
                              "Dataset read item by item (use resident: off or auto)")
         return inputs
-    images = np.unique(indices)
-    if not hold_on_device(resident_bytes(inputs, len(images)), device, mode, f"the {len(images)} training images"):
+    images, stored = np.unique(indices), None if dtype == "source" else dtype
+    if not hold_on_device(resident_bytes(inputs, len(images), stored), device, mode, f"the {len(images)} training images"):
         return inputs
-    return ResidentFeatures.load(inputs, images, device)
+    return ResidentFeatures.load(inputs, images, device, dtype=stored)
 
 
 def _compiled(parallel, net, mode: str):
@@ -356,7 +357,7 @@ def train(
     parallel = wrap(net, device)
     if progress and unused:
         tqdm.write(f"note: config {cfg.model!r} loss weights {unused} do not apply to {model_name!r}")
-    inputs = _resident_inputs(inputs, indices, device, cfg.resident)
+    inputs = _resident_inputs(inputs, indices, device, cfg.resident, cfg.resident_dtype)
     resident = inputs if isinstance(inputs, ResidentFeatures) else None
     if progress and resident is not None:
         tqdm.write(f"features held on the device: {resident!r}")
