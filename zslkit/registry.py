@@ -42,12 +42,13 @@ __all__ = [
 ]
 
 #: The kinds of component zslkit knows, in the order they appear in listings.
-KINDS: tuple[str, ...] = ("backbone", "attention", "loss", "model", "method", "dataset")
+KINDS: tuple[str, ...] = ("backbone", "attention", "encoder", "loss", "model", "method", "dataset")
 
 #: Modules whose import registers the built-in components.
 _BUILTIN_MODULES: tuple[str, ...] = (
     "zslkit.backbones",
     "zslkit.attention",
+    "zslkit.encoders",
     "zslkit.losses",
     "zslkit.models",
     "zslkit.methods",

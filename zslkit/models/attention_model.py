@@ -2,7 +2,9 @@
 
 ``forward(features)`` with region features ``x`` ``(B, C, H, W)`` or ``(B, C, R)``:
 
-1. ``f_{b,r} = x_{b,:,r} / ||x_{b,:,r}||_2`` (unit length over channels, per region);
+1. ``f_{b,r} = x_{b,:,r} / ||x_{b,:,r}||_2`` (unit length over channels, per region),
+   then the optional shared ``encoder`` (``(B, C, R) -> (B, C', R)``, e.g. TransZero's
+   ``geometry_encoder``), once for every branch;
 2. every branch (an attention block) maps ``f`` and the attribute embeddings ``V``
    ``(I, D)`` to attribute scores ``psi`` ``(B, I)``;
 3. class scores of a branch ``y_{b,k} = sum_i A_{k,i} psi_{b,i} + m_k`` with the
@@ -16,6 +18,7 @@ and :class:`~zslkit.models.dazle.DAZLE` are this class with other defaults.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -26,6 +29,7 @@ from einops import einsum, rearrange
 from numpy.typing import ArrayLike
 from torch import nn
 
+from zslkit.attention.encoder_spec import build_encoder, parse_encoder_spec
 from zslkit.contracts import check_attention_output, check_loss_output, describe_component
 from zslkit.models.class_space import ClassSpace
 from zslkit.models.output import ModelOutput
@@ -55,10 +59,15 @@ class AttentionZSLModel(nn.Module):
         normalize_embeddings: rescale the rows of ``V`` to unit length at every forward
             (the authors' AWA2 setting); otherwise only at init.
         normalize_features: L2-normalise every region feature over channels.
+        encoder: an ``encoder`` spec (a registered name or ``{"encoder": name, **options}``)
+            applied once after normalisation, before all branches; the branches are then
+            built with ``feature_dim=encoder.output_dim``. ``None``: the class's
+            ``default_encoder`` (none for MSDN and DAZLE).
     """
 
     default_branches: ClassVar[dict[str, Any]] = {}
     default_losses: ClassVar[dict[str, Any]] = {}
+    default_encoder: ClassVar[str | dict[str, Any] | None] = None
     #: Registered model name, recorded in checkpoints.
     model_name: ClassVar[str] = ""
 
@@ -76,6 +85,7 @@ class AttentionZSLModel(nn.Module):
         train_embeddings: bool = True,
         normalize_embeddings: bool = False,
         normalize_features: bool = True,
+        encoder: str | Mapping[str, Any] | None = None,
     ):
         super().__init__()
         if seen_classes is None:
@@ -99,9 +109,14 @@ class AttentionZSLModel(nn.Module):
 
         branch_parts = parse_parts(self.default_branches if branches is None else branches, key="attention", option="branches")
         loss_parts = parse_parts(self.default_losses if losses is None else losses, key="loss", option="losses")
-        block_shape = {"feature_dim": self.feature_dim, "embedding_dim": self.embedding_dim, "num_attributes": num_attributes}
+        encoder_spec = parse_encoder_spec(self.default_encoder if encoder is None else encoder)
+        self.encoder = build_encoder(encoder_spec, self.feature_dim)
+        branch_dim = self.feature_dim if self.encoder is None else int(self.encoder.output_dim)
+        block_shape = {"feature_dim": branch_dim, "embedding_dim": self.embedding_dim, "num_attributes": num_attributes}
         self.branches = nn.ModuleDict({p.entry: create("attention", p.component, **block_shape, **p.options) for p in branch_parts})
         self.branch_weights = {p.entry: p.weight for p in branch_parts}
+        #: branches whose forward takes the region grid (``grid=`` parameter)
+        self._grid_branches = frozenset(name for name, block in self.branches.items() if _takes_grid(block))
         self.loss_terms = nn.ModuleDict({p.entry: create("loss", p.component, **p.options) for p in loss_parts})
         self.loss_weights = {p.entry: p.weight for p in loss_parts}
         #: entry -> (registered name, origin) of each branch and loss term, for contract errors.
@@ -119,6 +134,7 @@ class AttentionZSLModel(nn.Module):
             "train_embeddings": train_embeddings,
             "normalize_embeddings": normalize_embeddings,
             "normalize_features": normalize_features,
+            "encoder": encoder_spec,
         }
 
     # ------------------------------------------------------------------ sizes
@@ -164,11 +180,14 @@ class AttentionZSLModel(nn.Module):
 
     def forward(self, features: torch.Tensor) -> ModelOutput:
         """Score ``features`` ``(B, C, H, W)`` or ``(B, C, R)``; returns a :class:`ModelOutput`."""
+        grid = (int(features.shape[2]), int(features.shape[3])) if features.ndim == 4 else None
         f = self.prepare_features(features)
+        if self.encoder is not None:
+            f = self.encoder(f, grid)
         embeddings = self.attribute_embeddings()
         attribute_scores, maps, branch_scores = {}, {}, {}
         for name, block in self.branches.items():
-            result = block(f, embeddings)
+            result = block(f, embeddings, grid=grid) if name in self._grid_branches else block(f, embeddings)
             component, source = self._sources.get(("attention", name), (name, ""))
             check_attention_output(
                 result, batch=f.shape[0], num_attributes=self.num_attributes, regions=f.shape[2], name=component, source=source
@@ -179,7 +198,7 @@ class AttentionZSLModel(nn.Module):
         # classes outside the problem (neither seen nor unseen) are never predicted; no data-dependent
         # branch here, so that the forward compiles as one graph
         scores = scores.masked_fill(~self.classes.predictable, float("-inf"))
-        return ModelOutput(scores=scores, branch_scores=branch_scores, attribute_scores=attribute_scores, maps=maps)
+        return ModelOutput(scores=scores, branch_scores=branch_scores, attribute_scores=attribute_scores, maps=maps, grid=grid)
 
     # ------------------------------------------------------------------- loss
     def loss(self, output: ModelOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -203,3 +222,8 @@ class AttentionZSLModel(nn.Module):
     def extra_repr(self) -> str:
         weights = ", ".join(f"{n}={w:g}" for n, w in self.branch_weights.items())
         return f"feature_dim={self.feature_dim}, embedding_dim={self.embedding_dim}, branch_weights=({weights})"
+
+
+def _takes_grid(block: nn.Module) -> bool:
+    """Whether a block's ``forward`` has a parameter named ``grid`` (it is then given the region grid)."""
+    return "grid" in inspect.signature(block.forward).parameters
