@@ -56,6 +56,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import reference_transzero as tz
 import torch
 from reference_msdn import (
     CUB,
@@ -69,8 +70,6 @@ from reference_msdn import (
     step_loss,
     train_step,
 )
-
-import reference_transzero as tz
 
 import zslkit.ops as ops
 

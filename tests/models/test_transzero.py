@@ -9,7 +9,7 @@ from zslkit.encoders import relative_geometry_embedding
 from zslkit.interop import load_official_transzero, load_official_transzero_pp
 from zslkit.models import TransZero, TransZeroPP
 
-C, D, d, I, K, B = 10, 6, 8, 5, 6, 3
+C, D, d, I, K, B = 10, 6, 8, 5, 6, 3  # noqa: E741 (the issue's names)
 
 
 def features(grid, seed=1):

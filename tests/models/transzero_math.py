@@ -141,7 +141,7 @@ def stream_loss(y, e, labels, st, lam, lam_reg):
     return ce + lam * sc + lam_reg * reg
 
 
-def official_state(pp, *, C=10, D=6, d=8, ffn=12, I=5, K=6, seed=0):
+def official_state(pp, *, C=10, D=6, d=8, ffn=12, I=5, K=6, seed=0):  # noqa: E741
     """Random tensors under the authors' key names and shapes (incl. the unused ones)."""
     g = torch.Generator().manual_seed(seed)
     rnd = lambda *shape, s=0.5: torch.randn(*shape, generator=g) * s  # noqa: E731

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from zslkit.attention.dropout import Dropout
 from zslkit.attention.feed_forward import FeedForward
 from zslkit.attention.multihead_attention import MultiHeadAttention
 
@@ -32,8 +33,8 @@ class DecoderLayer(nn.Module):
         self.cross_attn = MultiHeadAttention(dim, heads, dropout)
         self.norm_cross = nn.LayerNorm(dim)
         self.ffn = FeedForward(dim, ffn_dim, dropout)
-        self.dropout_self = nn.Dropout(dropout)
-        self.dropout_cross = nn.Dropout(dropout)
+        self.dropout_self = Dropout(dropout)
+        self.dropout_cross = Dropout(dropout)
 
     def forward(self, queries: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         t = queries

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from zslkit.attention.dropout import Dropout
+
 __all__ = ["FeedForward"]
 
 
@@ -19,8 +21,8 @@ class FeedForward(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden_dim)
         self.fc2 = nn.Linear(hidden_dim, dim)
-        self.dropout_hidden = nn.Dropout(dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout_hidden = Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

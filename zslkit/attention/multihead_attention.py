@@ -21,6 +21,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from zslkit.attention.dropout import Dropout
+
 __all__ = ["MultiHeadAttention"]
 
 
@@ -34,7 +36,7 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"heads must divide the width: dim={dim}, heads={heads}")
         self.heads = heads
         self.to_q, self.to_k, self.to_v, self.to_out = (nn.Linear(dim, dim) for _ in range(4))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(
         self,

@@ -20,6 +20,7 @@ import torch
 from einops import einsum, rearrange
 from torch import nn
 
+from zslkit.attention.dropout import Dropout
 from zslkit.attention.feed_forward import FeedForward
 from zslkit.attention.multihead_attention import MultiHeadAttention
 from zslkit.encoders.geometry import GEOMETRY_DIM, relative_geometry_embedding
@@ -34,9 +35,9 @@ class GeometryEncoderLayer(nn.Module):
     def __init__(self, dim: int, ffn_dim: int, dropout: float, attention_dropout: float):
         super().__init__()
         self.attn = MultiHeadAttention(dim, heads=1, dropout=attention_dropout)
-        self.dropout_attn = nn.Dropout(dropout)
+        self.dropout_attn = Dropout(dropout)
         self.norm_attn = nn.LayerNorm(dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.norm = nn.LayerNorm(dim)
         self.ffn = FeedForward(dim, ffn_dim, dropout)
 

@@ -9,7 +9,7 @@ from zslkit.models.class_space import ClassSpace
 from zslkit.models.dazle import DAZLE
 from zslkit.models.msdn import MSDN
 from zslkit.models.output import ModelOutput
-from zslkit.models.transzero import TransZero, TransZeroPP
 from zslkit.models.parts import Part, parse_parts
+from zslkit.models.transzero import TransZero, TransZeroPP
 
 __all__ = ["DAZLE", "MSDN", "AttentionZSLModel", "BackboneModel", "ClassSpace", "ModelOutput", "Part", "TransZero", "TransZeroPP", "parse_parts"]
