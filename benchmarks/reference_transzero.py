@@ -76,8 +76,8 @@ def make_state(kind: str, shapes: Shapes, problem: Problem, seed: int = 1) -> di
         st["W_1"] = torch.randn(shapes.embedding_dim, d, generator=g)
     else:
         st |= _transformer_state("transformer_s2v", d, ffn, shapes, g) | _transformer_state("transformer_v2s", d, ffn, shapes, g)
-        st |= {"W_1_s2v": torch.randn(shapes.embedding_dim, d, generator=g), "W_1_v2s": torch.randn(d, d, generator=g) * 0.01,
-               "W_4_v2s": torch.randn(d, d, generator=g)}
+        st |= {"W_1_s2v": torch.randn(shapes.embedding_dim, d, generator=g), "W_1_v2s": torch.randn(d, d, generator=g) * 1e-4,  # zeros in the authors' init
+               "W_4_v2s": torch.randn(d, d, generator=g) * 0.05}  # scaled: keeps the v2s scores in range over the checked steps
     return st
 
 
