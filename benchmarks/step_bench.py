@@ -191,6 +191,22 @@ def peak_step_memory_mib(device: str, step) -> float:
     return (max(totals) - totals[0]) / 2**20
 
 
+def interleaved_times(runs, device, steps, warmup) -> dict[str, list[float]]:
+    """ms of each of ``steps`` rounds per run; each round calls every run once, back to back, after ``warmup`` rounds."""
+    times = {name: [] for name in runs}
+    for _ in range(warmup):
+        for step in runs.values():
+            step()
+    for _ in range(steps):
+        for name, step in runs.items():
+            synchronize(device)
+            start = time.perf_counter()
+            step()
+            synchronize(device)
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return times
+
+
 def time_variants(shapes, device, precision, variants, steps, warmup, seed):
     """Median ms per training step and peak step memory of each variant, run side by side."""
     runs = {}
@@ -201,18 +217,8 @@ def time_variants(shapes, device, precision, variants, steps, warmup, seed):
         runs[name] = functools.partial(
             train_step, VARIANTS[name].forward, parameters, optimizer, problem, autocast_dtype(precision)
         )
-    times = {name: [] for name in variants}
     with matmul_precision(precision):
-        for _ in range(warmup):
-            for step in runs.values():
-                step()
-        for _ in range(steps):
-            for name, step in runs.items():
-                synchronize(device)
-                start = time.perf_counter()
-                step()
-                synchronize(device)
-                times[name].append((time.perf_counter() - start) * 1e3)
+        times = interleaved_times(runs, device, steps, warmup)
         memory = {name: peak_step_memory_mib(device, step) for name, step in runs.items()}
     rows = []
     for name in variants:
@@ -362,17 +368,7 @@ def time_transzero(kind, shapes, device, steps, warmup, seed):
         "reference": functools.partial(tz.reference_step, kind, parameters, tz.reference_optimizer(parameters), problem),
         "zslkit": functools.partial(tz.zslkit_step, model, tz.zslkit_optimizer(model), problem),
     }
-    times = {name: [] for name in runs}
-    for _ in range(warmup):
-        for step in runs.values():
-            step()
-    for _ in range(steps):
-        for name, step in runs.items():
-            synchronize(device)
-            start = time.perf_counter()
-            step()
-            synchronize(device)
-            times[name].append((time.perf_counter() - start) * 1e3)
+    times = interleaved_times(runs, device, steps, warmup)
     memory = {name: peak_step_memory_mib(device, step) for name, step in runs.items()}
     rows = [{"model": kind, "device": device, "variant": name, "median_ms": statistics.median(times[name]),
              "min_ms": min(times[name]), "ms": times[name], "peak_step_mib": memory[name]} for name in runs]
