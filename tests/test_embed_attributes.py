@@ -107,3 +107,8 @@ def test_sentence_transformer_from_a_local_directory(tmp_path):
     assert vectors.dtype == np.float32 and vectors.shape == (3, 8)
     np.testing.assert_allclose(vectors, expected.numpy(), rtol=1e-5, atol=1e-6)
     assert not np.allclose(vectors[0], vectors[2], atol=1e-3)  # the phrases differ, so do their vectors
+    # the CLI writes the same vectors
+    (tmp_path / "names.txt").write_text("".join(f"{i + 1} {name}\n" for i, name in enumerate(names)))
+    argv = ["embed-attributes", str(tmp_path / "names.txt"), "--model", str(tmp_path / "st"), "--out", str(tmp_path / "v.npy")]
+    assert main(argv) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "v.npy"), expected.numpy(), rtol=1e-5, atol=1e-6)
