@@ -36,7 +36,9 @@ def test_bf16_forward_really_runs_in_bf16_and_matches_fp32_metrics(small, monkey
     A float32 cast of the inputs (or autocast left off around the op) would make the bf16
     run's training products float32 and fail this test.
     """
-    dtypes = set()  # (training?, features, query, value, product) for every attention matrix product
+    # (training?, features, query, value, product) for every attention matrix product; a product
+    # outside any forward call (backward recomputing the projections) counts as training
+    dtypes = set()
     training = []
     outer, inner = ops.fused_attribute_attention, attention_module.stacked_projections
 
@@ -49,7 +51,7 @@ def test_bf16_forward_really_runs_in_bf16_and_matches_fp32_metrics(small, monkey
 
     def product(features, query, value):
         projections = inner(features, query, value)
-        dtypes.add((training[-1], features.dtype, query.dtype, value.dtype, projections.dtype))
+        dtypes.add((training[-1] if training else True, features.dtype, query.dtype, value.dtype, projections.dtype))
         return projections
 
     monkeypatch.setattr(ops, "fused_attribute_attention", entry)
