@@ -298,8 +298,8 @@ def cub_attribute_targets(
     for position, name in enumerate(attribute_names):
         group = attribute_group(name)
         if group not in CUB_GROUP_TARGETS:
-            raise ValueError(f"attribute {position} {name!r} is not a CUB attribute has_<group>::<value> of a known group; "
-                             f"groups: {', '.join(CUB_GROUP_TARGETS)}")
+            raise ValueError(f"attribute {position} {name!r} is not a CUB attribute has_<group>::<value> of a known group "
+                             "(load the dataset with attribute_names=<CUB attributes.txt>)")
         if group in exclude:
             targets.append(None)
             continue

@@ -198,7 +198,7 @@ def _box_iou_hits(peak: np.ndarray, part: np.ndarray, boxes: np.ndarray, views, 
 
 
 def localization_counts(
-    maps,
+    maps: torch.Tensor | np.ndarray,
     cells: np.ndarray,
     parts: np.ndarray,
     boxes: np.ndarray,
