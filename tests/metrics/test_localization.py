@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from zslkit.datasets.container import DatasetError
 from zslkit.datasets.cub_parts import (
     BIRD_BOX,
     CUB_PARTS,
@@ -16,7 +17,6 @@ from zslkit.datasets.cub_parts import (
     read_part_locations,
     read_parts,
 )
-from zslkit.datasets.container import DatasetError
 from zslkit.metrics import PartLocalization, grid_to_image, localization_counts, part_localization
 from zslkit.metrics.localization import view_regions
 

@@ -10,7 +10,12 @@ from zslkit.metrics.functional import (
     per_class_accuracy,
     seen_unseen_curve,
 )
-from zslkit.metrics.localization import PartLocalization, grid_to_image, localization_counts, part_localization
+from zslkit.metrics.localization import (
+    PartLocalization,
+    grid_to_image,
+    localization_counts,
+    part_localization,
+)
 from zslkit.metrics.stateful import ZSLAccuracy
 
 __all__ = [
