@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -30,6 +32,8 @@ def test_center_crop_inverse_matches_hand_computed_coordinates():
     assert cells.shape == (1, 196, 2)
     np.testing.assert_allclose(cells[0, 0], [(16 + 74) * 500 / 597, 16 * 375 / 448])
     np.testing.assert_allclose(cells[0, 13 * 14 + 13], [(432 + 74) * 500 / 597, 432 * 375 / 448])
+    # 502 x 375: width int(599.7) = 599, left = round(75.5) = 76 (not the floor, 75)
+    np.testing.assert_allclose(grid_to_image((14, 14), pre, [[502, 375]])[0, 0], [(16 + 76) * 502 / 599, 16 * 375 / 448])
     # crop_pct 0.875 at 224: shorter side -> 256; 300 x 400 -> 256 x int(341.33) = 341; left 16, top round(58.5) = 58
     pre = {"input_size": [3, 224, 224], "crop_pct": 0.875, "crop_mode": "center"}
     cells = grid_to_image((7, 7), pre, [[300, 400]])
@@ -42,18 +46,24 @@ def test_center_crop_inverse_matches_hand_computed_coordinates():
 
 
 def test_inverse_mapping_agrees_with_timms_transform_on_a_marked_image():
-    """A bright square in an image, through the real eval transform: its crop pixel maps back onto it."""
+    """A bright square pushed through the real eval transform: the centroid of what comes out maps back onto it."""
     from zslkit.extract import preprocessing
 
-    for size, crop_pct, (width, height), (x, y) in [(64, 1.0, (100, 75), (70, 31)), (48, 0.875, (60, 90), (22, 58))]:
+    cases = [  # (crop size, crop_pct, (width, height), square centre pixel, half side)
+        (64, 1.0, (530, 500), (300, 240), 10),  # width int(67.84) = 67: left = round(1.5) = 2
+        (48, 0.875, (60, 90), (22, 58), 1),     # resized 54 x 81, top = round(13.5) = 14
+        (64, 1.0, (100, 75), (70, 31), 1),      # upsampled
+    ]
+    for size, crop_pct, (width, height), (x, y), half in cases:
         pixels = np.zeros((height, width, 3), dtype=np.uint8)
-        pixels[y - 1 : y + 2, x - 1 : x + 2] = 255  # 3 x 3 square centred on pixel (x, y): centre x + 0.5, y + 0.5
+        pixels[y - half : y + half + 1, x - half : x + half + 1] = 255  # centred on (x + 0.5, y + 0.5)
         transform, config = preprocessing(torch.nn.Identity(), size, crop_pct=crop_pct, interpolation="bilinear")
-        out = transform(Image.fromarray(pixels))[0].numpy()
-        row, col = np.unravel_index(out.argmax(), out.shape)
-        cells = grid_to_image((size, size), config, [[width, height]])  # one cell per crop pixel
-        found = cells[0, row * size + col]
-        assert np.abs(found - [x + 0.5, y + 0.5]).max() <= 1.0, (found, x, y)
+        out = transform(Image.fromarray(pixels))[0].numpy().astype(np.float64)
+        weights = (out - out.min()).reshape(-1)
+        cells = grid_to_image((size, size), config, [[width, height]])[0]  # one cell per crop pixel
+        centroid = (weights[:, None] * cells).sum(axis=0) / weights.sum()
+        crop_pixel = min(width, height) / math.floor(size / crop_pct)  # original pixels per crop pixel
+        assert np.abs(centroid - [x + 0.5, y + 0.5]).max() <= 0.2 * max(crop_pixel, 1.0), (centroid, x, y)
 
 
 def test_bad_preprocessing_is_named():
@@ -96,6 +106,11 @@ def test_pixel_threshold_edges_nearest_visible_part_and_exclusions():
     np.testing.assert_array_equal(counts.hits, [1, 1, 1, 0])
     np.testing.assert_array_equal(counts.pairs, [2, 2, 1, 0])
     np.testing.assert_array_equal(counts.excluded, [0, 0, 0, 1])
+    # the box's edges count as inside: the box pair peaks on cell 2, (10, 30), the bottom edge of a 30-high box
+    for height, expected in [(30.0, 1), (29.999, 0)]:
+        edge = localization_counts(maps, CELLS, parts, np.array([[0.0, 0.0, 40.0, height]]), targets, criterion="pixels",
+                                   threshold=5.0)
+        assert edge.hits[2] == expected and edge.pairs[2] == 1
     just_below = localization_counts(maps, CELLS, parts, BOX, targets, criterion="pixels", threshold=4.999)
     np.testing.assert_array_equal(just_below.hits, [1, 0, 1, 0])
     summary = counts.summary()

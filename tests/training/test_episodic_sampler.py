@@ -102,3 +102,17 @@ def test_the_registered_path_differs_from_the_default_only_in_batching(dataset):
     a, b = default.model.state_dict(), replayed.model.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [h["loss"] for h in default.history] == [h["loss"] for h in replayed.history]
+
+
+def test_train_cli_takes_the_sampler_and_its_options(tmp_path, capsys):
+    from zslkit.cli import main
+    from zslkit.training import load_checkpoint
+
+    data = [f"--data-option={k}={v}" for k, v in TINY.items()]
+    argv = ["train", *data, "--epochs", "1", "--no-progress", "--out", str(tmp_path / "run"), "--set", "sampler=episodic",
+            "--set", "sampler_options.ways=3", "--set", "sampler_options.shots=2", "--set", "sampler_options.batches=3"]
+    assert main(argv) == 0, capsys.readouterr().err
+    config = load_checkpoint(tmp_path / "run").meta["config"]
+    assert config["sampler"] == "episodic" and config["sampler_options"] == {"ways": 3, "shots": 2, "batches": 3}
+    assert main([*argv[:-2], "--set", "sampler_options.bad=1"]) == 2
+    assert "sampler 'episodic' has no option 'bad'" in capsys.readouterr().err
