@@ -20,7 +20,7 @@ from zslkit.datasets.cub_parts import (
     read_parts,
 )
 from zslkit.metrics import PartLocalization, grid_to_image, localization_counts, part_localization
-from zslkit.metrics.localization import view_regions
+from zslkit.metrics.localization import top_per_group, view_regions
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -117,6 +117,25 @@ def test_pixel_threshold_edges_nearest_visible_part_and_exclusions():
     assert summary["overall"] == pytest.approx(3 / 5) and summary["excluded"] == 1
     assert summary["per_part"]["tail"] == {"fraction": None, "hits": 0, "pairs": 0, "excluded": 1}
     assert summary["mean_over_parts"] == pytest.approx((0.5 + 0.5 + 1.0) / 3)
+
+
+def test_top_per_group_selects_apns_pairs_and_the_rest_is_not_counted():
+    scores = torch.tensor([[0.1, 0.9, 0.3, 0.2, 0.5], [0.8, 0.2, 0.1, 0.7, 0.7]])
+    groups = ["bill_shape", "bill_shape", "wing_color", "wing_color", "size"]
+    chosen = top_per_group(scores, groups)
+    np.testing.assert_array_equal(chosen, [[0, 1, 1, 0, 1], [1, 0, 0, 1, 1]])  # ties: the first
+    parts = np.concatenate([parts_at({0: (10, 10, 1), 1: (30, 30, 0), 2: (30, 30, 0)})] * 2)
+    targets = [("beak", (0,)), ("beak", (0,)), ("wing", (1, 2)), ("wing", (1, 2)), (BIRD_BOX, ())]
+    maps = torch.cat([one_hot_maps([0, 1, 0, 0, 3])] * 2)
+    counts = localization_counts(maps, np.concatenate([CELLS] * 2), parts, np.concatenate([BOX] * 2), targets,
+                                 criterion="pixels", threshold=5.0, pairs=chosen)
+    # image 0 scores attribute 1 (20 px off: miss), image 1 attribute 0 (on the beak: hit); the wings are invisible:
+    # one excluded pair per image, not two; the box pair of each image hits
+    np.testing.assert_array_equal(counts.hits, [1, 0, 2])
+    np.testing.assert_array_equal(counts.pairs, [2, 0, 2])
+    np.testing.assert_array_equal(counts.excluded, [0, 2, 0])
+    with pytest.raises(ValueError, match=r"attribute_scores must be \(B, 4\)"):
+        top_per_group(scores, groups[:4])
 
 
 def test_pck_scales_with_the_longer_side_of_the_box():

@@ -117,6 +117,12 @@ def test_eval_localization_on_a_tiny_trained_checkpoint(tmp_path, capsys):
         assert branch in printed
     assert "| beak |" in printed and "overall" in printed
 
+    # APN's selection: per image the top-scoring attribute of each group; the single-attribute groups of NAMES
+    # make it every pair, so the counts stay the same
+    assert main([*argv, "--localization-attributes", "top_per_group"]) == 0
+    top = json.loads((tmp_path / "loc" / "localization.json").read_text())
+    assert top["attributes"] == "top_per_group" and top["branches"] == result["branches"]
+
     # a store without image sizes and no --dataset-root: one line saying what to give
     meta_path = store / "store.json"
     meta = json.loads(meta_path.read_text())

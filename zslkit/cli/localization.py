@@ -27,6 +27,8 @@ def add_localization_options(p) -> None:
                    help="IoU for apn (0.5), fraction for pck (0.1), pixels for pixels (20)")
     g.add_argument("--localization-box-scale", type=float, default=1.4, help="apn: boxes are the bird box divided by this (APN: 1.4)")
     g.add_argument("--localization-split", choices=("test_unseen", "test_seen", "trainval", "all"), default="test_unseen")
+    g.add_argument("--localization-attributes", choices=("all", "top_per_group"), default="all",
+                   help="all (image, attribute) pairs, or per image the top-scoring attribute of each group (APN's selection)")
     g.add_argument("--localization-exclude", action="append", default=[], metavar="GROUP",
                    help="leave out a CUB attribute group, e.g. size (repeatable)")
     g.add_argument("--localization-out", default=None, help="folder for localization.json and .png (default: the run's folder)")
@@ -64,7 +66,8 @@ def run_localization(args, model, dataset, inputs=None, preprocessing=None) -> d
         result = evaluate_localization(
             model, dataset, parts, split=args.localization_split, preprocessing=preprocessing, image_sizes=sizes,
             criterion=args.localization_criterion, threshold=args.localization_threshold,
-            box_scale=args.localization_box_scale, exclude=args.localization_exclude, batch_size=args.batch_size, inputs=inputs,
+            box_scale=args.localization_box_scale, exclude=args.localization_exclude,
+            attributes=args.localization_attributes, batch_size=args.batch_size, inputs=inputs,
         )
     except ValueError as exc:
         raise CLIError(str(exc)) from None
@@ -82,7 +85,8 @@ def format_localization(result: dict) -> str:
     def cell(value):
         return "n/a" if value is None else f"{value:.3f}"
 
-    lines = [f"localisation ({result['criterion']}, threshold {result['threshold']}, {result['split']})",
+    lines = [f"localisation ({result['criterion']}, threshold {result['threshold']}, {result['split']}, "
+             f"{result['attributes']} attributes)",
              "| part | pairs | excluded | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 3)]
     first = branches[names[0]]["per_part"]
     for part in parts:

@@ -46,6 +46,7 @@ __all__ = [
     "grid_to_image",
     "localization_counts",
     "part_localization",
+    "top_per_group",
     "view_regions",
 ]
 
@@ -208,6 +209,7 @@ def localization_counts(
     threshold: float | None = None,
     box_scale: float = 1.4,
     views: np.ndarray | None = None,
+    pairs: np.ndarray | torch.Tensor | None = None,
 ) -> LocalizationCounts:
     """Hits of one batch of ``B`` images, per target.
 
@@ -225,6 +227,9 @@ def localization_counts(
         box_scale: ``apn``: the boxes are the bird box divided by this (APN's 1.4).
         views: ``apn``: ``(B, 4)`` ``x0, y0, x1, y1`` the boxes are shifted into
             (:func:`view_regions`); ``None``: no shift.
+        pairs: ``(B, I)`` bool, the (image, attribute) pairs to score (e.g. APN's top
+            attribute of each group, :func:`top_per_group`); ``None``: all of them.
+            Pairs left out here are neither judged nor counted as excluded.
     """
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
@@ -254,12 +259,32 @@ def localization_counts(
         hit = d <= limit
     inside = ((peak >= boxes[:, None, :2]) & (peak <= boxes[:, None, :2] + boxes[:, None, 2:])).all(axis=-1)
     hit = np.where(is_box[target][None], inside, hit) & judged
+    selected = np.ones_like(judged) if pairs is None else np.asarray(pairs, dtype=bool).reshape(batch, num_attributes)[:, used]
+    hit, judged, left_out = hit & selected, judged & selected, ~judged & selected
     count = len(names)
 
     def per_target(values: np.ndarray) -> np.ndarray:
         return np.bincount(np.broadcast_to(target, values.shape).reshape(-1), weights=values.reshape(-1), minlength=count).astype(np.int64)
 
-    return LocalizationCounts(names, per_target(hit), per_target(judged), per_target(~judged))
+    return LocalizationCounts(names, per_target(hit), per_target(judged), per_target(left_out))
+
+
+def top_per_group(attribute_scores, groups: Sequence[str]) -> np.ndarray:
+    """``(B, I)`` bool: per image, the highest-scoring attribute of each group (the first on ties).
+
+    APN scores only these pairs: for every image and attribute sub-group, the attribute
+    its model predicts most strongly. ``groups``: the group of each of the ``I`` attributes.
+    """
+    scores = torch.as_tensor(attribute_scores).detach().float().cpu().numpy()
+    if scores.ndim != 2 or scores.shape[1] != len(groups):
+        raise ValueError(f"attribute_scores must be (B, {len(groups)}) for {len(groups)} groups, found shape {scores.shape}")
+    chosen = np.zeros(scores.shape, dtype=bool)
+    labels = np.asarray(groups)
+    for group in dict.fromkeys(groups):
+        members = np.flatnonzero(labels == group)
+        best = members[scores[:, members].argmax(axis=1)]
+        chosen[np.arange(len(scores)), best] = True
+    return chosen
 
 
 def part_localization(maps, cells, parts, boxes, attribute_targets, **options: Any) -> dict[str, Any]:
@@ -284,8 +309,8 @@ class PartLocalization:
     def reset(self) -> None:
         self._counts: LocalizationCounts | None = None
 
-    def update(self, maps, cells, parts, boxes, views=None) -> None:
-        counts = localization_counts(maps, cells, parts, boxes, self.attribute_targets, views=views, **self.options)
+    def update(self, maps, cells, parts, boxes, views=None, pairs=None) -> None:
+        counts = localization_counts(maps, cells, parts, boxes, self.attribute_targets, views=views, pairs=pairs, **self.options)
         self._counts = counts if self._counts is None else self._counts + counts
 
     def compute(self) -> dict[str, Any]:

@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from zslkit.datasets.cub_parts import CUBParts, cub_attribute_targets
+from zslkit.datasets.cub_parts import CUBParts, attribute_group, cub_attribute_targets
 from zslkit.metrics.localization import (
     CRITERIA,
     DEFAULT_PREPROCESSING,
     DEFAULT_THRESHOLDS,
     PartLocalization,
     grid_to_image,
+    top_per_group,
     view_regions,
 )
 from zslkit.training.data import read_batch
@@ -30,6 +31,7 @@ from zslkit.training.predict import model_device
 __all__ = ["evaluate_localization", "feature_geometry"]
 
 SPLITS: tuple[str, ...] = ("test_unseen", "test_seen", "trainval", "all")
+ATTRIBUTE_SELECTIONS: tuple[str, ...] = ("all", "top_per_group")
 
 
 def feature_geometry(dataset) -> tuple[dict[str, Any] | None, list | None]:
@@ -73,6 +75,7 @@ def evaluate_localization(
     threshold: float | None = None,
     box_scale: float = 1.4,
     exclude: Sequence[str] = (),
+    attributes: str = "all",
     batch_size: int = 64,
     inputs=None,
 ) -> dict[str, Any]:
@@ -84,7 +87,11 @@ def evaluate_localization(
     preprocessing falls back to :data:`~zslkit.metrics.localization.DEFAULT_PREPROCESSING`
     (said in the result's ``assumed``), missing image sizes are an error. Attributes map
     to parts by :func:`~zslkit.datasets.cub_parts.cub_attribute_targets` (``exclude``: groups to leave out).
+    ``attributes``: ``"all"`` pairs, or ``"top_per_group"``: per image only the attribute of
+    each group the branch scores highest (APN's selection, :func:`~zslkit.metrics.localization.top_per_group`).
     """
+    if attributes not in ATTRIBUTE_SELECTIONS:
+        raise ValueError(f"attributes must be one of {ATTRIBUTE_SELECTIONS}, got {attributes!r}")
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
     threshold = DEFAULT_THRESHOLDS[criterion] if threshold is None else float(threshold)
@@ -99,17 +106,19 @@ def evaluate_localization(
         raise ValueError(f"{dataset.num_images} images in the dataset, {parts.num_images} annotated, {len(sizes)} image sizes")
     assumed = [] if preprocessing else [f"preprocessing not recorded; assumed {DEFAULT_PREPROCESSING}"]
     options = {"criterion": criterion, "threshold": threshold, "box_scale": box_scale}
-    metrics = _run(model, dataset, parts, _split_indices(dataset, split), preprocessing, sizes,
-                   cub_attribute_targets(dataset.attribute_names, parts.part_names, exclude=exclude), options, batch_size, inputs)
+    targets = cub_attribute_targets(dataset.attribute_names, parts.part_names, exclude=exclude)
+    groups = [attribute_group(n) for n in dataset.attribute_names] if attributes == "top_per_group" else None
+    metrics = _run(model, dataset, parts, _split_indices(dataset, split), preprocessing, sizes, targets, groups, options,
+                   batch_size, inputs)
     if not metrics:
         raise ValueError("the model returns no attention maps (every branch's maps are None): nothing to localise")
-    return {"split": split, **options, "exclude": list(exclude), "assumed": assumed,
+    return {"split": split, **options, "exclude": list(exclude), "attributes": attributes, "assumed": assumed,
             "preprocessing": preprocessing or DEFAULT_PREPROCESSING,
             "branches": {branch: metric.compute() for branch, metric in metrics.items()}}
 
 
-def _run(model, dataset, parts, indices, preprocessing, sizes, targets, options, batch_size, inputs) -> dict[str, PartLocalization]:
-    """Sum the counts of every branch with maps over the images ``indices``, a batch at a time."""
+def _run(model, dataset, parts, indices, preprocessing, sizes, targets, groups, options, batch_size, inputs):
+    """Branch -> :class:`PartLocalization` summed over the images ``indices``, a batch at a time (``groups``: APN's selection)."""
     source = dataset.features if inputs is None else inputs
     device, was_training = model_device(model), model.training
     model.eval()
@@ -123,7 +132,8 @@ def _run(model, dataset, parts, indices, preprocessing, sizes, targets, options,
             for branch, maps in output.maps.items():
                 if maps is not None:
                     metric = metrics.setdefault(branch, PartLocalization(targets, **options))
-                    metric.update(maps, cells, parts.locations[idx], parts.boxes[idx], views=views)
+                    pairs = None if groups is None else top_per_group(output.attribute_scores[branch], groups)
+                    metric.update(maps, cells, parts.locations[idx], parts.boxes[idx], views=views, pairs=pairs)
     finally:
         model.train(was_training)
     return metrics
