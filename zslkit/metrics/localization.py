@@ -246,27 +246,35 @@ def localization_counts(
     used = of_attribute >= 0
     target = of_attribute[used]  # (I',)
     peak = np.take_along_axis(cells, peaks[:, used, None], axis=1)  # (B, I', 2)
-    usable = candidates[target][None] & (parts[:, None, :, 2] > 0)  # (B, I', P)
-    distance = np.linalg.norm(peak[:, :, None, :] - parts[:, None, :, :2], axis=-1)
-    nearest = np.where(usable, distance, np.inf).argmin(axis=-1)  # (B, I')
-    part = np.take_along_axis(parts[:, :, :2], nearest.reshape(batch, -1, 1), axis=1).reshape(batch, -1, 2)
-    judged = usable.any(axis=-1) | is_box[target][None]
-    d = np.take_along_axis(distance, nearest[..., None], axis=-1)[..., 0]
+    part, distance, visible = _nearest_visible(peak, parts, candidates[target])
     if criterion == "apn":
         hit = _box_iou_hits(peak, part, boxes, None if views is None else np.asarray(views, dtype=np.float64), box_scale, threshold)
     else:
-        limit = threshold * boxes[:, 2:].max(axis=1, keepdims=True) if criterion == "pck" else threshold
-        hit = d <= limit
+        hit = distance <= (threshold * boxes[:, 2:].max(axis=1, keepdims=True) if criterion == "pck" else threshold)
     inside = ((peak >= boxes[:, None, :2]) & (peak <= boxes[:, None, :2] + boxes[:, None, 2:])).all(axis=-1)
-    hit = np.where(is_box[target][None], inside, hit) & judged
+    box = is_box[target][None]
+    judged = visible | box
     selected = np.ones_like(judged) if pairs is None else np.asarray(pairs, dtype=bool).reshape(batch, num_attributes)[:, used]
-    hit, judged, left_out = hit & selected, judged & selected, ~judged & selected
-    count = len(names)
+    hit = np.where(box, inside, hit) & judged & selected
 
     def per_target(values: np.ndarray) -> np.ndarray:
-        return np.bincount(np.broadcast_to(target, values.shape).reshape(-1), weights=values.reshape(-1), minlength=count).astype(np.int64)
+        flat = np.broadcast_to(target, values.shape).reshape(-1)
+        return np.bincount(flat, weights=values.reshape(-1), minlength=len(names)).astype(np.int64)
 
-    return LocalizationCounts(names, per_target(hit), per_target(judged), per_target(left_out))
+    return LocalizationCounts(names, per_target(hit), per_target(judged & selected), per_target(~judged & selected))
+
+
+def _nearest_visible(peak: np.ndarray, parts: np.ndarray, candidates: np.ndarray):
+    """``(part (B, I, 2), distance (B, I), any visible (B, I))``: the nearest visible candidate part to each peak.
+
+    ``peak``: ``(B, I, 2)``; ``parts``: ``(B, P, 3)``; ``candidates``: ``(I, P)`` bool.
+    Where no candidate is visible, the part and distance are those of part 0 (unused).
+    """
+    usable = candidates[None] & (parts[:, None, :, 2] > 0)  # (B, I, P)
+    distance = np.linalg.norm(peak[:, :, None, :] - parts[:, None, :, :2], axis=-1)
+    nearest = np.where(usable, distance, np.inf).argmin(axis=-1)  # (B, I)
+    part = np.take_along_axis(parts[:, None, :, :2], nearest[..., None, None], axis=2)[:, :, 0]
+    return part, np.take_along_axis(distance, nearest[..., None], axis=-1)[..., 0], usable.any(axis=-1)
 
 
 def top_per_group(attribute_scores, groups: Sequence[str]) -> np.ndarray:
