@@ -266,3 +266,35 @@ def test_oracle_maps_on_real_cub_parts_hit_within_half_a_cell(shared_data):
     assert dict(zip(quarter.targets, quarter.hits.tolist())) == hits
     assert dict(zip(quarter.targets, quarter.pairs.tolist())) == pairs
     assert 0 < quarter.hits.sum() < quarter.pairs.sum()
+
+
+def test_part_file_readers_name_what_is_wrong(tmp_path):
+    folder = tmp_path / "CUB_200_2011"
+    (folder / "parts").mkdir(parents=True)
+    (folder / "parts" / "parts.txt").write_text("1 beak\n2 left wing\n")
+    (folder / "bounding_boxes.txt").write_text("2 1 1 5 5\n1 0 0 10 8\n")  # any line order
+    locs = folder / "parts" / "part_locs.txt"
+    locs.write_text("1 1 3 4 1\n1 2 0 0 0\n2 1 5 6 1\n2 2 7 8 1\n")
+    (folder / "images.txt").write_text("1 001.A/b.jpg\n2 001.A/a.jpg\n")
+    parts = load_cub_parts(folder)
+    assert parts.part_names == ["beak", "left wing"] and parts.boxes[0].tolist() == [0, 0, 10, 8]
+    # xlsa17's sorted order: image a (id 2) first
+    ordered = load_cub_parts(folder, ["/BS/x/CUB_200_2011/images/001.A/a.jpg", "/BS/x/CUB_200_2011/images/001.A/b.jpg"])
+    np.testing.assert_array_equal(ordered.locations[:, 0], [[5, 6, 1], [3, 4, 1]])
+    assert ordered.image_files == ["001.A/a.jpg", "001.A/b.jpg"]
+    with pytest.raises(DatasetError, match="1 of the dataset's 1 images are not in images.txt .*'001.A/c.jpg'"):
+        load_cub_parts(folder, ["/x/images/001.A/c.jpg"])
+    locs.write_text("1 1 3 4 1\n1 1 0 0 0\n2 1 5 6 1\n2 2 7 8 1\n")
+    with pytest.raises(DatasetError, match="image id 1, part id 1 appears twice"):
+        read_part_locations(locs, 2)
+    locs.write_text("1 1 3 4 2\n1 2 0 0 0\n2 1 5 6 1\n2 2 7 8 1\n")
+    with pytest.raises(DatasetError, match="the visible column must hold 0 or 1"):
+        read_part_locations(locs, 2)
+    locs.write_text("1 1 3 4 1\n1 2 0 0 0\n2 1 5 6 1\n")
+    with pytest.raises(DatasetError, match="3 lines is not a multiple of the 2 parts"):
+        read_part_locations(locs, 2)
+    (folder / "bounding_boxes.txt").write_text("1 0 0 10 8\n3 1 1 5 5\n")
+    with pytest.raises(DatasetError, match="image ids must be 1..2, each once .id 2 is missing"):
+        read_bounding_boxes(folder / "bounding_boxes.txt")
+    with pytest.raises(DatasetError, match="no parts.txt .looked in .*; give the CUB_200_2011 folder"):
+        load_cub_parts(tmp_path)
