@@ -21,12 +21,31 @@ TARGETS = {0: ("beak", [1]), 1: ("wing", [8, 12]), 2: ("eye", [6, 10]), 3: ("bir
 
 def cell_centre(width: int, height: int, cell: int, size: int = 64, grid: int = 2) -> tuple[float, float]:
     """Cell ``cell`` of a ``grid`` x ``grid`` map of a ``size`` crop (shorter side resized, centre crop), in image pixels."""
-    scale = size / min(width, height)
     new_w, new_h = (size, int(size * height / width)) if width <= height else (int(size * width / height), size)
     left, top = round((new_w - size) / 2), round((new_h - size) / 2)
     r, c = divmod(cell, grid)
     u, v = (c + 0.5) * size / grid, (r + 0.5) * size / grid
-    return (u + left) * width / new_w, (v + top) * height / new_h if scale else None
+    return (u + left) * width / new_w, (v + top) * height / new_h
+
+
+def expected_counts(maps, order, sizes, locations):
+    """Per target: hits, judged pairs, excluded pairs of ``maps`` (rows: images ``order``), by plain loops."""
+    hits, pairs, excluded = {}, {}, {}
+    for row, image in enumerate(order):
+        w, h = sizes[image]
+        for attribute, (target, candidates) in TARGETS.items():
+            peak = np.array(cell_centre(w, h, int(maps[row, attribute].argmax())))
+            if not candidates:
+                ok = 1.0 <= peak[0] <= w - 2 and 2.0 <= peak[1] <= h - 2
+            else:
+                visible = [locations[image, p, :2] for p in candidates if locations[image, p, 2]]
+                if not visible:
+                    excluded[target] = excluded.get(target, 0) + 1
+                    continue
+                ok = min(np.hypot(*(peak - v)) for v in visible) <= 15
+            hits[target] = hits.get(target, 0) + int(ok)
+            pairs[target] = pairs.get(target, 0) + 1
+    return hits, pairs, excluded
 
 
 def write_cub_parts(folder, relative, sizes, rng):
@@ -94,21 +113,7 @@ def test_eval_localization_on_a_tiny_trained_checkpoint(tmp_path, capsys):
     for branch, maps in output.maps.items():
         if maps is None:
             continue
-        hits, pairs, excluded = {}, {}, {}
-        for row, image in enumerate(order):
-            w, h = sizes[image]
-            for attribute, (target, candidates) in TARGETS.items():
-                peak = np.array(cell_centre(w, h, int(maps[row, attribute].argmax())))
-                if not candidates:
-                    ok = 1.0 <= peak[0] <= w - 2 and 2.0 <= peak[1] <= h - 2
-                else:
-                    visible = [locations[image, p, :2] for p in candidates if locations[image, p, 2]]
-                    if not visible:
-                        excluded[target] = excluded.get(target, 0) + 1
-                        continue
-                    ok = min(np.hypot(*(peak - v)) for v in visible) <= 15
-                hits[target] = hits.get(target, 0) + int(ok)
-                pairs[target] = pairs.get(target, 0) + 1
+        hits, pairs, excluded = expected_counts(maps, order, sizes, locations)
         per = result["branches"][branch]["per_part"]
         assert {t: v["hits"] for t, v in per.items() if v["pairs"]} == hits
         assert {t: v["pairs"] for t, v in per.items() if v["pairs"]} == pairs
@@ -116,6 +121,15 @@ def test_eval_localization_on_a_tiny_trained_checkpoint(tmp_path, capsys):
         assert result["branches"][branch]["overall"] == pytest.approx(sum(hits.values()) / sum(pairs.values()))
         assert branch in printed
     assert "| beak |" in printed and "overall" in printed
+
+    # the seeded random-map baseline: one batch of the 8 test_unseen images, maps then scores drawn from seed 0
+    assert main([*argv, "--localization-baseline"]) == 0
+    with_baseline = json.loads((tmp_path / "loc" / "localization.json").read_text())["branches"]
+    generator = torch.Generator().manual_seed(0)
+    random_maps = torch.rand(tuple(output.maps["a2v"].shape), generator=generator)
+    hits, pairs, excluded = expected_counts(random_maps, order, sizes, locations)
+    assert {t: v["hits"] for t, v in with_baseline["random maps"]["per_part"].items() if v["pairs"]} == hits
+    assert {k: v for k, v in with_baseline.items() if k != "random maps"} == result["branches"]
 
     # APN's selection: per image the top-scoring attribute of each group; the single-attribute groups of NAMES
     # make it every pair, so the counts stay the same

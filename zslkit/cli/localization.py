@@ -29,6 +29,8 @@ def add_localization_options(p) -> None:
     g.add_argument("--localization-split", choices=("test_unseen", "test_seen", "trainval", "all"), default="test_unseen")
     g.add_argument("--localization-attributes", choices=("all", "top_per_group"), default="all",
                    help="all (image, attribute) pairs, or per image the top-scoring attribute of each group (APN's selection)")
+    g.add_argument("--localization-baseline", action="store_true",
+                   help="also score random maps (seeded): the chance level of the criterion on these images")
     g.add_argument("--localization-exclude", action="append", default=[], metavar="GROUP",
                    help="leave out a CUB attribute group, e.g. size (repeatable)")
     g.add_argument("--localization-out", default=None, help="folder for localization.json and .png (default: the run's folder)")
@@ -67,7 +69,8 @@ def run_localization(args, model, dataset, inputs=None, preprocessing=None) -> d
             model, dataset, parts, split=args.localization_split, preprocessing=preprocessing, image_sizes=sizes,
             criterion=args.localization_criterion, threshold=args.localization_threshold,
             box_scale=args.localization_box_scale, exclude=args.localization_exclude,
-            attributes=args.localization_attributes, batch_size=args.batch_size, inputs=inputs,
+            attributes=args.localization_attributes, baseline=args.localization_baseline, batch_size=args.batch_size,
+            inputs=inputs,
         )
     except ValueError as exc:
         raise CLIError(str(exc)) from None

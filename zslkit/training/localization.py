@@ -28,10 +28,12 @@ from zslkit.metrics.localization import (
 from zslkit.training.data import read_batch
 from zslkit.training.predict import model_device
 
-__all__ = ["evaluate_localization", "feature_geometry"]
+__all__ = ["BASELINE", "evaluate_localization", "feature_geometry"]
 
 SPLITS: tuple[str, ...] = ("test_unseen", "test_seen", "trainval", "all")
 ATTRIBUTE_SELECTIONS: tuple[str, ...] = ("all", "top_per_group")
+#: The branch name of the random-map baseline (``baseline=True``).
+BASELINE = "random maps"
 
 
 def feature_geometry(dataset) -> tuple[dict[str, Any] | None, list | None]:
@@ -76,6 +78,7 @@ def evaluate_localization(
     box_scale: float = 1.4,
     exclude: Sequence[str] = (),
     attributes: str = "all",
+    baseline: bool = False,
     batch_size: int = 64,
     inputs=None,
 ) -> dict[str, Any]:
@@ -89,6 +92,8 @@ def evaluate_localization(
     to parts by :func:`~zslkit.datasets.cub_parts.cub_attribute_targets` (``exclude``: groups to leave out).
     ``attributes``: ``"all"`` pairs, or ``"top_per_group"``: per image only the attribute of
     each group the branch scores highest (APN's selection, :func:`~zslkit.metrics.localization.top_per_group`).
+    ``baseline``: also score random maps (and random attribute scores), seeded, as the
+    branch :data:`BASELINE`: the chance level of the criterion on these images.
     """
     if attributes not in ATTRIBUTE_SELECTIONS:
         raise ValueError(f"attributes must be one of {ATTRIBUTE_SELECTIONS}, got {attributes!r}")
@@ -109,7 +114,7 @@ def evaluate_localization(
     targets = cub_attribute_targets(dataset.attribute_names, parts.part_names, exclude=exclude)
     groups = [attribute_group(n) for n in dataset.attribute_names] if attributes == "top_per_group" else None
     metrics = _run(model, dataset, parts, _split_indices(dataset, split), preprocessing, sizes, targets, groups, options,
-                   batch_size, inputs)
+                   batch_size, inputs, baseline)
     if not metrics:
         raise ValueError("the model returns no attention maps (every branch's maps are None): nothing to localise")
     return {"split": split, **options, "exclude": list(exclude), "attributes": attributes, "assumed": assumed,
@@ -117,22 +122,29 @@ def evaluate_localization(
             "branches": {branch: metric.compute() for branch, metric in metrics.items()}}
 
 
-def _run(model, dataset, parts, indices, preprocessing, sizes, targets, groups, options, batch_size, inputs):
+def _run(model, dataset, parts, indices, preprocessing, sizes, targets, groups, options, batch_size, inputs, baseline):
     """Branch -> :class:`PartLocalization` summed over the images ``indices``, a batch at a time (``groups``: APN's selection)."""
     source = dataset.features if inputs is None else inputs
     device, was_training = model_device(model), model.training
     model.eval()
     metrics: dict[str, PartLocalization] = {}
+    generator = torch.Generator().manual_seed(0)
     try:
         for start in range(0, len(indices), batch_size):
             idx = indices[start : start + batch_size]
             output = model(read_batch(source, idx).to(device))
             grid = _grid(output, dataset, inputs)
             cells, views = grid_to_image(grid, preprocessing, sizes[idx]), view_regions(preprocessing, sizes[idx])
-            for branch, maps in output.maps.items():
+            branches = dict(output.maps)
+            scores = dict(output.attribute_scores)
+            if baseline:
+                shape = next(m for m in branches.values() if m is not None).shape
+                branches[BASELINE] = torch.rand(shape, generator=generator)
+                scores[BASELINE] = torch.rand(shape[:2], generator=generator)
+            for branch, maps in branches.items():
                 if maps is not None:
                     metric = metrics.setdefault(branch, PartLocalization(targets, **options))
-                    pairs = None if groups is None else top_per_group(output.attribute_scores[branch], groups)
+                    pairs = None if groups is None else top_per_group(scores[branch], groups)
                     metric.update(maps, cells, parts.locations[idx], parts.boxes[idx], views=views, pairs=pairs)
     finally:
         model.train(was_training)
