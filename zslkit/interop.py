@@ -216,8 +216,15 @@ def _attention(state: dict, theirs: str, ours: str) -> dict[str, torch.Tensor]:
     return {**out, **_linear(state, f"{theirs}.out_proj", f"{ours}.to_out")}
 
 
-def _transformer(state: dict, theirs: str, encoder: str, branch: str, self_attention: bool) -> dict[str, torch.Tensor]:
+def _transformer(state: dict, theirs: str, encoder: str, branch: str, self_attention: bool, where: str) -> dict[str, torch.Tensor]:
     """zslkit keys -> tensors for one official ``Transformer`` under prefix ``theirs``."""
+    try:
+        return _transformer_keys(state, theirs, encoder, branch, self_attention)
+    except KeyError as exc:
+        raise CheckpointError(f"{where}: not an official TransZero state dict, missing key {exc.args[0]!r}") from None
+
+
+def _transformer_keys(state: dict, theirs: str, encoder: str, branch: str, self_attention: bool) -> dict[str, torch.Tensor]:
     out = {**_linear(state, f"{theirs}.embed_cv.0", f"{encoder}.embed"), **_linear(state, f"{theirs}.embed_attr.0", f"{branch}.embed")}
     out.update(_linear(state, f"{theirs}.transformer_encoder.WGs.0", f"{encoder}.geometry"))
     for n in range(_encoder_layers(state, theirs)):
@@ -305,7 +312,7 @@ def load_official_transzero(
         normalize_embeddings=normalize_embeddings,
     )
     mapped = {"V": state["V"], "classes.attributes": state["att"], "branches.s2v.W1": state["W_1"]}
-    mapped.update(_transformer(state, "transformer", "encoder", "branches.s2v", self_attention))
+    mapped.update(_transformer(state, "transformer", "encoder", "branches.s2v", self_attention, where))
     model = _load_into(model, mapped, where)
     model.set_loss_weights(dict(loss_weights or {}))
     return model
@@ -335,7 +342,7 @@ def load_official_transzero_pp(
         sizes = _transformer_sizes(state, theirs, where)
         branches[stream] = {**_decoder_branch(attention, weight, sizes, dropout, heads, self_attention),
                             "encoder": _encoder_spec(sizes, dropout, _encoder_layers(state, theirs))}
-        mapped.update(_transformer(state, theirs, f"branches.{stream}.encoder", f"branches.{stream}", self_attention))
+        mapped.update(_transformer(state, theirs, f"branches.{stream}.encoder", f"branches.{stream}", self_attention, where))
     mapped.update({"branches.s2v.W1": state["W_1_s2v"], "branches.v2s.W1": state["W_1_v2s"], "branches.v2s.W4": state["W_4_v2s"]})
     model = TransZeroPP(
         **_class_space(state, state["att"].shape[0], where),

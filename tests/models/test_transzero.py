@@ -95,3 +95,7 @@ def test_not_an_official_state_dict_is_named():
     del st["transformer.embed_cv.0.weight"]
     with pytest.raises(ValueError, match="missing key 'transformer.embed_cv.0.weight'"):
         load_official_transzero(st)
+    st = math_ref.official_state(True, C=C, D=D, d=d, I=I, K=K)
+    del st["transformer_v2s.transformer_decoder.layers.0.norm3.bias"]
+    with pytest.raises(ValueError, match="missing key 'transformer_v2s.transformer_decoder.layers.0.norm3.bias'"):
+        load_official_transzero_pp(st)

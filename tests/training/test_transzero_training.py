@@ -69,3 +69,24 @@ def test_cli_train_and_eval_transzero(tmp_path, capsys):
     assert main(["eval", str(out), *data]) == 0
     row = lambda text, name: next(line for line in text.splitlines() if line.startswith(f"| {name}")).split("|")[2:]  # noqa: E731
     assert row(capsys.readouterr().out, "transzero (epoch 1)") == row(trained, "transzero")
+
+
+@pytest.mark.parametrize("model", ["transzero", "transzero_pp"])
+def test_cli_eval_of_an_official_state_dict(tmp_path, capsys, model):
+    from tests.models.transzero_math import official_state
+    from zslkit.interop import load_official_transzero, load_official_transzero_pp
+    from zslkit.training import evaluate
+
+    data = zslkit.load_dataset("synthetic", **TINY)
+    state = official_state(model == "transzero_pp", C=data.feature_dim, D=TINY["embedding_dim"], I=data.num_attributes, K=data.num_classes)
+    side = torch.ones(1, data.num_classes)
+    side[0, torch.as_tensor(data.seen_classes)] = -1
+    state["mask_bias"] = side
+    path = tmp_path / "official.pth"
+    torch.save(state, path)
+    options = [f"--data-option={k}={v}" for k, v in TINY.items()]
+    assert main(["eval", str(path), "--official", "--official-model", model, "--dataset", "synthetic", *options]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {model} (official)"))
+    loader = load_official_transzero if model == "transzero" else load_official_transzero_pp
+    expected = evaluate(loader(path).eval(), data)
+    assert row.split("|")[2].strip() == f"{100 * expected['T1']:.1f}"
