@@ -1,9 +1,15 @@
-"""ZSL metrics: pure functions plus the stateful :class:`ZSLAccuracy`."""
+"""ZSL metrics: pure functions plus the stateful :class:`ZSLAccuracy`.
 
+:func:`evaluate` (:mod:`zslkit.metrics.evaluation`) is the one evaluation of scores:
+class masking, calibrated stacking, T1/U/S/H/AUSUC and the best gamma.
+"""
+
+from zslkit.metrics.evaluation import Evaluation, best_calibration, evaluate, evaluate_scores
 from zslkit.metrics.functional import (
     GZSLResult,
     SeenUnseenCurve,
     ausuc,
+    curve_area,
     czsl_accuracy,
     gzsl_accuracy,
     harmonic_mean,
@@ -13,11 +19,16 @@ from zslkit.metrics.functional import (
 from zslkit.metrics.stateful import ZSLAccuracy
 
 __all__ = [
+    "Evaluation",
     "GZSLResult",
     "SeenUnseenCurve",
     "ZSLAccuracy",
     "ausuc",
+    "best_calibration",
+    "curve_area",
     "czsl_accuracy",
+    "evaluate",
+    "evaluate_scores",
     "gzsl_accuracy",
     "harmonic_mean",
     "per_class_accuracy",
