@@ -27,7 +27,7 @@ def test_example_plugin_is_discovered_lazily_with_its_version():
     data, _ = probe()
     assert data["lazy"], "importing zslkit must not import plugins"
     assert "example_temperature_attention" in data["names"]
-    assert "attribute_regression" in data["names"]
+    assert "example_attribute_mse" in data["names"]
     info = data["plugins"]["example"]
     assert info["error"] is None and info["version"] == "0.1.0"
     assert ["attention", "example_temperature_attention"] in info["components"]
@@ -168,4 +168,4 @@ def test_a_misspelled_hook_implementation_is_reported_like_any_plugin_error(tmp_
     assert error.endswith("; did you mean 'zslkit_benchmark_cases'?")
     assert data["warnings"] == [f"zslkit plugin 'misspelled': {error}"]
     assert "misspelled_loss" not in data["names"]  # like any plugin error: none of its components are kept
-    assert data["info"]["example"] is None and "attribute_regression" in data["names"]
+    assert data["info"]["example"] is None and "example_attribute_mse" in data["names"]
