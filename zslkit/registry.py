@@ -211,9 +211,11 @@ def _check_registration(entry: Registration, staged: dict[tuple[str, str], Compo
     _check_kind(kind)
     if not isinstance(name, str) or not name:
         raise ValueError(f"component name must be a non-empty string, got {name!r}")
-    origin = entry.origin or Origin.of(factory)
     if not callable(factory):
-        raise TypeError(f"{kind} {name!r} ({origin}): factory must be a class or function, got {type(factory).__name__}")
+        plugin = entry.origin.plugin if entry.origin is not None else None
+        where = f" (plugin {plugin})" if plugin else ""
+        raise TypeError(f"{kind} {name!r}{where}: factory must be a class or function, got {type(factory).__name__}")
+    origin = entry.origin or Origin.of(factory)
     existing = staged.get((kind, name)) or _REGISTRY[kind].get(name)
     if existing is not None and not entry.override and existing.factory is not factory:
         raise DuplicateComponentError(
