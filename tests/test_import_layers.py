@@ -18,7 +18,10 @@ How an import becomes an edge of the module graph:
   A module that writes ``from zslkit import register`` really does depend on
   ``zslkit/__init__``; one that writes ``from zslkit import registry`` does not.
 * Relative imports are resolved against the importing module's package.
-* Only modules inside ``zslkit`` are nodes; other imports are ignored.
+* Only modules inside ``zslkit`` are nodes; other imports are ignored, and so are
+  imports by string (``importlib.import_module(name)``: the registry imports the
+  built-in component modules that way, by name, on the first lookup -- they import
+  the registry, never the reverse).
 
 A cycle is reported by naming its modules in order, ``a -> b -> a``.
 """
