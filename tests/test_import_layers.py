@@ -245,6 +245,11 @@ LAYER_RULES = [
     ("zslkit.bench", "zslkit.cli"),
     ("zslkit.registry", "zslkit.plugins"),
     *[(low, high) for low in COMPONENTS for high in ORCHESTRATION],
+    # dataset file readers sit below the loaders
+    *[
+        (f"zslkit.datasets.{reader}", "zslkit.datasets.xlsa17")
+        for reader in ("matfile", "word_vectors", "feature_h5", "store", "region_features", "checks")
+    ],
 ]
 
 
