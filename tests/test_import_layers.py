@@ -266,3 +266,27 @@ def test_the_layer_check_finds_an_indirect_import():
     graph = {"zslkit.training.a": {"zslkit.training.b"}, "zslkit.training.b": {"zslkit.bench.x"}, "zslkit.bench.x": set()}
     assert reaches(graph, "zslkit.training.a", "zslkit.bench") == ["zslkit.training.a", "zslkit.training.b", "zslkit.bench.x"]
     assert reaches(graph, "zslkit.bench.x", "zslkit.training") is None
+
+
+def private_registry_uses(path: Path) -> list[str]:
+    """Private names of :mod:`zslkit.registry` that the module at ``path`` imports or reads."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "zslkit.registry":
+            found += [alias.name for alias in node.names if alias.name.startswith("_")]
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in {"registry", "_registry"}:
+            if node.attr.startswith("_"):
+                found.append(f"registry.{node.attr}")
+    return found
+
+
+@pytest.mark.parametrize("module", ["zslkit", "zslkit.plugins"])
+def test_the_package_and_the_plugin_loader_use_only_the_public_registry_api(module):
+    uses = private_registry_uses(module_names()[module])
+    assert not uses, f"{module} must use the public registry API instead of {uses}"
+
+
+def test_the_private_use_check_can_fail(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("from zslkit.registry import _REGISTRY, create\nfrom zslkit import registry\nregistry._check_kind('x')\n")
+    assert private_registry_uses(module) == ["_REGISTRY", "registry._check_kind"]
