@@ -184,10 +184,12 @@ def _load_builtins() -> bool:
     for module in _BUILTIN_MODULES:
         try:
             importlib.import_module(module)
-        except Exception as exc:
+        except BaseException as exc:  # an interrupted import leaves them incomplete too
             _builtins_state = BuiltinImportError(
                 f"zslkit's built-in components are incomplete: importing {module} failed: {type(exc).__name__}: {exc}"
             )
+            if not isinstance(exc, Exception):
+                raise
             raise _builtins_state from exc
     _builtins_state = "loaded"
     return True
