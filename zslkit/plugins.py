@@ -119,15 +119,14 @@ def _add_to_pluggy(plugin: object, name: str) -> None:
     pm.register(plugin, name=name)
     try:
         pm.check_pending()
-    except pluggy.PluginValidationError as exc:
+    except pluggy.PluginValidationError:
         callers = {n: c for n, c in vars(pm.hook).items() if not n.startswith("_")}
-        unknown = [
-            n for n, c in callers.items() if not c.has_spec() and any(i.plugin is plugin for i in c.get_hookimpls())
-        ]
+        unknown = [n for n, c in callers.items() if not c.has_spec() and any(i.plugin is plugin for i in c.get_hookimpls())]
+        if not unknown:
+            return  # another plugin's, registered with this manager outside zslkit's loader
         pm.unregister(plugin)
-        known = [n for n, c in callers.items() if c.has_spec()]
-        hint = registry.did_you_mean(unknown[0], known) if unknown else ""
-        raise pluggy.PluginValidationError(plugin, f"{exc}{hint}") from None
+        hint = registry.did_you_mean(unknown[0], [n for n, c in callers.items() if c.has_spec()])
+        raise pluggy.PluginValidationError(plugin, f"unknown hook {unknown[0]!r} in plugin {plugin!r}{hint}") from None
 
 
 def _register_components_of(plugin: object, info: PluginInfo) -> None:
