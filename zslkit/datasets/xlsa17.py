@@ -39,8 +39,8 @@ from zslkit.datasets.image_folder import relative_image_path
 from zslkit.datasets.lazy_rows import LazyRows
 from zslkit.datasets.matfile import load_mat, mat_strings
 from zslkit.datasets.region_features import open_region_features
-from zslkit.datasets.store import FeatureStore
 from zslkit.datasets.standard_vectors import with_standard_vectors
+from zslkit.datasets.store import FeatureStore
 from zslkit.datasets.word_vectors import load_attribute_vectors, read_attribute_names
 from zslkit.registry import register
 
