@@ -22,12 +22,14 @@ BatchNorm layers of the backbone (``batchnorm``):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from zslkit.datasets.checks import sha256_file
 from zslkit.models.output import ModelOutput
 
 __all__ = ["BATCHNORM_MODES", "BackboneModel", "backbone_channels", "describe_backbone", "feature_map"]
@@ -68,12 +70,22 @@ def backbone_channels(backbone: nn.Module, sample: torch.Tensor | None = None) -
     return int(channels)
 
 
-def describe_backbone(backbone: nn.Module) -> dict[str, Any]:
-    """JSON-ready description for checkpoints: ``backbone.describe()`` if it has one, else its class."""
+def describe_backbone(backbone: nn.Module, *, weights_checksum: bool = False) -> dict[str, Any]:
+    """JSON-ready description of a backbone, the one used by checkpoints and feature stores.
+
+    ``backbone.describe()`` if it has one, else its class. With ``weights_checksum``
+    (feature stores), a ``weights`` file the backbone was loaded from is recorded by
+    name with its SHA-256 (``weights``, ``weights_sha256``).
+    """
     if hasattr(backbone, "describe"):
-        return dict(backbone.describe())
-    kind = type(backbone)
-    return {"class": f"{kind.__module__}.{kind.__qualname__}"}
+        described = dict(backbone.describe())
+    else:
+        kind = type(backbone)
+        described = {"class": f"{kind.__module__}.{kind.__qualname__}"}
+    weights = getattr(backbone, "weights", None)
+    if weights_checksum and weights is not None:
+        described.update(weights=Path(weights).name, weights_sha256=sha256_file(weights))
+    return described
 
 
 class BackboneModel(nn.Module):

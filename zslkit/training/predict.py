@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from zslkit import distributed
+from zslkit.metrics.evaluation import evaluate_scores
 from zslkit.training.data import read_batch, shard
 
 __all__ = ["check_class_space", "evaluate", "model_device", "predict_scores"]
@@ -85,8 +86,6 @@ def evaluate(
 
     ``inputs`` and ``across_ranks`` as in :func:`predict_scores`.
     """
-    from zslkit.bench import evaluate_scores
-
     check_class_space(model, dataset)
     score = partial(predict_scores, model, dataset, batch_size=batch_size, inputs=inputs, across_ranks=across_ranks)
     seen, unseen = score(dataset.splits["test_seen"]), score(dataset.splits["test_unseen"])
