@@ -12,27 +12,9 @@ from zslkit.models import ModelOutput
 from zslkit.registry import register, unregister
 from zslkit.training.checkpoint import build_model, load_checkpoint, save_checkpoint
 
-K, N_ATTR, D, C, H, W = 7, 5, 4, 6, 2, 3
-SEEN, UNSEEN = [0, 1, 3, 4, 6], [2, 5]
+from tests.models.test_msdn import C, D, H, K, N_ATTR, UNSEEN, W, features, make
+
 ENCODED = 5
-
-
-def make(name="msdn", **options):
-    rng = np.random.default_rng(0)
-    torch.manual_seed(0)
-    return zslkit.create_model(
-        name,
-        class_attributes=rng.random((K, N_ATTR)),
-        attribute_embeddings=rng.normal(size=(N_ATTR, D)),
-        seen_classes=SEEN,
-        unseen_classes=UNSEEN,
-        feature_dim=C,
-        **options,
-    )
-
-
-def features(batch=3, seed=1):
-    return torch.randn(batch, C, H, W, generator=torch.Generator().manual_seed(seed))
 
 
 def randomize(model, seed=2):
