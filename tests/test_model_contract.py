@@ -22,6 +22,7 @@ from zslkit.datasets import make_synthetic
 from zslkit.plugins import _plugins, get_plugin_manager, register_plugin
 from zslkit.registry import unregister
 from zslkit.training import TrainConfig, load_model, train
+from zslkit.training.checkpoint import save_checkpoint
 
 SMALL = dict(num_classes=20, images_per_class=12, channels=16, grid=4, embedding_dim=8)
 DATA = [arg for key, value in SMALL.items() for arg in ("--data-option", f"{key}={value}")]
@@ -250,6 +251,11 @@ def test_the_registered_name_is_recorded_at_build_and_found_for_a_class_built_di
     assert registered_name(docs_model(**shape)) == "pooled_once"  # reverse lookup: the one name of its class
     msdn = zslkit.models.MSDN(**{**shape, "attribute_embeddings": data.attribute_embeddings})
     assert not hasattr(msdn, "component_name") and registered_name(msdn) == "msdn"
+    # built from its class, it still checkpoints under its name and is rebuilt from it
+    rebuilt = load_model(save_checkpoint(tmp_path / "direct", 1, msdn))
+    assert json.loads((tmp_path / "direct" / "epoch_001.json").read_text())["model"]["name"] == "msdn"
+    x = torch.as_tensor(data.features[:4])
+    torch.testing.assert_close(rebuilt(x).scores, msdn.eval()(x).scores)
 
     class Unregistered(docs_model):
         pass

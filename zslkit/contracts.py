@@ -1,6 +1,7 @@
-"""Component contracts, checked when a component is registered and when it is first used.
+"""Component contracts, checked when a component is registered, built and first used.
 
-The contracts are documented in ``docs/concepts.md``. A factory that cannot
+The contracts are documented in ``docs/concepts.md`` (the model's in its "Model" section:
+:data:`MODEL_ATTRIBUTES` here, ``check_model_output`` in :mod:`zslkit.models.output`). A factory that cannot
 satisfy its kind's contract is refused with a one-line error that names where
 it came from (module or plugin).
 """
@@ -259,12 +260,12 @@ def check_built_model(model: Any, *, name: str, source: str = "") -> None:
                             f"found {type(model.classes).__name__} without {missing[:1] or 'nn.Module'}")
     if not isinstance(model.loss_weights, dict):
         raise ContractError(f"{where}: .loss_weights must be {MODEL_ATTRIBUTES['loss_weights']}")
+    if not isinstance(model.options, dict):
+        raise ContractError(f"{where}: .options must be {MODEL_ATTRIBUTES['options']}; found {type(model.options).__name__}")
     try:
         json.dumps(model.options)
     except (TypeError, ValueError) as exc:
         raise ContractError(f"{where}: .options must be {MODEL_ATTRIBUTES['options']} ({exc})") from None
-    if not isinstance(model.options, dict):
-        raise ContractError(f"{where}: .options must be {MODEL_ATTRIBUTES['options']}; found {type(model.options).__name__}")
 
 
 def check_model_losses(losses: Any, *, name: str, source: str = "") -> None:
