@@ -207,6 +207,11 @@ def on_built(component: Any, instance: Any) -> None:
     record_name(instance, component.name)
     if component.kind == "model":
         check_built_model(instance, name=component.name, source=str(component.origin))
+    elif component.kind == "encoder":
+        width = getattr(instance, "output_dim", None)
+        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+            raise ContractError(f"encoder {component.name!r} ({component.origin}): must have an int attribute output_dim "
+                                f"(the channels it returns); found {width!r}")
 
 
 def registered_name(instance: Any, kind: str = "model") -> str:

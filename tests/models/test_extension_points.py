@@ -98,11 +98,19 @@ def test_encoder_specs_and_outputs_are_checked():
         def forward(self, features, grid):
             return features  # (B, C, R), not (B, 3, R)
 
+    @register("encoder", "test_no_width")
+    class NoWidth(torch.nn.Module):
+        def __init__(self, feature_dim):
+            super().__init__()
+
     try:
         with pytest.raises(ContractError, match=r"encoder 'test_wrong_width' \(.*WrongWidth\): forward must return \(3, 3, 6\)"):
             make(encoder="test_wrong_width")(features())
+        with pytest.raises(ContractError, match=r"encoder 'test_no_width' \(.*NoWidth\): must have an int attribute output_dim"):
+            make(encoder="test_no_width")
     finally:
         unregister("encoder", "test_wrong_width")
+        unregister("encoder", "test_no_width")
 
 
 # ------------------------------------------------------------------------- grid, extras, constants

@@ -205,22 +205,22 @@ class AttentionZSLModel(nn.Module):
         grid = (int(features.shape[2]), int(features.shape[3])) if features.ndim == 4 else None
         f = self.encode(self.prepare_features(features), grid)
         embeddings = self.attribute_embeddings()
-        output = ModelOutput(scores=f.new_zeros(()), grid=grid)
+        attribute_scores, maps, branch_scores, extras, constants = {}, {}, {}, {}, {}
         for name, block in self.branches.items():
             result = block(f, embeddings, grid=grid) if name in self._grid_branches else block(f, embeddings)
             component, source = self._sources.get(("attention", name), (name, ""))
             check_attention_output(
                 result, batch=f.shape[0], num_attributes=self.num_attributes, regions=f.shape[2], name=component, source=source
             )
-            output.attribute_scores[name], output.maps[name] = result.scores, result.maps
-            output.extras[name] = dict(getattr(result, "extras", {}))
-            output.constants[name] = dict(getattr(result, "constants", {}))
-            output.branch_scores[name] = self.class_scores(result.scores)
-        scores = sum(self.branch_weights[name] * y for name, y in output.branch_scores.items())
+            attribute_scores[name], maps[name] = result.scores, result.maps
+            extras[name], constants[name] = dict(getattr(result, "extras", {})), dict(getattr(result, "constants", {}))
+            branch_scores[name] = self.class_scores(result.scores)
+        scores = sum(self.branch_weights[name] * y for name, y in branch_scores.items())
         # classes outside the problem (neither seen nor unseen) are never predicted; no data-dependent
         # branch here, so that the forward compiles as one graph
-        output.scores = scores.masked_fill(~self.classes.predictable, float("-inf"))
-        return output
+        scores = scores.masked_fill(~self.classes.predictable, float("-inf"))
+        return ModelOutput(scores=scores, branch_scores=branch_scores, attribute_scores=attribute_scores, maps=maps,
+                           extras=extras, constants=constants, grid=grid)
 
     # ------------------------------------------------------------------- loss
     def loss(self, output: ModelOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
