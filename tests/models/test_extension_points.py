@@ -5,14 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-import zslkit
+from tests.models.test_msdn import N_ATTR, UNSEEN, C, D, H, K, W, features, make
 from zslkit.attention import AttentionOutput, AttributeToVisual
 from zslkit.contracts import ContractError
 from zslkit.models import ModelOutput
 from zslkit.registry import register, unregister
 from zslkit.training.checkpoint import build_model, load_checkpoint, save_checkpoint
-
-from tests.models.test_msdn import C, D, H, K, N_ATTR, UNSEEN, W, features, make
 
 ENCODED = 5
 

@@ -9,6 +9,7 @@ A loss term is an ``nn.Module`` built as ``factory(**options)`` whose
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 import torch
 from torch import nn
 
