@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from importlib import metadata as _metadata
 
+from zslkit import contracts as _contracts
 from zslkit import plugins as _plugins
 from zslkit import registry as _registry
 from zslkit.hookspecs import hookimpl
@@ -27,6 +28,9 @@ from zslkit.registry import (
     register,
 )
 
+for _kind in ("attention", "encoder", "loss", "model"):
+    _registry.on_build(_kind, _contracts.on_built)  # registered names recorded, model contract checked
+
 try:
     __version__ = _metadata.version("zslkit")
 except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
@@ -36,7 +40,11 @@ _registry.add_loader(_plugins.load_plugins)
 
 
 def create_model(name: str, **options):
-    """Build a registered model, e.g. ``zslkit.create_model("msdn", class_attributes=..., ...)``."""
+    """Build a registered model, e.g. ``zslkit.create_model("msdn", class_attributes=..., ...)``.
+
+    The model is checked against the model contract (``docs/concepts.md``) and remembers its
+    registered name (``model.component_name``), which checkpoints record.
+    """
     return create("model", name, **options)
 
 

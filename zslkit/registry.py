@@ -47,6 +47,7 @@ __all__ = [
     "ensure_loaded",
     "get_component",
     "list_components",
+    "on_build",
     "register",
     "register_component",
     "register_components",
@@ -134,6 +135,8 @@ _REGISTRY: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
 #: "new" -> "loading" -> "loaded"; or the BuiltinImportError a failed import left behind.
 _builtins_state: str | BuiltinImportError = "new"
 _loaders: list[Callable[[], Any]] = []
+#: kind -> functions ``hook(component, instance)`` run on every instance :func:`create` builds.
+_BUILD_HOOKS: dict[str, list[Callable[[Component, Any], None]]] = {kind: [] for kind in KINDS}
 
 
 def _qualname(factory: Callable[..., Any]) -> str:
@@ -309,9 +312,22 @@ def create(kind: str, name: str, **options: Any) -> Any:
 
     Unknown options raise a ``TypeError`` naming the nearest accepted option.
     """
-    factory = get_component(kind, name)
-    _check_options(kind, name, factory, options)
-    return factory(**options)
+    component = component_info(kind, name)
+    _check_options(kind, name, component.factory, options)
+    instance = component.factory(**options)
+    for hook in _BUILD_HOOKS[kind]:
+        hook(component, instance)
+    return instance
+
+
+def on_build(kind: str, hook: Callable[[Component, Any], None]) -> None:
+    """Run ``hook(component, instance)`` on every instance :func:`create` builds for ``kind`` (once per hook).
+
+    The package installs its contract checks this way (the registry knows nothing of them).
+    """
+    _check_kind(kind)
+    if hook not in _BUILD_HOOKS[kind]:
+        _BUILD_HOOKS[kind].append(hook)
 
 
 def _check_options(kind: str, name: str, factory: Callable[..., Any], options: dict[str, Any]) -> None:

@@ -24,22 +24,26 @@ __all__ = ["AttributeConsistency", "ClassConsistency", "Consistency"]
 class Consistency(nn.Module):
     """Mean squared difference of one output field between two branches."""
 
-    #: The :class:`~zslkit.models.output.ModelOutput` field compared, and the registered name.
+    #: The :class:`~zslkit.models.output.ModelOutput` field compared.
     field: ClassVar[str] = ""
-    term: ClassVar[str] = ""
 
     def __init__(self, branches: Sequence[str] | None = None):
         super().__init__()
         if branches is not None and len(branches) != 2:
-            raise ValueError(f"{self.term} takes exactly two branches, got {list(branches)}")
+            raise ValueError(f"{self._name} takes exactly two branches, got {list(branches)}")
         self.branches = None if branches is None else list(branches)
+
+    @property
+    def _name(self) -> str:
+        """The registered name (recorded by ``zslkit.create``), else the class name."""
+        return getattr(self, "component_name", type(self).__name__)
 
     def forward(self, output, labels: torch.Tensor, classes) -> torch.Tensor:
         values = getattr(output, self.field)
         names = self.branches or list(values)[:2]
         if len(names) < 2:
-            raise ValueError(f"{self.term} needs two branches; the model has {list(values)}")
-        first, second = select_branches(values, names, self.term)
+            raise ValueError(f"{self._name} needs two branches; the model has {list(values)}")
+        first, second = select_branches(values, names, self._name)
         return (first - second).square().mean()
 
 
@@ -48,7 +52,6 @@ class AttributeConsistency(Consistency):
     """MSE between two branches' attribute scores."""
 
     field = "attribute_scores"
-    term = "attribute_consistency"
 
 
 @register("loss", "class_consistency")
@@ -56,4 +59,3 @@ class ClassConsistency(Consistency):
     """MSE between two branches' class scores."""
 
     field = "branch_scores"
-    term = "class_consistency"

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from zslkit.contracts import registered_name
 from zslkit.datasets.checks import sha256_file
 from zslkit.models.output import ModelOutput
 
@@ -98,7 +99,7 @@ class BackboneModel(nn.Module):
         batchnorm: one of :data:`BATCHNORM_MODES` (see the module docstring).
 
     The head's attributes a training loop or checkpoint needs (``classes``,
-    ``loss_weights``, ``model_name``...) are forwarded; ``options`` adds the
+    ``loss_weights``, its registered name...) are forwarded; ``options`` adds the
     backbone's description and the BatchNorm mode to the head's.
     """
 
@@ -160,8 +161,14 @@ class BackboneModel(nn.Module):
         return getattr(self.head, "needs_maps", True)
 
     @property
+    def component_name(self) -> str:
+        """The head's registered name (:func:`zslkit.contracts.registered_name`): what a checkpoint rebuilds."""
+        return registered_name(self.head)
+
+    @property
     def model_name(self) -> str:
-        return getattr(self.head, "model_name", type(self.head).__name__)
+        """Same as :attr:`component_name`."""
+        return self.component_name
 
     @property
     def options(self) -> dict[str, Any]:

@@ -32,7 +32,6 @@ def transformer_options(dim: int = 300, ffn_dim: int = 512, dropout: float = 0.4
 class TransZero(AttentionZSLModel):
     """TransZero; every argument as in :class:`AttentionZSLModel` (``encoder=None``: the geometry encoder)."""
 
-    model_name: ClassVar[str] = "transzero"
     default_encoder: ClassVar[dict[str, Any]] = transformer_options()
     default_branches: ClassVar[dict[str, Any]] = {
         "s2v": {"attention": "attribute_query_decoder", "weight": 1.0, "heads": 1, "ffn_dim": 512, "dropout": 0.4, "self_attention": True},
@@ -53,7 +52,6 @@ def _stream(attention: str, weight: float, **options: Any) -> dict[str, Any]:
 class TransZeroPP(AttentionZSLModel):
     """TransZero++; every argument as in :class:`AttentionZSLModel`."""
 
-    model_name: ClassVar[str] = "transzero_pp"
     default_branches: ClassVar[dict[str, Any]] = {
         "s2v": _stream("attribute_query_decoder", 0.9),
         "v2s": _stream("region_query_decoder", 0.1, score_init="zeros"),
