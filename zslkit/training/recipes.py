@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from zslkit.registry import component_info
+from zslkit.registry import component_info, list_components
 from zslkit.training.config import TrainConfig, load_config, parse_config
 
 __all__ = ["DEFAULTS", "Recipe", "choose_recipe", "model_recipes", "recipe_for", "recipe_home"]
@@ -142,8 +142,23 @@ def choose_recipe(model: Any, dataset: str, config: Any = None) -> tuple[Any, Re
         recipe = config
     elif isinstance(config, TrainConfig):
         recipe = Recipe(config, "TrainConfig", "given")
+    elif _is_file(config):
+        recipe = Recipe(load_config(config), str(config), str(config))
     else:
-        loaded = load_config(config)
-        is_file = Path(str(config)).suffix in {".yaml", ".yml"} or Path(str(config)).exists()
-        recipe = Recipe(loaded, str(config), str(config) if is_file else f"zslkit/configs/{config}.yaml")
+        recipe = _named(str(config))
     return (recipe.config.model if model is None else model), recipe
+
+
+def _is_file(config: Any) -> bool:
+    return Path(str(config)).suffix in {".yaml", ".yml"} or Path(str(config)).exists()
+
+
+def _named(name: str) -> Recipe:
+    """The recipe named ``<model>/<dataset>``, shipped by zslkit or by the package of a plugin's model."""
+    owner, _, stem = name.partition("/")
+    if owner in list_components("model"):
+        home = recipe_home(owner, owner)
+        found = _read(home, stem, owner) if home is not None and stem else None
+        if found is not None:
+            return found
+    return Recipe(load_config(name), name, f"zslkit/configs/{name}.yaml")  # or the error listing the recipes

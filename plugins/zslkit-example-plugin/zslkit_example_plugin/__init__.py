@@ -1,7 +1,8 @@
-"""An example zslkit plugin: one attention block and one loss term.
+"""An example zslkit plugin: an attention block, a loss term, and a model with its recipe.
 
 Installing this package (``pip install -e plugins/zslkit-example-plugin``) makes
-``zslkit list`` show ``example_temperature_attention`` and ``attribute_regression``.
+``zslkit list`` show ``example_temperature_attention``, ``attribute_regression`` and
+``example_temperature_msdn`` (trained on ``synthetic`` with ``configs/example_temperature_msdn/synthetic.yaml``).
 """
 
 __version__ = "0.1.0"
