@@ -1,4 +1,4 @@
-"""The training loop: the paper's recipe by default, checkpoints every epoch, resumable.
+"""The training loop: the model's recipe for the dataset by default, checkpoints every epoch, resumable.
 
 Under ``torchrun`` (a process group of more than one process, see
 :mod:`zslkit.distributed`) the same call trains data-parallel: every process draws
