@@ -102,13 +102,17 @@ def test_a_recipes_loss_weights_reach_the_model_over_its_defaults(tiny):
     assert net.loss_weights == {"attribute_ce": 1.0, "self_calibration": 1e-4, "semantic_distillation": 0.01}
 
 
-def test_a_given_config_is_recorded_as_given():
+def test_a_given_config_is_recorded_as_given(tmp_path):
     model, recipe = choose_recipe(None, "cub", TrainConfig(model="dazle", epochs=3))
     assert (model, recipe.name, recipe.source, recipe.line()) == ("dazle", "TrainConfig", "given", "recipe: TrainConfig (given)")
     model, recipe = choose_recipe("msdn", "synthetic", "dazle/synthetic")  # asked for by name: used as asked
     assert (model, recipe.config.model, recipe.source) == ("msdn", "dazle", "zslkit/configs/dazle/synthetic.yaml")
     with pytest.raises(FileNotFoundError, match=r"no config named 'cub' \(a recipe is <model>/<dataset>: dazle/cub or msdn/cub\?\)"):
         load_config("cub")
+    path = tmp_path / "mine.yaml"
+    path.write_text("model: dazle\nepochs: 3\n")
+    model, recipe = choose_recipe(None, "cub", path)
+    assert (model, recipe.config.epochs, recipe.line()) == ("dazle", 3, f"recipe: {path}")
 
 
 def test_a_recipe_naming_another_model_is_refused(tmp_path, monkeypatch):

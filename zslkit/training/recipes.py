@@ -59,7 +59,7 @@ class Recipe:
         """The one line that says which recipe a run uses."""
         if self.fallback is not None:
             return f"{self.config.model} has no recipe for {self.fallback}; using its defaults"
-        return f"recipe: {self.name} ({self.source})"
+        return f"recipe: {self.name}" if self.name == self.source else f"recipe: {self.name} ({self.source})"
 
     def record(self) -> dict[str, Any]:
         """What run logs (checkpoints, ``results.json``) record: name, source and the line."""
