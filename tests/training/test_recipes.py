@@ -115,13 +115,21 @@ def test_a_given_config_is_recorded_as_given(tmp_path):
     assert (model, recipe.config.epochs, recipe.line()) == ("dazle", 3, f"recipe: {path}")
 
 
-def test_a_recipe_naming_another_model_is_refused(tmp_path, monkeypatch):
+def test_a_models_folder_its_defaults_file_and_a_file_naming_another_model(tmp_path, monkeypatch):
     folder = tmp_path / "configs" / "msdn"
     folder.mkdir(parents=True)
+    (folder / "defaults.yaml").write_text("epochs: 7\nlr: 2.0e-4\n")
+    (folder / "tiny.yaml").write_text("epochs: 3\n")
     (folder / "cub.yaml").write_text("model: dazle\nepochs: 3\n")
     from zslkit.training import recipes
 
     monkeypatch.setattr(recipes, "recipe_home", lambda model, name: (folder, "pkg/configs/msdn"))
+    assert model_recipes("msdn") == ["cub", "tiny"]  # defaults.yaml stands in for the others
+    tiny = recipe_for("msdn", "tiny")
+    assert (tiny.name, tiny.source, tiny.config.epochs, tiny.config.model) == ("msdn/tiny", "pkg/configs/msdn/tiny.yaml", 3, "msdn")
+    other = recipe_for("msdn", "sun")
+    assert other.line() == "msdn has no recipe for sun; using its defaults"
+    assert (other.source, other.config.epochs, other.config.lr, other.config.model) == ("pkg/configs/msdn/defaults.yaml", 7, 2e-4, "msdn")
     with pytest.raises(ValueError, match=r"pkg/configs/msdn/cub.yaml: a recipe of model 'msdn' says model: 'dazle'"):
         recipe_for("msdn", "cub")
 
