@@ -158,3 +158,35 @@ def test_loss_weights_have_one_home_no_recipe_repeats_a_models_default(tiny):
                     f"{label}/{dataset}.yaml states {term}: {weight}, the weight {model} already has by default")
                 checked += 1
     assert checked >= 4  # msdn/sun and msdn/awa2 state two weights each
+
+
+def test_an_installed_plugin_ships_recipes_for_its_model_as_package_data(tmp_path):
+    from tests.conftest import make_distribution, run_python
+
+    site = tmp_path / "site"
+    (site / "recipe_plugin" / "configs" / "plugin_dazle").mkdir(parents=True)
+    (site / "recipe_plugin" / "configs" / "plugin_dazle" / "cub.yaml").write_text("epochs: 4\nseed: 9\n")
+    make_distribution(site, "zslkit-recipe-plugin", "1.0", {"recipes": "recipe_plugin.plugin"}, {
+        "recipe_plugin/__init__": "",
+        "recipe_plugin/plugin": """
+            import zslkit
+            from zslkit.models.dazle import DAZLE
+
+            class PluginDAZLE(DAZLE):  # DAZLE's assembly; DAZLE's recipes are still not its recipes
+                model_name = "plugin_dazle"
+
+            @zslkit.hookimpl
+            def zslkit_register_components(registrar):
+                registrar.register("model", "plugin_dazle", PluginDAZLE)
+            """,
+    })
+    result = run_python("""
+        import json
+        from zslkit.training import choose_recipe, recipe_for
+        print(json.dumps([recipe_for("plugin_dazle", "cub").record(), recipe_for("plugin_dazle", "sun").record(),
+                          recipe_for("plugin_dazle", "cub").config.epochs, choose_recipe(None, "x", "plugin_dazle/cub")[0]]))
+        """, extra_path=[site])
+    assert result.returncode == 0, result.stderr
+    cub, sun, epochs, model = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (cub["name"], cub["source"], epochs, model) == ("plugin_dazle/cub", "recipe_plugin/configs/plugin_dazle/cub.yaml", 4, "plugin_dazle")
+    assert sun["line"] == "plugin_dazle has no recipe for sun; using its defaults" and sun["source"] == "TrainConfig defaults"
