@@ -35,9 +35,13 @@ def test_every_packaged_recipe_is_a_model_dataset_pair_in_its_models_folder():
             "dazle/synthetic"} <= set(names)
     for name in names:
         model, dataset = name.split("/")
-        recipe = recipe_for(model, dataset)
-        assert (recipe.name, recipe.source, recipe.fallback) == (name, f"zslkit/configs/{name}.yaml", None)
+        recipe = recipe_for(model, dataset) if dataset != "defaults" else recipe_for(model, "no_such_dataset")
+        fallback = "no_such_dataset" if dataset == "defaults" else None
+        assert (recipe.name, recipe.source, recipe.fallback) == (name, f"zslkit/configs/{name}.yaml", fallback)
         assert recipe.config.model == model and recipe.config == load_config(name)
+    # dazle's own defaults (the notebooks' shared settings), msdn's are TrainConfig's (its CUB setting)
+    assert recipe_for("dazle", "apy").config == load_config("dazle/defaults")
+    assert recipe_for("msdn", "apy").config == TrainConfig() and TrainConfig().model == "msdn"
 
 
 def test_dazle_never_gets_msdns_recipe():
@@ -150,7 +154,7 @@ def test_loss_weights_have_one_home_no_recipe_repeats_a_models_default(tiny):
             continue
         defaults = _default_loss_weights(model, tiny)
         folder, label = recipe_home(model, model)
-        for dataset in datasets:
+        for dataset in datasets + (["defaults"] if (folder / "defaults.yaml").is_file() else []):
             stated = (yaml.safe_load((folder / f"{dataset}.yaml").read_text()) or {}).get("loss_weights") or {}
             for term, weight in stated.items():
                 assert term in defaults, f"{label}/{dataset}.yaml weighs {term!r}, which {model} does not have"
