@@ -11,9 +11,17 @@ import torch
 import zslkit
 from zslkit.bench.model_runner import ModelRunner
 from zslkit.datasets import ResidentFeatures
-from zslkit.training import TrainConfig, load_config
+from zslkit.training import TrainConfig, load_config, train
 from zslkit.training.residency import hold_features, training_device
-from zslkit.training.trainer import checkpoint_meta, process_settings, resident_inputs, resolve_run, seed_run
+from zslkit.training.trainer import (
+    build_run,
+    checkpoint_meta,
+    process_settings,
+    resident_inputs,
+    resolve_run,
+    seed_run,
+    start_run,
+)
 
 TRAINING = Path(zslkit.__file__).parent / "training"
 MAX_LINES = 60
@@ -108,3 +116,23 @@ def test_checkpoint_meta_records_the_run(tiny):
     assert meta["rng"]["numpy"] == np.random.default_rng(4).bit_generator.state
     assert meta["history"] == [{"epoch": 1, "loss": 0.5}]
     assert meta["class_names"] == list(tiny.class_names) and meta["attribute_names"] == list(tiny.attribute_names)
+
+
+def test_start_run_resumes_from_the_latest_checkpoint_or_refuses_a_used_directory(tiny, tmp_path):
+
+    config = TrainConfig(epochs=2, batch_size=16)
+    done = train(tiny, "msdn", config, out_dir=tmp_path / "run", progress=False)
+
+    def start(plan):
+        net, _, optimizer = build_run(tiny, plan, {})
+        return start_run(tiny, plan, net, optimizer, seed_run(plan.config))
+
+    assert start(resolve_run(tiny, "msdn", config, out_dir=tmp_path / "new")) == (0, [])
+    with pytest.raises(FileExistsError, match="holds checkpoints of an earlier run"):
+        start(resolve_run(tiny, "msdn", config, out_dir=tmp_path / "run"))
+    again = resolve_run(tiny, "msdn", dataclasses.replace(config, epochs=3), out_dir=tmp_path / "run", resume=True)
+    net, _, optimizer = build_run(tiny, again, {})
+    rng = seed_run(again.config)
+    epoch, history = start_run(tiny, again, net, optimizer, rng)
+    assert epoch == 2 and [h["epoch"] for h in history] == [1, 2] and history[-1]["loss"] == done.history[-1]["loss"]
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), done.model.state_dict().values()))
