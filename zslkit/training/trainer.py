@@ -43,7 +43,7 @@ from zslkit.training.checkpoint import (
     save_checkpoint,
 )
 from zslkit.training.config import TrainConfig
-from zslkit.training.data import batch_indices, batch_targets, read_batch, shard_inputs, steps_per_epoch
+from zslkit.training.data import batch_indices, batch_targets, read_batch, shard_inputs
 from zslkit.training.guards import (
     NonFiniteLossError,
     check_finite_step,
@@ -388,10 +388,10 @@ def _epoch(loop: _Loop, epoch: int) -> dict[str, Any]:
     """One epoch: draw its batches, train on them, call ``on_epoch``; return its history entry."""
     cfg, plan, dataset = loop.plan.config, loop.plan, loop.dataset
     began = time.perf_counter()
-    batches = list(batch_indices(cfg.sampler, plan.indices, dataset.labels, cfg.batch_size, loop.rng))
+    batches = list(batch_indices(cfg.sampler, plan.indices, dataset.labels, cfg.batch_size, loop.rng, cfg.sampler_options))
+    steps = len(batches)
     targets = batch_targets(dataset.labels, batches, plan.device)  # one copy per epoch, none per step
     local = shard_inputs(loop.inputs, batches, distributed.rank(), distributed.world_size(), cfg.num_workers)
-    steps = steps_per_epoch(len(plan.indices), cfg.batch_size)
     record: dict[str, Any] = {"epoch": epoch}
     try:
         record.update(_train_one_epoch(loop.parallel, loop.optimizer, zip(local, targets), loop.losses_of, steps,
