@@ -22,7 +22,7 @@ def stored(tmp_path_factory):
 
 
 def config(**changes) -> TrainConfig:
-    base = load_config("synthetic").to_dict()
+    base = load_config("msdn/synthetic").to_dict()
     return TrainConfig.from_dict({**base, "epochs": 2, "num_threads": 1, **changes})
 
 

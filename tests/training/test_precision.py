@@ -20,7 +20,7 @@ def small():
 
 
 def fit_and_score(data, precision):
-    cfg = load_config("synthetic")
+    cfg = load_config("msdn/synthetic")
     cfg = TrainConfig.from_dict({**cfg.to_dict(), "epochs": 8, "precision": precision, "num_threads": 1})
     model = train(data, "msdn", cfg, progress=False).model
     return evaluate_scores(

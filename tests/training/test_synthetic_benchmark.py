@@ -30,7 +30,7 @@ def half_synthetic():
 @pytest.mark.parametrize("model", ["msdn", "dazle"])
 def test_attention_beats_eszsl_on_synthetic(model, half_synthetic):
     dataset, baseline = half_synthetic
-    ours = evaluate(train(dataset, model, load_config("synthetic", epochs=5), progress=False).model, dataset)
+    ours = evaluate(train(dataset, model, load_config("msdn/synthetic", epochs=5), progress=False).model, dataset)
     assert np.isfinite(list(ours.values())).all()
     assert ours["T1"] > baseline["T1"] + 0.2, (ours, baseline)
     assert ours["H"] > baseline["H"] + 0.2, (ours, baseline)

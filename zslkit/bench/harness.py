@@ -63,6 +63,10 @@ class BenchmarkResult:
             rows.append(row)
         return rows
 
+    def recipe_lines(self) -> list[str]:
+        """One line per distinct recipe the deep models of the run trained with (``Recipe.line``)."""
+        return list(dict.fromkeys(cell["recipe"]["line"] for cell in self.cells if cell.get("recipe")))
+
     def caption(self, with_published: bool = True) -> str:
         seeds = sorted({c["seed"] for c in self.cells})
         parts = [self.protocol.caption,
@@ -145,6 +149,8 @@ def run_benchmark(
                     runner = runner or case.runner(progress=progress)
                     start = time.perf_counter()
                     outcome = proto.run(runner, dataset, seed, progress)
+                    if hasattr(runner, "recipe"):  # deep models: the recipe they trained with
+                        outcome["recipe"] = runner.recipe(dataset).record()
                     cell = plain({
                         "dataset": dataset_name, "method": case.name, "component": case.component,
                         "kind": case.kind, "source": case.source, "protocol": proto.name, "seed": seed,
@@ -160,7 +166,7 @@ def run_benchmark(
 
 
 _CSV_FIELDS = ("dataset", "method", "component", "kind", "source", "protocol", "seed", *COLUMNS, "gamma",
-               "wall_s", "selected", "settings", "settings_hash", "finished")
+               "wall_s", "selected", "settings", "settings_hash", "recipe", "finished")
 
 
 def write_outputs(result: BenchmarkResult, out_dir: str | Path, with_published: bool = True) -> list[Path]:

@@ -92,6 +92,8 @@ def run(args) -> int:
         progress=not args.no_progress,
         use_cache=not args.no_cache,
     )
+    for line in result.recipe_lines():
+        print(line)
     print(result.table(with_published=not args.no_published))
     if args.out:
         paths = write_outputs(result, args.out, with_published=not args.no_published)
