@@ -91,7 +91,7 @@ def plot_protocol_gap(rows: list[dict[str, Any]], dataset: str, protocols: list[
         heights = [100 * mine[m, protocol]["H"] for m in methods]
         errors = [100 * mine[m, protocol].get("H_std", 0.0) for m in methods]
         ax.bar([i + (k - (len(protocols) - 1) / 2) * width for i in range(len(methods))], heights, width,
-               yerr=errors, capsize=2, label=protocol)
+               yerr=errors if any(errors) else None, capsize=2, label=protocol)
     for i, method in enumerate(methods):
         first, last = mine[method, protocols[0]]["H"], mine[method, protocols[-1]]["H"]
         ax.annotate(f"{100 * (last - first):+.1f}", (i, 100 * max(first, last)), textcoords="offset points",

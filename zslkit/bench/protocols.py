@@ -180,8 +180,11 @@ def _serve(runner: Runner, dataset: ZSLDataset, seed: int, runs: list[TestRun]) 
     per_epoch = any(run.every_epoch or run.epoch != stop for run in runs)
     added: set[str] = set()
 
+    last: dict[str, Any] = {}  # the latest epoch's test scores: the final predictor's when training ends
+
     def evaluate_on_test(epoch: int | None, predictor: Any, due: list[TestResult]) -> dict[str, Any]:
-        scores = runner.scores(predictor, dataset, _eval_indices(dataset))
+        scores = last["scores"] if last.get("epoch", 0) == epoch else runner.scores(predictor, dataset, _eval_indices(dataset))
+        last.update(epoch=epoch, scores=scores)
         entry: dict[str, Any] = {}
         for result in due:
             ev = evaluate_test(runner, predictor, dataset, result.run.calibration, scores=scores)
@@ -202,7 +205,7 @@ def _serve(runner: Runner, dataset: ZSLDataset, seed: int, runs: list[TestRun]) 
     fit = runner.fit(dataset, runs[0].params, seed, epochs=stop, on_epoch=on_epoch if per_epoch else None)
     missed = [r for r in results if not r.log]  # evaluated when the training ended
     if missed:
-        evaluate_on_test(missed[0].run.epoch, fit.predictor, missed)
+        evaluate_on_test(completed[0] or None, fit.predictor, missed)
     for result in results:
         last = result.run.epoch
         keep = [h for h in fit.history if last is None or h.get("epoch", 0) <= last]
@@ -247,7 +250,7 @@ def _plan_validation(runner: Runner, dataset: ZSLDataset, seed: int, progress: b
     """Select (params, epoch, gamma) on the validation view; ask for one test evaluation of that setting."""
     view = _validation_view(dataset)
     val_labels = view.labels[_eval_indices(view)]
-    best: tuple[float, dict, dict, Evaluation] | None = None
+    best: tuple[float, dict, dict, Evaluation, bool] | None = None
     tried = []
     candidates = runner.candidates()
     for params in tqdm(candidates, desc="  grid", leave=False, disable=not progress or len(candidates) < 2):
@@ -255,9 +258,9 @@ def _plan_validation(runner: Runner, dataset: ZSLDataset, seed: int, progress: b
         for record, ev in log:
             tried.append({"params": params, **record})
             if best is None or ev.H > best[0]:
-                best = (ev.H, params, record, ev)
+                best = (ev.H, params, record, ev, record is log[-1][0])
     assert best is not None
-    _, params, record, val_ev = best
+    _, params, record, val_ev, to_the_end = best
     selected = {"params": params, "epoch": record["epoch"], "validation": val_ev.metrics(), "tried": len(tried)}
     epochs = [r for r in tried if r["params"] == params]
 
@@ -265,7 +268,8 @@ def _plan_validation(runner: Runner, dataset: ZSLDataset, seed: int, progress: b
         (result,) = results
         return _outcome(result.log[-1][1], selected, epochs, result.history)
 
-    return Plan([TestRun(params, record["epoch"], val_ev.gamma)], finish)
+    # the last epoch: a full training, the same as the other protocols' full trainings of these params
+    return Plan([TestRun(params, None if to_the_end else record["epoch"], val_ev.gamma)], finish)
 
 
 def _plan_paper(runner: Runner, dataset: ZSLDataset, seed: int, progress: bool = False) -> Plan:
