@@ -61,6 +61,7 @@ class TestRun:
     ``every_epoch``: evaluate after every epoch instead (and at the end for a method without epochs).
     """
 
+    __test__ = False  # not a pytest test class
     params: dict[str, Any]
     epoch: int | None = None
     calibration: float | str = "best"
@@ -71,6 +72,7 @@ class TestRun:
 class TestResult:
     """What a :class:`TestRun` got: ``log`` of (record, evaluation) and the training history up to its epoch."""
 
+    __test__ = False  # not a pytest test class
     run: TestRun
     log: list[tuple[dict[str, Any], Evaluation]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -178,8 +180,7 @@ def _serve(runner: Runner, dataset: ZSLDataset, seed: int, runs: list[TestRun]) 
     stops = [run.epoch for run in runs]
     stop = None if None in stops else max(stops)
     per_epoch = any(run.every_epoch or run.epoch != stop for run in runs)
-    added: set[str] = set()
-
+    added: set[str] = set()  # history keys of the every-epoch evaluations
     last: dict[str, Any] = {}  # the latest epoch's test scores: the final predictor's when training ends
 
     def evaluate_on_test(epoch: int | None, predictor: Any, due: list[TestResult]) -> dict[str, Any]:
@@ -206,9 +207,9 @@ def _serve(runner: Runner, dataset: ZSLDataset, seed: int, runs: list[TestRun]) 
     missed = [r for r in results if not r.log]  # evaluated when the training ended
     if missed:
         evaluate_on_test(completed[0] or None, fit.predictor, missed)
-    for result in results:
-        last = result.run.epoch
-        keep = [h for h in fit.history if last is None or h.get("epoch", 0) <= last]
+    for result in results:  # each run's history ends at its epoch, without the other runs' test metrics
+        end = result.run.epoch
+        keep = [h for h in fit.history if end is None or h.get("epoch", 0) <= end]
         result.history = keep if result.run.every_epoch else [{k: v for k, v in h.items() if k not in added} for h in keep]
     return results
 
