@@ -303,7 +303,7 @@ paper_protocol = Protocol(
     "paper",
     "Protocol `paper` (as in the paper repositories, optimistic): every candidate setting trained on trainval "
     "and evaluated on test after every epoch; best H over settings and epochs with gamma swept on test, and "
-    "best T1, possibly from different epochs.",
+    "best T1, possibly from another setting or epoch.",
     plan=_plan_paper,
 )
 
