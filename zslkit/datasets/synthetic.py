@@ -1,14 +1,14 @@
 """``synthetic``: a procedurally generated fine-grained ZSL dataset where attention matters.
 
-Two variants share the generator and differ in five knobs (:data:`VARIANTS`):
+Two variants share the generator and differ in four knobs (:data:`VARIANTS`):
 
 * ``"fine-grained"`` (the default) behaves like a real fine-grained benchmark: the
   evidence of a colour is mostly specific to the part that shows it ("red wing"
   looks unlike "red head", as in CNN features), so globally pooled features tell
   the classes of a family apart reasonably well (the pooled-feature baselines
-  reach S 30-40%, T1 55-70% in ``make demo``), while weaker part cues, more
+  reach S 33-39%, T1 55-70% in ``make demo``), while weaker part cues, more
   background noise and more occlusion make the parts harder to find: attention
-  still wins clearly (H about 75 vs 40-47), without being perfect.
+  still wins clearly (H 73-75 vs 39-47), without being perfect.
 * ``"parts"`` is built so that pooled features cannot tell the classes of a family
   apart at all (colour evidence shared by every part, strong part cues): the
   pooled baselines stay near 20% T1 and 2-5% H while attention reaches H 88. A
