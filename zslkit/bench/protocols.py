@@ -39,9 +39,10 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from zslkit.bench.evaluate import Evaluation, evaluate, thin_curve
+from zslkit.bench.evaluate import thin_curve
 from zslkit.bench.runner import Fit, Runner
 from zslkit.datasets import DatasetError, ZSLDataset
+from zslkit.metrics.evaluation import Evaluation, evaluate
 from zslkit.registry import ComponentNotFoundError, did_you_mean
 
 __all__ = ["PROTOCOLS", "Plan", "Protocol", "TestResult", "TestRun", "evaluate_test", "get_protocol",
