@@ -21,7 +21,5 @@ __all__ = ["AttributeCrossEntropy"]
 class AttributeCrossEntropy(PerBranchLoss):
     """Cross-entropy of every branch (or of ``branches`` only), summed over branches."""
 
-    term = "attribute_ce"
-
     def branch_loss(self, scores: torch.Tensor, labels: torch.Tensor, classes) -> torch.Tensor:
         return F.cross_entropy(scores - classes.margin, labels)

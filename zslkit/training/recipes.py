@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from zslkit.contracts import describe_model
 from zslkit.registry import component_info, list_components
 from zslkit.training.config import TrainConfig, load_config, parse_config
 
@@ -137,7 +138,7 @@ def choose_recipe(model: Any, dataset: str, config: Any = None) -> tuple[Any, Re
     """
     if config is None:
         model = TrainConfig().model if model is None else model
-        return model, recipe_for(model, dataset, getattr(model, "model_name", None))
+        return model, recipe_for(model, dataset, None if isinstance(model, str) else describe_model(model)[0])
     if isinstance(config, Recipe):
         recipe = config
     elif isinstance(config, TrainConfig):

@@ -33,9 +33,11 @@ from tqdm.auto import tqdm
 
 from zslkit import distributed
 from zslkit.atomic import write_csv_atomic, write_json_atomic
+from zslkit.contracts import check_model_losses, describe_model, registered_name
 from zslkit.datasets.container import ZSLDataset
 from zslkit.datasets.resident import ResidentFeatures
 from zslkit.models.backbone_model import BackboneModel, backbone_channels
+from zslkit.models.output import check_model_output
 from zslkit.training.checkpoint import (
     checkpoint_paths,
     latest_checkpoint,
@@ -219,12 +221,14 @@ def _compiled(parallel, net, mode: str):
 
 
 def _batch_losses(
-    forward, loss, net, batch: np.ndarray, local: torch.Tensor, targets: torch.Tensor, device, precision: str = "fp32"
+    forward, loss, net, batch: np.ndarray, local: torch.Tensor, targets: torch.Tensor, device, precision: str = "fp32",
+    identity: tuple[str, str] = ("model", ""),
 ) -> dict[str, torch.Tensor]:
     """The losses (``loss(output, targets)``) of one global ``batch``; ``forward`` (``net``, ``net`` in DDP, or
     either compiled) sees this rank's ``local`` inputs; ``targets``: the batch's labels, on the device.
 
     With ``precision="bf16"`` the forward runs under bfloat16 autocast and the loss terms in float32.
+    The output and the losses are checked against the model contract (``identity``: the model's name and origin).
     """
     world = distributed.world_size()
     if precision == "bf16":
@@ -233,9 +237,13 @@ def _batch_losses(
         output = output.float()
     else:
         output = forward(local.to(device))
+    name, source = identity
+    check_model_output(output, batch=len(local), num_classes=net.num_classes, name=name, source=source)
     if world > 1:
         output = gather_output(output, distributed.shard_counts(len(batch), world), with_maps=getattr(net, "needs_maps", True))
-    return loss(output, targets)
+    losses = loss(output, targets)
+    check_model_losses(losses, name=name, source=source)
+    return losses
 
 
 def _train_one_epoch(parallel, optimizer, batches, losses_of, steps: int, desc: str, progress: bool) -> dict[str, float]:
@@ -306,7 +314,8 @@ def resolve_run(dataset: ZSLDataset, model: Any = None, config: Any = None, *, s
         raise ValueError("train(..., backbone=...) needs inputs=: the images, (N, 3, S, S) in the dataset's image order")
     if resume and out_dir is None:
         raise ValueError("resume=True needs the out_dir that holds the checkpoints")
-    model_name = model if isinstance(model, str) else getattr(model, "model_name", type(model).__name__)
+    # a built model that checkpoints must rebuild by name is refused now, not when its checkpoint is read
+    model_name = model if isinstance(model, str) else registered_name(model) if out_dir is not None else describe_model(model)[0]
     return RunPlan(recipe, model, model_name, split, indices, dataset.features if inputs is None else inputs,
                    training_device(recipe.config), None if out_dir is None else Path(out_dir), resume)
 
@@ -492,7 +501,8 @@ def train(
     if progress:
         _notes(plan, unused, held, said_recipe=config is None)
     forward, loss = _compiled(parallel, net, cfg.compile)
-    losses_of = partial(_batch_losses, forward, loss, net, device=plan.device, precision=cfg.precision)
+    losses_of = partial(_batch_losses, forward, loss, net, device=plan.device, precision=cfg.precision,
+                        identity=describe_model(net))
     loop = _Loop(dataset, plan, net, parallel, optimizer, rng, held, losses_of, history, on_epoch, progress)
     with process_settings(cfg):
         _run_epochs(loop, start)

@@ -13,7 +13,6 @@ class TemperatureMSDN(AttentionZSLModel):
     """``a2v`` (``attribute_to_visual``, weight 0.9) and ``v2a`` (``example_temperature_attention``
     at temperature 0.5, weight 0.1), trained with MSDN's loss terms and weights."""
 
-    model_name: ClassVar[str] = "example_temperature_msdn"
     default_branches: ClassVar[dict[str, Any]] = {
         "a2v": {"attention": "attribute_to_visual", "weight": 0.9},
         "v2a": {"attention": "example_temperature_attention", "weight": 0.1, "temperature": 0.5},
