@@ -26,7 +26,6 @@ Variants: ``fp32``, ``tf32`` (CUDA), ``bf16``; a ``+graphs`` suffix adds
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform

@@ -16,7 +16,7 @@ attention_module = importlib.import_module("zslkit.ops.attribute_attention")
 
 @pytest.fixture(scope="module")
 def small():
-    return make_synthetic(num_classes=40, images_per_class=20, seed=0)
+    return make_synthetic(num_classes=40, images_per_class=20, seed=0, variant="parts")  # the numbers in docs/performance.md
 
 
 def fit_and_score(data, precision):

@@ -38,6 +38,9 @@ class ModelRunner:
     """
 
     kind = "model"
+    #: a training stopped at epoch ``e`` equals the first ``e`` epochs of a longer one (the trainer has no
+    #: schedule that depends on ``epochs``); tests/bench/test_bench_sharing.py checks it
+    epochs_are_prefixes = True
 
     def __init__(self, component: str, options: dict[str, Any] | None = None, param_grid: Any = None,
                  train_config: Any = None, progress: bool = False):

@@ -1,4 +1,4 @@
-"""An example zslkit plugin: an attention block, a loss term, a model with its recipe and a benchmark case.
+"""An example zslkit plugin: an attention block, a loss term, a model with its recipe, and a benchmark case.
 
 Installing this package (``pip install -e plugins/zslkit-example-plugin``) makes
 ``zslkit list`` show ``example_temperature_attention``, ``example_attribute_mse`` and
