@@ -4,12 +4,18 @@ Importing this package registers the built-in terms.
 """
 
 from zslkit.losses.attribute_ce import AttributeCrossEntropy
+from zslkit.losses.attribute_regression import AttributeRegression
 from zslkit.losses.base import PerBranchLoss, select_branches
+from zslkit.losses.consistency import AttributeConsistency, ClassConsistency, Consistency
 from zslkit.losses.self_calibration import SelfCalibration
 from zslkit.losses.semantic_distillation import SemanticDistillation, jensen_shannon, weighted_difference
 
 __all__ = [
+    "AttributeConsistency",
     "AttributeCrossEntropy",
+    "AttributeRegression",
+    "ClassConsistency",
+    "Consistency",
     "PerBranchLoss",
     "SelfCalibration",
     "SemanticDistillation",

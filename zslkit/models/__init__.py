@@ -1,4 +1,4 @@
-"""Models assembled from registered parts. Importing this package registers ``msdn`` and ``dazle``.
+"""Models assembled from registered parts. Importing this package registers ``msdn``, ``dazle``, ``transzero`` and ``transzero_pp``.
 
 :class:`BackboneModel` puts an image backbone in front of one of them for end-to-end fine-tuning.
 """
@@ -10,5 +10,6 @@ from zslkit.models.dazle import DAZLE
 from zslkit.models.msdn import MSDN
 from zslkit.models.output import ModelOutput
 from zslkit.models.parts import Part, parse_parts
+from zslkit.models.transzero import TransZero, TransZeroPP
 
-__all__ = ["DAZLE", "MSDN", "AttentionZSLModel", "BackboneModel", "ClassSpace", "ModelOutput", "Part", "parse_parts"]
+__all__ = ["DAZLE", "MSDN", "AttentionZSLModel", "BackboneModel", "ClassSpace", "ModelOutput", "Part", "TransZero", "TransZeroPP", "parse_parts"]
