@@ -12,7 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["Dropout"]
+from zslkit.ops.recompute import recomputable
+
+__all__ = ["Dropout", "relu_dropout"]
 
 
 class Dropout(nn.Dropout):
@@ -24,4 +26,42 @@ class Dropout(nn.Dropout):
         if self.p == 1.0:
             return torch.zeros_like(x)
         keep = torch.rand_like(x) >= self.p
-        return (x * keep).mul_(1.0 / (1.0 - self.p))
+        return _masked(x, keep, 1.0 / (1.0 - self.p))
+
+    def recomputable(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward(x)``, marked so that a product saving it keeps ``x`` and the mask instead (:mod:`zslkit.ops.recompute`)."""
+        if not self.training or self.p in (0.0, 1.0):
+            return self(x)
+        keep = torch.rand_like(x) >= self.p
+        scale = 1.0 / (1.0 - self.p)
+        return recomputable(_masked(x, keep, scale), _masked, x, keep, scale)
+
+
+def _masked(x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
+    return (x * keep).mul_(scale)
+
+
+class _ReluDropout(torch.autograd.Function):
+    """``drop(ReLU(x))`` saving only its output: the gradient passes where the output is > 0."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
+        out = torch.relu(x)
+        keep = torch.rand_like(out) >= p
+        out = (out * keep).mul_(1.0 / (1.0 - p))
+        ctx.scale = 1.0 / (1.0 - p)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (out,) = ctx.saved_tensors
+        # ReLU(x) > 0 and kept <=> out > 0 (the scale is positive): the same product as autograd's
+        return (grad * ctx.scale).masked_fill_(out <= 0, 0.0), None
+
+
+def relu_dropout(x: torch.Tensor, dropout: Dropout) -> torch.Tensor:
+    """``dropout(torch.relu(x))`` with the same values and random draws; backward saves the output only."""
+    if not dropout.training or dropout.p == 0.0 or dropout.p == 1.0 or not torch.is_grad_enabled():
+        return dropout(torch.relu(x))
+    return _ReluDropout.apply(x, dropout.p)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from zslkit.attention.dropout import Dropout
+from zslkit.attention.dropout import Dropout, relu_dropout
+from zslkit.ops.recompute import recomputable
 
 __all__ = ["FeedForward"]
 
@@ -26,5 +27,6 @@ class FeedForward(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.fc2(self.dropout_hidden(torch.relu(self.fc1(x))))
-        return self.norm(x + self.dropout(out))
+        out = self.fc2(relu_dropout(self.fc1(x), self.dropout_hidden))
+        residual = x + self.dropout(out)
+        return recomputable(self.norm(residual), self.norm, residual)

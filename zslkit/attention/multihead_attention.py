@@ -55,6 +55,7 @@ class MultiHeadAttention(nn.Module):
         if bias is not None:
             logits = logits - bias
         weights = logits.softmax(dim=-1)
-        out = torch.matmul(self.dropout(weights), v)
+        # the product saves the dropped weights as a recipe from the softmax output and the mask
+        out = torch.matmul(self.dropout.recomputable(weights), v)
         out = self.to_out(rearrange(out, "... head token width -> ... token (head width)"))
         return out, weights.mean(dim=-3)

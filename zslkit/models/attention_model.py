@@ -41,6 +41,7 @@ from zslkit.models.class_space import ClassSpace
 from zslkit.models.output import ModelOutput
 from zslkit.models.parts import parse_encoder, parse_parts
 from zslkit.ops import normalize_regions
+from zslkit.ops.recompute import recomputable, recompute_saved
 from zslkit.registry import create
 
 __all__ = ["AttentionZSLModel"]
@@ -181,7 +182,9 @@ class AttentionZSLModel(nn.Module):
                 f"features have {features.shape[1]} channels, the model was built with feature_dim={self.feature_dim}"
             )
         features = features.to(dtype=self.V.dtype, device=self.V.device)
-        return normalize_regions(features) if self.normalize_features else features
+        if not self.normalize_features:
+            return features
+        return recomputable(normalize_regions(features), normalize_regions, features)
 
     def attribute_embeddings(self) -> torch.Tensor:
         """``(I, D)`` the embeddings the branches see: ``V``, row-normalised if ``normalize_embeddings``."""
@@ -204,6 +207,10 @@ class AttentionZSLModel(nn.Module):
     def forward(self, features: torch.Tensor) -> ModelOutput:
         """Score ``features`` ``(B, C, H, W)`` or ``(B, C, R)``; returns a :class:`ModelOutput`."""
         grid = (int(features.shape[2]), int(features.shape[3])) if features.ndim == 4 else None
+        with recompute_saved():
+            return self._forward(features, grid)
+
+    def _forward(self, features: torch.Tensor, grid: tuple[int, int] | None) -> ModelOutput:
         f = self.encode(self.prepare_features(features), grid)
         embeddings = self.attribute_embeddings()
         attribute_scores, maps, branch_scores, extras, constants = {}, {}, {}, {}, {}

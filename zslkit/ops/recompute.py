@@ -1,0 +1,80 @@
+"""Saved activations that backward recomputes from tensors it keeps anyway.
+
+Autograd saves the inputs of a matrix product for its weight gradient. Some of those
+inputs are cheap functions of tensors autograd saves in any case: a LayerNorm's output
+(of its saved input), the normalised region features (of the raw features, alive as the
+batch), the attention weights after dropout (of the softmax output and the dropout mask).
+Inside :func:`recompute_saved`, a tensor marked with :func:`recomputable` is not kept:
+autograd stores the recipe instead, and backward reruns it (the same operations on the
+same inputs, so the same bits) when the product's gradient needs it.
+
+    with recompute_saved():
+        y = recomputable(layer_norm(x), layer_norm, x)   # saved by the next product as a recipe
+        out = linear(y)
+
+Outside the context :func:`recomputable` returns its tensor and changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+
+__all__ = ["recomputable", "recompute_saved"]
+
+_state = threading.local()
+
+
+def _registry() -> dict[int, tuple[torch.Tensor, Callable[..., torch.Tensor], tuple[Any, ...]]] | None:
+    return getattr(_state, "registry", None)
+
+
+def recomputable(tensor: torch.Tensor, fn: Callable[..., torch.Tensor], *inputs: Any) -> torch.Tensor:
+    """Mark ``tensor`` (``== fn(*inputs)``, deterministically) as recomputable; returns ``tensor``.
+
+    ``inputs`` must be tensors that stay alive until backward anyway (autograd saves them,
+    or the caller holds them): the recipe keeps a reference to them.
+    """
+    registry = _registry()
+    if registry is not None and torch.is_grad_enabled() and tensor.numel() > 0:
+        # the strong reference to ``tensor`` keeps its storage (and address) from being reused
+        registry[tensor.untyped_storage().data_ptr()] = (tensor, fn, inputs)
+    return tensor
+
+
+def _pack(saved: torch.Tensor) -> Any:
+    registry = _registry()
+    entry = None if registry is None or saved.numel() == 0 else registry.get(saved.untyped_storage().data_ptr())
+    if entry is None or entry[0].dtype != saved.dtype or entry[0].device != saved.device:
+        return saved
+    tensor, fn, inputs = entry
+    return (fn, inputs, tensor.stride(), saved.size(), saved.stride(), saved.storage_offset() - tensor.storage_offset())
+
+
+def _unpack(packed: Any) -> torch.Tensor:
+    if isinstance(packed, torch.Tensor):
+        return packed
+    fn, inputs, base_stride, size, stride, offset = packed
+    with torch.no_grad():
+        base = fn(*inputs)
+    if base.stride() != base_stride:
+        raise RuntimeError(f"recomputed tensor has strides {base.stride()}, the marked one had {base_stride}")
+    return base.as_strided(size, stride, base.storage_offset() + offset)
+
+
+@contextlib.contextmanager
+def recompute_saved() -> Iterator[None]:
+    """Within it, tensors marked :func:`recomputable` are saved for backward as recipes (reentrant)."""
+    if _registry() is not None:
+        yield
+        return
+    _state.registry = {}
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(_pack, _unpack):
+            yield
+    finally:
+        _state.registry = None
