@@ -38,7 +38,9 @@ class Dropout(nn.Dropout):
 
 
 def _masked(x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
-    return (x * keep).mul_(scale)
+    # where, not x * keep: the product would cast the mask to a float copy of x's size
+    # (the values are the same, but for the sign of dropped zeros: +0 here)
+    return torch.where(keep, x, 0.0).mul_(scale)
 
 
 class _ReluDropout(torch.autograd.Function):
@@ -46,9 +48,10 @@ class _ReluDropout(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
-        out = torch.relu(x)
-        keep = torch.rand_like(out) >= p
-        out = (out * keep).mul_(1.0 / (1.0 - p))
+        dropped = torch.rand_like(x) < p  # the uniform draws are freed before the mask is applied
+        # in place, and masked_fill_ rather than a product with the mask (that would cast it to float)
+        out = x.relu_().masked_fill_(dropped, 0.0).mul_(1.0 / (1.0 - p))
+        ctx.mark_dirty(out)
         ctx.scale = 1.0 / (1.0 - p)
         ctx.save_for_backward(out)
         return out
@@ -61,7 +64,11 @@ class _ReluDropout(torch.autograd.Function):
 
 
 def relu_dropout(x: torch.Tensor, dropout: Dropout) -> torch.Tensor:
-    """``dropout(torch.relu(x))`` with the same values and random draws; backward saves the output only."""
+    """``dropout(torch.relu(x))`` with the same values and random draws; backward saves the output only.
+
+    In training it overwrites ``x``: give it a tensor nothing else needs and that is no view
+    (a 2-D product's output; on a view autograd would copy the gradient in backward).
+    """
     if not dropout.training or dropout.p == 0.0 or dropout.p == 1.0 or not torch.is_grad_enabled():
         return dropout(torch.relu(x))
     return _ReluDropout.apply(x, dropout.p)

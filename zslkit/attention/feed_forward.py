@@ -27,6 +27,8 @@ class FeedForward(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.fc2(relu_dropout(self.fc1(x), self.dropout_hidden))
-        residual = x + self.dropout(out)
+        # fc1 on the tokens as rows: its output is no view, so ReLU-dropout can overwrite it
+        hidden = relu_dropout(self.fc1(x.flatten(0, -2)), self.dropout_hidden)
+        # no name for fc2's output: it is freed as soon as dropout has read it
+        residual = x + self.dropout(self.fc2(hidden).view(*x.shape[:-1], -1))
         return recomputable(self.norm(residual), self.norm, residual)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,7 +30,7 @@ __all__ = ["recomputable", "recompute_saved"]
 _state = threading.local()
 
 
-def _registry() -> dict[int, tuple[torch.Tensor, Callable[..., torch.Tensor], tuple[Any, ...]]] | None:
+def _registry() -> dict[int, tuple[weakref.ref, Callable[..., torch.Tensor], tuple[Any, ...]]] | None:
     return getattr(_state, "registry", None)
 
 
@@ -41,17 +42,19 @@ def recomputable(tensor: torch.Tensor, fn: Callable[..., torch.Tensor], *inputs:
     """
     registry = _registry()
     if registry is not None and torch.is_grad_enabled() and tensor.numel() > 0:
-        # the strong reference to ``tensor`` keeps its storage (and address) from being reused
-        registry[tensor.untyped_storage().data_ptr()] = (tensor, fn, inputs)
+        # a weak reference: the registry must not keep the tensor alive (that is the point);
+        # once it is gone its address may be reused, and the dead reference says so
+        registry[tensor.untyped_storage().data_ptr()] = (weakref.ref(tensor), fn, inputs)
     return tensor
 
 
 def _pack(saved: torch.Tensor) -> Any:
     registry = _registry()
     entry = None if registry is None or saved.numel() == 0 else registry.get(saved.untyped_storage().data_ptr())
-    if entry is None or entry[0].dtype != saved.dtype or entry[0].device != saved.device:
+    tensor = None if entry is None else entry[0]()
+    if tensor is None or tensor.dtype != saved.dtype or tensor.device != saved.device:
         return saved
-    tensor, fn, inputs = entry
+    _, fn, inputs = entry
     return (fn, inputs, tensor.stride(), saved.size(), saved.stride(), saved.storage_offset() - tensor.storage_offset())
 
 
