@@ -25,16 +25,28 @@ class Dropout(nn.Dropout):
             return x
         if self.p == 1.0:
             return torch.zeros_like(x)
+        return _masked(x, self._keep(x), 1.0 / (1.0 - self.p))
+
+    def _keep(self, x: torch.Tensor) -> torch.Tensor:
+        """The mask ``rand_like(x) >= p``, marked recomputable from the generator's state (not stored for backward)."""
+        state = torch.random.get_rng_state() if x.device.type == "cpu" else None
         keep = torch.rand_like(x) >= self.p
-        return _masked(x, keep, 1.0 / (1.0 - self.p))
+        return keep if state is None else recomputable(keep, _draw_keep, state, x.shape, x.dtype, self.p)
 
     def recomputable(self, x: torch.Tensor) -> torch.Tensor:
         """``forward(x)``, marked so that a product saving it keeps ``x`` and the mask instead (:mod:`zslkit.ops.recompute`)."""
         if not self.training or self.p in (0.0, 1.0):
             return self(x)
-        keep = torch.rand_like(x) >= self.p
+        keep = self._keep(x)
         scale = 1.0 / (1.0 - self.p)
         return recomputable(_masked(x, keep, scale), _masked, x, keep, scale)
+
+
+def _draw_keep(state: torch.Tensor, shape: torch.Size, dtype: torch.dtype, p: float) -> torch.Tensor:
+    """The mask :meth:`Dropout._keep` drew, drawn again from the default CPU generator's state then."""
+    generator = torch.Generator()
+    generator.set_state(state)
+    return torch.rand(shape, generator=generator, dtype=dtype) >= p
 
 
 def _masked(x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
