@@ -24,7 +24,7 @@ def test_plugin_attention_block_through_registry_matches_direct_math():
 
 
 def test_plugin_loss_term_through_registry():
-    loss = zslkit.create("loss", "attribute_regression")
+    loss = zslkit.create("loss", "example_attribute_regression")
 
     class Output:
         attribute_scores = {"a": torch.tensor([[1.0, 0.0]]), "b": torch.tensor([[0.0, 0.0]])}

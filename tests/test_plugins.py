@@ -27,7 +27,7 @@ def test_example_plugin_is_discovered_lazily_with_its_version():
     data, _ = probe()
     assert data["lazy"], "importing zslkit must not import plugins"
     assert "example_temperature_attention" in data["names"]
-    assert "attribute_regression" in data["names"]
+    assert "example_attribute_regression" in data["names"]
     info = data["plugins"]["example"]
     assert info["error"] is None and info["version"] == "0.1.0"
     assert ["attention", "example_temperature_attention"] in info["components"]

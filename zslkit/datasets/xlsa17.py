@@ -39,6 +39,7 @@ from zslkit.datasets.container import DatasetError, ZSLDataset
 from zslkit.datasets.image_folder import relative_image_path
 from zslkit.datasets.matfile import check_mat_structure
 from zslkit.datasets.word_vectors import load_attribute_vectors, read_attribute_names
+from zslkit.datasets.attribute_groups import packaged_groups
 from zslkit.registry import register
 
 __all__ = [
@@ -331,6 +332,8 @@ def _load_benchmark(key: str, xlsa17: str | Path, options: dict[str, Any]) -> ZS
             f"{xlsa17}: not the xlsa17 {key.upper()} benchmark: found {found[0]} images, {found[1]} classes "
             f"({found[2]} seen), {found[3]} attributes; expected {expected[0]}, {expected[1]} ({expected[2]} seen), {expected[3]}"
         )
+    if dataset.attribute_groups is None:
+        dataset.attribute_groups = packaged_groups(key, dataset.num_attributes)
     return dataset
 
 

@@ -4,16 +4,24 @@ Importing this package registers the built-in terms.
 """
 
 from zslkit.losses.attribute_ce import AttributeCrossEntropy
+from zslkit.losses.attribute_decorrelation import AttributeDecorrelation, group_norms
+from zslkit.losses.attribute_regression import AttributeRegression
 from zslkit.losses.base import PerBranchLoss, select_branches
+from zslkit.losses.compactness import Compactness, peak_distances
 from zslkit.losses.self_calibration import SelfCalibration
 from zslkit.losses.semantic_distillation import SemanticDistillation, jensen_shannon, weighted_difference
 
 __all__ = [
     "AttributeCrossEntropy",
+    "AttributeDecorrelation",
+    "AttributeRegression",
+    "Compactness",
     "PerBranchLoss",
     "SelfCalibration",
     "SemanticDistillation",
+    "group_norms",
     "jensen_shannon",
+    "peak_distances",
     "select_branches",
     "weighted_difference",
 ]

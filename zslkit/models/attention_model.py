@@ -4,11 +4,13 @@
 
 1. ``f_{b,r} = x_{b,:,r} / ||x_{b,:,r}||_2`` (unit length over channels, per region);
 2. every branch (an attention block) maps ``f`` and the attribute embeddings ``V``
-   ``(I, D)`` to attribute scores ``psi`` ``(B, I)``;
+   ``(I, D)`` to attribute scores ``psi`` ``(B, I)`` (a block whose ``forward`` has a
+   ``grid`` parameter also gets the grid ``(H, W)``, ``None`` for ``(B, C, R)`` input);
 3. class scores of a branch ``y_{b,k} = sum_i A_{k,i} psi_{b,i} + m_k`` with the
-   unit-row class-attribute matrix ``A`` and the margin ``m`` of the
-   :class:`ClassSpace`;
-4. prediction ``scores = sum_branches weight * y``.
+   class-attribute matrix ``A`` (unit rows by default, see ``class_attributes_norm``)
+   and the margin ``m`` of the :class:`ClassSpace`;
+4. prediction ``scores = sum_branches weight * y`` (``predict_probabilities``:
+   ``sum_branches weight * softmax_k(y)`` over the seen and unseen classes).
 
 ``loss(output, labels)`` sums the weighted loss terms. :class:`~zslkit.models.msdn.MSDN`
 and :class:`~zslkit.models.dazle.DAZLE` are this class with other defaults.
@@ -19,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import inspect
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -27,13 +31,17 @@ from numpy.typing import ArrayLike
 from torch import nn
 
 from zslkit.contracts import check_attention_output, check_loss_output, describe_component
-from zslkit.models.class_space import ClassSpace
+from zslkit.models.class_space import ClassSpace, MissingAttributeGroupsError
 from zslkit.models.output import ModelOutput
 from zslkit.models.parts import parse_parts
 from zslkit.ops import normalize_regions
 from zslkit.registry import create
 
-__all__ = ["AttentionZSLModel"]
+__all__ = ["CLASS_ATTRIBUTE_NORMS", "AttentionZSLModel"]
+
+#: How the class-attribute rows ``a_k`` enter the class scores: ``unit`` (scaled to unit length once,
+#: stored so), ``none`` (raw, as given), ``scores`` (stored raw, scored as ``a_k / (||a_k|| + eps)``).
+CLASS_ATTRIBUTE_NORMS: tuple[str, ...] = ("unit", "none", "scores")
 
 
 class AttentionZSLModel(nn.Module):
@@ -55,6 +63,18 @@ class AttentionZSLModel(nn.Module):
         normalize_embeddings: rescale the rows of ``V`` to unit length at every forward
             (the authors' AWA2 setting); otherwise only at init.
         normalize_features: L2-normalise every region feature over channels.
+        class_attributes_norm: one of :data:`CLASS_ATTRIBUTE_NORMS`: ``unit`` (default,
+            MSDN/DAZLE), ``none`` (APN: the raw rows), ``scores`` (GEM-ZSL: raw rows kept
+            in ``classes.attributes``, e.g. as regression targets; the class scores use
+            ``a_k / (||a_k|| + class_attributes_eps)``).
+        class_attributes_eps: the ``eps`` of ``class_attributes_norm="scores"``.
+        attribute_groups: group name -> attribute indices (``dataset.attribute_groups``), for
+            loss terms that need them (``needs_attribute_groups``); kept in ``classes``.
+        unit_embeddings: scale the given rows of ``V`` to unit length at init (GEM-ZSL keeps
+            its raw word vectors: ``False``).
+        predict_probabilities: the prediction ``scores`` is the weighted sum of the branches'
+            class probabilities (softmax over the seen and unseen classes) instead of their
+            class scores (APN); ``branch_scores`` stay the class scores.
     """
 
     default_branches: ClassVar[dict[str, Any]] = {}
@@ -76,11 +96,24 @@ class AttentionZSLModel(nn.Module):
         train_embeddings: bool = True,
         normalize_embeddings: bool = False,
         normalize_features: bool = True,
+        class_attributes_norm: str = "unit",
+        class_attributes_eps: float = 1e-5,
+        predict_probabilities: bool = False,
+        attribute_groups: Mapping[str, Any] | None = None,
+        unit_embeddings: bool = True,
     ):
         super().__init__()
         if seen_classes is None:
             raise ValueError("seen_classes is required: the indices of the training classes")
-        self.classes = ClassSpace(class_attributes, seen_classes, unseen_classes, margin=margin)
+        if class_attributes_norm not in CLASS_ATTRIBUTE_NORMS:
+            raise ValueError(f"class_attributes_norm must be one of {CLASS_ATTRIBUTE_NORMS}, got {class_attributes_norm!r}")
+        self.classes = ClassSpace(
+            class_attributes, seen_classes, unseen_classes, margin=margin, normalize=class_attributes_norm == "unit",
+            attribute_groups=attribute_groups,
+        )
+        self.class_attributes_norm = class_attributes_norm
+        self.class_attributes_eps = float(class_attributes_eps)
+        self.predict_probabilities = bool(predict_probabilities)
         num_attributes = self.classes.num_attributes
         if attribute_embeddings is None:
             embeddings = torch.randn(num_attributes, embedding_dim)
@@ -91,7 +124,7 @@ class AttentionZSLModel(nn.Module):
                     f"attribute_embeddings must be ({num_attributes}, D) to match class_attributes "
                     f"({self.classes.num_classes}, {num_attributes}); found shape {tuple(embeddings.shape)}"
                 )
-            embeddings = F.normalize(embeddings, dim=1)
+            embeddings = F.normalize(embeddings, dim=1) if unit_embeddings else embeddings
         self.V = nn.Parameter(embeddings, requires_grad=train_embeddings)
         self.feature_dim = int(feature_dim)
         self.normalize_embeddings = normalize_embeddings
@@ -102,6 +135,8 @@ class AttentionZSLModel(nn.Module):
         block_shape = {"feature_dim": self.feature_dim, "embedding_dim": self.embedding_dim, "num_attributes": num_attributes}
         self.branches = nn.ModuleDict({p.entry: create("attention", p.component, **block_shape, **p.options) for p in branch_parts})
         self.branch_weights = {p.entry: p.weight for p in branch_parts}
+        #: branches whose block's ``forward`` takes the region grid (a parameter named ``grid``)
+        self._grid_branches = {name for name, block in self.branches.items() if "grid" in inspect.signature(block.forward).parameters}
         self.loss_terms = nn.ModuleDict({p.entry: create("loss", p.component, **p.options) for p in loss_parts})
         self.loss_weights = {p.entry: p.weight for p in loss_parts}
         #: entry -> (registered name, origin) of each branch and loss term, for contract errors.
@@ -109,6 +144,7 @@ class AttentionZSLModel(nn.Module):
             **{("attention", p.entry): (p.component, f"branch {p.entry!r}, {describe_component('attention', p.component)}") for p in branch_parts},
             **{("loss", p.entry): (p.component, f"term {p.entry!r}, {describe_component('loss', p.component)}") for p in loss_parts},
         }
+        self._check_attribute_groups(loss_parts)
         #: The options that rebuild this model (JSON-friendly), without the data arrays.
         self.options = {
             "feature_dim": self.feature_dim,
@@ -119,7 +155,25 @@ class AttentionZSLModel(nn.Module):
             "train_embeddings": train_embeddings,
             "normalize_embeddings": normalize_embeddings,
             "normalize_features": normalize_features,
+            "class_attributes_norm": class_attributes_norm,
+            "class_attributes_eps": self.class_attributes_eps,
+            "predict_probabilities": self.predict_probabilities,
+            "attribute_groups": None if self.classes.attribute_groups is None else {k: list(v) for k, v in self.classes.attribute_groups.items()},
+            "unit_embeddings": unit_embeddings,
         }
+
+    def _check_attribute_groups(self, loss_parts) -> None:
+        """Refuse a loss term that needs attribute groups when none were given."""
+        if self.classes.attribute_groups is not None:
+            return
+        for part in loss_parts:
+            if getattr(self.loss_terms[part.entry], "needs_attribute_groups", False):
+                _, source = self._sources[("loss", part.entry)]
+                raise MissingAttributeGroupsError(
+                    f"loss {source} needs attribute groups and the model has none: pass attribute_groups= "
+                    "(datasets give them as dataset.attribute_groups)",
+                    term=part.entry,
+                )
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -159,27 +213,37 @@ class AttentionZSLModel(nn.Module):
 
     def class_scores(self, attribute_scores: torch.Tensor) -> torch.Tensor:
         """``(B, I) -> (B, K)``: ``y = psi A^T + m``."""
-        scores = einsum(self.classes.attributes, attribute_scores, "cls attribute, batch attribute -> batch cls")
+        attributes = self.classes.attributes
+        if self.class_attributes_norm == "scores":
+            attributes = attributes / (torch.linalg.vector_norm(attributes, dim=1, keepdim=True) + self.class_attributes_eps)
+        scores = einsum(attributes, attribute_scores, "cls attribute, batch attribute -> batch cls")
         return scores + self.classes.margin
 
     def forward(self, features: torch.Tensor) -> ModelOutput:
         """Score ``features`` ``(B, C, H, W)`` or ``(B, C, R)``; returns a :class:`ModelOutput`."""
+        grid = (int(features.shape[2]), int(features.shape[3])) if features.ndim == 4 else None
         f = self.prepare_features(features)
         embeddings = self.attribute_embeddings()
-        attribute_scores, maps, branch_scores = {}, {}, {}
+        output = ModelOutput(scores=f.new_zeros(()), grid=grid)
         for name, block in self.branches.items():
-            result = block(f, embeddings)
+            result = block(f, embeddings, grid=grid) if name in self._grid_branches else block(f, embeddings)
             component, source = self._sources.get(("attention", name), (name, ""))
             check_attention_output(
                 result, batch=f.shape[0], num_attributes=self.num_attributes, regions=f.shape[2], name=component, source=source
             )
-            attribute_scores[name], maps[name] = result.scores, result.maps
-            branch_scores[name] = self.class_scores(result.scores)
-        scores = sum(self.branch_weights[name] * y for name, y in branch_scores.items())
+            output.attribute_scores[name], output.maps[name] = result.scores, result.maps
+            output.extras[name] = dict(getattr(result, "extras", {}))
+            output.constants[name] = dict(getattr(result, "constants", {}))
+            output.branch_scores[name] = self.class_scores(result.scores)
         # classes outside the problem (neither seen nor unseen) are never predicted; no data-dependent
         # branch here, so that the forward compiles as one graph
-        scores = scores.masked_fill(~self.classes.predictable, float("-inf"))
-        return ModelOutput(scores=scores, branch_scores=branch_scores, attribute_scores=attribute_scores, maps=maps)
+        hidden = ~self.classes.predictable
+        if self.predict_probabilities:
+            scores = sum(self.branch_weights[n] * y.masked_fill(hidden, float("-inf")).softmax(dim=1) for n, y in output.branch_scores.items())
+        else:
+            scores = sum(self.branch_weights[name] * y for name, y in output.branch_scores.items())
+        output.scores = scores.masked_fill(hidden, float("-inf"))
+        return output
 
     # ------------------------------------------------------------------- loss
     def loss(self, output: ModelOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:

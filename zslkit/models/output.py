@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
-__all__ = ["ModelOutput"]
+__all__ = ["ModelOutput", "map_tensors"]
+
+
+def map_tensors(value: Any, fn) -> Any:
+    """``value`` with ``fn`` applied to every tensor in it (tensors, nested dicts of them, ``None`` kept)."""
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, dict):
+        return {key: map_tensors(item, fn) for key, item in value.items()}
+    return value
 
 
 @dataclass
@@ -21,18 +32,28 @@ class ModelOutput:
         attribute_scores: branch name -> ``(B, I)`` attribute scores ``psi``.
         maps: branch name -> ``(B, I, R)`` attention maps, or ``None`` for blocks
             without one.
+        extras: branch name -> the block's per-image quantities, each batch-first
+            ``(B, ...)`` (e.g. attribute features); gathered over processes like the scores.
+        constants: branch name -> the block's image-independent tensors (e.g. attribute
+            prototypes ``(I, C)``); identical on every process, never gathered.
+        grid: ``(H, W)`` of the region grid when the features came as ``(B, C, H, W)``,
+            ``None`` for ``(B, C, R)`` features.
     """
 
     scores: torch.Tensor
     branch_scores: dict[str, torch.Tensor] = field(default_factory=dict)
     attribute_scores: dict[str, torch.Tensor] = field(default_factory=dict)
     maps: dict[str, torch.Tensor | None] = field(default_factory=dict)
+    extras: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    constants: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    grid: tuple[int, int] | None = None
 
     def float(self) -> ModelOutput:
-        """The same output with every tensor in float32 (loss terms run in full precision after autocast)."""
-        return ModelOutput(
-            scores=self.scores.float(),
-            branch_scores={k: v.float() for k, v in self.branch_scores.items()},
-            attribute_scores={k: v.float() for k, v in self.attribute_scores.items()},
-            maps={k: (None if v is None else v.float()) for k, v in self.maps.items()},
-        )
+        """The same output with every floating-point tensor in float32 (loss terms run in full precision after
+        autocast); one loop over the fields, so a new field needs no edit here."""
+
+        def to_float(tensor: torch.Tensor) -> torch.Tensor:
+            return tensor.float() if tensor.is_floating_point() else tensor
+
+        changes = {f.name: map_tensors(getattr(self, f.name), to_float) for f in dataclasses.fields(self)}
+        return dataclasses.replace(self, **changes)

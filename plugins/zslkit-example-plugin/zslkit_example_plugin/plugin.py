@@ -10,7 +10,7 @@ from zslkit_example_plugin.losses import AttributeRegression
 @zslkit.hookimpl
 def zslkit_register_components(registrar):
     registrar.register("attention", "example_temperature_attention", TemperatureAttention)
-    registrar.register("loss", "attribute_regression", AttributeRegression)
+    registrar.register("loss", "example_attribute_regression", AttributeRegression)
 
 
 @zslkit.hookimpl
