@@ -47,7 +47,7 @@ def run(args) -> int:
     from zslkit.training.trainer import config_for
 
     dataset = load_dataset_from_args(args.dataset, args)
-    config = config_for(dataset, args.config)
+    config = config_for(dataset, args.config, args.model)
     overrides = parse_assignments(args.set, "--set")
     for field in ("epochs", "batch_size", "lr", "seed", "device"):
         if getattr(args, field) is not None:

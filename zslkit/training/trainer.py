@@ -27,6 +27,7 @@ from zslkit.atomic import write_csv_atomic, write_json_atomic
 from zslkit.datasets.container import ZSLDataset
 from zslkit.datasets.resident import ResidentFeatures, hold_on_device, resident_bytes
 from zslkit.models.backbone_model import BackboneModel, backbone_channels
+from zslkit.models.class_space import MissingAttributeGroupsError
 from zslkit.training.checkpoint import (
     checkpoint_paths,
     latest_checkpoint,
@@ -87,12 +88,16 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def config_for(dataset, config: str | Path | TrainConfig | None) -> TrainConfig:
-    """``config`` as a :class:`TrainConfig`; ``None`` picks the packaged config named like the dataset
-    (``"synthetic"`` for ``synthetic`` and its ``synthetic/validation`` view) or, failing that, the defaults."""
+def config_for(dataset, config: str | Path | TrainConfig | None, model: str | None = None) -> TrainConfig:
+    """``config`` as a :class:`TrainConfig`; ``None`` picks the packaged recipe of ``model`` for the dataset
+    (``zslkit/configs/<model>/<dataset>.yaml``, e.g. ``apn/cub``) when there is one, else the packaged config
+    named like the dataset (``"synthetic"`` for ``synthetic`` and its ``synthetic/validation`` view) or,
+    failing that, the defaults."""
     if config is not None:
         return load_config(config)
     base = str(dataset.name).split("/")[0]
+    if isinstance(model, str) and f"{model}/{base}" in available_configs():
+        return load_config(f"{model}/{base}")
     return load_config(base if base in available_configs() else None)
 
 
@@ -114,7 +119,7 @@ def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     if config.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, momentum=config.momentum, **common)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, **common)
+        return torch.optim.Adam(params, betas=(config.momentum, 0.999), **common)
     return torch.optim.SGD(params, momentum=config.momentum, **common)
 
 
@@ -132,15 +137,22 @@ def _build_model(dataset, model, config: TrainConfig, model_options: dict[str, A
 
         if backbone is None and dataset.features is None:
             raise ValueError(f"dataset {dataset.name!r} has no region features (features is None); attention models need them")
-        head = zslkit.create_model(
-            model,
-            class_attributes=dataset.class_attributes,
-            attribute_embeddings=dataset.attribute_embeddings,
-            seen_classes=dataset.seen_classes,
-            unseen_classes=dataset.unseen_classes,
-            feature_dim=dataset.feature_dim if backbone is None else backbone_channels(backbone, sample),
-            **{**config.model_options, **model_options},
-        )
+        groups = {} if dataset.attribute_groups is None else {"attribute_groups": dataset.attribute_groups}
+        try:
+            head = zslkit.create_model(
+                model,
+                class_attributes=dataset.class_attributes,
+                attribute_embeddings=dataset.attribute_embeddings,
+                seen_classes=dataset.seen_classes,
+                unseen_classes=dataset.unseen_classes,
+                feature_dim=dataset.feature_dim if backbone is None else backbone_channels(backbone, sample),
+                **{**groups, **config.model_options, **model_options},
+            )
+        except MissingAttributeGroupsError as exc:
+            raise MissingAttributeGroupsError(
+                f"dataset {dataset.name!r} has no attribute groups, and loss term {exc.term!r} of model {model!r} needs them "
+                "(give the dataset attribute_groups, or drop the term from the model's losses)", term=exc.term
+            ) from None
     return head if backbone is None else BackboneModel(backbone, head, batchnorm=config.backbone_batchnorm)
 
 
@@ -157,6 +169,24 @@ def _apply_loss_weights(net, config: TrainConfig, model_name: str) -> dict[str, 
         raise ValueError(f"config loss_weights name term {sorted(unused)[0]!r} that model {model_name!r} does not have; it has {list(net.loss_weights)}")
     net.set_loss_weights(known)
     return unused
+
+
+def _stage(net, optimizer, cfg: TrainConfig, epoch: int, loss_weights: dict[str, float]) -> None:
+    """Set the learning rates and loss weights of ``epoch`` (from 1): head-only epochs, then the decayed lr.
+
+    Only for recipes with stages (``head_only_epochs`` or ``lr_decay_every``); others keep the optimizer as built.
+    """
+    if not (cfg.head_only_epochs or cfg.lr_decay_every):
+        return
+    head_only = epoch <= cfg.head_only_epochs
+    decay = cfg.lr_decay ** ((epoch - 1) // cfg.lr_decay_every) if cfg.lr_decay_every and not head_only else 1.0
+    rates = [cfg.head_only_lr or cfg.lr, 0.0] if head_only else [cfg.lr * decay, cfg.backbone_lr * decay]
+    for group, rate in zip(optimizer.param_groups, rates):
+        group["lr"] = rate
+    # the dict the model reads, changed in place: the model's options (checked on resume) stay as built
+    net.loss_weights.update(loss_weights)
+    if head_only:
+        net.loss_weights.update(cfg.head_only_loss_weights)
 
 
 def _backbone_lr(optimizer: torch.optim.Optimizer, net) -> dict[str, float]:
@@ -322,7 +352,7 @@ def train(
     Inside a process group (``torchrun``) every rank must call it with the same
     arguments; see the module docstring.
     """
-    cfg = config_for(dataset, config)
+    cfg = config_for(dataset, config, model if isinstance(model, str) else None)
     if seed is not None:
         cfg = replace(cfg, seed=int(seed))
     if split not in dataset.splits:
@@ -344,6 +374,10 @@ def train(
     sample = read_batch(inputs, indices[:1]) if backbone is not None else None
     net = _build_model(dataset, model, cfg, model_options, backbone, sample).to(device)
     unused = _apply_loss_weights(net, cfg, model_name)
+    unknown = sorted(set(cfg.head_only_loss_weights) - set(net.loss_weights))
+    if unknown:
+        raise ValueError(f"config head_only_loss_weights name term {unknown[0]!r} that model {model_name!r} does not have; it has {list(net.loss_weights)}")
+    stage_weights = dict(net.loss_weights)
     optimizer = build_optimizer(cfg, _parameters(net, cfg))
     out = Path(out_dir) if out_dir is not None else None
     if resume and out is None:
@@ -373,6 +407,7 @@ def train(
     try:
         for epoch in range(start + 1, cfg.epochs + 1):
             began = time.perf_counter()
+            _stage(net, optimizer, cfg, epoch, stage_weights)
             batches = list(batch_indices(cfg.sampler, indices, dataset.labels, cfg.batch_size, rng))
             targets = batch_targets(dataset.labels, batches, device)  # one copy per epoch, none per step
             local = shard_inputs(inputs, batches, distributed.rank(), distributed.world_size(), cfg.num_workers)
