@@ -52,8 +52,9 @@ from __future__ import annotations
 import os
 import pickle
 from collections.abc import Mapping, Sequence
-
+from typing import Any
 import torch
+from numpy.typing import ArrayLike
 
 from zslkit.datasets.checks import READ_ERRORS
 from zslkit.models.apn import APN
@@ -217,15 +218,15 @@ def _with_backbone(model, backbone, weights: dict[str, torch.Tensor], where: str
 
 def load_official_apn(
     source: str | os.PathLike | Mapping[str, torch.Tensor],
-    class_attributes,
-    seen_classes,
-    unseen_classes=None,
+    class_attributes: ArrayLike,
+    seen_classes: ArrayLike,
+    unseen_classes: ArrayLike | None = None,
     *,
     avg_pool: bool = False,
     attribute_groups: Mapping[str, Sequence[int]] | None = None,
     backbone: torch.nn.Module | None = None,
     batchnorm: str = "frozen",
-    **options,
+    **options: Any,
 ):
     """Build a zslkit APN from a state dict of the authors' ``resnet_proto_IoU``.
 
@@ -236,7 +237,8 @@ def load_official_apn(
     Args:
         source: path of a ``torch.save``-d state dict, or the state dict itself.
         class_attributes: ``(K, I)`` the raw class attributes (the authors' ``att``).
-        seen_classes, unseen_classes: the split (class indices).
+        seen_classes: the seen (training) classes, indices of ``class_attributes`` rows.
+        unseen_classes: the unseen classes (default: all others).
         avg_pool: the scripts' ``--avg_pool`` (SUN, AwA2): the global branch averages.
         attribute_groups: the groups of the decorrelation terms (the authors' JSON files).
         backbone: a ResNet module (torchvision names, any prefix) to load ``resnet.*`` into;
@@ -263,15 +265,15 @@ def load_official_apn(
 
 def load_official_gem_zsl(
     source: str | os.PathLike | Mapping[str, torch.Tensor],
-    class_attributes,
-    attribute_embeddings,
-    seen_classes,
-    unseen_classes=None,
+    class_attributes: ArrayLike,
+    attribute_embeddings: ArrayLike,
+    seen_classes: ArrayLike,
+    unseen_classes: ArrayLike | None = None,
     *,
     attribute_groups: Mapping[str, Sequence[int]] | None = None,
     backbone: torch.nn.Module | None = None,
     batchnorm: str = "frozen",
-    **options,
+    **options: Any,
 ):
     """Build a zslkit GEM-ZSL from a state dict of the authors' ``GEMNet``.
 
@@ -284,7 +286,8 @@ def load_official_gem_zsl(
             saves it, or the state dict), or the state dict itself.
         class_attributes: ``(K, I)`` the raw class attributes (the authors' ``att``).
         attribute_embeddings: ``(I, D)`` their ``<DATASET>_attribute.pkl`` word vectors (raw).
-        seen_classes, unseen_classes: the split (class indices).
+        seen_classes: the seen (training) classes, indices of ``class_attributes`` rows.
+        unseen_classes: the unseen classes (default: all others).
         attribute_groups: the groups of the decorrelation term (their ``get_attr_group``).
         backbone: a ResNet module to load ``backbone.*`` into (see :func:`load_official_apn`).
         options: more :class:`~zslkit.models.GEMZSL` options.

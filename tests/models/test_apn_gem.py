@@ -187,3 +187,11 @@ def test_cli_trains_on_frozen_synthetic_features_with_the_models_recipe(tmp_path
     reloaded = zslkit.training.load_model(tmp_path)
     assert type(reloaded).__name__ == {"apn": "APN", "gem_zsl": "GEMZSL"}[model]
     assert reloaded.classes.attribute_groups == {k: tuple(v) for k, v in data.attribute_groups.items()}
+
+
+def test_apn_published_numbers_are_the_readme_model_zoo_with_u_and_s_left_empty():
+    from zslkit.bench.published import PUBLISHED_SOURCES, published
+
+    assert published("apn", "cub") == pytest.approx({"T1": 0.721, "H": 0.672})
+    assert published("apn", "sun") == pytest.approx({"T1": 0.615, "H": 0.375})
+    assert "README" in PUBLISHED_SOURCES["apn"] and published("gem_zsl", "cub") is None
