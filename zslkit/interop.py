@@ -53,6 +53,7 @@ import os
 import pickle
 from collections.abc import Mapping, Sequence
 from typing import Any
+
 import torch
 from numpy.typing import ArrayLike
 

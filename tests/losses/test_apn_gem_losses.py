@@ -65,15 +65,15 @@ def test_decorrelation_names_what_is_missing():
 def plain_compactness(maps, grid, sigmoid, total):
     height, width = grid
     value = 0.0
-    B, I, R = maps.shape
+    B, NA, R = maps.shape
     for b in range(B):
-        for i in range(I):
+        for i in range(NA):
             peak = int(maps[b, i].argmax())
             for r in range(R):
                 m = float(maps[b, i, r])
                 m = 1 / (1 + math.exp(-m)) if sigmoid else m
                 value += m * ((r // width - peak // width) ** 2 + (r % width - peak % width) ** 2)
-    return value if total else value / (B * I * R)
+    return value if total else value / (B * NA * R)
 
 
 @pytest.mark.parametrize(("activation", "reduction"), [("sigmoid", "sum"), ("none", "mean")])

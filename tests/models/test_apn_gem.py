@@ -20,7 +20,7 @@ from zslkit.interop import load_official_apn, load_official_gem_zsl
 from zslkit.models.class_space import MissingAttributeGroupsError
 from zslkit.training import TrainConfig, load_config, train
 
-K, I, C, D, H, W, B = 7, 9, 8, 5, 3, 4, 4
+K, NA, C, D, H, W, B = 7, 9, 8, 5, 3, 4, 4
 SEEN, UNSEEN = torch.tensor([0, 1, 3, 5]), torch.tensor([2, 4, 6])
 GROUPS = {"a": [0, 1, 2], "b": [3, 4], "c": [5, 6, 7, 8]}
 
@@ -28,7 +28,7 @@ GROUPS = {"a": [0, 1, 2], "b": [3, 4], "c": [5, 6, 7, 8]}
 @pytest.fixture
 def problem():
     g = torch.Generator().manual_seed(0)
-    return {"att": torch.rand(K, I, generator=g) * 3, "x": torch.randn(B, C, H, W, generator=g),
+    return {"att": torch.rand(K, NA, generator=g) * 3, "x": torch.randn(B, C, H, W, generator=g),
             "labels": torch.tensor([0, 5, 3, 0]), "g": g}
 
 
@@ -51,7 +51,7 @@ def plain_cpt(maps, sigmoid):
 @pytest.mark.parametrize("avg_pool", [False, True])
 def test_official_apn_state_dict_scores_and_loss_equal_the_papers_math(problem, avg_pool):
     g, att, x, labels = problem["g"], problem["att"], problem["x"], problem["labels"]
-    ale, proto = torch.randn(I, C, 1, 1, generator=g) * 0.1, torch.randn(I, C, 1, 1, generator=g) * 0.1
+    ale, proto = torch.randn(NA, C, 1, 1, generator=g) * 0.1, torch.randn(NA, C, 1, 1, generator=g) * 0.1
     model = load_official_apn({"ALE_vector": ale, "prototype_vectors.layer4": proto}, att, SEEN, UNSEEN,
                               avg_pool=avg_pool, attribute_groups=GROUPS)
     out = model(x)
@@ -72,15 +72,15 @@ def test_official_apn_state_dict_scores_and_loss_equal_the_papers_math(problem, 
 
 def test_official_gem_zsl_state_dict_scores_and_loss_equal_the_papers_math(problem):
     g, att, x, labels = problem["g"], problem["att"], problem["x"], problem["labels"]
-    Wq, V, w2v = torch.randn(D, C, generator=g), torch.randn(C, I, generator=g), torch.randn(I, D, generator=g) * 2
+    Wq, V, w2v = torch.randn(D, C, generator=g), torch.randn(C, NA, generator=g), torch.randn(NA, D, generator=g) * 2
     model = load_official_gem_zsl({"model": {"W": Wq, "V": V, "scale": torch.tensor(20.0)}}, att, w2v, SEEN, UNSEEN,
                                   attribute_groups=GROUPS)
     out = model(x)
     gs = x.mean(dim=(2, 3)) @ V
     cos = (gs / (gs.norm(dim=1, keepdim=True) + 1e-5)) @ (att / (att.norm(dim=1, keepdim=True) + 1e-5)).t()
     torch.testing.assert_close(out.scores, 20.0 * cos, rtol=1e-5, atol=1e-5)
-    query = w2v @ Wq  # (I, C)
-    attention = torch.softmax(torch.einsum("ic,bchw->bihw", query, x).flatten(2), dim=2).reshape(B, I, H, W)
+    query = w2v @ Wq  # (NA, C)
+    attention = torch.softmax(torch.einsum("ic,bchw->bihw", query, x).flatten(2), dim=2).reshape(B, NA, H, W)
     psi = attention.flatten(2).max(dim=2).values
     decorrelation = sum(query[rows].norm(dim=0).mean() for rows in GROUPS.values()) / len(GROUPS)
     cpt = plain_cpt(attention, False) / attention.numel()
@@ -93,17 +93,17 @@ def test_official_backbone_weights_are_loaded_by_name():
     source = torchvision.models.resnet18()
     sequential = torch.nn.Sequential(*list(source.children())[:-1])  # APN's self.resnet: children by index
     state = {f"resnet.{k}": v for k, v in sequential.state_dict().items()}
-    state.update({"ALE_vector": torch.randn(I, 512, 1, 1), "prototype_vectors.layer4": torch.randn(I, 512, 1, 1)})
+    state.update({"ALE_vector": torch.randn(NA, 512, 1, 1), "prototype_vectors.layer4": torch.randn(NA, 512, 1, 1)})
     fresh = torchvision.models.resnet18()
     backbone = torch.nn.Sequential(OrderedDict((n, m) for n, m in fresh.named_children() if n not in ("avgpool", "fc")))
-    net = load_official_apn(state, torch.rand(K, I), SEEN, UNSEEN, attribute_groups=GROUPS, backbone=backbone).eval()
+    net = load_official_apn(state, torch.rand(K, NA), SEEN, UNSEEN, attribute_groups=GROUPS, backbone=backbone).eval()
     images = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(net.backbone(images), sequential.eval()[0:8](images))
     with pytest.raises(Exception, match="missing key\\(s\\) ALE_vector"):
-        load_official_apn({"prototype_vectors.layer4": torch.randn(I, C, 1, 1)}, torch.rand(K, I), SEEN)
+        load_official_apn({"prototype_vectors.layer4": torch.randn(NA, C, 1, 1)}, torch.rand(K, NA), SEEN)
     with pytest.raises(Exception, match="missing key\\(s\\) W"):
-        load_official_gem_zsl({"V": torch.randn(C, I), "scale": torch.tensor(20.0)}, torch.rand(K, I), torch.randn(I, D), SEEN)
+        load_official_gem_zsl({"V": torch.randn(C, NA), "scale": torch.tensor(20.0)}, torch.rand(K, NA), torch.randn(NA, D), SEEN)
 
 
 def test_cub_names_give_its_28_groups_as_gem_zsl_lists_them(shared_data):

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from zslkit.datasets.attribute_groups import packaged_groups
 from zslkit.datasets.checks import (
     check_finite,
     file_error,
@@ -39,7 +40,6 @@ from zslkit.datasets.container import DatasetError, ZSLDataset
 from zslkit.datasets.image_folder import relative_image_path
 from zslkit.datasets.matfile import check_mat_structure
 from zslkit.datasets.word_vectors import load_attribute_vectors, read_attribute_names
-from zslkit.datasets.attribute_groups import packaged_groups
 from zslkit.registry import register
 
 __all__ = [

@@ -18,10 +18,9 @@ and :class:`~zslkit.models.dazle.DAZLE` are this class with other defaults.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any, ClassVar
-
-import inspect
 
 import numpy as np
 import torch
