@@ -195,3 +195,23 @@ def test_apn_published_numbers_are_the_readme_model_zoo_with_u_and_s_left_empty(
     assert published("apn", "cub") == pytest.approx({"T1": 0.721, "H": 0.672})
     assert published("apn", "sun") == pytest.approx({"T1": 0.615, "H": 0.375})
     assert "README" in PUBLISHED_SOURCES["apn"] and published("gem_zsl", "cub") is None
+
+
+def test_ddp_training_of_both_models_equals_single_process(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from tests.conftest import torchrun
+
+    spec = importlib.util.spec_from_file_location("ddp_apn_gem_worker", Path(__file__).with_name("ddp_apn_gem_worker.py"))
+    worker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(worker)
+    torchrun(worker.__file__, str(tmp_path), cwd=tmp_path)
+    for name in ("apn", "gem_zsl"):
+        ours, theirs = worker.trained(name).state_dict(), load_file(str(tmp_path / f"{name}.safetensors"))
+        assert ours.keys() == theirs.keys()
+        for key, value in ours.items():
+            scale = float(value.abs().max()) or 1.0 if value.is_floating_point() else 1.0
+            assert float((value.double() - theirs[key].double()).abs().max()) <= 1e-5 * scale, (name, key)

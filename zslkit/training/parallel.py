@@ -13,6 +13,7 @@ term, including those that are not a mean over images (``self_calibration`` is
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -22,7 +23,7 @@ from torch import nn
 from zslkit import distributed
 from zslkit.models.output import ModelOutput
 
-__all__ = ["gather_output", "wrap"]
+__all__ = ["PER_IMAGE_FIELDS", "gather_output", "wrap"]
 
 
 def wrap(net: nn.Module, device: torch.device) -> nn.Module:
@@ -35,33 +36,59 @@ def wrap(net: nn.Module, device: torch.device) -> nn.Module:
     return nn.parallel.DistributedDataParallel(net, device_ids=device_ids)
 
 
-def _fields(output: ModelOutput, with_maps: bool) -> list[tuple[str, str | None, torch.Tensor]]:
-    """``(field, branch, tensor)`` for every per-image tensor of ``output`` that is gathered."""
-    found: list[tuple[str, str | None, torch.Tensor]] = [("scores", None, output.scores)]
-    for name in ("branch_scores", "attribute_scores") + (("maps",) if with_maps else ()):
-        found += [(name, branch, value) for branch, value in getattr(output, name).items() if value is not None]
-    return found
+#: Per-image fields of :class:`ModelOutput`: ``(B, ...)`` tensors, dicts branch -> tensor or ``None``, or dicts
+#: branch -> dict name -> tensor (``extras``). Everything else (``constants``, ``grid``) is the same on every process.
+PER_IMAGE_FIELDS: tuple[str, ...] = ("scores", "branch_scores", "attribute_scores", "maps", "extras")
+
+
+def _per_image(value, path: tuple = ()) -> list[tuple[tuple, torch.Tensor]]:
+    """``(path, tensor)`` for every tensor in ``value`` (a tensor or nested dicts; ``None`` skipped)."""
+    if isinstance(value, torch.Tensor):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in _per_image(item, (*path, key))]
+    return []
+
+
+def _fields(output: ModelOutput, with_maps: bool) -> list[tuple[tuple, torch.Tensor]]:
+    """``(path, tensor)`` for every per-image tensor of ``output`` that is gathered; ``path`` starts with the field."""
+    names = [name for name in PER_IMAGE_FIELDS if with_maps or name != "maps"]
+    return [found for name in names for found in _per_image(getattr(output, name), (name,))]
+
+
+def _rows(value: torch.Tensor) -> torch.Tensor:
+    """``(n, ...)`` -> ``(n, F)`` (``(n,)`` -> ``(n, 1)``; empty shards too)."""
+    return value.reshape(value.shape[0], math.prod(value.shape[1:]))
+
+
+def _rebuild(value, path: tuple, gathered: dict[tuple, torch.Tensor]):
+    """``value`` with every tensor replaced by its gathered rows (``None`` for one not gathered)."""
+    if isinstance(value, torch.Tensor):
+        return gathered.get(path)
+    if isinstance(value, dict):
+        return {key: _rebuild(item, (*path, key), gathered) for key, item in value.items()}
+    return value
 
 
 def gather_output(output: ModelOutput, counts: Sequence[int], with_maps: bool = True) -> ModelOutput:
-    """Every process's :class:`ModelOutput` rows, concatenated in rank order (one collective).
+    """Every process's :class:`ModelOutput` rows, concatenated in rank order.
 
-    ``counts``: rows of each process. The per-image tensors are flattened to
-    ``(n, F)``, concatenated along ``F``, gathered once and split back. Attention maps
-    ``(n, I, R)`` are large: with ``with_maps=False`` the result's maps are ``None``
-    (loss terms that read maps set ``needs_maps = True``).
+    ``counts``: rows of each process. Every per-image tensor (:data:`PER_IMAGE_FIELDS`, the
+    extras of every branch included, whatever their names) is flattened to ``(n, F)``; those of
+    one dtype are concatenated along ``F``, gathered in one collective and split back.
+    ``constants`` and ``grid`` are kept as they are. Attention maps ``(n, I, R)`` are large:
+    with ``with_maps=False`` the result's maps are ``None`` (loss terms that read maps set
+    ``needs_maps = True``).
     """
     fields = _fields(output, with_maps)
-    flat = torch.cat([value.flatten(1) for _, _, value in fields], dim=1)
-    gathered = distributed.all_gather_rows(flat, counts)
-    result = ModelOutput(scores=output.scores, maps=dict.fromkeys(output.maps))
-    start = 0
-    for name, branch, value in fields:
-        width = math.prod(value.shape[1:])
-        piece = gathered[:, start : start + width].reshape(-1, *value.shape[1:])
-        start += width
-        if branch is None:
-            result.scores = piece
-        else:
-            getattr(result, name)[branch] = piece
-    return result
+    gathered: dict[tuple, torch.Tensor] = {}
+    for dtype in dict.fromkeys(value.dtype for _, value in fields):
+        group = [(path, value) for path, value in fields if value.dtype == dtype]
+        flat = distributed.all_gather_rows(torch.cat([_rows(value) for _, value in group], dim=1), counts)
+        start = 0
+        for path, value in group:
+            width = math.prod(value.shape[1:])
+            gathered[path] = flat[:, start : start + width].reshape(-1, *value.shape[1:])
+            start += width
+    changes = {name: _rebuild(getattr(output, name), (name,), gathered) for name in PER_IMAGE_FIELDS}
+    return dataclasses.replace(output, **changes)
