@@ -215,3 +215,11 @@ def test_ddp_training_of_both_models_equals_single_process(tmp_path):
         for key, value in ours.items():
             scale = float(value.abs().max()) or 1.0 if value.is_floating_point() else 1.0
             assert float((value.double() - theirs[key].double()).abs().max()) <= 1e-5 * scale, (name, key)
+
+
+def test_bench_trains_each_model_with_its_own_recipe():
+    from zslkit.bench.model_runner import ModelRunner
+
+    data = synthetic()
+    assert ModelRunner("apn").config(data).model == "apn" and ModelRunner("apn").config(data).lr == 1e-2
+    assert ModelRunner("msdn").config(data).model == "msdn"  # the dataset's config, as before

@@ -58,7 +58,7 @@ class ModelRunner:
         from zslkit.training.trainer import config_for
 
         overrides = dict(self.train_config) if isinstance(self.train_config, dict) else {}
-        base = config_for(dataset, None if isinstance(self.train_config, dict) else self.train_config)
+        base = config_for(dataset, None if isinstance(self.train_config, dict) else self.train_config, self.component)
         if epochs is not None:
             overrides["epochs"] = epochs
         return training.load_config(base, **overrides) if overrides else base
