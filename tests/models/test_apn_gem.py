@@ -223,3 +223,27 @@ def test_bench_trains_each_model_with_its_own_recipe():
     data = synthetic()
     assert ModelRunner("apn").config(data).model == "apn" and ModelRunner("apn").config(data).lr == 1e-2
     assert ModelRunner("msdn").config(data).model == "msdn"  # the dataset's config, as before
+
+
+@pytest.mark.parametrize("model", ["apn", "gem_zsl"])
+def test_cli_finetunes_end_to_end_and_eval_rebuilds_the_same_scores(tmp_path, capsys, model):
+    from tests.datasets.conftest import make_tiny_xlsa17
+    from tests.training.test_finetune import table_row
+
+    tiny = make_tiny_xlsa17(tmp_path)
+    names = tmp_path / "names.txt"  # <group>::<value> names: the attribute groups the decorrelation terms need
+    names.write_text("".join(f"has_part{i % 2}_color::v{i}\n" for i in range(6)))
+    options = [f"--data-option=path={tiny.folder}", f"--data-option=attribute_names={names}"]
+    argv = ["train", "--model", model, "--dataset", "xlsa17", *options, "--epochs", "2", "--batch-size", "8",
+            "--backbone", "test_resnet", "--random-init", "--image-size", "32", "--set", "head_only_epochs=1",
+            "--no-progress", "--out", str(tmp_path / "run"), "--dataset-root", str(tiny.image_root)]
+    assert main(argv) == 0, capsys.readouterr().err
+    trained = table_row(capsys.readouterr().out)
+    meta = zslkit.training.load_checkpoint(tmp_path / "run").meta
+    assert meta["model"]["name"] == model and meta["model"]["options"]["attribute_groups"] == {"part0_color": [0, 2, 4], "part1_color": [1, 3, 5]}
+    # the head-only epoch leaves the backbone at lr 0, then it trains at backbone_lr
+    assert [h["backbone_lr"] for h in meta["history"]] == [0.0, meta["config"]["backbone_lr"]] and meta["config"]["backbone_lr"] > 0
+    evaluated = ["eval", str(tmp_path / "run"), "--dataset", "xlsa17", *options, "--image-size", "32", "--dataset-root", str(tiny.image_root)]
+    assert main(evaluated) == 0, capsys.readouterr().err
+    scored = table_row(capsys.readouterr().out)
+    assert {k: scored[k] for k in ("T1", "U", "S", "H", "AUSUC")} == {k: trained[k] for k in ("T1", "U", "S", "H", "AUSUC")}
