@@ -247,3 +247,8 @@ def test_cli_finetunes_end_to_end_and_eval_rebuilds_the_same_scores(tmp_path, ca
     assert main(evaluated) == 0, capsys.readouterr().err
     scored = table_row(capsys.readouterr().out)
     assert {k: scored[k] for k in ("T1", "U", "S", "H", "AUSUC")} == {k: trained[k] for k in ("T1", "U", "S", "H", "AUSUC")}
+
+
+def test_head_only_loss_weights_must_name_the_models_terms():
+    with pytest.raises(ValueError, match="head_only_loss_weights name term 'compactness' that model 'apn' does not have"):
+        train(synthetic(), "apn", TrainConfig(epochs=1, head_only_epochs=1, head_only_loss_weights={"compactness": 0.0}), progress=False)

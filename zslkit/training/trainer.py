@@ -171,6 +171,15 @@ def _apply_loss_weights(net, config: TrainConfig, model_name: str) -> dict[str, 
     return unused
 
 
+def _stage_weights(net, cfg: TrainConfig, model_name: str) -> dict[str, float]:
+    """The loss weights after the head-only epochs (the model's, as the config set them); checks
+    ``head_only_loss_weights`` names only the model's terms."""
+    unknown = sorted(set(cfg.head_only_loss_weights) - set(net.loss_weights))
+    if unknown:
+        raise ValueError(f"config head_only_loss_weights name term {unknown[0]!r} that model {model_name!r} does not have; it has {list(net.loss_weights)}")
+    return dict(net.loss_weights)
+
+
 def _stage(net, optimizer, cfg: TrainConfig, epoch: int, loss_weights: dict[str, float]) -> None:
     """Set the learning rates and loss weights of ``epoch`` (from 1): head-only epochs, then the decayed lr.
 
@@ -374,10 +383,7 @@ def train(
     sample = read_batch(inputs, indices[:1]) if backbone is not None else None
     net = _build_model(dataset, model, cfg, model_options, backbone, sample).to(device)
     unused = _apply_loss_weights(net, cfg, model_name)
-    unknown = sorted(set(cfg.head_only_loss_weights) - set(net.loss_weights))
-    if unknown:
-        raise ValueError(f"config head_only_loss_weights name term {unknown[0]!r} that model {model_name!r} does not have; it has {list(net.loss_weights)}")
-    stage_weights = dict(net.loss_weights)
+    stage_weights = _stage_weights(net, cfg, model_name)
     optimizer = build_optimizer(cfg, _parameters(net, cfg))
     out = Path(out_dir) if out_dir is not None else None
     if resume and out is None:
