@@ -252,3 +252,15 @@ def test_cli_finetunes_end_to_end_and_eval_rebuilds_the_same_scores(tmp_path, ca
 def test_head_only_loss_weights_must_name_the_models_terms():
     with pytest.raises(ValueError, match="head_only_loss_weights name term 'compactness' that model 'apn' does not have"):
         train(synthetic(), "apn", TrainConfig(epochs=1, head_only_epochs=1, head_only_loss_weights={"compactness": 0.0}), progress=False)
+
+
+def test_resume_across_the_head_only_stage_continues_exactly(tmp_path):
+    data = synthetic()
+    cfg = TrainConfig(epochs=3, batch_size=20, optimizer="adam", lr=1e-2, head_only_epochs=2, head_only_lr=1e-3,
+                      head_only_loss_weights={"cpt": 0.0}, lr_decay=0.5, lr_decay_every=1, num_threads=1)
+    whole = train(data, "apn", cfg, progress=False)
+    train(data, "apn", TrainConfig(**{**cfg.to_dict(), "epochs": 1}), out_dir=tmp_path, progress=False)
+    resumed = train(data, "apn", cfg, out_dir=tmp_path, resume=True, progress=False)
+    assert [h["lr"] for h in resumed.history] == [h["lr"] for h in whole.history] == [1e-3, 1e-3, 1e-2 * 0.25]
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
