@@ -112,6 +112,7 @@ def test_cub_names_give_its_28_groups_as_gem_zsl_lists_them(shared_data):
     bounds = [0, 9, 24, 39, 54, 58, 73, 79, 94, 105, 120, 135, 149, 152, 167, 182, 197, 212, 217, 222, 236, 240, 244, 248, 263, 278, 293, 308, 312]
     assert [(v[0], v[-1] + 1) for v in groups.values()] == list(zip(bounds[:-1], bounds[1:]))
     assert list(groups)[:3] == ["bill_shape", "wing_color", "upperparts_color"]
+    assert packaged_groups("cub", 312) == groups  # the packaged file, for CUB loaded without its names
     assert all(v == list(range(v[0], v[-1] + 1)) for v in groups.values())
 
 
@@ -123,7 +124,7 @@ def test_packaged_awa2_and_sun_groups_partition_their_attributes(shared_data):
     assert [predicates[i] for i in awa2["color"]] == ["black", "white", "blue", "brown", "gray", "orange", "red", "yellow"]
     assert [predicates[i] for i in awa2["habitat"]][:3] == ["oldworld", "arctic", "coastal"]
     assert predicates[awa2["nutrition"][-1]] == "newworld"  # as GEM-ZSL lists it (an upstream off-by-one, kept)
-    assert packaged_groups("awa2", 84) is None and packaged_groups("cub", 312) is None
+    assert packaged_groups("awa2", 84) is None and packaged_groups("apy", 64) is None
 
 
 def synthetic(**changes):

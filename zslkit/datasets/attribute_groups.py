@@ -5,10 +5,11 @@ Loss terms such as ``attribute_decorrelation`` need them. They come from the dat
 * names of the form ``<group>::<value>`` (CUB's ``has_bill_shape::hooked``) group by the part
   before ``::``, with a leading ``has_`` dropped: CUB's 312 attributes form 28 groups
   (``bill_shape``, ``wing_color``, ...), in the order they first appear;
-* the AwA2 (9 groups) and SUN (4 groups) benchmarks use the packaged files
-  ``zslkit/datasets/attribute_groups/{awa2,sun}.json``, whose ``source`` field gives their
-  provenance (the index lists of the GEM-ZSL repository, named after APN's parts; APN's own
-  group files are not in its repository).
+* the benchmarks loaded without attribute names use the packaged files
+  ``zslkit/datasets/attribute_groups/{cub,awa2,sun}.json`` (28, 9 and 4 groups), whose
+  ``source`` field gives their provenance (CUB: its names, grouped as above; AwA2 and SUN:
+  the index lists of the GEM-ZSL repository, named after APN's parts; APN's own group
+  files are not in its repository).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from importlib import resources
 __all__ = ["PACKAGED_GROUPS", "groups_from_names", "packaged_groups"]
 
 #: Benchmarks with a packaged group file.
-PACKAGED_GROUPS: tuple[str, ...] = ("awa2", "sun")
+PACKAGED_GROUPS: tuple[str, ...] = ("cub", "awa2", "sun")
 
 
 def groups_from_names(names: Sequence[str]) -> dict[str, list[int]] | None:
@@ -35,7 +36,7 @@ def groups_from_names(names: Sequence[str]) -> dict[str, list[int]] | None:
 
 
 def packaged_groups(benchmark: str, num_attributes: int) -> dict[str, list[int]] | None:
-    """The packaged groups of ``benchmark`` (``awa2``, ``sun``), or ``None`` for another name or size."""
+    """The packaged groups of ``benchmark`` (``cub``, ``awa2``, ``sun``), or ``None`` for another name or size."""
     if benchmark not in PACKAGED_GROUPS:
         return None
     data = json.loads((resources.files("zslkit") / "datasets" / "attribute_groups" / f"{benchmark}.json").read_text())
