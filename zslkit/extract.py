@@ -7,6 +7,10 @@ repositories (DAZLE, TransZero, MSDN) use ``crop_pct=1.0`` (resize 448, crop 448
 bilinear interpolation and the ImageNet mean/std, which is the default here apart from
 the interpolation (timm's model default unless ``interpolation`` is given).
 
+The store's metadata records the preprocessing (``preprocessing``: input size, crop_pct,
+crop mode, interpolation, mean, std) and every image's original ``[width, height]``
+(``image_sizes``), which together map a feature cell back to the pixels it came from.
+
 Extraction is resumable: run the same call again after an interruption and it continues
 after the last batch that reached the disk (see :func:`extract_features`).
 
@@ -31,7 +35,7 @@ from zslkit.datasets.checks import sha256_file
 from zslkit.datasets.image_folder import ImageList
 from zslkit.datasets.store import FeatureStore, StoreWriter, create_store, open_store
 
-__all__ = ["ImageFiles", "extract_features", "preprocessing", "sha256_file"]
+__all__ = ["ImageFiles", "extract_features", "image_sizes", "preprocessing", "sha256_file"]
 
 
 def preprocessing(
@@ -78,6 +82,24 @@ class ImageFiles(torch.utils.data.Dataset):
                 return self.transform(image.convert("RGB"))
         except (OSError, UnidentifiedImageError) as exc:
             raise OSError(f"{path}: cannot read image ({exc})") from None
+
+
+def image_sizes(paths: Sequence[str | Path]) -> list[list[int]]:
+    """``[width, height]`` of every image as stored (read from the file headers, nothing decoded).
+
+    The store records them so that grid cells can be mapped back to original-image
+    pixels (:func:`zslkit.metrics.localization.grid_to_image`).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    sizes = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                sizes.append([int(image.width), int(image.height)])
+        except (OSError, UnidentifiedImageError) as exc:
+            raise OSError(f"{path}: cannot read image ({exc})") from None
+    return sizes
 
 
 def _origin(backbone: nn.Module) -> str:
@@ -160,7 +182,7 @@ def extract_features(
                           name=type(backbone).__name__, source=_origin(backbone))
     channels, height, width = probe.shape[1:]
     settings = {"backbone": _describe(backbone), "image_size": int(image_size), "preprocessing": config,
-                "files": list(files), **(metadata or {})}
+                "files": list(files), "image_sizes": image_sizes(paths), **(metadata or {})}
 
     def open_writer(rows: tuple[int, int] | None = None) -> StoreWriter:
         return create_store(out, (len(paths), channels, height, width), dtype=dtype, format=format, metadata=settings, rows=rows)

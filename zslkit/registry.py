@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 #: The kinds of component zslkit knows, in the order they appear in listings.
-KINDS: tuple[str, ...] = ("backbone", "attention", "loss", "model", "method", "dataset")
+KINDS: tuple[str, ...] = ("backbone", "attention", "loss", "model", "method", "dataset", "sampler")
 
 #: Modules whose import registers the built-in components.
 _BUILTIN_MODULES: tuple[str, ...] = (

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-__all__ = ["AttributeMap", "attention_figure", "center_crop", "top_attribute_maps"]
+__all__ = ["AttributeMap", "attention_figure", "center_crop", "localization_figure", "top_attribute_maps"]
 
 
 @dataclass
@@ -169,3 +169,35 @@ def attention_figure(
                 ax.set_ylabel(branch)
     return figure
 
+
+
+def localization_figure(result: dict[str, Any], *, title: str | None = None):
+    """A matplotlib ``Figure``: per part, the fraction of pairs whose map peak hit it, one bar per branch.
+
+    ``result``: what :func:`zslkit.training.localization.evaluate_localization` returns
+    (``result["branches"][branch]["per_part"][part]["fraction"]``). Parts with no judged
+    pair are drawn empty and labelled ``n/a``; each label gives the number of pairs.
+    """
+    from matplotlib.figure import Figure
+
+    branches = result["branches"]
+    parts = list(next(iter(branches.values()))["per_part"])
+    height = 0.8 / len(branches)
+    figure = Figure(figsize=(7, 0.35 * len(parts) * max(1, len(branches) / 2) + 1.2), layout="constrained")
+    ax = figure.subplots()
+    positions = np.arange(len(parts))
+    for k, (branch, summary) in enumerate(branches.items()):
+        per = summary["per_part"]
+        values = [per[p]["fraction"] or 0.0 for p in parts]
+        overall = summary["overall"]
+        label = f"{branch} (overall {overall:.3f})" if overall is not None else branch
+        ax.barh(positions + k * height, values, height=height, label=label)
+    pairs = next(iter(branches.values()))["per_part"]
+    ax.set_yticks(positions + height * (len(branches) - 1) / 2,
+                  [f"{p} ({pairs[p]['pairs']})" if pairs[p]["pairs"] else f"{p} (n/a)" for p in parts])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(f"fraction of (image, attribute) pairs hit ({result.get('criterion', '')})")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title or f"attribute localisation on {result.get('split', '')}", fontsize=10)
+    return figure

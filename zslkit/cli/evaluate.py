@@ -4,10 +4,14 @@ A checkpoint of end-to-end fine-tuning (``zslkit train --backbone``) is scored o
 dataset's images: its timm backbone is rebuilt from the checkpoint (architecture from the
 checkpoint's description, weights from the checkpoint) and reads the images under
 ``--dataset-root`` at ``--image-size``.
+
+``--localization --cub-parts DIR`` also scores where the attention maps peak against
+CUB's part annotations (:mod:`zslkit.cli.localization`).
 """
 
 from __future__ import annotations
 
+from zslkit.cli.localization import add_localization_options, run_localization
 from zslkit.cli.options import add_data_options, load_dataset_from_args
 
 
@@ -24,6 +28,7 @@ def add_parser(sub) -> None:
     p.add_argument("--dataset-root", default=None, help="for a fine-tuned checkpoint: the folder holding the dataset's images")
     p.add_argument("--image-size", type=int, default=448, help="for a fine-tuned checkpoint: the size it was trained at")
     add_data_options(p)
+    add_localization_options(p)
     p.set_defaults(func=run)
 
 
@@ -64,7 +69,16 @@ def run(args) -> int:
     if not main:
         return 0
     print(format_markdown([{"method": name, **metrics}], title=f"{dataset.name}: {args.checkpoint}"))
+    if args.localization:
+        run_localization(args, model, dataset, inputs, preprocessing=None if inputs is None else _input_preprocessing(args, backbone))
     return 0
+
+
+def _input_preprocessing(args, backbone) -> dict:
+    """The preprocessing a fine-tuned checkpoint's images go through (what ``image_inputs`` builds)."""
+    from zslkit.extract import preprocessing
+
+    return preprocessing(backbone, args.image_size)[1]
 
 
 def checkpoint_backbone(checkpoint):

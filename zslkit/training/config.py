@@ -31,6 +31,7 @@ OPTIMIZERS: tuple[str, ...] = ("rmsprop", "adam", "sgd")
 #: ``shuffle``: a fresh permutation every epoch; ``random``: every batch drawn
 #: independently without replacement (the authors' loader); ``class_balanced``:
 #: every batch draws distinct classes, then images of each (the authors' SUN loader).
+#: Any other ``sampler`` names a registered sampler (kind ``sampler``, e.g. ``episodic``).
 SAMPLERS: tuple[str, ...] = ("shuffle", "random", "class_balanced")
 #: ``fp32``: float32 throughout; ``tf32``: float32, with CUDA matrix products in TensorFloat-32
 #: (no effect on a CPU); ``bf16``: the forward under bfloat16 autocast, loss terms and
@@ -60,7 +61,10 @@ class TrainConfig:
         lr, weight_decay, momentum: optimizer settings (for Adam, ``momentum`` is its
             ``beta1``; the default 0.9 is PyTorch's).
         seed: seeds the model's initialisation and the batch order.
-        sampler: one of :data:`SAMPLERS`.
+        sampler: one of :data:`SAMPLERS`, or the name of a registered sampler
+            (``zslkit list sampler``; e.g. ``episodic``: n-way k-shot batches).
+        sampler_options: options of a registered sampler (``{ways: 4, shots: 2}`` for
+            ``episodic``); must be empty for the samplers of :data:`SAMPLERS`.
         loss_weights: loss term -> weight, overriding the model's defaults.
         model_options: extra options for ``zslkit.create_model`` (``margin``, ``branches``...).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... or ``"auto"`` (CUDA when available).
@@ -109,6 +113,7 @@ class TrainConfig:
     momentum: float = 0.9
     seed: int = 0
     sampler: str = "shuffle"
+    sampler_options: dict[str, Any] = field(default_factory=dict)
     loss_weights: dict[str, float] = field(default_factory=dict)
     model_options: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
@@ -144,11 +149,29 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.lr must be positive, got {self.lr}")
         if self.backbone_lr < 0:
             raise ValueError(f"TrainConfig.backbone_lr must be 0 (frozen backbone) or positive, got {self.backbone_lr}")
-        for name, choices in (("backbone_batchnorm", BATCHNORM_MODES), ("optimizer", OPTIMIZERS), ("sampler", SAMPLERS),
+        for name, choices in (("backbone_batchnorm", BATCHNORM_MODES), ("optimizer", OPTIMIZERS),
                               ("precision", PRECISIONS), ("resident", RESIDENCY), ("resident_dtype", RESIDENT_DTYPES),
                               ("compile", COMPILE_MODES)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"TrainConfig.{name} must be one of {tuple(choices)}, got {getattr(self, name)!r}")
+        self._check_sampler()
+
+    def _check_sampler(self) -> None:
+        """The sampler is one of :data:`SAMPLERS` (no options) or a registered one its options can build."""
+        from zslkit.registry import create, list_components
+
+        if self.sampler in SAMPLERS:
+            if self.sampler_options:
+                raise ValueError(f"TrainConfig.sampler_options apply to registered samplers; {self.sampler!r} takes none")
+            return
+        registered = list_components("sampler")
+        if self.sampler not in registered:
+            raise ValueError(f"TrainConfig.sampler must be one of {SAMPLERS} or a registered sampler {tuple(registered)}, "
+                             f"got {self.sampler!r}{_suggest(str(self.sampler), [*SAMPLERS, *registered])}")
+        try:
+            create("sampler", self.sampler, **self.sampler_options)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"TrainConfig.sampler_options: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -20,6 +20,7 @@ import torch
 from zslkit.datasets.checks import check_finite_rows, feature_source
 from zslkit.datasets.resident import ResidentFeatures
 from zslkit.distributed import shard_range
+from zslkit.registry import create, list_components
 
 __all__ = ["batch_indices", "batch_targets", "read_batch", "shard", "shard_inputs", "steps_per_epoch"]
 
@@ -115,7 +116,8 @@ def batch_targets(labels: np.ndarray, batches: list[np.ndarray], device: torch.d
 
 
 def batch_indices(
-    sampler: str, indices: np.ndarray, labels: np.ndarray, batch_size: int, rng: np.random.Generator
+    sampler: str, indices: np.ndarray, labels: np.ndarray, batch_size: int, rng: np.random.Generator,
+    options: dict | None = None,
 ) -> Iterator[np.ndarray]:
     """One epoch of batches of image indices drawn from ``indices`` (``labels``: all labels, indexed by image).
 
@@ -123,6 +125,8 @@ def batch_indices(
     ``random``: each batch ``batch_size`` images drawn without replacement, independently;
     ``class_balanced``: each batch draws ``min(#classes, batch_size)`` distinct classes
     and ``max(batch_size // #classes, 1)`` images of each, with replacement.
+    Any other name is a registered sampler (kind ``sampler``), built with ``options``
+    (see :mod:`zslkit.datasets.samplers`).
     """
     indices = np.asarray(indices, dtype=np.int64)
     steps = steps_per_epoch(len(indices), batch_size)
@@ -141,5 +145,8 @@ def batch_indices(
         for _ in range(steps):
             chosen = rng.choice(classes, size=min(len(classes), batch_size), replace=False)
             yield np.concatenate([rng.choice(members[c], size=per_class) for c in chosen.tolist()])
+    elif sampler in list_components("sampler"):
+        yield from create("sampler", sampler, **(options or {}))(indices, labels, batch_size, rng)
     else:
-        raise ValueError(f"unknown sampler {sampler!r}; expected shuffle, random or class_balanced")
+        raise ValueError(f"unknown sampler {sampler!r}; expected shuffle, random, class_balanced "
+                         f"or a registered sampler {tuple(list_components('sampler'))}")

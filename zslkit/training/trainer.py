@@ -35,7 +35,7 @@ from zslkit.training.checkpoint import (
     save_checkpoint,
 )
 from zslkit.training.config import TrainConfig, available_configs, load_config
-from zslkit.training.data import batch_indices, batch_targets, read_batch, shard_inputs, steps_per_epoch
+from zslkit.training.data import batch_indices, batch_targets, read_batch, shard_inputs
 from zslkit.training.guards import (
     NonFiniteLossError,
     check_finite_step,
@@ -405,7 +405,6 @@ def train(
     checkpoint = None
     forward, loss = _compiled(parallel, net, cfg.compile)
     losses_of = partial(_batch_losses, forward, loss, net, device=device, precision=cfg.precision)
-    steps = steps_per_epoch(len(indices), cfg.batch_size)
     threads, tf32 = torch.get_num_threads(), torch.backends.cuda.matmul.allow_tf32
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
@@ -414,7 +413,8 @@ def train(
         for epoch in range(start + 1, cfg.epochs + 1):
             began = time.perf_counter()
             _stage(net, optimizer, cfg, epoch, stage_weights)
-            batches = list(batch_indices(cfg.sampler, indices, dataset.labels, cfg.batch_size, rng))
+            batches = list(batch_indices(cfg.sampler, indices, dataset.labels, cfg.batch_size, rng, cfg.sampler_options))
+            steps = len(batches)
             targets = batch_targets(dataset.labels, batches, device)  # one copy per epoch, none per step
             local = shard_inputs(inputs, batches, distributed.rank(), distributed.world_size(), cfg.num_workers)
             batches = zip(local, targets)

@@ -1,0 +1,69 @@
+"""Registered batch samplers (registry kind ``sampler``).
+
+A sampler factory is called with its options and returns a callable
+``sampler(indices, labels, batch_size, rng)`` that yields one epoch of batches: arrays
+of image indices drawn from ``indices`` (``labels``: the labels of *all* images,
+indexed by image; ``rng``: a :class:`numpy.random.Generator`, the trainer's, seeded by
+``TrainConfig.seed``). The trainer uses one when ``TrainConfig.sampler`` names it, with
+``TrainConfig.sampler_options`` as its options; its own samplers ``shuffle``, ``random``
+and ``class_balanced`` are not registry entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from zslkit.registry import register
+
+__all__ = ["EpisodicSampler"]
+
+
+@register("sampler", "episodic")
+class EpisodicSampler:
+    """n-way k-shot batches, as GEM-ZSL (and APN's ``--train_mode distributed``) train.
+
+    Every batch draws ``ways`` distinct classes of the split uniformly, then ``shots``
+    distinct images of each, all without replacement, and lists them class by class
+    (``ways * shots`` images; ``batch_size`` is not used). Batches are drawn
+    independently, so an epoch is not a pass over the images: it has ``batches``
+    batches, by default ``ceil(N / (ways * shots))`` for a split of ``N`` images (about
+    as many images as one pass; GEM-ZSL's configs set 300). A class with fewer than
+    ``shots`` images of the split cannot fill its share: that is an error naming it.
+
+    Args:
+        ways: classes per batch (GEM-ZSL's CUB config: 4; APN's CUB script: 8).
+        shots: images per class (GEM-ZSL: 2; APN: 3).
+        batches: batches per epoch, or ``None`` for the default above.
+    """
+
+    def __init__(self, ways: int, shots: int, batches: int | None = None) -> None:
+        for name, value in (("ways", ways), ("shots", shots)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"episodic sampler: {name} must be a positive integer, got {value!r}")
+        if batches is not None and (not isinstance(batches, int) or isinstance(batches, bool) or batches < 1):
+            raise ValueError(f"episodic sampler: batches must be a positive integer or None, got {batches!r}")
+        self.ways, self.shots, self.batches = ways, shots, batches
+
+    def __repr__(self) -> str:
+        return f"EpisodicSampler(ways={self.ways}, shots={self.shots}, batches={self.batches})"
+
+    def num_batches(self, num_images: int) -> int:
+        """Batches per epoch for a split of ``num_images`` images."""
+        return self.batches if self.batches is not None else -(-num_images // (self.ways * self.shots))
+
+    def __call__(self, indices, labels, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+        indices = np.asarray(indices, dtype=np.int64)
+        split_labels = np.asarray(labels)[indices]
+        classes, counts = np.unique(split_labels, return_counts=True)
+        if self.ways > len(classes):
+            raise ValueError(f"episodic sampler: ways={self.ways} but the split has {len(classes)} classes; lower ways")
+        if counts.min() < self.shots:
+            small = int(np.argmin(counts))
+            raise ValueError(f"episodic sampler: class {int(classes[small])} has {int(counts[small])} images in the split, "
+                             f"fewer than shots={self.shots}; lower shots")
+        members = [indices[split_labels == c] for c in classes]
+        for _ in range(self.num_batches(len(indices))):
+            chosen = rng.choice(len(classes), size=self.ways, replace=False)
+            yield np.concatenate([rng.choice(members[c], size=self.shots, replace=False) for c in chosen.tolist()])
