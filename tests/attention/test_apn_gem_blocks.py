@@ -21,7 +21,7 @@ def inputs():
 def test_prototype_maps_are_dot_products_and_scores_their_peak(inputs):
     features, embeddings = inputs
     block = zslkit.create("attention", "prototype", feature_dim=C, embedding_dim=D, num_attributes=NA)
-    assert 0 <= float(block.prototypes.min()) and float(block.prototypes.max()) < 2e-4  # the authors' 2e-4 * U[0, 1)
+    assert 0 <= float(block.prototypes.detach().min()) and float(block.prototypes.detach().max()) < 2e-4  # the authors' 2e-4 * U[0, 1)
     torch.nn.init.normal_(block.prototypes)
     out = block(features, embeddings)
     for b in range(B):
