@@ -20,9 +20,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-# Installs the package, the dev and docs extras and the example plugin (editable).
+# Installs the package, the dev, docs and text extras and the example plugin (editable).
 $(STAMP): pyproject.toml plugins/zslkit-example-plugin/pyproject.toml | $(BIN)/python
-	$(PIP) install -q $(TORCH_SPEC) -e ".[dev,docs]" -e plugins/zslkit-example-plugin
+	$(PIP) install -q $(TORCH_SPEC) -e ".[dev,docs,text]" -e plugins/zslkit-example-plugin
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import types
 from types import SimpleNamespace
 
 import numpy as np
@@ -101,17 +100,48 @@ def test_errors(features):
 
 
 def test_cli_draws_a_checkpoint_through_zslkit_training(tmp_path, monkeypatch, capsys):
+    """A real DAZLE checkpoint written by ``train``, read back by the CLI through ``zslkit.training``."""
+    from safetensors.torch import load_file
+
+    import zslkit.viz
+    from zslkit.datasets import ZSLDataset
+    from zslkit.training import TrainConfig, train
+
+    rng = np.random.default_rng(2)
+    data = ZSLDataset(
+        name="tiny", labels=np.repeat(np.arange(4), 3), class_attributes=rng.uniform(size=(4, NUM_ATTR)),
+        splits={"trainval": np.arange(6), "test_seen": np.arange(6), "test_unseen": np.arange(6, 12)},
+        features=rng.normal(size=(12, 96, 2, 2)).astype(np.float32),  # test_resnet's 96 channels, 2 x 2 at 64 px
+        attribute_embeddings=rng.normal(size=(NUM_ATTR, 8)),
+    )
+    trained = train(data, "dazle", TrainConfig(epochs=1, batch_size=6), out_dir=tmp_path / "run", progress=False).model
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (70, 90, 3), dtype=np.uint8)).save(tmp_path / "bird.jpg")
     (tmp_path / "names.txt").write_text("".join(f"attribute number {i}\n" for i in range(NUM_ATTR)))
-    training = types.ModuleType("zslkit.training")
-    training.load_model = lambda path: StandIn(channels=96)  # test_resnet maps have 96 channels
-    monkeypatch.setitem(sys.modules, "zslkit.training", training)
-    argv = ["viz", "attention", "--checkpoint", str(tmp_path / "model.pt"), "--image", str(tmp_path / "bird.jpg"),
+    drawn = {}
+    draw = zslkit.viz.attention_figure
+
+    def catch(model, image, features, **kwargs):  # records what is drawn, then draws it
+        drawn.update(model=model, names=kwargs["attribute_names"])
+        return draw(model, image, features, **kwargs)
+
+    monkeypatch.setattr(zslkit.viz, "attention_figure", catch)
+    argv = ["viz", "attention", "--checkpoint", str(tmp_path / "run"), "--image", str(tmp_path / "bird.jpg"),
             "--backbone", "test_resnet", "--random-init", "--image-size", "64", "--top-k", "2",
             "--attribute-names", str(tmp_path / "names.txt"), "--out", str(tmp_path / "maps.png")]
     assert main(argv) == 0, capsys.readouterr().err
+    # the drawn model was read from the checkpoint's tensor file: every weight equals what it stores
+    stored = {k.removeprefix("model."): v for k, v in load_file(tmp_path / "run" / "epoch_001.safetensors").items()
+              if k.startswith("model.")}
+    model = drawn["model"]
+    assert model is not trained and type(model).__name__ == type(trained).__name__
+    state = model.state_dict()
+    assert set(state) == set(stored)
+    for key, tensor in stored.items():
+        assert torch.equal(state[key], tensor), key
+        assert torch.equal(trained.state_dict()[key], tensor), key  # the checkpoint is the trained model
+    assert drawn["names"] == [f"attribute number {i}" for i in range(NUM_ATTR)]
     with Image.open(tmp_path / "maps.png") as png:
-        assert png.size[0] > 0
+        assert png.size[0] > png.size[1] > 0  # one row (DAZLE's one branch with maps), two panels
 
 
 def test_cli_without_zslkit_training_says_so(tmp_path, monkeypatch, capsys):

@@ -101,7 +101,7 @@ def test_stateful_metric_equals_functional_over_batches():
     assert got["T1"] == pytest.approx(czsl_accuracy(scores[mask], labels[mask], [4, 5]))
     assert (got["U"], got["S"], got["H"]) == pytest.approx((g.unseen, g.seen, g.harmonic))
     metric.reset()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match=r"ZSLAccuracy.compute\(\) called before any update\(\)"):
         metric.compute()
 
 

@@ -39,6 +39,7 @@ from zslkit.datasets.checks import (
 from zslkit.datasets.container import DatasetError, ZSLDataset
 from zslkit.datasets.image_folder import relative_image_path
 from zslkit.datasets.matfile import check_mat_structure
+from zslkit.datasets.standard_vectors import with_standard_vectors
 from zslkit.datasets.word_vectors import load_attribute_vectors, read_attribute_names
 from zslkit.registry import register
 
@@ -317,6 +318,7 @@ def load_xlsa17(
             "source": str(folder),
             "features": None if features is None else str(features),
             "class_attributes": class_attributes,
+            "attribute_vectors": None if attribute_vectors is None else str(attribute_vectors),
             "image_files": res101.image_files,
         },
     )
@@ -332,6 +334,8 @@ def _load_benchmark(key: str, xlsa17: str | Path, options: dict[str, Any]) -> ZS
             f"{xlsa17}: not the xlsa17 {key.upper()} benchmark: found {found[0]} images, {found[1]} classes "
             f"({found[2]} seen), {found[3]} attributes; expected {expected[0]}, {expected[1]} ({expected[2]} seen), {expected[3]}"
         )
+    if options.get("attribute_vectors") is None:
+        dataset = with_standard_vectors(dataset, key)
     if dataset.attribute_groups is None:
         dataset.attribute_groups = packaged_groups(key, dataset.num_attributes)
     return dataset
@@ -341,7 +345,9 @@ def _load_benchmark(key: str, xlsa17: str | Path, options: dict[str, Any]) -> ZS
 def load_cub(xlsa17: str | Path, **options: Any) -> ZSLDataset:
     """CUB-200-2011 from ``xlsa17/data/CUB`` (11788 images, 150 seen + 50 unseen classes, 312 attributes).
 
-    ``options`` are those of :func:`load_xlsa17` (``features``, ``attribute_vectors``, ...).
+    ``options`` are those of :func:`load_xlsa17` (``features``, ``attribute_vectors``, ...). Without
+    ``attribute_vectors`` (here and in ``sun``, ``awa2``) the dataset carries zslkit's packaged
+    word2vec vectors of the paper repositories (:mod:`zslkit.datasets.standard_vectors`).
     """
     return _load_benchmark("cub", xlsa17, options)
 
