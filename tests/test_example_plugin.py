@@ -24,7 +24,7 @@ def test_plugin_attention_block_through_registry_matches_direct_math():
 
 
 def test_plugin_loss_term_through_registry():
-    loss = zslkit.create("loss", "example_attribute_regression")
+    loss = zslkit.create("loss", "example_attribute_mse")
 
     class Output:
         attribute_scores = {"a": torch.tensor([[1.0, 0.0]]), "b": torch.tensor([[0.0, 0.0]])}
@@ -35,3 +35,33 @@ def test_plugin_loss_term_through_registry():
     value = loss(Output(), torch.tensor([0]), Classes())
     # branch a: ((0)^2 + (-2)^2)/2 = 2; branch b: (1 + 4)/2 = 2.5; mean 2.25
     assert value.item() == 2.25
+
+
+def test_the_plugin_readme_and_docstring_name_what_it_registers():
+    """The package's description matches its code: every component and case it registers is named."""
+    from pathlib import Path
+
+    import pytest
+    import zslkit_example_plugin
+    from zslkit_example_plugin import plugin
+
+    root = Path(__file__).resolve().parents[1] / "plugins" / "zslkit-example-plugin"
+    if Path(plugin.__file__).resolve().parents[1] != root:
+        pytest.skip(f"zslkit_example_plugin is imported from {plugin.__file__}, not from this checkout")
+
+    class Recorder:
+        def __init__(self):
+            self.names = []
+
+        def register(self, kind, name, factory, **_):
+            self.names.append(name)
+
+    recorder = Recorder()
+    plugin.zslkit_register_components(registrar=recorder)
+    names = recorder.names + [case.name for case in plugin.zslkit_benchmark_cases()]
+    assert {"example_temperature_attention", "example_attribute_mse", "msdn+temperature"} <= set(names)
+    assert "attribute_regression" not in names  # zslkit's own loss term owns that name
+    readme = (root / "README.md").read_text()
+    for name in names:
+        assert f"`{name}`" in readme, f"README.md must describe {name}"
+        assert name in zslkit_example_plugin.__doc__, f"the package docstring must name {name}"

@@ -27,7 +27,7 @@ def test_example_plugin_is_discovered_lazily_with_its_version():
     data, _ = probe()
     assert data["lazy"], "importing zslkit must not import plugins"
     assert "example_temperature_attention" in data["names"]
-    assert "example_attribute_regression" in data["names"]
+    assert "example_attribute_mse" in data["names"]
     info = data["plugins"]["example"]
     assert info["error"] is None and info["version"] == "0.1.0"
     assert ["attention", "example_temperature_attention"] in info["components"]
@@ -129,3 +129,43 @@ def test_in_process_plugin_registration():
     result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["None", "42", "inproc"]
+
+
+def test_a_misspelled_hook_implementation_is_reported_like_any_plugin_error(tmp_path):
+    site = make_distribution(
+        tmp_path / "site",
+        "zslkit-misspelled",
+        "1.5",
+        {"misspelled": "misspelled_mod"},
+        {
+            "misspelled_mod": """
+            import zslkit
+            @zslkit.hookimpl
+            def zslkit_register_components(registrar):
+                registrar.register("loss", "misspelled_loss", lambda: 0)
+            @zslkit.hookimpl
+            def zslkit_benchmark_case():  # the spec is zslkit_benchmark_cases
+                return []
+            """
+        },
+    )
+    code = """
+    import json, warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        import zslkit
+        from zslkit.plugins import PluginWarning
+        names = zslkit.list_components("loss")
+        info = {p.name: p.error for p in zslkit.list_plugins()}
+    messages = [str(w.message) for w in caught if issubclass(w.category, PluginWarning)]
+    print(json.dumps({"names": names, "info": info, "warnings": messages}))
+    """
+    result = run_python(code, extra_path=[site])
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    error = data["info"]["misspelled"]
+    assert error.startswith("registration with pluggy failed: PluginValidationError: unknown hook 'zslkit_benchmark_case'")
+    assert error.endswith("; did you mean 'zslkit_benchmark_cases'?")
+    assert data["warnings"] == [f"zslkit plugin 'misspelled': {error}"]
+    assert "misspelled_loss" not in data["names"]  # like any plugin error: none of its components are kept
+    assert data["info"]["example"] is None and "example_attribute_mse" in data["names"]

@@ -2,13 +2,21 @@
 
 The public API lives here; every component is also importable from its own
 module as a plain Python object.
+
+Importing the package installs the plugin loader into the registry
+(:func:`zslkit.registry.add_loader`): the registry itself knows nothing of
+plugins, and plugins are loaded on the first lookup, not here.
 """
 
 from __future__ import annotations
 
 from importlib import metadata as _metadata
 
+from zslkit import contracts as _contracts
+from zslkit import plugins as _plugins
+from zslkit import registry as _registry
 from zslkit.hookspecs import hookimpl
+from zslkit.plugins import list_plugins
 from zslkit.registry import (
     KINDS,
     ComponentNotFoundError,
@@ -20,21 +28,23 @@ from zslkit.registry import (
     register,
 )
 
+for _kind in ("attention", "encoder", "loss", "model"):
+    _registry.on_build(_kind, _contracts.on_built)  # registered names recorded, model contract checked
+
 try:
     __version__ = _metadata.version("zslkit")
 except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-
-def list_plugins():
-    """Every plugin seen: name, version, components given, load error (see :mod:`zslkit.plugins`)."""
-    from zslkit.plugins import list_plugins as _list_plugins
-
-    return _list_plugins()
+_registry.add_loader(_plugins.load_plugins)
 
 
 def create_model(name: str, **options):
-    """Build a registered model, e.g. ``zslkit.create_model("msdn", class_attributes=..., ...)``."""
+    """Build a registered model, e.g. ``zslkit.create_model("msdn", class_attributes=..., ...)``.
+
+    The model is checked against the model contract (``docs/concepts.md``) and remembers its
+    registered name (``model.component_name``), which checkpoints record.
+    """
     return create("model", name, **options)
 
 

@@ -34,6 +34,7 @@ from zslkit.contracts import check_backbone_output
 from zslkit.datasets.checks import sha256_file
 from zslkit.datasets.image_folder import ImageList
 from zslkit.datasets.store import FeatureStore, StoreWriter, create_store, open_store
+from zslkit.models.backbone_model import describe_backbone
 
 __all__ = ["ImageFiles", "extract_features", "image_sizes", "preprocessing", "sha256_file"]
 
@@ -113,14 +114,6 @@ def _origin(backbone: nn.Module) -> str:
     return f"{type(backbone).__module__}.{type(backbone).__qualname__}"
 
 
-def _describe(backbone: nn.Module) -> dict[str, Any]:
-    described = dict(backbone.describe()) if hasattr(backbone, "describe") else {"name": type(backbone).__name__}
-    weights = getattr(backbone, "weights", None)
-    if weights is not None:
-        described.update(weights=Path(weights).name, weights_sha256=sha256_file(weights))
-    return described
-
-
 def extract_features(
     images: ImageList | Sequence[str | Path],
     backbone: nn.Module,
@@ -181,8 +174,8 @@ def extract_features(
     check_backbone_output(probe, batch=1, feature_dim=getattr(backbone, "feature_dim", None),
                           name=type(backbone).__name__, source=_origin(backbone))
     channels, height, width = probe.shape[1:]
-    settings = {"backbone": _describe(backbone), "image_size": int(image_size), "preprocessing": config,
-                "files": list(files), "image_sizes": image_sizes(paths), **(metadata or {})}
+    settings = {"backbone": describe_backbone(backbone, weights_checksum=True), "image_size": int(image_size),
+                "preprocessing": config, "files": list(files), "image_sizes": image_sizes(paths), **(metadata or {})}
 
     def open_writer(rows: tuple[int, int] | None = None) -> StoreWriter:
         return create_store(out, (len(paths), channels, height, width), dtype=dtype, format=format, metadata=settings, rows=rows)

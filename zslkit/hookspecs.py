@@ -6,8 +6,8 @@ advertised in its package metadata under the ``zslkit`` entry-point group::
     [project.entry-points.zslkit]
     my_plugin = "my_package.zslkit_plugin"
 
-Every hook below is documented in ``docs/plugins.md`` with its exact signature
-(a test keeps the two in sync).
+Every hook below is documented in the "Hook reference" of
+``docs/writing-a-plugin.md`` with its exact signature (a test keeps the two in sync).
 """
 
 from __future__ import annotations

@@ -1,5 +1,10 @@
 """Plugin loading through pluggy and the ``zslkit`` entry-point group.
 
+This module sits above :mod:`zslkit.registry` and uses only its public API: the
+package (``zslkit/__init__.py``) installs :func:`load_plugins` as a registry
+loader (:func:`zslkit.registry.add_loader`), and each plugin's components are
+added with :func:`zslkit.registry.register_components`, all or nothing.
+
 Plugins are loaded lazily, on the first registry lookup (not at ``import
 zslkit``). Each plugin is imported and asked to register its components inside
 its own guard: a plugin that fails to import or to register is reported with a
@@ -26,16 +31,9 @@ from typing import Any
 
 import pluggy
 
-from zslkit import hookspecs
-from zslkit.registry import (
-    _REGISTRY,
-    KINDS,
-    DuplicateComponentError,
-    Origin,
-    _check_kind,
-    _qualname,
-    register_component,
-)
+from zslkit import hookspecs, registry
+from zslkit.contracts import check_factory
+from zslkit.registry import Origin, Registration
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -78,38 +76,16 @@ class Registrar:
     def __init__(self, plugin: str, version: str | None = None) -> None:
         self.plugin = plugin
         self.version = version
-        self._staged: list[tuple[str, str, Callable[..., Any], bool]] = []
+        self._staged: list[Registration] = []
 
     def register(self, kind: str, name: str, factory: Callable[..., Any], *, override: bool = False) -> None:
         """Register ``factory`` as component ``name`` of ``kind``."""
-        _check_kind(kind)
-        if not callable(factory):
-            raise TypeError(
-                f"plugin {self.plugin}: {kind} {name!r} factory must be a class or function, "
-                f"got {type(factory).__name__}"
-            )
-        from zslkit.contracts import check_factory
-
         check_factory(kind, name, factory, source=f"plugin {self.plugin}")
-        self._staged.append((kind, name, factory, override))
+        origin = Origin.of(factory, plugin=self.plugin, plugin_version=self.version)
+        self._staged.append(Registration(kind, name, factory, origin=origin, override=override))
 
     def _commit(self) -> list[tuple[str, str]]:
-        # Check every name first so that a clash registers nothing.
-        for kind, name, factory, override in self._staged:
-            existing = _REGISTRY[kind].get(name)
-            if existing is not None and not override and existing.factory is not factory:
-                raise DuplicateComponentError(
-                    f"{kind} {name!r} is already registered by {existing.origin}; "
-                    f"{self._origin(factory)} tried to register it again"
-                )
-        done = []
-        for kind, name, factory, override in self._staged:
-            register_component(kind, name, factory, override=override, origin=self._origin(factory))
-            done.append((kind, name))
-        return done
-
-    def _origin(self, factory: Callable[..., Any]) -> Origin:
-        return Origin(_qualname(factory), plugin=self.plugin, plugin_version=self.version)
+        return [(c.kind, c.name) for c in registry.register_components(self._staged)]
 
 
 _lock = threading.RLock()
@@ -130,6 +106,27 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
 def _disabled_names() -> set[str]:
     return {n.strip() for n in os.environ.get(DISABLED_ENV, "").split(",") if n.strip()}
+
+
+def _add_to_pluggy(plugin: object, name: str) -> None:
+    """Register ``plugin`` with pluggy and check its hook implementations (``check_pending``).
+
+    A hook implementation no spec matches (a misspelled hook name) raises
+    :class:`pluggy.PluginValidationError` naming the closest hook, and the plugin is
+    taken out again.
+    """
+    pm = get_plugin_manager()
+    pm.register(plugin, name=name)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError:
+        callers = {n: c for n, c in vars(pm.hook).items() if not n.startswith("_")}
+        unknown = [n for n, c in callers.items() if not c.has_spec() and any(i.plugin is plugin for i in c.get_hookimpls())]
+        if not unknown:
+            return  # another plugin's, registered with this manager outside zslkit's loader
+        pm.unregister(plugin)
+        hint = registry.did_you_mean(unknown[0], [n for n, c in callers.items() if c.has_spec()])
+        raise pluggy.PluginValidationError(plugin, f"unknown hook {unknown[0]!r} in plugin {plugin!r}{hint}") from None
 
 
 def _register_components_of(plugin: object, info: PluginInfo) -> None:
@@ -155,26 +152,17 @@ def register_plugin(plugin: object, name: str | None = None, version: str | None
     with _lock:
         info = PluginInfo(name=name, version=version)
         _plugins[name] = info
-        pm = get_plugin_manager()
         try:
-            pm.register(plugin, name=name)
+            _add_to_pluggy(plugin, name)
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not break zslkit
             _report(info, "registration with pluggy", exc)
             return info
-        _ensure_builtins()
+        registry.ensure_loaded()  # built-ins (and entry-point plugins) first, so that a clash names both sides
         try:
             _register_components_of(plugin, info)
         except Exception as exc:  # noqa: BLE001
             _report(info, "zslkit_register_components", exc)
         return info
-
-
-def _ensure_builtins() -> None:
-    # Builtins must be in place before plugins so that clashes name both sides.
-    from zslkit import registry
-
-    if not registry._builtins_loaded:
-        registry._ensure_loaded()
 
 
 def load_plugins() -> list[PluginInfo]:
@@ -204,7 +192,7 @@ def load_plugins() -> list[PluginInfo]:
                 _report(info, "import", exc)
                 continue
             try:
-                get_plugin_manager().register(plugin, name=ep.name)
+                _add_to_pluggy(plugin, ep.name)
             except Exception as exc:  # noqa: BLE001
                 _report(info, "registration with pluggy", exc)
                 continue
@@ -217,9 +205,7 @@ def load_plugins() -> list[PluginInfo]:
 
 def list_plugins() -> list[PluginInfo]:
     """Every plugin seen: name, version, components given and load error (or None)."""
-    from zslkit.registry import _ensure_loaded
-
-    _ensure_loaded()
+    registry.ensure_loaded()
     return sorted(_plugins.values(), key=lambda p: p.name)
 
 
@@ -229,10 +215,11 @@ def _reset_for_tests() -> None:
     with _lock:
         for info in _plugins.values():
             for kind, name in info.components:
-                _REGISTRY[kind].pop(name, None)
+                try:
+                    registry.unregister(kind, name)
+                except registry.ComponentNotFoundError:
+                    pass
         _plugins.clear()
         _manager = None
         _autoloaded = False
 
-
-assert set(KINDS) == set(_REGISTRY)

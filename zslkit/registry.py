@@ -3,8 +3,15 @@
 Every swappable part of zslkit (backbones, attention blocks, loss terms, models,
 non-deep methods, datasets) is a *factory* -- a class or a function -- stored under
 ``(kind, name)``. Built-in parts register themselves when their module is
-imported; plugins register theirs through the ``zslkit_register_components``
-hook (see :mod:`zslkit.plugins`). Lookups load both lazily on first use.
+imported, on the first lookup.
+
+The registry knows nothing of its users. Others add components through its
+public API only: :func:`register` / :func:`register_component` for one, and
+:func:`register_components` for several at once, all or nothing (the one place
+that checks name clashes). Code that has components to add before the first
+lookup -- the plugin loader, which zslkit's package installs -- registers a
+*loader* with :func:`add_loader`; every lookup runs the built-in imports and then
+the loaders first (:func:`ensure_loaded`).
 
 >>> import zslkit
 >>> @zslkit.register("loss", "my_loss")
@@ -21,33 +28,40 @@ import difflib
 import fnmatch
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 __all__ = [
     "did_you_mean",
     "KINDS",
+    "BuiltinImportError",
     "Component",
     "ComponentNotFoundError",
     "DuplicateComponentError",
     "Origin",
+    "Registration",
+    "add_loader",
     "component_info",
     "create",
+    "ensure_loaded",
     "get_component",
     "list_components",
+    "on_build",
     "register",
     "register_component",
+    "register_components",
     "unregister",
 ]
 
 #: The kinds of component zslkit knows, in the order they appear in listings.
-KINDS: tuple[str, ...] = ("backbone", "attention", "loss", "model", "method", "dataset", "sampler")
+KINDS: tuple[str, ...] = ("backbone", "attention", "encoder", "loss", "model", "method", "dataset", "sampler")
 
 #: Modules whose import registers the built-in components.
 _BUILTIN_MODULES: tuple[str, ...] = (
     "zslkit.backbones",
     "zslkit.attention",
+    "zslkit.encoders",
     "zslkit.losses",
     "zslkit.models",
     "zslkit.methods",
@@ -64,6 +78,11 @@ class Origin:
     qualname: str
     plugin: str | None = None
     plugin_version: str | None = None
+
+    @classmethod
+    def of(cls, factory: Callable[..., Any], plugin: str | None = None, plugin_version: str | None = None) -> Origin:
+        """The origin of ``factory``: its ``module.qualname``, plus the plugin that gave it, if any."""
+        return cls(_qualname(factory), plugin=plugin, plugin_version=plugin_version)
 
     def __str__(self) -> str:
         if self.plugin is None:
@@ -82,6 +101,21 @@ class Component:
     origin: Origin
 
 
+@dataclass(frozen=True)
+class Registration:
+    """One component to add with :func:`register_components`.
+
+    ``origin`` defaults to :meth:`Origin.of` the factory; ``override=True`` replaces
+    an entry of the same name instead of refusing it.
+    """
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    origin: Origin | None = None
+    override: bool = False
+
+
 class ComponentNotFoundError(KeyError):
     """Unknown kind or component name. The message lists the closest known names."""
 
@@ -93,8 +127,16 @@ class DuplicateComponentError(ValueError):
     """A name was registered twice for one kind without ``override=True``."""
 
 
+class BuiltinImportError(ImportError):
+    """A built-in component module failed to import; every lookup raises this, naming it."""
+
+
 _REGISTRY: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
-_builtins_loaded = False
+#: "new" -> "loading" -> "loaded"; or the BuiltinImportError a failed import left behind.
+_builtins_state: str | BuiltinImportError = "new"
+_loaders: list[Callable[[], Any]] = []
+#: kind -> functions ``hook(component, instance)`` run on every instance :func:`create` builds.
+_BUILD_HOOKS: dict[str, list[Callable[[Component, Any], None]]] = {kind: [] for kind in KINDS}
 
 
 def _qualname(factory: Callable[..., Any]) -> str:
@@ -123,16 +165,88 @@ def _check_kind(kind: str) -> None:
         raise ComponentNotFoundError(f"unknown component kind {kind!r}{_suggest(kind, list(KINDS))}")
 
 
-def _ensure_loaded() -> None:
-    """Import the built-in component modules and load plugins, once."""
-    global _builtins_loaded
-    if not _builtins_loaded:
-        _builtins_loaded = True
-        for module in _BUILTIN_MODULES:
-            importlib.import_module(module)
-    from zslkit import plugins  # local import: plugins imports this module
+def add_loader(loader: Callable[[], Any]) -> None:
+    """Run ``loader()`` before every lookup, after the built-in components are in place.
 
-    plugins.load_plugins()
+    A loader adds components through this module's public API (zslkit's package
+    installs the plugin loader this way). It is called on each lookup, so it must
+    return at once when it has nothing new to add; adding the same loader twice
+    adds it once.
+    """
+    if loader not in _loaders:
+        _loaders.append(loader)
+
+
+def _load_builtins() -> bool:
+    """Import the built-in modules once; False while they are being imported (a lookup from one of them)."""
+    global _builtins_state
+    if isinstance(_builtins_state, BuiltinImportError):
+        raise _builtins_state
+    if _builtins_state != "new":
+        return _builtins_state == "loaded"
+    _builtins_state = "loading"
+    for module in _BUILTIN_MODULES:
+        try:
+            importlib.import_module(module)
+        except BaseException as exc:  # an interrupted import leaves them incomplete too
+            _builtins_state = BuiltinImportError(
+                f"zslkit's built-in components are incomplete: importing {module} failed: {type(exc).__name__}: {exc}"
+            )
+            if not isinstance(exc, Exception):
+                raise
+            raise _builtins_state from exc
+    _builtins_state = "loaded"
+    return True
+
+
+def ensure_loaded() -> None:
+    """What every lookup does first: import the built-in components (once), then run the loaders.
+
+    Raises :class:`BuiltinImportError` naming the module and its error, on this and
+    every later call, when a built-in module failed to import.
+    """
+    if not _load_builtins():
+        return  # loaders run once the built-ins are all in place, so that a clash names both sides
+    for loader in list(_loaders):
+        loader()
+
+
+def _check_registration(entry: Registration, staged: dict[tuple[str, str], Component]) -> Component:
+    """The entry as a :class:`Component`, or the error refusing it (clash with the registry or the batch)."""
+    kind, name, factory = entry.kind, entry.name, entry.factory
+    _check_kind(kind)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"component name must be a non-empty string, got {name!r}")
+    if not callable(factory):
+        plugin = entry.origin.plugin if entry.origin is not None else None
+        where = f" (plugin {plugin})" if plugin else ""
+        raise TypeError(f"{kind} {name!r}{where}: factory must be a class or function, got {type(factory).__name__}")
+    origin = entry.origin or Origin.of(factory)
+    existing = staged.get((kind, name)) or _REGISTRY[kind].get(name)
+    if existing is not None and not entry.override and existing.factory is not factory:
+        raise DuplicateComponentError(
+            f"{kind} {name!r} is already registered by {existing.origin}; "
+            f"{origin} tried to register it again (pass override=True to replace it)"
+        )
+    return Component(kind, name, factory, origin)
+
+
+def register_components(entries: Iterable[Registration]) -> list[Component]:
+    """Register several components at once, all or nothing; return their entries.
+
+    Every entry is checked first -- known kind, non-empty name, callable factory, and
+    no clash with a registered name or another entry of the batch unless
+    ``override=True`` -- and nothing is registered if one fails. A clash raises
+    :class:`DuplicateComponentError` naming both origins. Registering the very same
+    factory under its name again is allowed (it changes nothing but the origin).
+    """
+    staged: dict[tuple[str, str], Component] = {}
+    for entry in entries:
+        component = _check_registration(entry, staged)
+        staged[(component.kind, component.name)] = component
+    for (kind, name), component in staged.items():
+        _REGISTRY[kind][name] = component
+    return list(staged.values())
 
 
 def register_component(
@@ -146,21 +260,9 @@ def register_component(
     """Store ``factory`` under ``(kind, name)`` and return it unchanged.
 
     Raises :class:`DuplicateComponentError` naming both origins when the name is
-    taken, unless ``override=True``.
+    taken, unless ``override=True``. (One entry of :func:`register_components`.)
     """
-    _check_kind(kind)
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"component name must be a non-empty string, got {name!r}")
-    if not callable(factory):
-        raise TypeError(f"{kind} {name!r}: factory must be a class or function, got {type(factory).__name__}")
-    origin = origin or Origin(_qualname(factory))
-    existing = _REGISTRY[kind].get(name)
-    if existing is not None and not override and existing.factory is not factory:
-        raise DuplicateComponentError(
-            f"{kind} {name!r} is already registered by {existing.origin}; "
-            f"{origin} tried to register it again (pass override=True to replace it)"
-        )
-    _REGISTRY[kind][name] = Component(kind, name, factory, origin)
+    register_components([Registration(kind, name, factory, origin=origin, override=override)])
     return factory
 
 
@@ -191,7 +293,7 @@ def unregister(kind: str, name: str) -> Component:
 def component_info(kind: str, name: str) -> Component:
     """The registry entry: factory plus origin (which module or plugin gave it)."""
     _check_kind(kind)
-    _ensure_loaded()
+    ensure_loaded()
     try:
         return _REGISTRY[kind][name]
     except KeyError:
@@ -210,9 +312,22 @@ def create(kind: str, name: str, **options: Any) -> Any:
 
     Unknown options raise a ``TypeError`` naming the nearest accepted option.
     """
-    factory = get_component(kind, name)
-    _check_options(kind, name, factory, options)
-    return factory(**options)
+    component = component_info(kind, name)
+    _check_options(kind, name, component.factory, options)
+    instance = component.factory(**options)
+    for hook in _BUILD_HOOKS[kind]:
+        hook(component, instance)
+    return instance
+
+
+def on_build(kind: str, hook: Callable[[Component, Any], None]) -> None:
+    """Run ``hook(component, instance)`` on every instance :func:`create` builds for ``kind`` (once per hook).
+
+    The package installs its contract checks this way (the registry knows nothing of them).
+    """
+    _check_kind(kind)
+    if hook not in _BUILD_HOOKS[kind]:
+        _BUILD_HOOKS[kind].append(hook)
 
 
 def _check_options(kind: str, name: str, factory: Callable[..., Any], options: dict[str, Any]) -> None:
@@ -230,7 +345,7 @@ def _check_options(kind: str, name: str, factory: Callable[..., Any], options: d
 
 def list_components(kind: str | None = None, pattern: str = "*") -> list[str] | dict[str, list[str]]:
     """Sorted component names matching ``pattern`` (fnmatch); with no kind, a dict kind -> names."""
-    _ensure_loaded()
+    ensure_loaded()
     if kind is None:
         return {k: sorted(fnmatch.filter(_REGISTRY[k], pattern)) for k in KINDS}
     _check_kind(kind)

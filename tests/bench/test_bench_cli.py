@@ -40,3 +40,20 @@ def test_list_shows_cases_and_protocols(capsys):
     assert main(["bench", "--list"]) == 0
     out = capsys.readouterr().out
     assert "  ale  (method ale, from zslkit, default)" in out and "  validation: " in out and "  paper: " in out
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["--dataset", "cub"], "zslkit bench: error: dataset 'cub' needs option 'xlsa17': give --dataset-option xlsa17=PATH"),
+    (["--dataset", "synthetic,sun"],
+     "zslkit bench: error: dataset 'sun' needs option 'xlsa17': give --dataset-option sun.xlsa17=PATH"),
+])
+def test_a_missing_dataset_option_is_named_before_any_progress_bar(argv, line, capsys):
+    assert main(["bench", *argv]) == 2  # progress bars on: none may start before the error
+    captured = capsys.readouterr()
+    assert captured.err == line + "\n"
+    assert captured.out == ""
+
+
+def test_train_names_a_missing_dataset_option(capsys):
+    assert main(["train", "--dataset", "awa2", "--no-progress"]) == 2
+    assert capsys.readouterr().err == "zslkit train: error: dataset 'awa2' needs option 'xlsa17': give --data-option xlsa17=PATH\n"

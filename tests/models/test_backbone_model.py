@@ -64,6 +64,29 @@ def test_feature_map_and_channels_of_any_backbone():
     assert describe_backbone(conv) == {"class": "torch.nn.modules.conv.Conv2d"}
 
 
+def test_one_backbone_description_for_checkpoints_and_stores(tmp_path):
+    """Feature stores (``weights_checksum=True``) add the weights file's name and SHA-256 to the same description."""
+    import hashlib
+
+    class Described(nn.Module):
+        def __init__(self, weights):
+            super().__init__()
+            self.weights = weights
+
+        def describe(self):
+            return {"name": "mine", "weights": str(self.weights)}
+
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"some weights")
+    backbone = Described(weights)
+    assert describe_backbone(backbone) == {"name": "mine", "weights": str(weights)}
+    assert describe_backbone(backbone, weights_checksum=True) == {
+        "name": "mine", "weights": "w.pth", "weights_sha256": hashlib.sha256(b"some weights").hexdigest(),
+    }
+    plain = nn.Conv2d(3, 7, 3)
+    assert describe_backbone(plain, weights_checksum=True) == {"class": "torch.nn.modules.conv.Conv2d"}
+
+
 def test_frozen_batchnorm_keeps_running_statistics_and_train_mode_updates_them():
     images = torch.randn(4, 3, 64, 64) * 3 + 1
     frozen = BackboneModel(timm_backbone(), head()).train()

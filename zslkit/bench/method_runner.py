@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from zslkit.bench.evaluate import single_threaded
 from zslkit.bench.runner import Fit, OnEpoch, expand_grid
 from zslkit.datasets import ZSLDataset
 from zslkit.registry import get_component
+from zslkit.threads import single_threaded
 
 __all__ = ["MethodRunner"]
 

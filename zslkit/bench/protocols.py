@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from zslkit.bench.evaluate import Evaluation, evaluate, thin_curve
+from zslkit.bench.evaluate import thin_curve
 from zslkit.bench.runner import Fit, Runner
 from zslkit.datasets import DatasetError, ZSLDataset
+from zslkit.metrics.evaluation import Evaluation, evaluate
 from zslkit.registry import ComponentNotFoundError, did_you_mean
 
 __all__ = ["PROTOCOLS", "Protocol", "evaluate_test", "get_protocol", "paper_protocol", "register_protocol",

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from zslkit.cli.options import require_dataset_options
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="run methods and models under one protocol; print T1/U/S/H/AUSUC")
@@ -77,13 +79,16 @@ def run(args) -> int:
     datasets = _split(args.dataset)
     if not datasets:
         raise ValueError("--dataset: give at least one dataset name")
+    dataset_options = parse_dataset_options(args.dataset_option, datasets)
+    for name in datasets:  # before any progress bar starts
+        require_dataset_options(name, dataset_options[name], "--dataset-option", f"{name}." if len(datasets) > 1 else "")
     result = run_benchmark(
         datasets,
         _split(args.methods) if args.methods else None,
         protocol=args.protocol,
         seeds=args.seeds,
         out_dir=args.out,
-        dataset_options=parse_dataset_options(args.dataset_option, datasets),
+        dataset_options=dataset_options,
         progress=not args.no_progress,
         use_cache=not args.no_cache,
     )

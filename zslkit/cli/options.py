@@ -6,7 +6,14 @@ from typing import Any
 
 import yaml
 
-__all__ = ["add_backbone_options", "add_data_options", "backbone_from_args", "load_dataset_from_args", "parse_assignments"]
+__all__ = [
+    "add_backbone_options",
+    "add_data_options",
+    "backbone_from_args",
+    "load_dataset_from_args",
+    "parse_assignments",
+    "require_dataset_options",
+]
 
 
 def parse_assignments(items: list[str] | None, flag: str) -> dict[str, Any]:
@@ -36,10 +43,37 @@ def add_data_options(parser) -> None:
     )
 
 
+def require_dataset_options(name: str, options: dict[str, Any], flag: str, prefix: str = "") -> None:
+    """Refuse, in one line naming the option and how to give it, a dataset whose loader lacks a required option.
+
+    Checked before anything runs (no progress bar yet): e.g. ``dataset 'cub' needs option
+    'xlsa17': give --dataset-option xlsa17=PATH``. ``prefix`` (``"cub."``) is put before the
+    key when the flag must name the dataset.
+    """
+    import inspect
+
+    import zslkit
+    from zslkit.cli import CLIError
+
+    try:
+        params = inspect.signature(zslkit.get_component("dataset", name)).parameters.values()
+    except (TypeError, ValueError):
+        return
+    for param in params:
+        if param.default is inspect.Parameter.empty and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+            if param.name not in options:
+                placeholder = "PATH" if "Path" in str(param.annotation) else "VALUE"
+                raise CLIError(
+                    f"dataset {name!r} needs option {param.name!r}: give {flag} {prefix}{param.name}={placeholder}"
+                )
+
+
 def load_dataset_from_args(name: str, args):
     import zslkit
 
-    return zslkit.load_dataset(name, **parse_assignments(args.data_option, "--data-option"))
+    options = parse_assignments(args.data_option, "--data-option")
+    require_dataset_options(name, options, "--data-option")
+    return zslkit.load_dataset(name, **options)
 
 
 def add_backbone_options(parser, *, default: str | None, help: str) -> None:

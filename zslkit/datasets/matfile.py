@@ -1,4 +1,10 @@
-"""A structural check of MATLAB 5/7 ``.mat`` files, run before :func:`scipy.io.loadmat` sees them.
+"""Generic MATLAB ``.mat`` helpers: :func:`load_mat`, :func:`mat_strings`, and the structural check below.
+
+:func:`load_mat` reads named variables with one-line errors; :func:`mat_strings` turns a
+cell array of strings into a list. Both are used by every ``.mat`` reader (xlsa17's
+``res101.mat`` and ``att_splits.mat``, SUN's ``attributes.mat``).
+
+A structural check of MATLAB 5/7 ``.mat`` files runs before :func:`scipy.io.loadmat` sees them.
 
 ``scipy.io.loadmat`` (1.17) can crash the interpreter (a segmentation fault, not an
 exception) on some damaged files, e.g. when a data element's type code is not one of
@@ -19,13 +25,13 @@ from __future__ import annotations
 import struct
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from zslkit.datasets.checks import file_error
+from zslkit.datasets.checks import file_error, require_file, require_keys
 
-__all__ = ["check_mat_structure"]
+__all__ = ["check_mat_structure", "load_mat", "mat_strings"]
 
 MI_MATRIX, MI_COMPRESSED = 14, 15
 #: Item size of the numeric data types (miINT8 ... miUTF32).
@@ -200,3 +206,33 @@ def check_mat_structure(path: str | Path) -> None:
         raise file_error(path, f"damaged MATLAB file: {exc}") from None
     except struct.error as exc:
         raise file_error(path, f"damaged MATLAB file: {exc}") from None
+
+
+def load_mat(path: str | Path, keys: list[str], optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The variables ``keys`` (required) and ``optional`` of a MATLAB file, with one-line errors."""
+    import scipy.io
+
+    path = require_file(path, "MATLAB file")
+    check_mat_structure(path)  # scipy can crash the interpreter on some damaged files
+    try:
+        content = scipy.io.loadmat(str(path), variable_names=[*keys, *optional])
+    except Exception as exc:  # noqa: BLE001 - scipy raises many types for damaged files
+        raise file_error(path, f"cannot read MATLAB file ({type(exc).__name__}: {exc}); truncated or not a .mat?") from None
+    require_keys(content, keys, path)
+    return content
+
+
+def mat_strings(cell: Any, path: str | Path, what: str) -> list[str]:
+    """A MATLAB cell array (or char matrix) of strings as a Python list."""
+    values = np.asarray(cell)
+    if values.dtype.kind == "U":
+        return [str(v).strip() for v in values.reshape(-1)]
+    if values.dtype != object:
+        raise file_error(path, f"{what} must be a cell array of strings, found dtype {values.dtype}")
+    out = []
+    for position, item in enumerate(values.reshape(-1)):
+        item = np.asarray(item).reshape(-1)
+        if item.size != 1 or item.dtype.kind != "U":
+            raise file_error(path, f"{what}[{position}] is not a string (found {item.dtype} of size {item.size})")
+        out.append(str(item[0]).strip())
+    return out

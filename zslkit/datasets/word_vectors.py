@@ -20,6 +20,7 @@ import numpy as np
 
 from zslkit.datasets.checks import check_finite, file_error, npy_layout, reads, require_file
 from zslkit.datasets.container import DatasetError
+from zslkit.datasets.matfile import load_mat, mat_strings
 
 __all__ = ["load_attribute_vectors", "read_attribute_names", "safe_load_numpy_pickle"]
 
@@ -106,8 +107,6 @@ def read_attribute_names(path: str | Path, num_attributes: int | None = None) ->
 
 
 def _read_mat_names(path: Path) -> list[str]:
-    from zslkit.datasets.xlsa17 import load_mat, mat_strings
-
     return mat_strings(load_mat(path, ["attributes"])["attributes"], path, "attributes")
 
 

@@ -31,15 +31,17 @@ from zslkit.datasets.checks import (
     file_error,
     index_vector,
     reads,
-    require_file,
-    require_keys,
     sha256_file,
     to_zero_based,
 )
 from zslkit.datasets.container import DatasetError, ZSLDataset
+from zslkit.datasets.feature_h5 import read_h5_labels
 from zslkit.datasets.image_folder import relative_image_path
-from zslkit.datasets.matfile import check_mat_structure
+from zslkit.datasets.lazy_rows import LazyRows
+from zslkit.datasets.matfile import load_mat, mat_strings
+from zslkit.datasets.region_features import open_region_features
 from zslkit.datasets.standard_vectors import with_standard_vectors
+from zslkit.datasets.store import FeatureStore
 from zslkit.datasets.word_vectors import load_attribute_vectors, read_attribute_names
 from zslkit.registry import register
 
@@ -50,12 +52,13 @@ __all__ = [
     "AttSplits",
     "Benchmark",
     "Res101",
+    "check_region_features",
     "load_awa2",
     "load_cub",
-    "load_mat",
+    "load_mat",  # re-exported from zslkit.datasets.matfile
     "load_sun",
     "load_xlsa17",
-    "mat_strings",
+    "mat_strings",  # re-exported from zslkit.datasets.matfile
     "read_att_splits",
     "read_res101",
     "split_file_checksums",
@@ -84,37 +87,6 @@ BENCHMARKS: dict[str, Benchmark] = {
     "sun": Benchmark("sun", 14340, 717, 645, 102, "images"),
     "awa2": Benchmark("awa2", 37322, 50, 40, 85, "JPEGImages"),
 }
-
-
-# ------------------------------------------------------------------------ .mat helpers
-def load_mat(path: str | Path, keys: list[str], optional: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The variables ``keys`` (required) and ``optional`` of a MATLAB file, with one-line errors."""
-    import scipy.io
-
-    path = require_file(path, "MATLAB file")
-    check_mat_structure(path)  # scipy can crash the interpreter on some damaged files
-    try:
-        content = scipy.io.loadmat(str(path), variable_names=[*keys, *optional])
-    except Exception as exc:  # noqa: BLE001 - scipy raises many types for damaged files
-        raise file_error(path, f"cannot read MATLAB file ({type(exc).__name__}: {exc}); truncated or not a .mat?") from None
-    require_keys(content, keys, path)
-    return content
-
-
-def mat_strings(cell: Any, path: str | Path, what: str) -> list[str]:
-    """A MATLAB cell array (or char matrix) of strings as a Python list."""
-    values = np.asarray(cell)
-    if values.dtype.kind == "U":
-        return [str(v).strip() for v in values.reshape(-1)]
-    if values.dtype != object:
-        raise file_error(path, f"{what} must be a cell array of strings, found dtype {values.dtype}")
-    out = []
-    for position, item in enumerate(values.reshape(-1)):
-        item = np.asarray(item).reshape(-1)
-        if item.size != 1 or item.dtype.kind != "U":
-            raise file_error(path, f"{what}[{position}] is not a string (found {item.dtype} of size {item.size})")
-        out.append(str(item[0]).strip())
-    return out
 
 
 # ---------------------------------------------------------------------- file readers
@@ -222,17 +194,9 @@ def check_split_checksums(store_path: Path, recorded: Any, folder: Path) -> None
 
 
 # --------------------------------------------------------------------- region features
-def open_region_features(path: str | Path, res101: Res101, res101_path: Path) -> Any:
-    """Lazy ``(N, C, H, W)`` features from a feature store directory or a feature-map HDF5 file.
-
-    Checks that they describe the same images, in the same order, as ``res101.mat``.
-    """
-    from zslkit.datasets.feature_h5 import H5Rows, read_h5_labels
-    from zslkit.datasets.store import is_store, open_store
-
-    path = Path(path).expanduser()
-    if is_store(path):
-        features = open_store(path)
+def check_region_features(path: Path, features: LazyRows, res101: Res101, res101_path: Path) -> None:
+    """Refuse region features that do not describe the images of ``res101.mat``, in its order."""
+    if isinstance(features, FeatureStore):
         check_split_checksums(path, features.metadata.get("split_files_sha256"), res101_path.parent)
         files = features.metadata.get("files")
         if files is not None:
@@ -245,8 +209,7 @@ def open_region_features(path: str | Path, res101: Res101, res101_path: Path) ->
                     f"{path}: the store was extracted for another image list than {res101_path} "
                     f"(image {first}: {found!r} in the store, {wanted!r} in res101.mat)"
                 )
-    elif path.is_file():
-        features = H5Rows(path)
+    else:
         labels = read_h5_labels(path)
         if labels is not None and labels.shape == res101.labels.shape and not np.array_equal(labels, res101.labels):
             first = int(np.flatnonzero(labels != res101.labels)[0])
@@ -254,11 +217,8 @@ def open_region_features(path: str | Path, res101: Res101, res101_path: Path) ->
                 f"{path}: labels disagree with {res101_path} at image {first} "
                 f"({labels[first]} vs {res101.labels[first]} 0-based): features of another image order?"
             )
-    else:
-        raise DatasetError(f"{path}: not a feature store directory nor a feature-map HDF5 file")
     if len(features) != res101.num_images:
         raise DatasetError(f"{path}: holds {len(features)} images, {res101_path} lists {res101.num_images}")
-    return features
 
 
 # ------------------------------------------------------------------------------ loaders
@@ -302,7 +262,10 @@ def load_xlsa17(
     matrix = splits.att if class_attributes == "att" else splits.original_att
     vectors = None if attribute_vectors is None else load_attribute_vectors(attribute_vectors, matrix.shape[1])
     names = [] if attribute_names is None else read_attribute_names(attribute_names, matrix.shape[1])
-    region = None if features is None else open_region_features(features, res101, res101_path)
+    region = None
+    if features is not None:
+        region = open_region_features(features)
+        check_region_features(Path(features).expanduser(), region, res101, res101_path)
     return ZSLDataset(
         name=name or folder.name.lower(),
         labels=res101.labels,

@@ -31,8 +31,6 @@ __all__ = ["AttributeCrossEntropy"]
 class AttributeCrossEntropy(PerBranchLoss):
     """Cross-entropy of every branch (or of ``branches`` only), summed over branches."""
 
-    term = "attribute_ce"
-
     def __init__(self, branches: Sequence[str] | None = None, classes: str = "all", on_probabilities: bool = False):
         super().__init__(branches)
         if classes not in ("all", "seen"):

@@ -9,7 +9,6 @@ A loss term is an ``nn.Module`` built as ``factory(**options)`` whose
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
 
 import torch
 from torch import nn
@@ -34,9 +33,6 @@ class PerBranchLoss(nn.Module):
     :meth:`branch_loss`.
     """
 
-    #: The registered name, used in error messages.
-    term: ClassVar[str] = ""
-
     def __init__(self, branches: Sequence[str] | None = None):
         super().__init__()
         self.branches = None if branches is None else list(branches)
@@ -45,5 +41,6 @@ class PerBranchLoss(nn.Module):
         raise NotImplementedError
 
     def forward(self, output, labels: torch.Tensor, classes) -> torch.Tensor:
-        selected = select_branches(output.branch_scores, self.branches, self.term)
+        # the registered name, recorded by zslkit.create (the class name for a term built from its class)
+        selected = select_branches(output.branch_scores, self.branches, getattr(self, "component_name", type(self).__name__))
         return torch.stack([self.branch_loss(scores, labels, classes) for scores in selected]).sum()

@@ -23,8 +23,6 @@ __all__ = ["SelfCalibration"]
 class SelfCalibration(PerBranchLoss):
     """Self-calibration of every branch (or of ``branches`` only), summed over branches."""
 
-    term = "self_calibration"
-
     def branch_loss(self, scores: torch.Tensor, labels: torch.Tensor, classes) -> torch.Tensor:
         if classes.unseen.numel() == 0:
             raise ValueError("self_calibration needs unseen classes; the model's class space has none")

@@ -1,9 +1,15 @@
-"""ZSL metrics: pure functions plus the stateful :class:`ZSLAccuracy` and :class:`PartLocalization`."""
+"""ZSL metrics: pure functions plus the stateful :class:`ZSLAccuracy` and :class:`PartLocalization`.
 
+:func:`evaluate` (:mod:`zslkit.metrics.evaluation`) is the one evaluation of scores:
+class masking, calibrated stacking, T1/U/S/H/AUSUC and the best gamma.
+"""
+
+from zslkit.metrics.evaluation import Evaluation, best_calibration, evaluate, evaluate_scores
 from zslkit.metrics.functional import (
     GZSLResult,
     SeenUnseenCurve,
     ausuc,
+    curve_area,
     czsl_accuracy,
     gzsl_accuracy,
     harmonic_mean,
@@ -19,12 +25,17 @@ from zslkit.metrics.localization import (
 from zslkit.metrics.stateful import ZSLAccuracy
 
 __all__ = [
+    "Evaluation",
     "GZSLResult",
     "PartLocalization",
     "SeenUnseenCurve",
     "ZSLAccuracy",
     "ausuc",
+    "best_calibration",
+    "curve_area",
     "czsl_accuracy",
+    "evaluate",
+    "evaluate_scores",
     "grid_to_image",
     "gzsl_accuracy",
     "harmonic_mean",

@@ -23,6 +23,7 @@ __all__ = [
     "GZSLResult",
     "SeenUnseenCurve",
     "ausuc",
+    "curve_area",
     "czsl_accuracy",
     "gzsl_accuracy",
     "harmonic_mean",
@@ -154,7 +155,12 @@ def seen_unseen_curve(scores, labels, seen_classes, unseen_classes) -> SeenUnsee
     return SeenUnseenCurve(thresholds, u, s)
 
 
+def curve_area(curve: SeenUnseenCurve) -> float:
+    """Area under a seen-unseen curve (trapezoid rule, U on the x axis): the AUSUC of its scores."""
+    integrate = np.trapezoid if hasattr(np, "trapezoid") else np.trapz
+    return float(integrate(curve.seen, curve.unseen))
+
+
 def ausuc(scores, labels, seen_classes, unseen_classes) -> float:
     """Area under the seen-unseen accuracy curve (trapezoid rule, U on the x axis)."""
-    curve = seen_unseen_curve(scores, labels, seen_classes, unseen_classes)
-    return float(np.trapezoid(curve.seen, curve.unseen) if hasattr(np, "trapezoid") else np.trapz(curve.seen, curve.unseen))
+    return curve_area(seen_unseen_curve(scores, labels, seen_classes, unseen_classes))

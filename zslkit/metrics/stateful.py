@@ -1,14 +1,22 @@
-"""A stateful, torchmetrics-style wrapper around :mod:`zslkit.metrics.functional`."""
+"""A stateful, torchmetrics-style wrapper around :func:`zslkit.metrics.evaluation.evaluate`."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
-from zslkit.metrics.functional import ausuc, czsl_accuracy, gzsl_accuracy
+from zslkit.metrics.evaluation import evaluate
+
+__all__ = ["ZSLAccuracy"]
 
 
 class ZSLAccuracy:
     """Accumulate scores over batches, then compute T1, U, S, H and AUSUC at once.
+
+    ``compute()`` is :func:`~zslkit.metrics.evaluation.evaluate` on every batch seen
+    so far (classes outside ``seen_classes`` and ``unseen_classes`` masked, ``T1`` 0
+    when no unseen-class image came), with ``calibration`` a fixed gamma or ``"best"``.
 
     >>> metric = ZSLAccuracy(seen_classes, unseen_classes)
     >>> for scores, labels in batches:
@@ -16,7 +24,7 @@ class ZSLAccuracy:
     >>> metric.compute()  # {'T1': ..., 'U': ..., 'S': ..., 'H': ..., 'AUSUC': ...}
     """
 
-    def __init__(self, seen_classes, unseen_classes, calibration: float = 0.0) -> None:
+    def __init__(self, seen_classes, unseen_classes, calibration: float | Literal["best"] = 0.0) -> None:
         self.seen_classes = torch.as_tensor(seen_classes).long()
         self.unseen_classes = torch.as_tensor(unseen_classes).long()
         self.calibration = calibration
@@ -34,11 +42,4 @@ class ZSLAccuracy:
         if not self._scores:
             raise RuntimeError("ZSLAccuracy.compute() called before any update()")
         scores, labels = torch.cat(self._scores), torch.cat(self._labels)
-        unseen_mask = torch.isin(labels, self.unseen_classes)
-        result = {}
-        if unseen_mask.any():
-            result["T1"] = czsl_accuracy(scores[unseen_mask], labels[unseen_mask], self.unseen_classes)
-        g = gzsl_accuracy(scores, labels, self.seen_classes, self.unseen_classes, self.calibration)
-        result.update(U=g.unseen, S=g.seen, H=g.harmonic)
-        result["AUSUC"] = ausuc(scores, labels, self.seen_classes, self.unseen_classes)
-        return result
+        return evaluate(scores.numpy(), labels.numpy(), self.seen_classes.numpy(), self.unseen_classes.numpy(), self.calibration).metrics()

@@ -34,7 +34,6 @@ _LASSO = {"loss": "attribute_decorrelation", "key": "weights", "norm": "frobeniu
 class APN(AttentionZSLModel):
     """APN; every argument as in :class:`AttentionZSLModel`, with APN's defaults."""
 
-    model_name: ClassVar[str] = "apn"
     default_branches: ClassVar[dict[str, Any]] = {
         "global": {"attention": "ale_global", "weight": 1.0, "pool": "max"},
         "local": {"attention": "prototype", "weight": 0.0},

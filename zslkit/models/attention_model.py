@@ -3,6 +3,8 @@
 ``forward(features)`` with region features ``x`` ``(B, C, H, W)`` or ``(B, C, R)``:
 
 1. ``f_{b,r} = x_{b,:,r} / ||x_{b,:,r}||_2`` (unit length over channels, per region);
+   with an ``encoder`` (kind ``encoder``), ``f <- encoder(f, grid)`` ``(B, C', R)``, once,
+   shared by every branch;
 2. every branch (an attention block) maps ``f`` and the attribute embeddings ``V``
    ``(I, D)`` to attribute scores ``psi`` ``(B, I)`` (a block whose ``forward`` has a
    ``grid`` parameter also gets the grid ``(H, W)``, ``None`` for ``(B, C, R)`` input);
@@ -29,10 +31,16 @@ from einops import einsum, rearrange
 from numpy.typing import ArrayLike
 from torch import nn
 
-from zslkit.contracts import check_attention_output, check_loss_output, describe_component
+from zslkit.contracts import (
+    check_attention_output,
+    check_encoder_output,
+    check_loss_needs,
+    check_loss_output,
+    describe_component,
+)
 from zslkit.models.class_space import ClassSpace, MissingAttributeGroupsError
 from zslkit.models.output import ModelOutput
-from zslkit.models.parts import parse_parts
+from zslkit.models.parts import parse_encoder, parse_parts
 from zslkit.ops import normalize_regions
 from zslkit.registry import create
 
@@ -74,12 +82,14 @@ class AttentionZSLModel(nn.Module):
         predict_probabilities: the prediction ``scores`` is the weighted sum of the branches'
             class probabilities (softmax over the seen and unseen classes) instead of their
             class scores (APN); ``branch_scores`` stay the class scores.
+        encoder: a feature encoder between the normalised features and every branch:
+            ``None``, a registered encoder name, or ``{"encoder": name, **options}``; built as
+            ``factory(feature_dim=C, **options)``, the branches then see ``encoder.output_dim``
+            channels.
     """
 
     default_branches: ClassVar[dict[str, Any]] = {}
     default_losses: ClassVar[dict[str, Any]] = {}
-    #: Registered model name, recorded in checkpoints.
-    model_name: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -100,6 +110,7 @@ class AttentionZSLModel(nn.Module):
         predict_probabilities: bool = False,
         attribute_groups: Mapping[str, Any] | None = None,
         unit_embeddings: bool = True,
+        encoder: str | Mapping[str, Any] | None = None,
     ):
         super().__init__()
         if seen_classes is None:
@@ -129,21 +140,28 @@ class AttentionZSLModel(nn.Module):
         self.normalize_embeddings = normalize_embeddings
         self.normalize_features = normalize_features
 
+        encoder_part = parse_encoder(encoder)
+        self.encoder = None if encoder_part is None else create("encoder", encoder_part.component, feature_dim=self.feature_dim, **encoder_part.options)
         branch_parts = parse_parts(self.default_branches if branches is None else branches, key="attention", option="branches")
         loss_parts = parse_parts(self.default_losses if losses is None else losses, key="loss", option="losses")
-        block_shape = {"feature_dim": self.feature_dim, "embedding_dim": self.embedding_dim, "num_attributes": num_attributes}
+        block_shape = {"feature_dim": self.branch_feature_dim, "embedding_dim": self.embedding_dim, "num_attributes": num_attributes}
         self.branches = nn.ModuleDict({p.entry: create("attention", p.component, **block_shape, **p.options) for p in branch_parts})
         self.branch_weights = {p.entry: p.weight for p in branch_parts}
         #: branches whose block's ``forward`` takes the region grid (a parameter named ``grid``)
         self._grid_branches = {name for name, block in self.branches.items() if "grid" in inspect.signature(block.forward).parameters}
         self.loss_terms = nn.ModuleDict({p.entry: create("loss", p.component, **p.options) for p in loss_parts})
         self.loss_weights = {p.entry: p.weight for p in loss_parts}
-        #: entry -> (registered name, origin) of each branch and loss term, for contract errors.
+        #: entry -> (registered name, origin) of each branch, loss term and the encoder, for contract errors.
         self._sources = {
             **{("attention", p.entry): (p.component, f"branch {p.entry!r}, {describe_component('attention', p.component)}") for p in branch_parts},
             **{("loss", p.entry): (p.component, f"term {p.entry!r}, {describe_component('loss', p.component)}") for p in loss_parts},
         }
         self._check_attribute_groups(loss_parts)
+        if encoder_part is not None:
+            self._sources[("encoder", "encoder")] = (encoder_part.component, describe_component("encoder", encoder_part.component))
+        for name, term in self.loss_terms.items():
+            component, source = self._sources[("loss", name)]
+            check_loss_needs(term, self.branches, name=component, source=source)  # what can be told before a forward
         #: The options that rebuild this model (JSON-friendly), without the data arrays.
         self.options = {
             "feature_dim": self.feature_dim,
@@ -159,6 +177,7 @@ class AttentionZSLModel(nn.Module):
             "predict_probabilities": self.predict_probabilities,
             "attribute_groups": None if self.classes.attribute_groups is None else {k: list(v) for k, v in self.classes.attribute_groups.items()},
             "unit_embeddings": unit_embeddings,
+            "encoder": None if encoder_part is None else {"encoder": encoder_part.component, **encoder_part.options},
         }
 
     def _check_attribute_groups(self, loss_parts) -> None:
@@ -178,6 +197,11 @@ class AttentionZSLModel(nn.Module):
     @property
     def embedding_dim(self) -> int:
         return int(self.V.shape[1])
+
+    @property
+    def branch_feature_dim(self) -> int:
+        """Channels the branches see: the encoder's ``output_dim``, else ``feature_dim``."""
+        return self.feature_dim if self.encoder is None else int(self.encoder.output_dim)
 
     @property
     def num_classes(self) -> int:
@@ -218,36 +242,48 @@ class AttentionZSLModel(nn.Module):
         scores = einsum(attributes, attribute_scores, "cls attribute, batch attribute -> batch cls")
         return scores + self.classes.margin
 
+    def encode(self, f: torch.Tensor, grid: tuple[int, int] | None) -> torch.Tensor:
+        """The shared encoder on the normalised features ``(B, C, R) -> (B, C', R)`` (identity without one)."""
+        if self.encoder is None:
+            return f
+        encoded = self.encoder(f, grid)
+        component, source = self._sources[("encoder", "encoder")]
+        check_encoder_output(encoded, batch=f.shape[0], channels=self.branch_feature_dim, regions=f.shape[2], name=component, source=source)
+        return encoded
+
     def forward(self, features: torch.Tensor) -> ModelOutput:
         """Score ``features`` ``(B, C, H, W)`` or ``(B, C, R)``; returns a :class:`ModelOutput`."""
         grid = (int(features.shape[2]), int(features.shape[3])) if features.ndim == 4 else None
-        f = self.prepare_features(features)
+        f = self.encode(self.prepare_features(features), grid)
         embeddings = self.attribute_embeddings()
-        output = ModelOutput(scores=f.new_zeros(()), grid=grid)
+        attribute_scores, maps, branch_scores, extras, constants = {}, {}, {}, {}, {}
         for name, block in self.branches.items():
             result = block(f, embeddings, grid=grid) if name in self._grid_branches else block(f, embeddings)
             component, source = self._sources.get(("attention", name), (name, ""))
             check_attention_output(
                 result, batch=f.shape[0], num_attributes=self.num_attributes, regions=f.shape[2], name=component, source=source
             )
-            output.attribute_scores[name], output.maps[name] = result.scores, result.maps
-            output.extras[name] = dict(getattr(result, "extras", {}))
-            output.constants[name] = dict(getattr(result, "constants", {}))
-            output.branch_scores[name] = self.class_scores(result.scores)
+            attribute_scores[name], maps[name] = result.scores, result.maps
+            extras[name], constants[name] = dict(getattr(result, "extras", {})), dict(getattr(result, "constants", {}))
+            branch_scores[name] = self.class_scores(result.scores)
         # classes outside the problem (neither seen nor unseen) are never predicted; no data-dependent
         # branch here, so that the forward compiles as one graph
         hidden = ~self.classes.predictable
         if self.predict_probabilities:
-            scores = sum(self.branch_weights[n] * y.masked_fill(hidden, float("-inf")).softmax(dim=1) for n, y in output.branch_scores.items())
+            scores = sum(self.branch_weights[n] * y.masked_fill(hidden, float("-inf")).softmax(dim=1) for n, y in branch_scores.items())
         else:
-            scores = sum(self.branch_weights[name] * y for name, y in output.branch_scores.items())
-        output.scores = scores.masked_fill(hidden, float("-inf"))
-        return output
+            scores = sum(self.branch_weights[name] * y for name, y in branch_scores.items())
+        scores = scores.masked_fill(hidden, float("-inf"))
+        return ModelOutput(scores=scores, branch_scores=branch_scores, attribute_scores=attribute_scores, maps=maps,
+                           extras=extras, constants=constants, grid=grid)
 
     # ------------------------------------------------------------------- loss
     def loss(self, output: ModelOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{"total": sum_t weight_t * L_t, t: L_t for every term}`` (terms unweighted)."""
         labels = torch.as_tensor(labels, device=output.scores.device).long()
+        for name, term in self.loss_terms.items():
+            component, source = self._sources.get(("loss", name), (name, ""))
+            check_loss_needs(term, self.branches, output, name=component, source=source)
         terms = {name: term(output, labels, self.classes) for name, term in self.loss_terms.items()}
         for name, value in terms.items():
             component, source = self._sources.get(("loss", name), (name, ""))

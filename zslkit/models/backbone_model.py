@@ -22,12 +22,15 @@ BatchNorm layers of the backbone (``batchnorm``):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from zslkit.contracts import registered_name
+from zslkit.datasets.checks import sha256_file
 from zslkit.models.output import ModelOutput
 
 __all__ = ["BATCHNORM_MODES", "BackboneModel", "backbone_channels", "describe_backbone", "feature_map"]
@@ -68,12 +71,22 @@ def backbone_channels(backbone: nn.Module, sample: torch.Tensor | None = None) -
     return int(channels)
 
 
-def describe_backbone(backbone: nn.Module) -> dict[str, Any]:
-    """JSON-ready description for checkpoints: ``backbone.describe()`` if it has one, else its class."""
+def describe_backbone(backbone: nn.Module, *, weights_checksum: bool = False) -> dict[str, Any]:
+    """JSON-ready description of a backbone, the one used by checkpoints and feature stores.
+
+    ``backbone.describe()`` if it has one, else its class. With ``weights_checksum``
+    (feature stores), a ``weights`` file the backbone was loaded from is recorded by
+    name with its SHA-256 (``weights``, ``weights_sha256``).
+    """
     if hasattr(backbone, "describe"):
-        return dict(backbone.describe())
-    kind = type(backbone)
-    return {"class": f"{kind.__module__}.{kind.__qualname__}"}
+        described = dict(backbone.describe())
+    else:
+        kind = type(backbone)
+        described = {"class": f"{kind.__module__}.{kind.__qualname__}"}
+    weights = getattr(backbone, "weights", None)
+    if weights_checksum and weights is not None:
+        described.update(weights=Path(weights).name, weights_sha256=sha256_file(weights))
+    return described
 
 
 class BackboneModel(nn.Module):
@@ -86,7 +99,7 @@ class BackboneModel(nn.Module):
         batchnorm: one of :data:`BATCHNORM_MODES` (see the module docstring).
 
     The head's attributes a training loop or checkpoint needs (``classes``,
-    ``loss_weights``, ``model_name``...) are forwarded; ``options`` adds the
+    ``loss_weights``, its registered name...) are forwarded; ``options`` adds the
     backbone's description and the BatchNorm mode to the head's.
     """
 
@@ -148,8 +161,14 @@ class BackboneModel(nn.Module):
         return getattr(self.head, "needs_maps", True)
 
     @property
+    def component_name(self) -> str:
+        """The head's registered name (:func:`zslkit.contracts.registered_name`): what a checkpoint rebuilds."""
+        return registered_name(self.head)
+
+    @property
     def model_name(self) -> str:
-        return getattr(self.head, "model_name", type(self.head).__name__)
+        """Same as :attr:`component_name`."""
+        return self.component_name
 
     @property
     def options(self) -> dict[str, Any]:

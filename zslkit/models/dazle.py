@@ -19,6 +19,5 @@ __all__ = ["DAZLE"]
 class DAZLE(AttentionZSLModel):
     """DAZLE; every argument as in :class:`AttentionZSLModel`."""
 
-    model_name: ClassVar[str] = "dazle"
     default_branches: ClassVar[dict[str, Any]] = {"dazle": {"attention": "gated_attribute_to_visual", "weight": 1.0}}
     default_losses: ClassVar[dict[str, Any]] = {"attribute_ce": 1.0, "self_calibration": 0.1}

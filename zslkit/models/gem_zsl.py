@@ -32,7 +32,6 @@ __all__ = ["GEMZSL"]
 class GEMZSL(AttentionZSLModel):
     """GEM-ZSL; every argument as in :class:`AttentionZSLModel`, with GEM-ZSL's defaults."""
 
-    model_name: ClassVar[str] = "gem_zsl"
     default_branches: ClassVar[dict[str, Any]] = {
         "base": {"attention": "cosine_global", "weight": 1.0, "scale": 20.0},
         "attention": {"attention": "attribute_to_visual", "weight": 0.0, "pool": "max", "attention_init": "normal"},

@@ -21,7 +21,6 @@ __all__ = ["MSDN"]
 class MSDN(AttentionZSLModel):
     """MSDN; every argument as in :class:`AttentionZSLModel`."""
 
-    model_name: ClassVar[str] = "msdn"
     default_branches: ClassVar[dict[str, Any]] = {
         "a2v": {"attention": "attribute_to_visual", "weight": 0.9},
         "v2a": {"attention": "visual_to_attribute", "weight": 0.1},

@@ -8,7 +8,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["ModelOutput", "map_tensors"]
+from zslkit.contracts import ContractError, check_tensor_dict
+
+__all__ = ["ModelOutput", "check_model_output", "map_tensors"]
 
 
 def map_tensors(value: Any, fn) -> Any:
@@ -57,3 +59,17 @@ class ModelOutput:
 
         changes = {f.name: map_tensors(getattr(self, f.name), to_float) for f in dataclasses.fields(self)}
         return dataclasses.replace(self, **changes)
+
+
+def check_model_output(output: Any, *, batch: int, num_classes: int, name: str, source: str = "") -> None:
+    """A model's forward returns a :class:`ModelOutput` with ``.scores`` ``(B, K)`` and batch-first extras.
+
+    ``source`` (where the model came from) is named in the error.
+    """
+    where = f"model {name!r}" + (f" ({source})" if source else "")
+    if not isinstance(output, ModelOutput):
+        raise ContractError(f"{where}: forward must return a zslkit.models.ModelOutput; found {type(output).__name__}")
+    if tuple(output.scores.shape) != (batch, num_classes):
+        raise ContractError(f"{where}: ModelOutput.scores must be ({batch}, {num_classes}); found {tuple(output.scores.shape)}")
+    for branch, extras in output.extras.items():
+        check_tensor_dict(extras, batch, f"{where}: .extras[{branch!r}]")

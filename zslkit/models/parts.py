@@ -7,6 +7,9 @@ Both options map an entry name to a spec:
 * a dict ``{"attention" | "loss": name, "weight": w, **options}``; the component
   name defaults to the entry name, the weight to 1, the rest are options for the
   component's factory.
+
+The ``encoder=`` option is one spec: ``None``, a registered encoder name, or
+``{"encoder": name, **options}``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import dataclass, field
 from numbers import Real
 from typing import Any
 
-__all__ = ["Part", "parse_parts"]
+__all__ = ["Part", "parse_encoder", "parse_parts"]
 
 
 @dataclass(frozen=True)
@@ -59,3 +62,15 @@ def parse_parts(specs: Mapping[str, Any], *, key: str, option: str) -> list[Part
             expected = "a registered name, a weight or a dict" if key == "loss" else "a registered name or a dict"
             raise ValueError(f"{option}[{entry!r}] must be {expected}, got {spec!r}")
     return parts
+
+
+def parse_encoder(spec: Any) -> Part | None:
+    """The ``encoder=`` option as a :class:`Part` (entry ``"encoder"``), or ``None`` when absent."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        return Part("encoder", spec, 1.0)
+    if isinstance(spec, Mapping) and isinstance(spec.get("encoder"), str):
+        options = {k: v for k, v in spec.items() if k != "encoder"}
+        return Part("encoder", spec["encoder"], 1.0, options)
+    raise ValueError(f"encoder must be None, a registered encoder name or {{'encoder': name, **options}}, got {spec!r}")

@@ -9,7 +9,16 @@ from zslkit.training.checkpoint import (
     load_model,
     save_checkpoint,
 )
-from zslkit.training.config import COMPILE_MODES, OPTIMIZERS, PRECISIONS, RESIDENCY, SAMPLERS, TrainConfig, available_configs, load_config
+from zslkit.training.config import (
+    COMPILE_MODES,
+    OPTIMIZERS,
+    PRECISIONS,
+    RESIDENCY,
+    SAMPLERS,
+    TrainConfig,
+    available_configs,
+    load_config,
+)
 from zslkit.training.data import batch_indices, read_batch
 from zslkit.training.predict import evaluate, predict_scores
 from zslkit.training.trainer import TrainResult, build_optimizer, train

@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from zslkit.atomic import write_atomic
+from zslkit.contracts import ContractError, registered_name
 
 __all__ = [
     "Checkpoint",
@@ -116,7 +117,7 @@ def save_checkpoint(
         for i, state in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda.{i}"] = state
     record: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "zslkit_version": __version__, "epoch": epoch}
-    record["model"] = {"name": getattr(model, "model_name", ""), "options": getattr(model, "options", {})}
+    record["model"] = {"name": _registered_name(model), "options": getattr(model, "options", {})}
     classes = getattr(model, "classes", None)
     if classes is not None:
         record["classes"] = {"seen": classes.seen.tolist(), "unseen": classes.unseen.tolist(), "margin": classes.margin_size}
@@ -129,6 +130,15 @@ def save_checkpoint(
     record["tensors_sha256"] = _sha256(tensor_path)
     write_atomic(json_path, lambda tmp: tmp.write_text(json.dumps(record, indent=2, default=_json_default)))
     return json_path
+
+
+def _registered_name(model: torch.nn.Module) -> str:
+    """The model's registered name (see :func:`zslkit.contracts.registered_name`), ``""`` for a module no
+    registered model class built (such a checkpoint holds weights but cannot be rebuilt by name)."""
+    try:
+        return registered_name(model)
+    except ContractError:
+        return ""
 
 
 def _json_default(value: Any) -> Any:
@@ -189,6 +199,10 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 def build_model(checkpoint: Checkpoint, backbone: torch.nn.Module | None = None) -> torch.nn.Module:
     """Rebuild the checkpoint's model (registered name + options) and load its weights.
 
+    The model is built as ``zslkit.create_model(name, class_attributes=<state classes.attributes>,
+    attribute_embeddings=<state V, or None for a model without V>, seen_classes=..., unseen_classes=...,
+    **options)`` (the model contract in ``docs/concepts.md``).
+
     A checkpoint of end-to-end fine-tuning (a :class:`~zslkit.models.BackboneModel`)
     needs ``backbone``: a module of the same architecture, whose weights are then
     replaced by the checkpoint's.
@@ -199,7 +213,8 @@ def build_model(checkpoint: Checkpoint, backbone: torch.nn.Module | None = None)
 
     info = checkpoint.meta.get("model", {})
     if not info.get("name"):
-        raise CheckpointError(f"{checkpoint.path}: the checkpoint does not name its model")
+        raise CheckpointError(f"{checkpoint.path}: the checkpoint does not name its model (it was saved from a module "
+                              "that is not a registered model; register its class to rebuild it by name)")
     options = dict(info.get("options", {}))
     described, batchnorm = options.pop("backbone", None), options.pop("batchnorm", "frozen")
     if described is not None and backbone is None:
@@ -209,15 +224,14 @@ def build_model(checkpoint: Checkpoint, backbone: torch.nn.Module | None = None)
         )
     state = checkpoint.section("model")
     head_state = {k[len("head.") :]: v for k, v in state.items() if k.startswith("head.")} if described else state
-    for key in ("classes.attributes", "V"):
-        if key not in head_state:
-            raise CheckpointError(f"{checkpoint.path}: model state has no {key!r}")
+    if "classes.attributes" not in head_state:
+        raise CheckpointError(f"{checkpoint.path}: model state has no 'classes.attributes'")
     with reading(checkpoint.path, f"model {info['name']!r} from the checkpoint", CheckpointError):
         classes = checkpoint.meta["classes"]
         model = zslkit.create_model(
             info["name"],
             class_attributes=head_state["classes.attributes"],
-            attribute_embeddings=head_state["V"],
+            attribute_embeddings=head_state.get("V"),  # a model without V rebuilds its embeddings from its options
             seen_classes=classes["seen"],
             unseen_classes=classes["unseen"],
             **options,

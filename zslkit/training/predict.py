@@ -13,6 +13,9 @@ import numpy as np
 import torch
 
 from zslkit import distributed
+from zslkit.contracts import describe_model
+from zslkit.metrics.evaluation import evaluate_scores
+from zslkit.models.output import check_model_output
 from zslkit.training.data import read_batch, shard
 
 __all__ = ["check_class_space", "evaluate", "model_device", "predict_scores"]
@@ -46,11 +49,15 @@ def predict_scores(
     was_training = model.training
     model.eval()
     device = model_device(model)
+    name, origin = describe_model(model)
+
+    def score(batch: torch.Tensor) -> np.ndarray:
+        output = model(batch.to(device))
+        check_model_output(output, batch=len(batch), num_classes=model.num_classes, name=name, source=origin)
+        return output.scores.float().cpu().numpy()
+
     try:
-        chunks = [
-            model(read_batch(source, mine[start : start + batch_size]).to(device)).scores.float().cpu().numpy()
-            for start in range(0, len(mine), batch_size)
-        ]
+        chunks = [score(read_batch(source, mine[start : start + batch_size])) for start in range(0, len(mine), batch_size)]
     finally:
         model.train(was_training)
     scores = np.concatenate(chunks) if chunks else np.zeros((0, model.num_classes), dtype=np.float32)
@@ -85,8 +92,6 @@ def evaluate(
 
     ``inputs`` and ``across_ranks`` as in :func:`predict_scores`.
     """
-    from zslkit.bench import evaluate_scores
-
     check_class_space(model, dataset)
     score = partial(predict_scores, model, dataset, batch_size=batch_size, inputs=inputs, across_ranks=across_ranks)
     seen, unseen = score(dataset.splits["test_seen"]), score(dataset.splits["test_unseen"])

@@ -24,10 +24,12 @@ from tqdm.auto import tqdm
 
 from zslkit import distributed
 from zslkit.atomic import write_csv_atomic, write_json_atomic
+from zslkit.contracts import check_model_losses, describe_model, registered_name
 from zslkit.datasets.container import ZSLDataset
 from zslkit.datasets.resident import ResidentFeatures, hold_on_device, resident_bytes
 from zslkit.models.backbone_model import BackboneModel, backbone_channels
 from zslkit.models.class_space import MissingAttributeGroupsError
+from zslkit.models.output import check_model_output
 from zslkit.training.checkpoint import (
     checkpoint_paths,
     latest_checkpoint,
@@ -123,6 +125,21 @@ def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, momentum=config.momentum, **common)
 
 
+def _takes_groups(model: str, dataset) -> bool:
+    """Whether to pass ``dataset.attribute_groups``: the dataset has them and the model's factory takes them."""
+    import inspect
+
+    from zslkit.registry import ComponentNotFoundError, get_component
+
+    if dataset.attribute_groups is None:
+        return False
+    try:
+        params = inspect.signature(get_component("model", model)).parameters.values()
+    except (ComponentNotFoundError, TypeError, ValueError):  # create_model then names the problem
+        return False
+    return any(p.name == "attribute_groups" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
 def _build_model(dataset, model, config: TrainConfig, model_options: dict[str, Any], backbone=None, sample=None):
     """The model to train: ``model`` built for ``dataset``, behind ``backbone`` when one is given.
 
@@ -137,7 +154,7 @@ def _build_model(dataset, model, config: TrainConfig, model_options: dict[str, A
 
         if backbone is None and dataset.features is None:
             raise ValueError(f"dataset {dataset.name!r} has no region features (features is None); attention models need them")
-        groups = {} if dataset.attribute_groups is None else {"attribute_groups": dataset.attribute_groups}
+        groups = {"attribute_groups": dataset.attribute_groups} if _takes_groups(model, dataset) else {}
         try:
             head = zslkit.create_model(
                 model,
@@ -269,12 +286,14 @@ def _compiled(parallel, net, mode: str):
 
 
 def _batch_losses(
-    forward, loss, net, batch: np.ndarray, local: torch.Tensor, targets: torch.Tensor, device, precision: str = "fp32"
+    forward, loss, net, batch: np.ndarray, local: torch.Tensor, targets: torch.Tensor, device, precision: str = "fp32",
+    identity: tuple[str, str] = ("model", ""),
 ) -> dict[str, torch.Tensor]:
     """The losses (``loss(output, targets)``) of one global ``batch``; ``forward`` (``net``, ``net`` in DDP, or
     either compiled) sees this rank's ``local`` inputs; ``targets``: the batch's labels, on the device.
 
     With ``precision="bf16"`` the forward runs under bfloat16 autocast and the loss terms in float32.
+    The output and the losses are checked against the model contract (``identity``: the model's name and origin).
     """
     world = distributed.world_size()
     if precision == "bf16":
@@ -283,9 +302,13 @@ def _batch_losses(
         output = output.float()
     else:
         output = forward(local.to(device))
+    name, source = identity
+    check_model_output(output, batch=len(local), num_classes=net.num_classes, name=name, source=source)
     if world > 1:
         output = gather_output(output, distributed.shard_counts(len(batch), world), with_maps=getattr(net, "needs_maps", True))
-    return loss(output, targets)
+    losses = loss(output, targets)
+    check_model_losses(losses, name=name, source=source)
+    return losses
 
 
 def _train_one_epoch(parallel, optimizer, batches, losses_of, steps: int, desc: str, progress: bool) -> dict[str, float]:
@@ -374,7 +397,8 @@ def train(
     inputs = dataset.features if inputs is None else inputs
     device = distributed.rank_device(resolve_device(cfg.device))
     model = cfg.model if model is None else model
-    model_name = model if isinstance(model, str) else getattr(model, "model_name", type(model).__name__)
+    # a built model that checkpoints must rebuild by name is refused now, not when its checkpoint is read
+    model_name = model if isinstance(model, str) else registered_name(model) if out_dir is not None else describe_model(model)[0]
     main = distributed.is_main()
     progress = progress and main
 
@@ -404,7 +428,7 @@ def train(
 
     checkpoint = None
     forward, loss = _compiled(parallel, net, cfg.compile)
-    losses_of = partial(_batch_losses, forward, loss, net, device=device, precision=cfg.precision)
+    losses_of = partial(_batch_losses, forward, loss, net, device=device, precision=cfg.precision, identity=describe_model(net))
     threads, tf32 = torch.get_num_threads(), torch.backends.cuda.matmul.allow_tf32
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)

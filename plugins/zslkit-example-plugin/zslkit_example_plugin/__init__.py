@@ -1,7 +1,8 @@
-"""An example zslkit plugin: one attention block and one loss term.
+"""An example zslkit plugin: one attention block, one loss term and one benchmark case.
 
 Installing this package (``pip install -e plugins/zslkit-example-plugin``) makes
-``zslkit list`` show ``example_temperature_attention`` and ``example_attribute_regression``.
+``zslkit list`` show ``example_temperature_attention`` and ``example_attribute_mse``,
+and ``zslkit bench --list`` the case ``msdn+temperature``.
 """
 
 __version__ = "0.1.0"

@@ -1,4 +1,7 @@
-"""Attribute regression: each branch's attribute scores should match the label's class attributes."""
+"""Attribute mean squared error: each branch's attribute scores should match the label's class attributes.
+
+Registered as ``example_attribute_mse`` (zslkit's own ``attribute_regression`` term is another one).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import torch
 from torch import nn
 
 
-class AttributeRegression(nn.Module):
+class AttributeMSE(nn.Module):
     """Mean over batch, attributes and branches of ``(psi_{b,i} - A_{y_b,i})^2``."""
 
     def forward(self, output, labels: torch.Tensor, classes) -> torch.Tensor:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import zslkit
 from zslkit_example_plugin.attention import TemperatureAttention
-from zslkit_example_plugin.losses import AttributeRegression
+from zslkit_example_plugin.losses import AttributeMSE
 
 
 @zslkit.hookimpl
 def zslkit_register_components(registrar):
     registrar.register("attention", "example_temperature_attention", TemperatureAttention)
-    registrar.register("loss", "example_attribute_regression", AttributeRegression)
+    registrar.register("loss", "example_attribute_mse", AttributeMSE)
 
 
 @zslkit.hookimpl

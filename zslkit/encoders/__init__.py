@@ -1,0 +1,10 @@
+"""Feature encoders: ``factory(feature_dim=C, **options)`` with an int ``output_dim``.
+
+``forward(features (B, C, R), grid (H, W) | None)`` returns ``(B, output_dim, R)``. A model
+built with ``encoder=`` applies one encoder to the normalised region features, before
+every branch (shared by all of them). Importing this package registers the built-in encoders.
+"""
+
+from zslkit.encoders.linear import LinearEncoder
+
+__all__ = ["LinearEncoder"]
