@@ -26,7 +26,6 @@ Variants: ``fp32``, ``tf32`` (CUDA), ``bf16``; a ``+graphs`` suffix adds
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -88,7 +87,7 @@ class _FirstRows:
 def run_variant(dataset, variant: str, device: str, epochs: int) -> dict:
     precision, _, extra = variant.partition("+")
     compile_mode = {"": "off", "graphs": "reduce-overhead", "compile": "default"}[extra]
-    config = load_config("cub", epochs=epochs, device=device, precision=precision, compile=compile_mode, resident="off")
+    config = load_config("msdn/cub", epochs=epochs, device=device, precision=precision, compile=compile_mode, resident="off")
     synchronize = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     record: dict = {"variant": variant, "epochs": epochs, "device": device, "compile": compile_mode}
     evaluations = []

@@ -18,11 +18,24 @@ def test_bench_prints_the_table_and_writes_the_files(tmp_path, small_options, ca
     assert {p.name for p in tmp_path.iterdir()} >= {"results.csv", "results.json", "table.md", "curves_synthetic.png", "cells"}
 
 
+def test_two_protocols_print_both_rows_and_the_difference(tmp_path, small_options, capsys):
+    argv = ["bench", "--methods", "sae", "--protocol", "validation,paper", "--no-progress", "--out", str(tmp_path)]
+    assert main([*argv, *small_args(small_options)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| sae")]
+    assert [line.split(" | ")[0] for line in lines] == ["| sae (validation)", "| sae (paper)", "| sae (paper − validation)"]
+    validation, paper, gap = ([float(v.split(" ")[0]) for v in line.strip("| ").split(" | ")[1:]] for line in lines)
+    assert gap == pytest.approx([p - v for p, v in zip(paper, validation)], abs=0.11)  # one-decimal rounding
+    assert gap[3] >= 0.0  # H: choosing on test never loses
+    assert {"gaps.csv", "gaps_synthetic.png", "curves_synthetic_paper.png"} <= {p.name for p in tmp_path.iterdir()}
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--dataset-option", "novalue"], "--dataset-option expects [DATASET.]KEY=VALUE, got 'novalue'"),
     (["--dataset-option", "cub.root=/data"], "names dataset 'cub', not one of synthetic"),
     (["--seeds", "0"], "--seeds must be at least 1"),
     (["--methods", "alee"], "did you mean 'ale'"),
+    (["--protocol", "validation,validation"], "names a protocol twice"),
+    (["--protocol", "validation,papers"], "did you mean 'paper'"),
 ])
 def test_bad_arguments_give_one_line(argv, message, capsys):
     assert main(["bench", "--no-progress", *argv]) == 2

@@ -3,6 +3,7 @@ import pytest
 
 import zslkit
 from zslkit.datasets import make_synthetic
+from zslkit.datasets.synthetic import VARIANTS
 
 SMALL = dict(num_classes=24, family_size=4, images_per_class=10, channels=16, grid=5, embedding_dim=8)
 
@@ -75,3 +76,42 @@ def test_bad_sizes_are_refused():
         make_synthetic(num_classes=10, family_size=4)
     with pytest.raises(ValueError, match="num_parts"):
         make_synthetic(num_parts=9)
+
+
+def within_family_accuracy(ds):
+    """Nearest class mean on pooled features, each test_seen image among the seen classes of its family."""
+    X, y = ds.pooled_features(), ds.labels
+    train, test = ds.splits["trainval"], ds.splits["test_seen"]
+    family = np.array(ds.metadata["family_of_class"])
+    means = {c: X[train][y[train] == c].mean(0) for c in ds.seen_classes}
+    hits = []
+    for i in test:
+        mates = [c for c in ds.seen_classes if family[c] == family[y[i]]]
+        if len(mates) > 1:
+            hits.append(mates[int(np.argmin([np.linalg.norm(X[i] - means[c]) for c in mates]))] == y[i])
+    return float(np.mean(hits)), len(hits)
+
+
+def test_pooled_features_tell_family_members_apart_in_fine_grained_but_not_in_parts():
+    options = dict(num_classes=24, images_per_class=20, channels=32, grid=5, embedding_dim=8, seed=3)
+    fine, n = within_family_accuracy(make_synthetic(**options))  # the default variant
+    parts, _ = within_family_accuracy(make_synthetic(**options, variant="parts"))
+    assert n >= 50
+    assert fine >= 0.8, fine
+    assert parts <= 0.6 and fine > parts + 0.3, (fine, parts)
+
+
+def test_variants_set_their_knobs_and_explicit_values_win():
+    fine = make_synthetic(**SMALL)
+    assert fine.metadata["variant"] == "fine-grained"
+    assert {k: fine.metadata[k] for k in VARIANTS["parts"]} == VARIANTS["fine-grained"]
+    parts = make_synthetic(**SMALL, variant="parts", noise=0.0)
+    assert {k: parts.metadata[k] for k in VARIANTS["parts"]} == {**VARIANTS["parts"], "noise": 0.0}
+    assert VARIANTS["parts"] == {"part_specificity": 0.35, "part_signal": 2.0, "noise": 0.25, "occlusion": 0.15}
+    same = make_synthetic(**SMALL, variant="parts", **VARIANTS["fine-grained"])  # every knob given: variant moot
+    np.testing.assert_array_equal(same.features, fine.features)
+
+
+def test_unknown_variant_names_the_known_ones():
+    with pytest.raises(ValueError, match="unknown synthetic variant 'part'; give one of fine-grained, parts"):
+        make_synthetic(**SMALL, variant="part")

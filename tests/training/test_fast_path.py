@@ -22,7 +22,7 @@ def stored(tmp_path_factory):
 
 
 def config(**changes) -> TrainConfig:
-    base = load_config("synthetic").to_dict()
+    base = load_config("msdn/synthetic").to_dict()
     return TrainConfig.from_dict({**base, "epochs": 2, "num_threads": 1, **changes})
 
 
@@ -99,7 +99,8 @@ def test_a_run_may_resume_with_resident_features_and_ends_bitwise_equal(stored, 
 
 @pytest.mark.parametrize("mode", ["default", "reduce-overhead"])  # the second replays CUDA graphs on a GPU
 def test_compiled_forward_and_loss_train_like_eager(mode):
-    data = make_synthetic(num_classes=12, images_per_class=6, seed=5)
+    # the data the tolerances below were set on (compiled and eager round differently; training amplifies it)
+    data = make_synthetic(num_classes=12, images_per_class=6, seed=5, variant="parts")
     from torch._dynamo.utils import counters
 
     eager = train(data, "msdn", config(epochs=2), progress=False)

@@ -2,24 +2,27 @@
 
 import pytest
 
+from zslkit.models.msdn import MSDN
 from zslkit.training import TrainConfig, available_configs, load_config
 
 
 def test_packaged_configs_carry_the_authors_hyper_parameters():
-    assert {"cub", "sun", "awa2", "synthetic"} <= set(available_configs())
+    assert {"msdn/cub", "msdn/sun", "msdn/awa2", "msdn/synthetic"} <= set(available_configs())
     expected = {  # dataset: (epochs, momentum, self_calibration, semantic_distillation)
         "cub": (30, 0.9, 0.1, 0.001),
         "sun": (70, 0.9, 0.0001, 0.01),
         "awa2": (50, 0.0, 0.12, 1e-7),
     }
     for name, (epochs, momentum, lam, distill) in expected.items():
-        cfg = load_config(name)
+        cfg = load_config(f"msdn/{name}")
         assert (cfg.model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.batch_size) == ("msdn", "rmsprop", 1e-4, 1e-4, 50)
         assert (cfg.epochs, cfg.momentum) == (epochs, momentum)
-        assert cfg.loss_weights == {"attribute_ce": 1.0, "self_calibration": lam, "semantic_distillation": distill}
+        # the weights the model trains with: its defaults, overridden by the recipe where it differs
+        weights = {**MSDN.default_losses, **cfg.loss_weights}
+        assert weights == {"attribute_ce": 1.0, "self_calibration": lam, "semantic_distillation": distill}
         assert cfg.model_options["margin"] == 1.0
-    assert load_config("awa2").model_options["normalize_embeddings"] is True
-    assert load_config("sun").sampler == "class_balanced"
+    assert load_config("msdn/awa2").model_options["normalize_embeddings"] is True
+    assert load_config("msdn/sun").sampler == "class_balanced"
 
 
 def test_defaults_are_the_cub_recipe():

@@ -1,4 +1,4 @@
-"""The benchmark harness: every (dataset, case, seed) cell under one protocol, cached, tabulated, plotted.
+"""The benchmark harness: every (dataset, case, seed) cell under one or more protocols, cached, tabulated, plotted.
 
 >>> from zslkit.bench import run_benchmark
 >>> result = run_benchmark(["synthetic"], ["eszsl", "ale"], protocol="validation", seeds=3, out_dir="runs/b")
@@ -6,11 +6,17 @@
 
 Each cell's result is cached in ``out_dir/cells`` as soon as it finishes, so a
 run that is interrupted and started again only computes the missing cells.
+With several protocols (``protocol="validation,paper"``) the cells of one
+(dataset, case, seed) are computed together, sharing their trainings
+(:func:`~zslkit.bench.protocols.run_protocols`), and the table adds, per method,
+the difference of each protocol from the first (:meth:`BenchmarkResult.gaps`).
 """
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,51 +30,93 @@ from zslkit.atomic import write_atomic, write_json_atomic
 from zslkit.bench.cache import CellCache, plain, settings_hash
 from zslkit.bench.case import BenchmarkCase, select_cases
 from zslkit.bench.environment import environment
-from zslkit.bench.plots import plot_seen_unseen_curves, plot_training_curves
-from zslkit.bench.protocols import Protocol, get_protocol
+from zslkit.bench.plots import plot_protocol_gap, plot_seen_unseen_curves, plot_training_curves
+from zslkit.bench.protocols import Protocol, get_protocol, run_protocols
 from zslkit.bench.published import PUBLISHED_SOURCES, published
 from zslkit.bench.table import COLUMNS, format_markdown, write_csv
 
 __all__ = ["HARNESS_VERSION", "BenchmarkResult", "run_benchmark", "write_outputs"]
 
-#: Bumped when the protocols change in a way that invalidates cached cells.
-HARNESS_VERSION = 1
+#: Bumped when the protocols change in a way that invalidates cached cells (2: ``paper`` searches the
+#: methods' grids; the default ``synthetic`` dataset is the ``fine-grained`` variant).
+HARNESS_VERSION = 2
 
 
 @dataclass
 class BenchmarkResult:
-    """Every cell of a run, and the views of them the outputs need."""
+    """Every cell of a run, and the views of them the outputs need.
 
-    protocol: Protocol
+    ``protocol``: the protocol, or the list of protocols of a run with several
+    (then ``protocol`` is the first, the one the others are compared with, and
+    ``protocols`` all of them).
+    """
+
+    protocol: Protocol | list[Protocol]
     datasets: list[str]
     cells: list[dict[str, Any]]
     environment: dict[str, Any] = field(default_factory=dict)
+    protocols: list[Protocol] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.protocols = [self.protocol] if isinstance(self.protocol, Protocol) else list(self.protocol)
+        self.protocol = self.protocols[0]
+
+    def _protocol_of(self, cell: dict[str, Any]) -> str:
+        return cell.get("protocol", self.protocol.name)
+
+    def _grouped(self) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+        groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        for cell in self.cells:
+            groups.setdefault((cell["dataset"], cell["method"], self._protocol_of(cell)), []).append(cell)
+        return groups
 
     def rows(self) -> list[dict[str, Any]]:
-        """One row per (dataset, method): mean of each metric over seeds, ``<metric>_std`` when several seeds."""
-        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for cell in self.cells:
-            groups.setdefault((cell["dataset"], cell["method"]), []).append(cell)
+        """One row per (dataset, method, protocol): mean of each metric over seeds, ``<metric>_std`` when several seeds."""
         rows = []
-        for (dataset, method), cells in groups.items():
+        for (dataset, method, protocol), cells in self._grouped().items():
             row: dict[str, Any] = {"dataset": dataset, "method": method, "kind": cells[0]["kind"],
-                                   "protocol": self.protocol.name, "seeds": [c["seed"] for c in cells]}
-            for column in COLUMNS:
-                values = np.array([c["metrics"][column] for c in cells])
-                row[column] = float(values.mean())
-                if len(values) > 1:
-                    row[f"{column}_std"] = float(values.std(ddof=1))
+                                   "protocol": protocol, "seeds": [c["seed"] for c in cells]}
+            row.update(_mean_std([c["metrics"] for c in cells]))
             row["gamma"] = float(np.mean([c["gamma"] for c in cells]))
             row["wall_s"] = float(sum(c["wall_s"] for c in cells))
             rows.append(row)
         return rows
 
+    def recipe_lines(self) -> list[str]:
+        """One line per distinct recipe the deep models of the run trained with (``Recipe.line``)."""
+        return list(dict.fromkeys(cell["recipe"]["line"] for cell in self.cells if cell.get("recipe")))
+
+    def gaps(self) -> list[dict[str, Any]]:
+        """Per (dataset, method) and protocol after the first: that protocol's metrics minus the first's.
+
+        Differences are taken per seed (seeds both ran), then averaged (``<metric>_std`` over seeds when
+        several); ``protocol`` reads ``"paper - validation"``.
+        """
+        groups = self._grouped()
+        base = self.protocol.name
+        gaps = []
+        for other in (p.name for p in self.protocols[1:]):
+            for (dataset, method, protocol), cells in groups.items():
+                if protocol != base or (dataset, method, other) not in groups:
+                    continue
+                theirs = {c["seed"]: c["metrics"] for c in groups[dataset, method, other]}
+                pairs = [(theirs[c["seed"]], c["metrics"]) for c in cells if c["seed"] in theirs]
+                diffs = [{k: a[k] - b[k] for k in COLUMNS} for a, b in pairs]
+                gaps.append({"dataset": dataset, "method": method, "kind": cells[0]["kind"],
+                             "protocol": f"{other} - {base}", "seeds": [c["seed"] for c in cells if c["seed"] in theirs],
+                             **_mean_std(diffs)})
+        return gaps
+
     def caption(self, with_published: bool = True) -> str:
         seeds = sorted({c["seed"] for c in self.cells})
-        parts = [self.protocol.caption,
-                 f"Per-class mean accuracy (%), mean ± std over {len(seeds)} seeds;" if len(seeds) > 1
-                 else f"Per-class mean accuracy (%), seed {seeds[0] if seeds else '-'};",
-                 "U, S, H after calibrated stacking; AUSUC: area under the seen-unseen curve."]
+        parts = [p.caption for p in self.protocols]
+        if len(self.protocols) > 1:
+            others = ", ".join(f"`{p.name} − {self.protocol.name}`" for p in self.protocols[1:])
+            parts.append(f"Rows {others}: the difference in points (per seed, then averaged), what choosing on "
+                         f"test adds.")
+        parts += [f"Per-class mean accuracy (%), mean ± std over {len(seeds)} seeds;" if len(seeds) > 1
+                  else f"Per-class mean accuracy (%), seed {seeds[0] if seeds else '-'};",
+                  "U, S, H after calibrated stacking; AUSUC: area under the seen-unseen curve."]
         sources = sorted({PUBLISHED_SOURCES[r["method"]] for r in self._published_rows()}) if with_published else []
         if sources:
             parts.append("Rows marked (published) are not measured here: " + "; ".join(sources) + ".")
@@ -78,20 +126,41 @@ class BenchmarkResult:
         rows = []
         for row in self.rows():
             values = published(row["method"], row["dataset"])
-            if values is not None:
+            if values is not None and row["protocol"] == self.protocol.name:
                 rows.append({"dataset": row["dataset"], "method": row["method"], **values})
         return rows
 
     def table(self, with_published: bool = True) -> str:
-        """The Markdown table: methods as rows, dataset blocks of T1, U, S, H, AUSUC side by side."""
+        """The Markdown table: methods as rows, dataset blocks of T1, U, S, H, AUSUC side by side.
+
+        With several protocols each method has a row per protocol, ``method (protocol)``, then its
+        difference rows, ``method (paper − validation)``, with signed values.
+        """
+        several = len(self.protocols) > 1
         rows = []
         extra = {(r["dataset"], r["method"]): r for r in self._published_rows()} if with_published else {}
-        for row in self.rows():
-            rows.append(row)
-            ref = extra.get((row["dataset"], row["method"]))
-            if ref is not None:
-                rows.append({**ref, "method": f"{row['method']} (published)"})
+        gaps: dict[str, list[dict[str, Any]]] = {}
+        for gap in self.gaps():
+            gaps.setdefault(gap["method"], []).append(gap)
+        for method in dict.fromkeys(r["method"] for r in self.rows()):
+            mine = [r for r in self.rows() if r["method"] == method]
+            for name in (p.name for p in self.protocols):
+                rows += [{**r, "method": f"{method} ({name})" if several else method} for r in mine if r["protocol"] == name]
+            for gap in gaps.get(method, []):
+                rows.append({**gap, "method": f"{method} ({gap['protocol'].replace(' - ', ' − ')})", "signed": True})
+            rows += [{**ref, "method": f"{method} (published)"} for key, ref in extra.items() if key[1] == method]
         return format_markdown(rows, title=self.caption(with_published))
+
+
+def _mean_std(metrics: list[dict[str, float]]) -> dict[str, float]:
+    """Mean of each column over ``metrics``, and ``<column>_std`` (sample std) when there are several."""
+    out: dict[str, float] = {}
+    for column in COLUMNS:
+        values = np.array([m[column] for m in metrics])
+        out[column] = float(values.mean())
+        if len(values) > 1:
+            out[f"{column}_std"] = float(values.std(ddof=1))
+    return out
 
 
 def _cell_settings(dataset: str, dataset_options: dict[str, Any], case: BenchmarkCase, protocol: str,
@@ -100,10 +169,20 @@ def _cell_settings(dataset: str, dataset_options: dict[str, Any], case: Benchmar
             "protocol": protocol, "seed": seed, "harness_version": HARNESS_VERSION, "zslkit": zslkit.__version__}
 
 
+def _protocols(protocol: str | list[str]) -> list[Protocol]:
+    names = [n.strip() for n in protocol.split(",")] if isinstance(protocol, str) else list(protocol)
+    names = [n for n in names if n]
+    if not names:
+        raise ValueError("protocol: give at least one protocol name, e.g. 'validation' or 'validation,paper'")
+    if len(set(names)) < len(names):
+        raise ValueError(f"protocol: {','.join(names)} names a protocol twice")
+    return [get_protocol(n) for n in names]
+
+
 def run_benchmark(
     datasets: list[str],
     methods: list[str] | None = None,
-    protocol: str = "validation",
+    protocol: str | list[str] = "validation",
     seeds: int | list[int] = 1,
     out_dir: str | Path | None = None,
     dataset_options: dict[str, dict[str, Any]] | None = None,
@@ -112,9 +191,11 @@ def run_benchmark(
 ) -> BenchmarkResult:
     """Run ``methods`` (case names; ``None``: the defaults) on ``datasets`` under ``protocol``.
 
-    ``seeds``: a count (seeds ``0 .. n-1``) or explicit seeds. ``dataset_options``:
-    dataset name -> options for its loader. Finished cells are cached in
-    ``out_dir/cells`` (unless ``use_cache`` is false) and reused.
+    ``protocol``: a name, comma-separated names or a list (``"validation,paper"``): the
+    cells of one (dataset, case, seed) under several protocols are computed together and
+    share their trainings. ``seeds``: a count (seeds ``0 .. n-1``) or explicit seeds.
+    ``dataset_options``: dataset name -> options for its loader. Finished cells are cached
+    in ``out_dir/cells`` (unless ``use_cache`` is false) and reused.
     """
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
@@ -123,48 +204,77 @@ def run_benchmark(
     for name in datasets:  # unknown names fail here, before any work
         zslkit.get_component("dataset", name)
     plan = [(d, select_cases(methods, d)) for d in datasets]
-    proto = get_protocol(protocol)  # plugin protocols are known once the cases were collected
+    protos = _protocols(protocol)  # plugin protocols are known once the cases were collected
     cache = CellCache(Path(out_dir) / "cells" if out_dir is not None and use_cache else None)
     env = environment()
     cells: list[dict[str, Any]] = []
-    total = sum(len(cases) for _, cases in plan) * len(seed_list)
-    bar = tqdm(total=total, desc="bench", unit="cell", disable=not progress)
+    bar = tqdm(total=sum(len(cases) for _, cases in plan) * len(seed_list) * len(protos), desc="bench",
+               unit="cell", disable=not progress)
     for dataset_name, cases in plan:
-        dataset = None
+        dataset = _once(zslkit.load_dataset, dataset_name, **options.get(dataset_name, {}))
         for case in cases:
-            runner = None
+            runner = _once(case.runner, progress=progress)
             for seed in seed_list:
-                settings = _cell_settings(dataset_name, options.get(dataset_name, {}), case, proto.name, seed)
-                digest = settings_hash(settings)
-                path = cache.path(dataset_name, case.name, proto.name, seed, digest)
                 bar.set_postfix_str(f"{dataset_name}/{case.name}/seed {seed}")
-                cell = cache.load(path)
-                if cell is None:
-                    if dataset is None:
-                        dataset = zslkit.load_dataset(dataset_name, **options.get(dataset_name, {}))
-                    runner = runner or case.runner(progress=progress)
-                    start = time.perf_counter()
-                    outcome = proto.run(runner, dataset, seed, progress)
-                    cell = plain({
-                        "dataset": dataset_name, "method": case.name, "component": case.component,
-                        "kind": case.kind, "source": case.source, "protocol": proto.name, "seed": seed,
-                        "settings": settings, "settings_hash": digest, **outcome,
-                        "wall_s": time.perf_counter() - start, "environment": env,
-                        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    })
-                    cache.save(path, cell)
-                cells.append(cell)
-                bar.update()
+                cells += _cells(protos, (dataset_name, dataset), options.get(dataset_name, {}), case, seed, cache,
+                                env, runner, progress)
+                bar.update(len(protos))
     bar.close()
-    return BenchmarkResult(proto, list(datasets), cells, env)
+    return BenchmarkResult(protos, list(datasets), cells, env)
+
+
+def _once(make: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], Any]:
+    """``make(*args, **kwargs)``, called the first time it is needed and then remembered."""
+    return functools.cache(functools.partial(make, *args, **kwargs))
+
+
+def _cells(protos: list[Protocol], dataset: tuple[str, Callable[[], Any]], options: dict[str, Any],
+           case: BenchmarkCase, seed: int, cache: CellCache, env: dict[str, Any], runner: Callable[[], Any],
+           progress: bool) -> list[dict[str, Any]]:
+    """The cells of (dataset, case, seed) under ``protos``: cached ones read, the others computed together.
+
+    ``dataset`` is (name, loader) and ``runner`` makes the case's runner, both once (shared by the seeds).
+    """
+    dataset_name, load = dataset
+    keys = {}
+    for proto in protos:
+        settings = _cell_settings(dataset_name, options, case, proto.name, seed)
+        digest = settings_hash(settings)
+        keys[proto.name] = (settings, digest, cache.path(dataset_name, case.name, proto.name, seed, digest))
+    found = {name: cache.load(path) for name, (_, _, path) in keys.items()}
+    missing = [p for p in protos if found[p.name] is None]
+    if missing:
+        data, run = load(), runner()
+        start = time.perf_counter()
+        outcomes = run_protocols(missing, run, data, seed, progress)
+        if hasattr(run, "recipe"):  # deep models: the recipe they trained with
+            for outcome in outcomes.values():
+                outcome["recipe"] = run.recipe(data).record()
+        wall = time.perf_counter() - start
+        finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        for proto in missing:
+            settings, digest, path = keys[proto.name]
+            found[proto.name] = plain({
+                "dataset": dataset_name, "method": case.name, "component": case.component,
+                "kind": case.kind, "source": case.source, "protocol": proto.name, "seed": seed,
+                "settings": settings, "settings_hash": digest, **outcomes[proto.name],
+                "wall_s": wall, "shared_with": [p.name for p in missing if p is not proto],
+                "environment": env, "finished": finished,
+            })
+            cache.save(path, found[proto.name])
+    return [found[p.name] for p in protos]
 
 
 _CSV_FIELDS = ("dataset", "method", "component", "kind", "source", "protocol", "seed", *COLUMNS, "gamma",
-               "wall_s", "selected", "settings", "settings_hash", "finished")
+               "wall_s", "shared_with", "selected", "settings", "settings_hash", "finished")
 
 
 def write_outputs(result: BenchmarkResult, out_dir: str | Path, with_published: bool = True) -> list[Path]:
-    """``results.csv`` (one line per cell), ``results.json`` (everything), ``table.md`` and the PNG plots."""
+    """``results.csv`` (one line per cell), ``results.json`` (everything), ``table.md`` and the PNG plots.
+
+    With several protocols also ``gaps.csv`` (one line per dataset, method and protocol difference) and
+    ``gaps_<dataset>.png``; the plots of protocols after the first carry ``_<protocol>`` in their names.
+    """
     out = Path(out_dir)
     lines = []
     for cell in result.cells:
@@ -173,20 +283,29 @@ def write_outputs(result: BenchmarkResult, out_dir: str | Path, with_published: 
         line["device"] = cell["environment"]["device"]
         line["versions"] = {"python": cell["environment"]["python"], **cell["environment"]["packages"]}
         lines.append({k: line.get(k) for k in (*_CSV_FIELDS, "device", "versions")})
-    csv_path = write_csv(lines, out / "results.csv")
-    json_path = out / "results.json"
-    write_json_atomic(json_path, plain({
-        "protocol": result.protocol.name, "caption": result.caption(with_published),
-        "environment": result.environment, "rows": result.rows(),
+    written = [write_csv(lines, out / "results.csv")]
+    names = [p.name for p in result.protocols]
+    gaps = result.gaps()
+    written.append(out / "results.json")
+    write_json_atomic(written[-1], plain({
+        "protocol": ",".join(names), "protocols": names, "caption": result.caption(with_published),
+        "environment": result.environment, "rows": result.rows(), "gaps": gaps,
         "published": result._published_rows() if with_published else [], "cells": result.cells,
     }))
-    table_path = out / "table.md"
-    write_atomic(table_path, lambda tmp: tmp.write_text(result.table(with_published) + "\n"))
-    written = [csv_path, json_path, table_path]
-    for dataset in result.datasets:
-        written.append(plot_seen_unseen_curves(result.cells, dataset, out / f"curves_{dataset}.png", result.protocol.name))
-    for cell in result.cells:
-        if cell["kind"] == "model":
-            name = f"training_{cell['dataset']}_{cell['method']}_seed{cell['seed']}.png"
-            written.append(plot_training_curves(cell, out / name))
+    written.append(out / "table.md")
+    write_atomic(written[-1], lambda tmp: tmp.write_text(result.table(with_published) + "\n"))
+    if len(names) > 1:
+        written.append(write_csv(gaps, out / "gaps.csv"))
+    for proto in names:
+        suffix = "" if proto == names[0] else f"_{proto}"
+        cells = [c for c in result.cells if result._protocol_of(c) == proto]
+        for dataset in result.datasets:
+            written.append(plot_seen_unseen_curves(cells, dataset, out / f"curves_{dataset}{suffix}.png", proto))
+        for cell in cells:
+            if cell["kind"] == "model":
+                name = f"training_{cell['dataset']}_{cell['method']}_seed{cell['seed']}{suffix}.png"
+                written.append(plot_training_curves(cell, out / name))
+    if len(names) > 1:
+        for dataset in result.datasets:
+            written.append(plot_protocol_gap(result.rows(), dataset, names, out / f"gaps_{dataset}.png"))
     return written

@@ -24,6 +24,9 @@ class MethodRunner:
     """
 
     kind = "method"
+    #: a fit stopped at epoch ``e`` equals the first ``e`` epochs of a longer one (constant step size, one
+    #: permutation per epoch from the seed), so protocols may serve both from one training
+    epochs_are_prefixes = True
 
     def __init__(self, component: str, options: dict[str, Any] | None = None, param_grid: Any = None):
         self.component = component

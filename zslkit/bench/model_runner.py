@@ -9,7 +9,6 @@ import numpy as np
 
 from zslkit.bench.runner import Fit, OnEpoch, expand_grid
 from zslkit.datasets import ResidentFeatures, ZSLDataset
-from zslkit.datasets.resident import hold_on_device, resident_bytes
 
 __all__ = ["ModelRunner"]
 
@@ -25,10 +24,10 @@ def _training():
 class ModelRunner:
     """Train ``component`` (a registered model) with ``options`` plus the tuned ``params``.
 
-    ``train_config`` is a ``TrainConfig``, a packaged config name or YAML path,
-    a dict of fields that override the trainer's default for the dataset (e.g.
-    ``{"epochs": 5}`` on top of ``configs/synthetic.yaml``), or ``None`` for that
-    default. The final run of the validation protocol stops at the chosen epoch
+    ``train_config`` is a ``TrainConfig``, a packaged recipe name or YAML path,
+    a dict of fields that override the model's recipe for the dataset (e.g.
+    ``{"epochs": 5}`` on top of ``configs/msdn/synthetic.yaml``), or ``None`` for that
+    recipe (:func:`zslkit.training.recipes.recipe_for`: never another model's). The final run of the validation protocol stops at the chosen epoch
     by overriding ``epochs``. The class space comes from the dataset passed in,
     so the validation view trains with the validation classes as unseen.
 
@@ -39,6 +38,9 @@ class ModelRunner:
     """
 
     kind = "model"
+    #: a training stopped at epoch ``e`` equals the first ``e`` epochs of a longer one (the trainer has no
+    #: schedule that depends on ``epochs``); tests/bench/test_bench_sharing.py checks it
+    epochs_are_prefixes = True
 
     def __init__(self, component: str, options: dict[str, Any] | None = None, param_grid: Any = None,
                  train_config: Any = None, progress: bool = False):
@@ -52,33 +54,35 @@ class ModelRunner:
     def candidates(self) -> list[dict[str, Any]]:
         return expand_grid(self.param_grid)
 
+    def recipe(self, dataset: ZSLDataset):
+        """The :class:`~zslkit.training.recipes.Recipe` for ``dataset``, with the case's overrides."""
+        training = _training()
+        given = None if isinstance(self.train_config, dict) else self.train_config
+        recipe = training.choose_recipe(self.component, dataset.name, given)[1]
+        if isinstance(self.train_config, dict):
+            recipe = recipe.with_config(training.load_config(recipe.config, **self.train_config))
+        return recipe
+
     def config(self, dataset: ZSLDataset, epochs: int | None = None):
         """The ``TrainConfig`` for ``dataset``, with the case's overrides and ``epochs`` when given."""
-        training = _training()
-        from zslkit.training.trainer import config_for
-
-        overrides = dict(self.train_config) if isinstance(self.train_config, dict) else {}
-        base = config_for(dataset, None if isinstance(self.train_config, dict) else self.train_config, self.component)
-        if epochs is not None:
-            overrides["epochs"] = epochs
-        return training.load_config(base, **overrides) if overrides else base
+        config = self.recipe(dataset).config
+        return config if epochs is None else _training().load_config(config, epochs=epochs)
 
     def on_device(self, dataset: ZSLDataset) -> ZSLDataset:
-        """``dataset`` with its features held on the training device when the config's ``resident`` says so."""
+        """``dataset`` with its features held on the training device when the config's ``resident`` says so
+        (:func:`zslkit.training.residency.hold_features`, the trainer's decision)."""
         features = dataset.features
         if features is None or isinstance(features, ResidentFeatures):
             return dataset
         if self._held is None or self._held[0] is not features:
-            from zslkit import distributed
-            from zslkit.training.trainer import resolve_device
+            from zslkit.training.residency import hold_features, training_device
 
             config = self.config(dataset)
-            device = distributed.rank_device(resolve_device(config.device))
             what = f"the {len(features)} images of dataset {dataset.name!r}"
-            stored = None if config.resident_dtype == "source" else config.resident_dtype
-            if not hold_on_device(resident_bytes(features, len(features), stored), device, config.resident, what):
+            held = hold_features(features, None, training_device(config), config, what)
+            if not isinstance(held, ResidentFeatures):
                 return dataset
-            self._held = (features, ResidentFeatures.load(features, None, device, dtype=stored))
+            self._held = (features, held)
         return dataclasses.replace(dataset, features=self._held[1])
 
     def fit(self, dataset: ZSLDataset, params: dict[str, Any], seed: int, *, epochs: int | None = None,

@@ -4,6 +4,8 @@
   accuracy curve (calibrated stacking as gamma sweeps) on one chart, AUSUC in the legend.
 * :func:`plot_training_curves`: for one deep-model cell, its training losses and
   the per-epoch metrics the protocol logged.
+* :func:`plot_protocol_gap`: for one dataset, every method's H under each protocol
+  of a run with several (validation vs paper), the difference written above.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["plot_seen_unseen_curves", "plot_training_curves"]
+__all__ = ["plot_protocol_gap", "plot_seen_unseen_curves", "plot_training_curves"]
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
@@ -74,4 +76,29 @@ def plot_training_curves(cell: dict[str, Any], path: str | Path) -> Path:
         metrics.legend(fontsize="small")
     for ax in (losses, metrics):
         ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_protocol_gap(rows: list[dict[str, Any]], dataset: str, protocols: list[str], path: str | Path) -> Path:
+    """One chart: per method, a bar of its H (mean over seeds, std as error bar) under each of ``protocols``,
+    and above them the difference of the last protocol from the first (e.g. paper − validation), in points."""
+    mine = {(r["method"], r["protocol"]): r for r in rows if r["dataset"] == dataset}
+    methods = [m for m in dict.fromkeys(m for m, _ in mine) if all((m, p) in mine for p in protocols)]
+    fig = Figure(figsize=(max(6.0, 0.9 * len(methods) + 2), 4.5))
+    ax = fig.add_subplot()
+    width = 0.8 / max(len(protocols), 1)
+    for k, protocol in enumerate(protocols):
+        heights = [100 * mine[m, protocol]["H"] for m in methods]
+        errors = [100 * mine[m, protocol].get("H_std", 0.0) for m in methods]
+        ax.bar([i + (k - (len(protocols) - 1) / 2) * width for i in range(len(methods))], heights, width,
+               yerr=errors if any(errors) else None, capsize=2, label=protocol)
+    for i, method in enumerate(methods):
+        first, last = mine[method, protocols[0]]["H"], mine[method, protocols[-1]]["H"]
+        ax.annotate(f"{100 * (last - first):+.1f}", (i, 100 * max(first, last)), textcoords="offset points",
+                    xytext=(0, 6), ha="center", fontsize="small")
+    ax.set_xticks(range(len(methods)), methods, rotation=30, ha="right")
+    ax.set_ylabel("H (%)")
+    ax.set_title(f"{dataset}: H under {' vs '.join(protocols)} ({protocols[-1]} − {protocols[0]} above)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize="small")
     return _save(fig, path)

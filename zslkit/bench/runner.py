@@ -35,6 +35,9 @@ class Runner(Protocol):
     """The interface protocols use. ``params`` is one point of :meth:`candidates`."""
 
     kind: str
+    #: optional (``False`` when absent): a fit with ``epochs=e`` equals the first ``e`` epochs of a longer
+    #: fit with the same params and seed, so one training can serve both
+    epochs_are_prefixes: bool
 
     def candidates(self) -> list[dict[str, Any]]:
         """Hyper-parameter settings the validation protocol tries (``[{}]``: none to tune)."""

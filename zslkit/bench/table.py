@@ -12,20 +12,21 @@ COLUMNS: tuple[str, ...] = ("T1", "U", "S", "H", "AUSUC")
 __all__ = ["COLUMNS", "format_markdown", "format_value", "write_csv", "write_results"]
 
 
-def format_value(value: float | None, std: float | None = None) -> str:
-    """A fraction as a percentage with one decimal, ``mean ± std`` when ``std`` is given, ``-`` when missing."""
+def format_value(value: float | None, std: float | None = None, signed: bool = False) -> str:
+    """A fraction as a percentage with one decimal, ``mean ± std`` when ``std`` is given, ``-`` when missing;
+    ``signed``: with its sign (``+4.5``), for differences."""
     if value is None:
         return "-"
-    if std is None:
-        return f"{100 * value:.1f}"
-    return f"{100 * value:.1f} ± {100 * std:.1f}"
+    mean = f"{100 * value:+.1f}" if signed else f"{100 * value:.1f}"
+    return mean if std is None else f"{mean} ± {100 * std:.1f}"
 
 
 def format_markdown(rows: list[dict[str, Any]], columns=COLUMNS, title: str | None = None) -> str:
     """Pivot rows into one Markdown table.
 
     Each row is a dict with ``method``, optionally ``dataset``, metric values in
-    [0, 1] under the column names and optional ``<column>_std``. Rows of the same
+    [0, 1] under the column names, optional ``<column>_std`` and optional ``signed``
+    (a row of differences, shown with signs). Rows of the same
     method on different datasets share a line; each dataset gets a block of
     columns (headed ``<dataset> <column>`` when there are several datasets).
     """
@@ -40,7 +41,7 @@ def format_markdown(rows: list[dict[str, Any]], columns=COLUMNS, title: str | No
         values = []
         for dataset in datasets:
             row = cell.get((method, dataset), {})
-            values += [format_value(row.get(c), row.get(f"{c}_std")) for c in columns]
+            values += [format_value(row.get(c), row.get(f"{c}_std"), row.get("signed", False)) for c in columns]
         lines.append("| " + " | ".join([method, *values]) + " |")
     return "\n".join(lines)
 

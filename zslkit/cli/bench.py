@@ -2,7 +2,9 @@
 
     zslkit bench --dataset synthetic --methods eszsl,ale,msdn --protocol validation --seeds 3 --out runs/b
 
-Several datasets (``--dataset cub,sun,awa2``) give side-by-side blocks. With
+Several datasets (``--dataset cub,sun,awa2``) give side-by-side blocks; several
+protocols (``--protocol validation,paper``) give a row per protocol and method
+plus their difference (paper minus validation), sharing every training. With
 ``--out`` the run writes ``results.csv``, ``results.json``, ``table.md`` and
 PNG plots there, and caches each finished cell in ``DIR/cells`` so that a
 restarted run only computes what is missing.
@@ -25,7 +27,9 @@ def add_parser(sub) -> None:
                    help="comma-separated benchmark cases (registered methods/models, plugin cases); "
                         "default: the built-in baselines plus msdn and dazle when registered")
     p.add_argument("--protocol", default="validation",
-                   help="validation (default: tune on the validation split, test once) or paper")
+                   help="validation (default: tune on the validation split, test once), paper (choose on test), "
+                        "or several comma-separated, e.g. validation,paper: both rows per method, their "
+                        "difference, trainings shared")
     p.add_argument("--seeds", type=int, default=1, help="number of seeds (0 .. N-1); mean ± std when > 1")
     p.add_argument("--out", default=None, help="directory for results, plots and the cell cache")
     p.add_argument("--dataset-option", action="append", default=[], metavar="[DATASET.]KEY=VALUE",
@@ -92,6 +96,8 @@ def run(args) -> int:
         progress=not args.no_progress,
         use_cache=not args.no_cache,
     )
+    for line in result.recipe_lines():
+        print(line)
     print(result.table(with_published=not args.no_published))
     if args.out:
         paths = write_outputs(result, args.out, with_published=not args.no_published)

@@ -21,8 +21,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train an attention model (msdn, dazle, ...) and print T1/U/S/H/AUSUC")
     p.add_argument("--dataset", default="synthetic", help="registered dataset name (default: synthetic)")
     p.add_argument("--model", default=None, help="registered model name (default: the config's, msdn)")
-    p.add_argument("--config", default=None, help="packaged config name (cub, sun, awa2, synthetic) or YAML path; "
-                   "default: the config named like the dataset")
+    p.add_argument("--config", default=None, help="packaged recipe name (msdn/cub, dazle/sun, ...) or YAML path; "
+                   "default: the model's recipe for the dataset, else its defaults")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
@@ -43,11 +43,11 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from zslkit import distributed
     from zslkit.bench import format_markdown, write_results
-    from zslkit.training import evaluate, load_config, train
-    from zslkit.training.trainer import config_for
+    from zslkit.training import choose_recipe, evaluate, load_config, train
 
     dataset = load_dataset_from_args(args.dataset, args)
-    config = config_for(dataset, args.config, args.model)
+    model, recipe = choose_recipe(args.model, dataset.name, args.config)
+    config = recipe.config
     overrides = parse_assignments(args.set, "--set")
     for field in ("epochs", "batch_size", "lr", "seed", "device"):
         if getattr(args, field) is not None:
@@ -56,17 +56,19 @@ def run(args) -> int:
         if isinstance(overrides.get(key), dict):
             overrides[key] = {**getattr(config, key), **overrides[key]}
     config = load_config(config, **overrides)
-    model = args.model or config.model
+    recipe = recipe.with_config(config)
     backbone, inputs = image_inputs(args, dataset) if args.backbone else (None, None)
     with distributed.process_group(config.device):
-        result = train(dataset, model, config, out_dir=args.out, progress=not args.no_progress, resume=args.resume,
+        if distributed.is_main():
+            print(recipe.line(), flush=True)
+        result = train(dataset, model, recipe, out_dir=args.out, progress=not args.no_progress, resume=args.resume,
                        backbone=backbone, inputs=inputs)
         metrics = evaluate(result.model, dataset, batch_size=config.eval_batch_size, inputs=inputs)
         processes, main = distributed.world_size(), distributed.is_main()
     if not main:
         return 0
     row = {"method": model, **metrics, "seed": config.seed, "epochs": config.epochs, "dataset": dataset.name,
-           "wall_s": sum(h["wall_s"] for h in result.history)}
+           "wall_s": sum(h["wall_s"] for h in result.history), "recipe": recipe.name}
     if processes > 1:
         row["processes"] = processes
     if args.backbone:

@@ -52,14 +52,24 @@ def free_memory(device: str | torch.device) -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-#: What :class:`ResidentFeatures` may store instead of the source's dtype (``None``: the source's).
-RESIDENT_DTYPES: tuple[str, ...] = ("float16",)
+#: What :class:`ResidentFeatures` store (``TrainConfig.resident_dtype``): ``source`` (the source's
+#: dtype, exactly the values a batch read from the source has; ``None`` means the same) or
+#: ``float16`` (half the bytes of a float32 source, each value rounded once).
+RESIDENT_DTYPES: tuple[str, ...] = ("source", "float16")
+
+
+def _stored(dtype: str | None) -> str | None:
+    """``dtype`` as a numpy dtype name to convert to, or ``None`` for the source's own."""
+    if dtype is not None and dtype not in RESIDENT_DTYPES:
+        raise ValueError(f"resident dtype must be None or one of {RESIDENT_DTYPES}, got {dtype!r}")
+    return None if dtype in (None, "source") else dtype
 
 
 def resident_bytes(features: Any, num_images: int, dtype: str | None = None) -> int:
-    """Bytes that ``num_images`` rows of ``features`` take on a device, in ``dtype`` (default: their own)."""
+    """Bytes that ``num_images`` rows of ``features`` take on a device, in ``dtype`` (one of
+    :data:`RESIDENT_DTYPES`; default: their own)."""
     row = int(np.prod(features.shape[1:], dtype=np.int64))
-    return num_images * row * _torch_dtype(dtype or features.dtype).itemsize
+    return num_images * row * _torch_dtype(_stored(dtype) or features.dtype).itemsize
 
 
 def _torch_dtype(dtype: Any) -> torch.dtype:
@@ -130,15 +140,14 @@ class ResidentFeatures:
     ) -> ResidentFeatures:
         """Read ``features[images]`` (default: every image), ``chunk`` rows at a time, onto ``device``.
 
-        ``dtype``: ``None`` keeps the source's dtype (exactly the values a batch read from the
-        source has); ``"float16"`` stores a float32 source in half the bytes, each value
+        ``dtype``: ``None`` or ``"source"`` keeps the source's dtype (exactly the values a batch read
+        from the source has); ``"float16"`` stores a float32 source in half the bytes, each value
         rounded to float16 (a value beyond float16's range raises, naming the image).
         Rows are checked for NaN/inf as they are read (the error names the image and file).
         Besides the result, at most one chunk is held in host memory. A
         :class:`ResidentFeatures` source is moved or restricted (:meth:`to`) and keeps its dtype.
         """
-        if dtype is not None and dtype not in RESIDENT_DTYPES:
-            raise ValueError(f"resident dtype must be None (the source's) or one of {RESIDENT_DTYPES}, got {dtype!r}")
+        dtype = _stored(dtype)
         if isinstance(features, torch.utils.data.Dataset):
             raise TypeError("resident features need an (N, C, H, W) array-like; a torch Dataset (images) is read item by item")
         if isinstance(features, ResidentFeatures):

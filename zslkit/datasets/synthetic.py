@@ -1,5 +1,21 @@
 """``synthetic``: a procedurally generated fine-grained ZSL dataset where attention matters.
 
+Two variants share the generator and differ in four knobs (:data:`VARIANTS`):
+
+* ``"fine-grained"`` (the default) behaves like a real fine-grained benchmark: the
+  evidence of a colour is mostly specific to the part that shows it ("red wing"
+  looks unlike "red head", as in CNN features), so globally pooled features tell
+  the classes of a family apart reasonably well (the pooled-feature baselines
+  reach S 33-39%, T1 55-70% in ``make demo``), while weaker part cues, more
+  background noise and more occlusion make the parts harder to find: attention
+  still wins clearly (H 73-75 vs 39-47), without being perfect.
+* ``"parts"`` is built so that pooled features cannot tell the classes of a family
+  apart at all (colour evidence shared by every part, strong part cues): the
+  pooled baselines stay near 20% T1 and 2-5% H while attention reaches H 88. A
+  good unit-test case for attention.
+
+Any of the knobs given explicitly overrides the variant's value.
+
 How it is built (all deterministic from ``seed``):
 
 * **Attributes** are ``has_<part>_<kind>::<value>`` for every body part (head,
@@ -15,11 +31,15 @@ How it is built (all deterministic from ``seed``):
   sit at random, distinct cells of an ``H x W`` grid that change from image to
   image, and each part is occluded with probability ``occlusion``. The feature
   vector at a part's cell is ``part_proto[part] + colour_proto[colour] +
-  pattern_proto[pattern]``, and ``spread`` times that in the 4 neighbouring cells. The colour and pattern prototypes are shared by all
-  parts (up to a small part-specific component of relative size
-  ``part_specificity``), so a globally pooled feature knows *which* colours are
-  present but hardly *where*: pooled features confuse the classes of one family, while attention
-  that finds the part first and reads its colour second can tell them apart.
+  part_colour[part, colour] + pattern_proto[pattern]``, and ``spread`` times that
+  in the 4 neighbouring cells; ``part_proto`` (what locates the part) has norm
+  about ``part_signal``. The colour and pattern prototypes are shared by all
+  parts; ``part_colour`` is a part-specific component of relative size
+  ``part_specificity``. When it is small (``"parts"``) a globally pooled feature
+  knows *which* colours are present but hardly *where*: pooled features confuse
+  the classes of one family, while attention that finds the part first and reads
+  its colour second can tell them apart. When it is large (``"fine-grained"``)
+  the pooled feature also knows where, up to noise.
 * **Nuisance**: Gaussian background noise on every cell, a per-image offset
   vector added to all cells and a per-image contrast factor.
 * **Attribute word vectors** mix the attribute's part and value prototypes
@@ -41,11 +61,17 @@ from scipy import ndimage
 from zslkit.datasets.container import ZSLDataset
 from zslkit.registry import register
 
-__all__ = ["make_synthetic", "PARTS", "COLOURS", "PATTERNS"]
+__all__ = ["COLOURS", "PARTS", "PATTERNS", "VARIANTS", "make_synthetic"]
 
 PARTS: tuple[str, ...] = ("head", "breast", "wing", "tail", "back", "leg")
 COLOURS: tuple[str, ...] = ("red", "blue", "yellow", "black", "white", "brown")
 PATTERNS: tuple[str, ...] = ("solid", "striped", "spotted")
+
+#: The knobs each ``variant`` sets (an explicit argument overrides its value).
+VARIANTS: dict[str, dict[str, float]] = {
+    "fine-grained": {"part_specificity": 2.0, "part_signal": 0.5, "noise": 0.35, "occlusion": 0.25},
+    "parts": {"part_specificity": 0.35, "part_signal": 2.0, "noise": 0.25, "occlusion": 0.15},
+}
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -74,20 +100,29 @@ def make_synthetic(
     val_fraction: float = 0.2,
     test_seen_fraction: float = 0.2,
     purity: tuple[float, float] = (0.75, 0.95),
-    part_specificity: float = 0.35,
+    part_specificity: float | None = None,
+    part_signal: float | None = None,
     spread: float = 0.5,
-    occlusion: float = 0.15,
-    noise: float = 0.25,
+    occlusion: float | None = None,
+    noise: float | None = None,
     nuisance: float = 0.05,
     contrast: tuple[float, float] = (0.7, 1.3),
     word_noise: float = 0.35,
     seed: int = 0,
+    variant: str = "fine-grained",
 ) -> ZSLDataset:
     """Generate the dataset. See the module docstring for what each knob does.
 
-    Returns a :class:`~zslkit.datasets.container.ZSLDataset` with ``features`` of shape
-    ``(N, channels, grid, grid)``, ``N = num_classes * images_per_class``.
+    ``variant`` (``"fine-grained"`` or ``"parts"``) sets ``part_specificity``,
+    ``part_signal``, ``noise`` and ``occlusion`` to the values in :data:`VARIANTS`
+    unless they are given. Returns a :class:`~zslkit.datasets.container.ZSLDataset`
+    with ``features`` of shape ``(N, channels, grid, grid)``, ``N = num_classes * images_per_class``.
     """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown synthetic variant {variant!r}; give one of {', '.join(sorted(VARIANTS))}")
+    given = {"part_specificity": part_specificity, "part_signal": part_signal, "noise": noise, "occlusion": occlusion}
+    knobs = {k: float(v if v is not None else VARIANTS[variant][k]) for k, v in given.items()}
+    part_specificity, part_signal, noise, occlusion = (knobs[k] for k in given)
     if num_parts > len(PARTS):
         raise ValueError(f"num_parts must be at most {len(PARTS)}, got {num_parts}")
     if num_classes % family_size:
@@ -101,7 +136,7 @@ def make_synthetic(
     n_col, n_pat = len(COLOURS), len(PATTERNS)
 
     # --- prototypes (shared across parts: the crux of the dataset)
-    part_proto = rng.normal(size=(num_parts, channels)) / np.sqrt(channels) * 2.0
+    part_proto = rng.normal(size=(num_parts, channels)) / np.sqrt(channels) * part_signal
     colour_proto = rng.normal(size=(n_col, channels)) / np.sqrt(channels) * 2.0
     pattern_proto = rng.normal(size=(n_pat, channels)) / np.sqrt(channels) * 1.5
     # a small part-specific component of each value's evidence ("red wing" is mostly "red")
@@ -202,6 +237,8 @@ def make_synthetic(
         metadata={
             "generator": "zslkit.datasets.synthetic.make_synthetic",
             "seed": seed,
+            "variant": variant,
+            **knobs,
             "family_of_class": family_of.tolist(),
             "parts": list(parts),
         },

@@ -2,7 +2,8 @@
 
 The same assembly as MSDN with one branch, ``gated_attribute_to_visual`` (the
 attribute-to-visual block plus DAZLE's attention over attributes), trained with
-``attribute_ce`` + 0.1 ``self_calibration``.
+``attribute_ce`` + 0.1 ``self_calibration`` (its authors' lambda on every dataset). Its recipes,
+``zslkit/configs/dazle/<dataset>.yaml``, carry the settings of the authors' notebooks.
 """
 
 from __future__ import annotations

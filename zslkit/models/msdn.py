@@ -4,7 +4,9 @@ Two branches over the same region features and attribute embeddings,
 ``attribute_to_visual`` (``a2v``, weight 0.9) and ``visual_to_attribute`` (``v2a``,
 weight 0.1), trained with ``attribute_ce`` + 0.1 ``self_calibration`` on each branch
 and 0.001 ``semantic_distillation`` between them (the CUB setting of the authors'
-code; see ``zslkit/configs`` for SUN and AWA2). The math is in ``docs/msdn.md``.
+code; these defaults are the one home of its loss weights: its recipes
+``zslkit/configs/msdn/<dataset>.yaml`` state only the weights that differ, e.g. on SUN and
+AWA2). The math is in ``docs/msdn.md``.
 """
 
 from __future__ import annotations

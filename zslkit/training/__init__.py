@@ -21,6 +21,7 @@ from zslkit.training.config import (
 )
 from zslkit.training.data import batch_indices, read_batch
 from zslkit.training.predict import evaluate, predict_scores
+from zslkit.training.recipes import Recipe, choose_recipe, recipe_for
 from zslkit.training.trainer import TrainResult, build_optimizer, train
 
 __all__ = [
@@ -31,12 +32,14 @@ __all__ = [
     "SAMPLERS",
     "Checkpoint",
     "CheckpointError",
+    "Recipe",
     "TrainConfig",
     "TrainResult",
     "available_configs",
     "batch_indices",
     "build_model",
     "build_optimizer",
+    "choose_recipe",
     "evaluate",
     "latest_checkpoint",
     "load_checkpoint",
@@ -44,6 +47,7 @@ __all__ = [
     "load_model",
     "predict_scores",
     "read_batch",
+    "recipe_for",
     "save_checkpoint",
     "train",
 ]

@@ -1,14 +1,15 @@
-"""Training recipes: the :class:`TrainConfig` dataclass and the YAML files in ``zslkit/configs``.
+"""Training configs: the :class:`TrainConfig` dataclass and reading it from YAML.
 
 A YAML config holds any subset of the :class:`TrainConfig` fields::
 
     model: msdn
-    epochs: 30
+    epochs: 70
     lr: 1.0e-4
-    loss_weights: {self_calibration: 0.1, semantic_distillation: 0.001}
+    loss_weights: {self_calibration: 1.0e-4, semantic_distillation: 0.01}
     model_options: {margin: 1.0}
 
-``load_config("cub")`` reads the packaged ``zslkit/configs/cub.yaml``;
+The packaged ones are recipes, one per (model, dataset) (:mod:`zslkit.training.recipes`):
+``load_config("msdn/cub")`` reads ``zslkit/configs/msdn/cub.yaml``;
 ``load_config("path/to/file.yaml")`` reads a file.
 """
 
@@ -22,10 +23,12 @@ from typing import Any
 
 import yaml
 
+from zslkit.datasets.resident import RESIDENT_DTYPES
 from zslkit.models.backbone_model import BATCHNORM_MODES
 from zslkit.registry import _suggest
 
-__all__ = ["COMPILE_MODES", "OPTIMIZERS", "PRECISIONS", "RESIDENCY", "RESIDENT_DTYPES", "SAMPLERS", "TrainConfig", "available_configs", "load_config"]
+__all__ = ["COMPILE_MODES", "OPTIMIZERS", "PRECISIONS", "RESIDENCY", "RESIDENT_DTYPES", "SAMPLERS", "TrainConfig", "available_configs",
+           "load_config", "parse_config"]
 
 OPTIMIZERS: tuple[str, ...] = ("rmsprop", "adam", "sgd")
 #: ``shuffle``: a fresh permutation every epoch; ``random``: every batch drawn
@@ -41,9 +44,6 @@ PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16")
 #: take at most half its free memory; ``on``: held on the device (a GPU or, for ``cpu``, host
 #: memory), an error if they do not fit; ``off``: read from the source every step.
 RESIDENCY: tuple[str, ...] = ("auto", "on", "off")
-#: What resident features are stored as: ``source`` (the source's dtype: exactly the values a
-#: batch read from the source has) or ``float16`` (half the bytes of a float32 source, rounded).
-RESIDENT_DTYPES: tuple[str, ...] = ("source", "float16")
 #: ``off`` or a ``torch.compile`` mode for the forward and the losses; ``reduce-overhead``
 #: also replays them as CUDA graphs on a GPU.
 COMPILE_MODES: tuple[str, ...] = ("off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -65,7 +65,8 @@ class TrainConfig:
             (``zslkit list sampler``; e.g. ``episodic``: n-way k-shot batches).
         sampler_options: options of a registered sampler (``{ways: 4, shots: 2}`` for
             ``episodic``); must be empty for the samplers of :data:`SAMPLERS`.
-        loss_weights: loss term -> weight, overriding the model's defaults.
+        loss_weights: loss term -> weight, overriding the model's defaults (a recipe states
+            only the weights that differ from them: the model's defaults are their one home).
         model_options: extra options for ``zslkit.create_model`` (``margin``, ``branches``...).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... or ``"auto"`` (CUDA when available).
         eval_batch_size: images per forward when predicting.
@@ -87,7 +88,7 @@ class TrainConfig:
             once into one tensor on the device (:class:`~zslkit.datasets.ResidentFeatures`,
             in the source's dtype, float16 for a feature store) instead of from the source
             every step. Results are the same either way.
-        resident_dtype: one of :data:`RESIDENT_DTYPES`: ``float16`` stores a float32 source's
+        resident_dtype: one of :data:`~zslkit.datasets.resident.RESIDENT_DTYPES`: ``float16`` stores a float32 source's
             resident rows in half the bytes, rounded to float16 (results then match training
             on features rounded to float16, not the float32 ones).
         compile: one of :data:`COMPILE_MODES`: compile the model's forward and its loss
@@ -220,33 +221,34 @@ def _config_dir():
 
 
 def available_configs() -> list[str]:
-    """Names of the packaged configs: ``zslkit/configs/*.yaml`` and the models' recipes
-    ``zslkit/configs/<model>/*.yaml`` (named ``<model>/<dataset>``)."""
-    names = [p.name[: -len(".yaml")] for p in _config_dir().iterdir() if p.name.endswith(".yaml")]
-    for folder in (p for p in _config_dir().iterdir() if p.is_dir()):
-        names += [f"{folder.name}/{p.name[: -len('.yaml')]}" for p in folder.iterdir() if p.name.endswith(".yaml")]
-    return sorted(names)
+    """Names of the packaged recipes, ``<model>/<dataset>`` (``zslkit/configs/<model>/<dataset>.yaml``)."""
+    return sorted(f"{folder.name}/{p.name[: -len('.yaml')]}" for folder in _config_dir().iterdir() if folder.is_dir()
+                  for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
 def load_config(name_or_path: str | Path | TrainConfig | None = None, **overrides: Any) -> TrainConfig:
-    """A :class:`TrainConfig` from a packaged name (``"cub"``), a YAML path, or defaults (``None``).
+    """A :class:`TrainConfig` from a packaged recipe name (``"msdn/cub"``), a YAML path, or defaults (``None``).
 
-    ``overrides`` replace fields after loading, e.g. ``load_config("cub", epochs=5)``.
+    ``overrides`` replace fields after loading, e.g. ``load_config("msdn/cub", epochs=5)``.
     """
     if isinstance(name_or_path, TrainConfig):
         config = name_or_path
     elif name_or_path is None:
         config = TrainConfig()
     else:
-        text, where = _read_config_text(name_or_path)
-        try:
-            values = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{where}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        config = TrainConfig.from_dict(values or {}, where)
+        config = parse_config(*_read_config_text(name_or_path))
     if overrides:
         config = TrainConfig.from_dict({**config.to_dict(), **overrides}, "overrides")
     return config
+
+
+def parse_config(text: str, where: str) -> TrainConfig:
+    """The :class:`TrainConfig` a YAML ``text`` holds (``where``: its file, for messages)."""
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{where}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    return TrainConfig.from_dict(values or {}, where)
 
 
 def _read_config_text(name_or_path: str | Path) -> tuple[str, str]:
@@ -255,10 +257,13 @@ def _read_config_text(name_or_path: str | Path) -> tuple[str, str]:
         if not path.is_file():
             raise FileNotFoundError(f"config file {str(path)!r} does not exist")
         return path.read_text(), str(path)
-    packaged = _config_dir() / f"{name_or_path}.yaml"
-    if not packaged.is_file():
+    packaged = _config_dir().joinpath(*f"{name_or_path}.yaml".split("/"))
+    if "/" not in str(name_or_path) or not packaged.is_file():
+        names = available_configs()
+        same = [n for n in names if n.split("/")[-1] == str(name_or_path)]
+        hint = f" (a recipe is <model>/<dataset>: {' or '.join(same)}?)" if same else ""
         raise FileNotFoundError(
-            f"no config named {str(name_or_path)!r}; packaged configs: {', '.join(available_configs())} "
+            f"no config named {str(name_or_path)!r}{hint}; packaged recipes: {', '.join(names)} "
             "(or give a path to a .yaml file)"
         )
     return packaged.read_text(), f"zslkit/configs/{name_or_path}.yaml"

@@ -1,18 +1,27 @@
-"""The training loop: the paper's recipe by default, checkpoints every epoch, resumable.
+"""The training loop: the model's recipe for the dataset by default, checkpoints every epoch, resumable.
 
 Under ``torchrun`` (a process group of more than one process, see
 :mod:`zslkit.distributed`) the same call trains data-parallel: every process draws
 the same global batches, runs the model on its shard of each inside
 :class:`~torch.nn.parallel.DistributedDataParallel`, and evaluates the loss on the
 gathered global batch (:mod:`zslkit.training.parallel`); rank 0 alone writes
-checkpoints and logs and shows progress.
+checkpoints and logs and shows progress. Every rank must call :func:`train` with the
+same arguments.
+
+:func:`train` runs named stages, each a function of its own: :func:`resolve_run` (the
+recipe, split, inputs and device), :func:`seed_run`, :func:`build_run` (model, loss
+weights, optimizer), :func:`start_run` (resume or a fresh ``out_dir``), DDP
+:func:`~zslkit.training.parallel.wrap`, :func:`resident_inputs` (the residency decision
+shared with the benchmark runner), ``torch.compile``, :func:`process_settings` (thread
+count, TF32) around the epochs, each checkpointed with :func:`checkpoint_meta`.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -26,7 +35,7 @@ from zslkit import distributed
 from zslkit.atomic import write_csv_atomic, write_json_atomic
 from zslkit.contracts import check_model_losses, describe_model, registered_name
 from zslkit.datasets.container import ZSLDataset
-from zslkit.datasets.resident import ResidentFeatures, hold_on_device, resident_bytes
+from zslkit.datasets.resident import ResidentFeatures
 from zslkit.models.backbone_model import BackboneModel, backbone_channels
 from zslkit.models.class_space import MissingAttributeGroupsError
 from zslkit.models.output import check_model_output
@@ -36,7 +45,7 @@ from zslkit.training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from zslkit.training.config import TrainConfig, available_configs, load_config
+from zslkit.training.config import TrainConfig
 from zslkit.training.data import batch_indices, batch_targets, read_batch, shard_inputs
 from zslkit.training.guards import (
     NonFiniteLossError,
@@ -47,8 +56,23 @@ from zslkit.training.guards import (
     run_identity,
 )
 from zslkit.training.parallel import gather_output, wrap
+from zslkit.training.recipes import Recipe, choose_recipe
+from zslkit.training.residency import hold_features, resolve_device, training_device
 
-__all__ = ["TrainResult", "build_optimizer", "config_for", "resolve_device", "train"]
+__all__ = [
+    "RunPlan",
+    "TrainResult",
+    "build_optimizer",
+    "build_run",
+    "checkpoint_meta",
+    "process_settings",
+    "resident_inputs",
+    "resolve_device",
+    "resolve_run",
+    "seed_run",
+    "start_run",
+    "train",
+]
 
 EpochCallback = Callable[[int, torch.nn.Module], "dict[str, Any] | None"]
 
@@ -69,6 +93,7 @@ class TrainResult:
         resident: the features held on the device while training
             (:class:`~zslkit.datasets.ResidentFeatures`, see ``TrainConfig.resident``), or
             ``None`` when they were read from the source every step.
+        recipe: the :class:`~zslkit.training.recipes.Recipe` trained with (its ``config`` is ``config``).
     """
 
     model: torch.nn.Module
@@ -78,29 +103,7 @@ class TrainResult:
     checkpoint: Path | None = None
     unused_loss_weights: dict[str, float] = field(default_factory=dict)
     resident: ResidentFeatures | None = None
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA if available else CPU; anything else as ``torch.device``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} asked for, but PyTorch sees no CUDA device (use device: cpu or auto)")
-    return device
-
-
-def config_for(dataset, config: str | Path | TrainConfig | None, model: str | None = None) -> TrainConfig:
-    """``config`` as a :class:`TrainConfig`; ``None`` picks the packaged recipe of ``model`` for the dataset
-    (``zslkit/configs/<model>/<dataset>.yaml``, e.g. ``apn/cub``) when there is one, else the packaged config
-    named like the dataset (``"synthetic"`` for ``synthetic`` and its ``synthetic/validation`` view) or,
-    failing that, the defaults."""
-    if config is not None:
-        return load_config(config)
-    base = str(dataset.name).split("/")[0]
-    if isinstance(model, str) and f"{model}/{base}" in available_configs():
-        return load_config(f"{model}/{base}")
-    return load_config(base if base in available_configs() else None)
+    recipe: Recipe | None = None
 
 
 def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
@@ -260,24 +263,6 @@ def _resume(
     return ckpt.epoch, list(ckpt.meta.get("history", []))
 
 
-def _resident_inputs(inputs, indices: np.ndarray, device: torch.device, mode: str, dtype: str = "source"):
-    """``inputs`` with the images ``indices`` held on ``device`` as ``TrainConfig.resident`` and
-    ``resident_dtype`` say (see there)."""
-    if mode == "off":
-        return inputs
-    if isinstance(inputs, ResidentFeatures) and inputs.device == device:
-        return inputs  # made resident by the caller (zslkit.datasets.make_resident)
-    if isinstance(inputs, torch.utils.data.Dataset):
-        if mode == "on":
-            raise ValueError("TrainConfig.resident='on' holds (N, ...) arrays on the device; these inputs are a torch "
-                             "Dataset read item by item (use resident: off or auto)")
-        return inputs
-    images, stored = np.unique(indices), None if dtype == "source" else dtype
-    if not hold_on_device(resident_bytes(inputs, len(images), stored), device, mode, f"the {len(images)} training images"):
-        return inputs
-    return ResidentFeatures.load(inputs, images, device, dtype=stored)
-
-
 def _compiled(parallel, net, mode: str):
     """``(forward, loss)``: the model's forward and loss, compiled by ``torch.compile`` in ``mode`` unless ``off``."""
     if mode == "off":
@@ -334,10 +319,195 @@ def _train_one_epoch(parallel, optimizer, batches, losses_of, steps: int, desc: 
     return record
 
 
+# ------------------------------------------------------------------ the stages of train()
+@dataclass
+class RunPlan:
+    """What :func:`resolve_run` decided before anything is built.
+
+    Attributes:
+        recipe: the :class:`~zslkit.training.recipes.Recipe` (``config`` with ``seed`` applied).
+        model: registered name or built module; ``model_name``: its name.
+        split, indices: the split trained on and its image indices.
+        inputs: what the model reads for image ``i`` (``inputs[i]``).
+        device: this process's training device.
+        out_dir: where checkpoints go, or ``None``; ``resume``: continue from its latest.
+    """
+
+    recipe: Recipe
+    model: Any
+    model_name: str
+    split: str
+    indices: np.ndarray
+    inputs: Any
+    device: torch.device
+    out_dir: Path | None = None
+    resume: bool = False
+
+    @property
+    def config(self) -> TrainConfig:
+        return self.recipe.config
+
+
+def resolve_run(dataset: ZSLDataset, model: Any = None, config: Any = None, *, split: str = "trainval",
+                seed: int | None = None, backbone: Any = None, inputs: Any = None, out_dir: Any = None,
+                resume: bool = False) -> RunPlan:
+    """Stage 1 of :func:`train`: the recipe, the split, the inputs and the device (arguments as there)."""
+    model, recipe = choose_recipe(model, dataset.name, config)
+    if seed is not None:
+        recipe = recipe.with_config(replace(recipe.config, seed=int(seed)))
+    if split not in dataset.splits:
+        raise KeyError(f"dataset {dataset.name!r} has no split {split!r}; it has {sorted(dataset.splits)}")
+    indices = dataset.splits[split]
+    if len(indices) == 0:
+        raise ValueError(f"split {split!r} of dataset {dataset.name!r} is empty")
+    if backbone is not None and inputs is None:
+        raise ValueError("train(..., backbone=...) needs inputs=: the images, (N, 3, S, S) in the dataset's image order")
+    if resume and out_dir is None:
+        raise ValueError("resume=True needs the out_dir that holds the checkpoints")
+    # a built model that checkpoints must rebuild by name is refused now, not when its checkpoint is read
+    model_name = model if isinstance(model, str) else registered_name(model) if out_dir is not None else describe_model(model)[0]
+    return RunPlan(recipe, model, model_name, split, indices, dataset.features if inputs is None else inputs,
+                   training_device(recipe.config), None if out_dir is None else Path(out_dir), resume)
+
+
+def seed_run(config: TrainConfig) -> np.random.Generator:
+    """Stage 2: seed torch (the model's initialisation) and return the batch order's generator."""
+    torch.manual_seed(config.seed)
+    return np.random.default_rng(config.seed)
+
+
+def build_run(dataset: ZSLDataset, plan: RunPlan, model_options: dict[str, Any], backbone=None):
+    """Stage 3: ``(net, unused loss weights, optimizer)``, the model on the plan's device."""
+    cfg = plan.config
+    sample = read_batch(plan.inputs, plan.indices[:1]) if backbone is not None else None
+    net = _build_model(dataset, plan.model, cfg, model_options, backbone, sample).to(plan.device)
+    unused = _apply_loss_weights(net, cfg, plan.model_name)
+    return net, unused, build_optimizer(cfg, _parameters(net, cfg))
+
+
+def start_run(dataset: ZSLDataset, plan: RunPlan, net, optimizer, rng: np.random.Generator):
+    """Stage 4: ``(epochs done, history)``: from the latest checkpoint when resuming, else ``(0, [])``
+    (a new run refuses an ``out_dir`` that holds checkpoints)."""
+    if plan.resume:
+        run = run_identity(plan.config.to_dict(), dataset.name, plan.split)
+        return _resume(plan.out_dir, net, optimizer, rng, plan.model_name, run)
+    if plan.out_dir is not None:
+        check_fresh_out_dir(plan.out_dir)
+    return 0, []
+
+
+def resident_inputs(plan: RunPlan) -> Any:
+    """Stage 6: the training split's features held on the device, or the inputs as they are
+    (:func:`~zslkit.training.residency.hold_features`, the decision the benchmark runner shares)."""
+    what = f"the {len(np.unique(plan.indices))} training images"
+    return hold_features(plan.inputs, plan.indices, plan.device, plan.config, what)
+
+
+@contextmanager
+def process_settings(config: TrainConfig) -> Iterator[None]:
+    """Stage 8: the process-global switches of a run, restored on exit: PyTorch's CPU thread
+    count (``num_threads``, 0 leaves it) and CUDA TF32 matrix products (on for ``precision: tf32``)."""
+    threads, tf32 = torch.get_num_threads(), torch.backends.cuda.matmul.allow_tf32
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    torch.backends.cuda.matmul.allow_tf32 = config.precision == "tf32"
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+def checkpoint_meta(dataset: ZSLDataset, plan: RunPlan, rng: np.random.Generator, history: list[dict[str, Any]]) -> dict[str, Any]:
+    """What every checkpoint's JSON records besides the model and optimizer."""
+    return {"dataset": dataset.name, "split": plan.split, "config": plan.config.to_dict(), "recipe": plan.recipe.record(),
+            "rng": {"numpy": rng.bit_generator.state}, "history": history,
+            "attribute_names": list(dataset.attribute_names), "class_names": list(dataset.class_names)}
+
+
+@dataclass
+class _Loop:
+    """Everything the epoch loop reads, built by the stages before it."""
+
+    dataset: ZSLDataset
+    plan: RunPlan
+    net: torch.nn.Module
+    parallel: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    rng: np.random.Generator
+    inputs: Any
+    losses_of: Callable[..., dict[str, torch.Tensor]]
+    history: list[dict[str, Any]]
+    on_epoch: EpochCallback | None
+    progress: bool
+    checkpoint: Path | None = None
+    #: the loss weights after the head-only epochs (see :func:`_stage`)
+    stage_weights: dict[str, float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stage_weights = _stage_weights(self.net, self.plan.config, self.plan.model_name)
+
+
+def _epoch(loop: _Loop, epoch: int) -> dict[str, Any]:
+    """One epoch: draw its batches, train on them, call ``on_epoch``; return its history entry."""
+    cfg, plan, dataset = loop.plan.config, loop.plan, loop.dataset
+    began = time.perf_counter()
+    _stage(loop.net, loop.optimizer, cfg, epoch, loop.stage_weights)
+    batches = list(batch_indices(cfg.sampler, plan.indices, dataset.labels, cfg.batch_size, loop.rng, cfg.sampler_options))
+    steps = len(batches)
+    targets = batch_targets(dataset.labels, batches, plan.device)  # one copy per epoch, none per step
+    local = shard_inputs(loop.inputs, batches, distributed.rank(), distributed.world_size(), cfg.num_workers)
+    record: dict[str, Any] = {"epoch": epoch}
+    try:
+        record.update(_train_one_epoch(loop.parallel, loop.optimizer, zip(local, targets), loop.losses_of, steps,
+                                       f"epoch {epoch}/{cfg.epochs}", loop.progress))
+    except NonFiniteLossError as exc:  # nothing non-finite reached the parameters or a checkpoint
+        out = plan.out_dir
+        raise exc.stopped(epoch, cfg.epochs, out and latest_checkpoint(out), out) from None
+    record.update({"lr": loop.optimizer.param_groups[0]["lr"], **_backbone_lr(loop.optimizer, loop.net),
+                   "wall_s": time.perf_counter() - began})
+    if loop.on_epoch is not None:
+        loop.net.eval()
+        record.update(loop.on_epoch(epoch, loop.net) or {})
+    return record
+
+
+def _save_epoch(loop: _Loop, epoch: int) -> None:
+    """Rank 0 writes the epoch's checkpoint and logs; every rank waits until they are on disk."""
+    out = loop.plan.out_dir
+    if out is None:
+        return
+    if distributed.is_main():
+        save_checkpoint(out, epoch, loop.net, loop.optimizer, meta=checkpoint_meta(loop.dataset, loop.plan, loop.rng, loop.history))
+        _write_logs(out, loop.history)
+    loop.checkpoint = checkpoint_paths(out, epoch)[1]
+    distributed.barrier()  # no rank goes on (or returns) before the checkpoint is on disk
+
+
+def _run_epochs(loop: _Loop, start: int) -> None:
+    """Stage 9: the epochs after ``start``, each logged and checkpointed."""
+    for epoch in range(start + 1, loop.plan.config.epochs + 1):
+        record = _epoch(loop, epoch)
+        loop.history.append(record)
+        if loop.progress:
+            tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+        _save_epoch(loop, epoch)
+
+
+def _notes(plan: RunPlan, unused: dict[str, float], inputs: Any, said_recipe: bool) -> None:
+    """The lines a run prints before its first epoch (with ``progress``, on rank 0)."""
+    if said_recipe:
+        tqdm.write(plan.recipe.line())
+    if unused:
+        tqdm.write(f"note: config {plan.config.model!r} loss weights {unused} do not apply to {plan.model_name!r}")
+    if isinstance(inputs, ResidentFeatures):
+        tqdm.write(f"features held on the device: {inputs!r}")
+
+
 def train(
     dataset: ZSLDataset,
     model: str | torch.nn.Module | None = None,
-    config: str | Path | TrainConfig | None = None,
+    config: str | Path | TrainConfig | Recipe | None = None,
     *,
     split: str = "trainval",
     seed: int | None = None,
@@ -352,119 +522,45 @@ def train(
     """Train a registered model (by name) on the images of ``split``.
 
     Args:
-        dataset: a :class:`~zslkit.datasets.ZSLDataset`; its seen/unseen classes
-            define the model's class space (pass ``dataset.validation_view()`` for
-            model selection).
-        model: registered model name (or an already built model); ``None``: the
-            config's ``model`` (``"msdn"`` unless the config says otherwise).
-        config: packaged config name, YAML path or :class:`TrainConfig`; ``None``
-            picks the packaged config named like the dataset, else the defaults.
-        split: the split whose images are trained on.
-        seed: overrides ``config.seed``.
-        on_epoch: called as ``on_epoch(epoch, model)`` after every epoch (model in
-            eval mode, ``epoch`` counted from 1); a returned dict is merged into
-            that epoch's history entry.
-        out_dir: checkpoints (one per epoch) and ``history.csv``/``history.json`` go here;
-            a new run refuses a directory that already holds checkpoints.
+        dataset: a :class:`~zslkit.datasets.ZSLDataset`; its seen/unseen classes define the model's
+            class space (pass ``dataset.validation_view()`` for model selection).
+        model: registered model name (or an already built model); ``None``: the config's ``model``
+            (``"msdn"`` when no config is given).
+        config: a :class:`~zslkit.training.recipes.Recipe`, a :class:`TrainConfig`, a packaged recipe
+            name (``"msdn/cub"``) or a YAML path; ``None``: the model's recipe for the dataset
+            (:func:`~zslkit.training.recipes.recipe_for`; its line is printed with ``progress``).
+        split: the split whose images are trained on. ``seed``: overrides ``config.seed``.
+        on_epoch: called as ``on_epoch(epoch, model)`` after every epoch (model in eval mode, ``epoch``
+            from 1); a returned dict is merged into that epoch's history entry.
+        out_dir: checkpoints (one per epoch) and ``history.csv``/``history.json`` go here; a new run
+            refuses a directory that already holds checkpoints.
         progress: show a progress bar and a line per epoch.
-        resume: continue from the latest checkpoint in ``out_dir`` (same dataset, split and
-            recipe; only :data:`~zslkit.training.guards.RESUMABLE_CHANGES` may change: ``epochs``,
-            ``device``, ``eval_batch_size``, ``num_threads``, ``resident``, ``compile``).
-        backbone: fine-tune end to end: any module mapping images ``(B, 3, S, S)`` to a
-            feature map ``(B, C, H, W)`` (or a list of maps, the last used), put in front
-            of the model in a :class:`~zslkit.models.BackboneModel`. The model's head
-            trains at ``config.lr``, the backbone at ``config.backbone_lr``; its
-            BatchNorm layers follow ``config.backbone_batchnorm``.
-        inputs: what the model reads for image ``i``: ``inputs[i]``. Default
-            ``dataset.features``; with a ``backbone``, the images, required: an
-            ``(N, 3, S, S)`` array-like or a map-style torch ``Dataset`` of ``(3, S, S)``
-            tensors, in the dataset's image order.
+        resume: continue from the latest checkpoint in ``out_dir`` (same dataset, split and recipe;
+            only :data:`~zslkit.training.guards.RESUMABLE_CHANGES` may change).
+        backbone: fine-tune end to end: any module mapping images ``(B, 3, S, S)`` to a feature map
+            ``(B, C, H, W)`` (or a list of maps, the last used), put in front of the model in a
+            :class:`~zslkit.models.BackboneModel`; it trains at ``config.backbone_lr``, the head at
+            ``config.lr``, its BatchNorm layers follow ``config.backbone_batchnorm``.
+        inputs: what the model reads for image ``i``: ``inputs[i]``. Default ``dataset.features``;
+            with a ``backbone``, the images, required: an ``(N, 3, S, S)`` array-like or a map-style
+            torch ``Dataset`` of ``(3, S, S)`` tensors, in the dataset's image order.
         model_options: extra options for ``zslkit.create_model`` (over ``config.model_options``).
-
-    Inside a process group (``torchrun``) every rank must call it with the same
-    arguments; see the module docstring.
     """
-    cfg = config_for(dataset, config, model if isinstance(model, str) else None)
-    if seed is not None:
-        cfg = replace(cfg, seed=int(seed))
-    if split not in dataset.splits:
-        raise KeyError(f"dataset {dataset.name!r} has no split {split!r}; it has {sorted(dataset.splits)}")
-    indices = dataset.splits[split]
-    if len(indices) == 0:
-        raise ValueError(f"split {split!r} of dataset {dataset.name!r} is empty")
-    if backbone is not None and inputs is None:
-        raise ValueError("train(..., backbone=...) needs inputs=: the images, (N, 3, S, S) in the dataset's image order")
-    inputs = dataset.features if inputs is None else inputs
-    device = distributed.rank_device(resolve_device(cfg.device))
-    model = cfg.model if model is None else model
-    # a built model that checkpoints must rebuild by name is refused now, not when its checkpoint is read
-    model_name = model if isinstance(model, str) else registered_name(model) if out_dir is not None else describe_model(model)[0]
-    main = distributed.is_main()
-    progress = progress and main
-
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    sample = read_batch(inputs, indices[:1]) if backbone is not None else None
-    net = _build_model(dataset, model, cfg, model_options, backbone, sample).to(device)
-    unused = _apply_loss_weights(net, cfg, model_name)
-    stage_weights = _stage_weights(net, cfg, model_name)
-    optimizer = build_optimizer(cfg, _parameters(net, cfg))
-    out = Path(out_dir) if out_dir is not None else None
-    if resume and out is None:
-        raise ValueError("resume=True needs the out_dir that holds the checkpoints")
-    if resume:
-        start, history = _resume(out, net, optimizer, rng, model_name, run_identity(cfg.to_dict(), dataset.name, split))
-    else:
-        start, history = 0, []
-        if out is not None:
-            check_fresh_out_dir(out)
-    parallel = wrap(net, device)
-    if progress and unused:
-        tqdm.write(f"note: config {cfg.model!r} loss weights {unused} do not apply to {model_name!r}")
-    inputs = _resident_inputs(inputs, indices, device, cfg.resident, cfg.resident_dtype)
-    resident = inputs if isinstance(inputs, ResidentFeatures) else None
-    if progress and resident is not None:
-        tqdm.write(f"features held on the device: {resident!r}")
-
-    checkpoint = None
+    plan = resolve_run(dataset, model, config, split=split, seed=seed, backbone=backbone, inputs=inputs,
+                       out_dir=out_dir, resume=resume)
+    cfg, progress = plan.config, progress and distributed.is_main()
+    rng = seed_run(cfg)
+    net, unused, optimizer = build_run(dataset, plan, model_options, backbone)
+    start, history = start_run(dataset, plan, net, optimizer, rng)
+    parallel = wrap(net, plan.device)
+    held = resident_inputs(plan)
+    if progress:
+        _notes(plan, unused, held, said_recipe=config is None)
     forward, loss = _compiled(parallel, net, cfg.compile)
-    losses_of = partial(_batch_losses, forward, loss, net, device=device, precision=cfg.precision, identity=describe_model(net))
-    threads, tf32 = torch.get_num_threads(), torch.backends.cuda.matmul.allow_tf32
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    torch.backends.cuda.matmul.allow_tf32 = cfg.precision == "tf32"
-    try:
-        for epoch in range(start + 1, cfg.epochs + 1):
-            began = time.perf_counter()
-            _stage(net, optimizer, cfg, epoch, stage_weights)
-            batches = list(batch_indices(cfg.sampler, indices, dataset.labels, cfg.batch_size, rng, cfg.sampler_options))
-            steps = len(batches)
-            targets = batch_targets(dataset.labels, batches, device)  # one copy per epoch, none per step
-            local = shard_inputs(inputs, batches, distributed.rank(), distributed.world_size(), cfg.num_workers)
-            batches = zip(local, targets)
-            record: dict[str, Any] = {"epoch": epoch}
-            try:
-                record.update(_train_one_epoch(parallel, optimizer, batches, losses_of, steps, f"epoch {epoch}/{cfg.epochs}", progress))
-            except NonFiniteLossError as exc:  # nothing non-finite reached the parameters or a checkpoint
-                raise exc.stopped(epoch, cfg.epochs, out and latest_checkpoint(out), out) from None
-            record.update({"lr": optimizer.param_groups[0]["lr"], **_backbone_lr(optimizer, net), "wall_s": time.perf_counter() - began})
-            if on_epoch is not None:
-                net.eval()
-                record.update(on_epoch(epoch, net) or {})
-            history.append(record)
-            if progress:
-                tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
-            if out is not None:
-                if main:
-                    meta = {"dataset": dataset.name, "split": split, "config": cfg.to_dict(),
-                            "rng": {"numpy": rng.bit_generator.state}, "history": history,
-                            "attribute_names": list(dataset.attribute_names), "class_names": list(dataset.class_names)}
-                    save_checkpoint(out, epoch, net, optimizer, meta=meta)
-                    _write_logs(out, history)
-                checkpoint = checkpoint_paths(out, epoch)[1]
-                distributed.barrier()  # no rank goes on (or returns) before the checkpoint is on disk
-    finally:
-        torch.set_num_threads(threads)
-        torch.backends.cuda.matmul.allow_tf32 = tf32
+    losses_of = partial(_batch_losses, forward, loss, net, device=plan.device, precision=cfg.precision, identity=describe_model(net))
+    loop = _Loop(dataset, plan, net, parallel, optimizer, rng, held, losses_of, history, on_epoch, progress)
+    with process_settings(cfg):
+        _run_epochs(loop, start)
     net.eval()
-    return TrainResult(net, history, cfg, out, checkpoint, unused, resident)
+    resident = held if isinstance(held, ResidentFeatures) else None
+    return TrainResult(net, history, cfg, plan.out_dir, loop.checkpoint, unused, resident, plan.recipe)

@@ -1,7 +1,8 @@
-"""An example zslkit plugin: one attention block, one loss term and one benchmark case.
+"""An example zslkit plugin: an attention block, a loss term, a model with its recipe, and a benchmark case.
 
 Installing this package (``pip install -e plugins/zslkit-example-plugin``) makes
-``zslkit list`` show ``example_temperature_attention`` and ``example_attribute_mse``,
+``zslkit list`` show ``example_temperature_attention``, ``example_attribute_mse`` and
+``example_temperature_msdn`` (trained on ``synthetic`` with ``configs/example_temperature_msdn/synthetic.yaml``),
 and ``zslkit bench --list`` the case ``msdn+temperature``.
 """
 

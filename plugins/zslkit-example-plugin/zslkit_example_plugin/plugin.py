@@ -5,12 +5,15 @@ from __future__ import annotations
 import zslkit
 from zslkit_example_plugin.attention import TemperatureAttention
 from zslkit_example_plugin.losses import AttributeMSE
+from zslkit_example_plugin.model import TemperatureMSDN
 
 
 @zslkit.hookimpl
 def zslkit_register_components(registrar):
     registrar.register("attention", "example_temperature_attention", TemperatureAttention)
     registrar.register("loss", "example_attribute_mse", AttributeMSE)
+    # its recipes: zslkit_example_plugin/configs/example_temperature_msdn/<dataset>.yaml (package data)
+    registrar.register("model", "example_temperature_msdn", TemperatureMSDN)
 
 
 @zslkit.hookimpl
