@@ -13,6 +13,13 @@ K=200) unless ``--quick``. Variants:
 * ``fused-default-rmsprop``: ``fused`` with PyTorch's default RMSprop, to show the optimiser's share;
 * ``fused-compiled`` (opt-in with ``--variants``): ``fused`` with the forward under ``torch.compile``.
 
+``--models`` adds TransZero and TransZero++ steps (forward, loss, backward, Adam(lr 1e-4,
+weight decay 1e-4), train mode with the CUB config's dropout 0.4, d = 300, FFN 512) at the same
+shapes: ``reference`` is ``reference_transzero`` (the released code's style: geometry embedding
+per image, attribute self-attention per image), ``zslkit`` the model ``zslkit.interop`` loads
+from the same weights. Their scores and losses are checked equal first (dropout off, float32,
+also after two Adam steps), then the two are timed side by side and their peak memory measured.
+
 The two baselines get PyTorch's default RMSprop, as the paper's code does (a per-tensor loop
 on CPU, multi-tensor kernels on CUDA); zslkit's variants use the multi-tensor (``foreach``) one.
 
@@ -27,6 +34,7 @@ record goes to ``--out``.
     python benchmarks/step_bench.py --threads 2            # CPU, CUB shapes
     python benchmarks/step_bench.py --device cuda          # fp32, TF32, bf16 on the GPU
     python benchmarks/step_bench.py --quick                # small shapes, a smoke run
+    python benchmarks/step_bench.py --threads 2 --models transzero,transzero_pp --steps 3
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import reference_transzero as tz
 import torch
 from reference_msdn import (
     CUB,
@@ -182,6 +191,22 @@ def peak_step_memory_mib(device: str, step) -> float:
     return (max(totals) - totals[0]) / 2**20
 
 
+def interleaved_times(runs, device, steps, warmup) -> dict[str, list[float]]:
+    """ms of each of ``steps`` rounds per run; each round calls every run once, back to back, after ``warmup`` rounds."""
+    times = {name: [] for name in runs}
+    for _ in range(warmup):
+        for step in runs.values():
+            step()
+    for _ in range(steps):
+        for name, step in runs.items():
+            synchronize(device)
+            start = time.perf_counter()
+            step()
+            synchronize(device)
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return times
+
+
 def time_variants(shapes, device, precision, variants, steps, warmup, seed):
     """Median ms per training step and peak step memory of each variant, run side by side."""
     runs = {}
@@ -192,18 +217,8 @@ def time_variants(shapes, device, precision, variants, steps, warmup, seed):
         runs[name] = functools.partial(
             train_step, VARIANTS[name].forward, parameters, optimizer, problem, autocast_dtype(precision)
         )
-    times = {name: [] for name in variants}
     with matmul_precision(precision):
-        for _ in range(warmup):
-            for step in runs.values():
-                step()
-        for _ in range(steps):
-            for name, step in runs.items():
-                synchronize(device)
-                start = time.perf_counter()
-                step()
-                synchronize(device)
-                times[name].append((time.perf_counter() - start) * 1e3)
+        times = interleaved_times(runs, device, steps, warmup)
         memory = {name: peak_step_memory_mib(device, step) for name, step in runs.items()}
     rows = []
     for name in variants:
@@ -321,6 +336,58 @@ def markdown(rows) -> str:
     return "\n".join(lines)
 
 
+def check_transzero(kind, shapes, device, seed, steps=2):
+    """Largest relative error of zslkit's scores and loss against the reference (dropout off), before and after Adam steps."""
+    problem = make_problem(shapes, seed, device)
+    state = tz.make_state(kind, shapes, problem, seed + 1)
+    parameters, model = tz.reference_parameters(state, device), tz.zslkit_model(kind, state, 0.0, device)
+    opt_ref, opt_ours = tz.reference_optimizer(parameters), tz.zslkit_optimizer(model)
+    errors = []
+    for _ in range(steps + 1):
+        streams = tz.reference_forward(kind, parameters, problem.features, dropout=0.0)
+        expected = tz.reference_loss(kind, parameters, streams, problem)
+        output = model(problem.features)
+        loss = model.loss(output, problem.labels)["total"]
+        errors.append(max(relative_error(output.scores.detach(), tz.reference_scores(kind, streams).detach().double()),
+                          relative_error(loss.detach(), expected.detach().double())))
+        for optimizer, value in ((opt_ref, expected), (opt_ours, loss)):
+            optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            optimizer.step()
+    ok = errors[0] < 1e-5 and all(error < 1e-3 for error in errors)  # a NaN fails too
+    print(f"  check {kind:<13} rel. error at start {errors[0]:.2e}, after {steps} Adam steps {errors[-1]:.2e}  {'ok' if ok else 'FAIL'}")
+    return {"initial_relative_error": errors[0], "relative_errors": errors, "ok": ok}
+
+
+def time_transzero(kind, shapes, device, steps, warmup, seed):
+    """Median ms per step and peak step memory of the reference and of zslkit, run side by side."""
+    problem = make_problem(shapes, seed, device)
+    state = tz.make_state(kind, shapes, problem, seed + 1)
+    parameters, model = tz.reference_parameters(state, device), tz.zslkit_model(kind, state, 0.4, device)
+    runs = {
+        "reference": functools.partial(tz.reference_step, kind, parameters, tz.reference_optimizer(parameters), problem),
+        "zslkit": functools.partial(tz.zslkit_step, model, tz.zslkit_optimizer(model), problem),
+    }
+    times = interleaved_times(runs, device, steps, warmup)
+    memory = {name: peak_step_memory_mib(device, step) for name, step in runs.items()}
+    rows = [{"model": kind, "device": device, "variant": name, "median_ms": statistics.median(times[name]),
+             "min_ms": min(times[name]), "ms": times[name], "peak_step_mib": memory[name]} for name in runs]
+    base = rows[0]
+    for row in rows:
+        row["paired_time_vs_reference"] = statistics.median(ms / b for ms, b in zip(row["ms"], base["ms"]))
+        row["memory_vs_reference"] = row["peak_step_mib"] / base["peak_step_mib"] if base["peak_step_mib"] > 0 else float("nan")
+    return rows
+
+
+def transzero_markdown(rows) -> str:
+    lines = ["| model | device | variant | median ms/step | min ms/step | x reference | peak MiB/step | x reference |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        lines.append(f"| {row['model']} | {row['device']} | {row['variant']} | {row['median_ms']:.0f} | {row['min_ms']:.0f} "
+                     f"| {row['paired_time_vs_reference']:.2f} | {row['peak_step_mib']:.0f} | {row['memory_vs_reference']:.2f} |")
+    return "\n".join(lines)
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -335,10 +402,16 @@ def parse_args(argv=None):
     parser.add_argument(
         "--variants", default=",".join(DEFAULT_VARIANTS), help=f"comma-separated subset of {list(VARIANTS)}"
     )
+    parser.add_argument("--models", default="msdn,transzero,transzero_pp",
+                        help="comma-separated subset of msdn (the variants above), transzero, transzero_pp")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench-out/step_bench.json"), help="JSON record")
     args = parser.parse_args(argv)
     args.variants = args.variants.split(",")
+    args.models = args.models.split(",")
+    unknown_models = sorted(set(args.models) - {"msdn", *tz.KINDS})
+    if unknown_models:
+        parser.error(f"--models: expected names from ['msdn', 'transzero', 'transzero_pp'], found {unknown_models}")
     unknown = sorted(set(args.variants) - set(VARIANTS))
     if unknown:
         parser.error(f"--variants: expected names from {list(VARIANTS)}, found {unknown}")
@@ -368,6 +441,7 @@ def run(args) -> dict:
         "correctness": {},
         "results": [],
         "throughput": {},
+        "transzero": {"correctness": {}, "results": []},
     }
     for device in devices:
         gpu = device == "cuda"
@@ -375,18 +449,26 @@ def run(args) -> dict:
         warmup = args.warmup if args.warmup is not None else (1 if args.quick or not gpu else 5)
         record["devices"][device] = device_record(device)
         print(f"{device}: {record['devices'][device]['name']}, shapes {dataclasses.asdict(shapes)}")
-        record["correctness"][device] = check_correctness(
-            shapes, device, PRECISIONS[device], args.variants, args.seed
-        )
+        if "msdn" in args.models:
+            record["correctness"][device] = check_correctness(
+                shapes, device, PRECISIONS[device], args.variants, args.seed
+            )
+        for kind in (k for k in tz.KINDS if k in args.models):
+            record["transzero"]["correctness"][f"{device}/{kind}"] = check_transzero(kind, shapes, device, args.seed)
         record["devices"][device]["load_average_before"] = os.getloadavg()
-        for precision in PRECISIONS[device]:
+        for precision in PRECISIONS[device] if "msdn" in args.models else ():
             rows = time_variants(shapes, device, precision, args.variants, steps, warmup, args.seed)
             record["results"] += rows
             record["throughput"][f"{device}/{precision}"] = op_throughput(
                 shapes, device, precision, steps, args.seed
             )
+        for kind in (k for k in tz.KINDS if k in args.models):
+            record["transzero"]["results"] += time_transzero(kind, shapes, device, steps, warmup, args.seed)
         record["devices"][device]["load_average_after"] = os.getloadavg()
-    print(markdown(record["results"]))
+    if record["results"]:
+        print(markdown(record["results"]))
+    if record["transzero"]["results"]:
+        print(transzero_markdown(record["transzero"]["results"]))
     for key, value in record["throughput"].items():
         print(
             f"{key}: matmul {value['matmul_gflops']:.0f} GFLOP/s; op {value['op_gflops']:.0f} GFLOP/s "
@@ -397,6 +479,7 @@ def run(args) -> dict:
     args.out.write_text(json.dumps(record, indent=2))
     print(f"wrote {args.out}")
     failed = [key for device in record["correctness"].values() for key, v in device.items() if not v["ok"]]
+    failed += [key for key, v in record["transzero"]["correctness"].items() if not v["ok"]]
     if failed:
         raise SystemExit(f"correctness check failed for {failed}")
     return record

@@ -91,3 +91,34 @@ def test_quick_run_writes_a_record(tmp_path):
     assert {row["variant"] for row in record["results"]} == set(step_bench.DEFAULT_VARIANTS)
     assert all(check["ok"] for check in record["correctness"]["cpu"].values())
     assert record["devices"]["cpu"]["torch"] == torch.__version__
+
+
+# ------------------------------------------------------------------ TransZero and TransZero++
+import reference_transzero as tz  # noqa: E402
+
+
+@pytest.mark.parametrize("kind", tz.KINDS)
+def test_transzero_reference_step_equals_zslkit_and_its_cost_structure(kind):
+    problem = ref.make_problem(SHAPES, dtype=torch.float64)
+    state = tz.make_state(kind, SHAPES, problem)
+    parameters = tz.reference_parameters(state, dtype=torch.float64)
+    model = tz.zslkit_model(kind, state, 0.0, dtype=torch.float64)
+    streams = tz.reference_forward(kind, parameters, problem.features, dropout=0.0)
+    output = model(problem.features)
+    # zslkit's geometry embedding is float32 (the authors' arithmetic), the reference's float64
+    torch.testing.assert_close(output.scores, tz.reference_scores(kind, streams), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model.loss(output, problem.labels)["total"], tz.reference_loss(kind, parameters, streams, problem),
+                               rtol=1e-5, atol=1e-6)
+    # the reference builds the geometry for every image
+    embedding = tz.geometry_per_image(SHAPES.batch, (SHAPES.height, SHAPES.width), "cpu", torch.float32)
+    assert embedding.shape == (SHAPES.batch, 9, 9, 64) and torch.equal(embedding[0], embedding[-1])
+
+
+def test_quick_run_writes_transzero_rows(tmp_path):
+    out = tmp_path / "record.json"
+    step_bench.main(["--quick", "--device", "cpu", "--steps", "1", "--warmup", "0", "--models", "transzero,transzero_pp",
+                     "--out", str(out)])
+    record = json.loads(out.read_text())
+    assert record["results"] == [] and all(check["ok"] for check in record["transzero"]["correctness"].values())
+    rows = {(row["model"], row["variant"]) for row in record["transzero"]["results"]}
+    assert rows == {(kind, variant) for kind in tz.KINDS for variant in ("reference", "zslkit")}

@@ -33,6 +33,15 @@ CONFIG = TrainConfig(
 #: Under DDP the images come from a torch Dataset read by a DataLoader worker.
 E2E_CONFIG = TrainConfig(epochs=1, batch_size=13, optimizer="sgd", lr=1e-2, backbone_lr=1e-3, num_threads=1)
 E2E_WORKERS = 1
+#: TransZero++ (both streams, the consistency terms) without dropout, small widths; SGD, as for
+#: fine-tuning: some gradients are zero up to rounding (attention key biases), which Adam would turn into steps.
+_STREAM = {"ffn_dim": 12, "dropout": 0.0, "encoder": {"encoder": "geometry_encoder", "dim": 8, "ffn_dim": 12, "dropout": 0.0,
+                                                      "attention_dropout": 0.0}}
+TZPP_CONFIG = TrainConfig(
+    model="transzero_pp", epochs=2, batch_size=13, optimizer="sgd", lr=1e-3, num_threads=1,
+    model_options={"branches": {"s2v": {"attention": "attribute_query_decoder", "weight": 0.9, **_STREAM},
+                                "v2s": {"attention": "region_query_decoder", "weight": 0.1, **_STREAM}}},
+)
 IMAGE_SIZE = 16
 
 
@@ -102,6 +111,9 @@ def main(out: Path) -> None:
         e2e = train(data, "msdn", e2e_config, split=SPLIT, backbone=backbone(), inputs=ImageDataset(images(data.num_images)),
                     progress=False)
         save_file(_state(e2e.model), str(out / f"e2e_{rank}.safetensors"))
+
+        tzpp = train(data, "transzero_pp", TZPP_CONFIG, split=SPLIT, progress=False)
+        save_file(_state(tzpp.model), str(out / f"transzero_pp_{rank}.safetensors"))
 
 
 if __name__ == "__main__":

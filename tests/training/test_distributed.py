@@ -79,6 +79,13 @@ def test_ddp_training_equals_single_process_with_the_same_global_batch(ddp_out, 
 
 
 @pytest.mark.slow
+def test_ddp_transzero_pp_equals_single_process(ddp_out, data):
+    single_tzpp = train(data, "transzero_pp", worker.TZPP_CONFIG, split=worker.SPLIT, progress=False)
+    for rank in (0, 1):
+        assert_matches(single_tzpp.model, ddp_out / f"transzero_pp_{rank}.safetensors")
+
+
+@pytest.mark.slow
 def test_predictions_are_split_over_ranks_and_gathered_on_every_rank(ddp_out, single, data):
     expected = predict_scores(single.model, data, data.splits["test_unseen"])
     scores = [np.load(ddp_out / f"scores_{rank}.npy") for rank in (0, 1)]

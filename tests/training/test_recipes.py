@@ -72,8 +72,8 @@ def test_cli_train_dazle_on_cub_uses_dazles_cub_recipe(tiny, tmp_path, monkeypat
 
 
 def test_a_model_without_recipes_uses_its_defaults_never_its_parents(tiny, monkeypatch, capsys):
-    class Copy(MSDN):  # MSDN's assembly, but a model of its own: MSDN's recipes are not its recipes
-        model_name = "msdn_copy"
+    class Copy(MSDN):
+        """MSDN's assembly, but a model of its own: MSDN's recipes are not its recipes."""
 
     register_component("model", "msdn_copy", Copy)
     try:
@@ -111,7 +111,7 @@ def test_a_given_config_is_recorded_as_given(tmp_path):
     assert (model, recipe.name, recipe.source, recipe.line()) == ("dazle", "TrainConfig", "given", "recipe: TrainConfig (given)")
     model, recipe = choose_recipe("msdn", "synthetic", "dazle/synthetic")  # asked for by name: used as asked
     assert (model, recipe.config.model, recipe.source) == ("msdn", "dazle", "zslkit/configs/dazle/synthetic.yaml")
-    with pytest.raises(FileNotFoundError, match=r"no config named 'cub' \(a recipe is <model>/<dataset>: apn/cub or dazle/cub or gem_zsl/cub or msdn/cub\?\)"):
+    with pytest.raises(FileNotFoundError, match=r"no config named 'cub' \(a recipe is <model>/<dataset>: dazle/cub or msdn/cub( or \w+/cub)*\?\)"):
         load_config("cub")
     path = tmp_path / "mine.yaml"
     path.write_text("model: dazle\nepochs: 3\n")
@@ -177,7 +177,7 @@ def test_an_installed_plugin_ships_recipes_for_its_model_as_package_data(tmp_pat
             from zslkit.models.dazle import DAZLE
 
             class PluginDAZLE(DAZLE):  # DAZLE's assembly; DAZLE's recipes are still not its recipes
-                model_name = "plugin_dazle"
+                pass
 
             @zslkit.hookimpl
             def zslkit_register_components(registrar):

@@ -18,7 +18,12 @@ proposed split with ResNet-101 features.
   github.com/shiming-chen/MSDN (README). Obtained the paper-repository way
   (best epoch on test, calibration constant in the config): compare with the
   ``paper`` protocol.
-
+* TransZero: Chen et al., "TransZero: Attribute-guided Transformer for Zero-Shot
+  Learning", AAAI 2022, as restated in github.com/shiming-chen/TransZero (README,
+  results of the released models). TransZero++: Chen et al., "TransZero++:
+  Cross Attribute-Guided Transformer for Zero-Shot Learning", TPAMI 2022, as restated
+  in github.com/shiming-chen/TransZero_pp (README). Obtained as MSDN's (best epoch on
+  test): compare with the ``paper`` protocol.
 * APN: Xu et al., "Attribute Prototype Network for Zero-Shot Learning", NeurIPS
   2020, as its repository's README gives them (github.com/wenjiaXu/APN-ZSL, "Model
   zoo": the ZSL accuracy, T1, and the GZSL accuracy, H, of the released models). The
@@ -36,10 +41,13 @@ __all__ = ["PUBLISHED", "PUBLISHED_SOURCES", "published"]
 _GBU = "Xian et al., TPAMI 2018 (GBU), validation-tuned, uncalibrated"
 _MSDN = "Chen et al., CVPR 2022 (MSDN), best epoch on test"
 _APN = "Xu et al., NeurIPS 2020 (APN), the README's released models (T1 and H only)"
+_TZ = "Chen et al., AAAI 2022 (TransZero), README of the released code, best epoch on test"
+_TZPP = "Chen et al., TPAMI 2022 (TransZero++), README of the released code, best epoch on test"
 
 #: Source of each method's published numbers.
 PUBLISHED_SOURCES: dict[str, str] = {
-    "devise": _GBU, "sje": _GBU, "latem": _GBU, "eszsl": _GBU, "ale": _GBU, "sae": _GBU, "msdn": _MSDN, "apn": _APN,
+    "devise": _GBU, "sje": _GBU, "latem": _GBU, "eszsl": _GBU, "ale": _GBU, "sae": _GBU, "msdn": _MSDN,
+    "transzero": _TZ, "transzero_pp": _TZPP, "apn": _APN,
 }
 
 #: method -> dataset -> (T1, U, S, H) in percent; ``None`` where the source gives no value.
@@ -52,6 +60,8 @@ PUBLISHED: dict[str, dict[str, tuple[float | None, float | None, float | None, f
     "sae": {"cub": (33.3, 7.8, 54.0, 13.6), "sun": (40.3, 8.8, 18.0, 11.8), "awa2": (54.1, 1.1, 82.2, 2.2)},
     "msdn": {"cub": (76.1, 68.7, 67.5, 68.1), "sun": (65.8, 52.2, 34.2, 41.3), "awa2": (70.1, 62.0, 74.5, 67.7)},
     "apn": {"cub": (72.1, None, None, 67.2), "sun": (61.5, None, None, 37.5), "awa2": (68.6, None, None, 67.4)},
+    "transzero": {"cub": (76.8, 69.3, 68.3, 68.8), "sun": (65.6, 52.6, 33.4, 40.8), "awa2": (70.1, 61.3, 82.3, 70.2)},
+    "transzero_pp": {"cub": (78.3, 67.5, 73.6, 70.4), "sun": (67.6, 48.6, 37.8, 42.5), "awa2": (72.6, 64.6, 82.7, 72.5)},
 }
 
 

@@ -18,9 +18,11 @@ from zslkit.cli.options import add_data_options, load_dataset_from_args
 def add_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint and print T1/U/S/H/AUSUC")
     p.add_argument("checkpoint", help="zslkit checkpoint (epoch_NNN.json, .safetensors or run directory), "
-                   "or with --official a state dict saved by the authors' MSDN code")
+                   "or with --official a state dict saved by the authors' MSDN, TransZero or TransZero++ code")
     p.add_argument("--dataset", default=None, help="registered dataset name (default: the checkpoint's)")
-    p.add_argument("--official", action="store_true", help="CHECKPOINT is an official MSDN state dict (.pth)")
+    p.add_argument("--official", action="store_true", help="CHECKPOINT is an official state dict (.pth) of --official-model")
+    p.add_argument("--official-model", choices=("msdn", "transzero", "transzero_pp"), default="msdn",
+                   help="with --official: the authors' model that saved it (default msdn)")
     p.add_argument("--normalize-embeddings", action="store_true",
                    help="with --official: the authors' normalize_V=True (their AWA2 setting)")
     p.add_argument("--batch-size", type=int, default=256)
@@ -35,7 +37,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from zslkit import distributed
     from zslkit.bench import format_markdown
-    from zslkit.interop import load_official_msdn
+    from zslkit.interop import load_official_msdn, load_official_transzero, load_official_transzero_pp
     from zslkit.training import evaluate, load_checkpoint
     from zslkit.training.checkpoint import build_model
     from zslkit.training.predict import check_class_space
@@ -43,8 +45,10 @@ def run(args) -> int:
     if args.official:
         if args.dataset is None:
             raise ValueError("--official needs --dataset: an official state dict does not name its dataset")
-        model = load_official_msdn(args.checkpoint, normalize_embeddings=args.normalize_embeddings)
-        name, dataset_name = "msdn (official)", args.dataset
+        loader = {"msdn": load_official_msdn, "transzero": load_official_transzero,
+                  "transzero_pp": load_official_transzero_pp}[args.official_model]
+        model = loader(args.checkpoint, normalize_embeddings=args.normalize_embeddings).eval()
+        name, dataset_name = f"{args.official_model} (official)", args.dataset
     else:
         checkpoint = load_checkpoint(args.checkpoint)
         backbone = checkpoint_backbone(checkpoint)

@@ -8,14 +8,18 @@ from zslkit.losses.attribute_decorrelation import AttributeDecorrelation, group_
 from zslkit.losses.attribute_regression import AttributeRegression
 from zslkit.losses.base import PerBranchLoss, select_branches
 from zslkit.losses.compactness import Compactness, peak_distances
+from zslkit.losses.consistency import AttributeConsistency, ClassConsistency, Consistency
 from zslkit.losses.self_calibration import SelfCalibration
 from zslkit.losses.semantic_distillation import SemanticDistillation, jensen_shannon, weighted_difference
 
 __all__ = [
+    "AttributeConsistency",
     "AttributeCrossEntropy",
     "AttributeDecorrelation",
     "AttributeRegression",
+    "ClassConsistency",
     "Compactness",
+    "Consistency",
     "PerBranchLoss",
     "SelfCalibration",
     "SemanticDistillation",

@@ -1,4 +1,4 @@
-"""Models assembled from registered parts. Importing this package registers ``msdn``, ``dazle``, ``apn`` and ``gem_zsl``.
+"""Models assembled from registered parts. Importing this package registers ``msdn``, ``dazle``, ``apn``, ``gem_zsl``, ``transzero`` and ``transzero_pp``.
 
 :class:`BackboneModel` puts an image backbone in front of one of them for end-to-end fine-tuning.
 """
@@ -12,5 +12,6 @@ from zslkit.models.gem_zsl import GEMZSL
 from zslkit.models.msdn import MSDN
 from zslkit.models.output import ModelOutput
 from zslkit.models.parts import Part, parse_parts
+from zslkit.models.transzero import TransZero, TransZeroPP
 
-__all__ = ["APN", "DAZLE", "GEMZSL", "MSDN", "AttentionZSLModel", "BackboneModel", "ClassSpace", "ModelOutput", "Part", "parse_parts"]
+__all__ = ["APN", "DAZLE", "GEMZSL", "MSDN", "AttentionZSLModel", "BackboneModel", "ClassSpace", "ModelOutput", "Part", "TransZero", "TransZeroPP", "parse_parts"]

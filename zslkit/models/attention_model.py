@@ -85,11 +85,13 @@ class AttentionZSLModel(nn.Module):
         encoder: a feature encoder between the normalised features and every branch:
             ``None``, a registered encoder name, or ``{"encoder": name, **options}``; built as
             ``factory(feature_dim=C, **options)``, the branches then see ``encoder.output_dim``
-            channels.
+            channels. ``None`` means the class's ``default_encoder``.
     """
 
     default_branches: ClassVar[dict[str, Any]] = {}
     default_losses: ClassVar[dict[str, Any]] = {}
+    #: The encoder spec used when ``encoder=None`` (none for MSDN and DAZLE; TransZero's geometry encoder).
+    default_encoder: ClassVar[str | dict[str, Any] | None] = None
 
     def __init__(
         self,
@@ -140,7 +142,7 @@ class AttentionZSLModel(nn.Module):
         self.normalize_embeddings = normalize_embeddings
         self.normalize_features = normalize_features
 
-        encoder_part = parse_encoder(encoder)
+        encoder_part = parse_encoder(self.default_encoder if encoder is None else encoder)
         self.encoder = None if encoder_part is None else create("encoder", encoder_part.component, feature_dim=self.feature_dim, **encoder_part.options)
         branch_parts = parse_parts(self.default_branches if branches is None else branches, key="attention", option="branches")
         loss_parts = parse_parts(self.default_losses if losses is None else losses, key="loss", option="losses")

@@ -403,6 +403,14 @@ def resident_inputs(plan: RunPlan) -> Any:
     return hold_features(plan.inputs, plan.indices, plan.device, plan.config, what)
 
 
+def _losses_of(parallel, net, plan: RunPlan):
+    """Stage 7: ``losses_of(batch, local, targets)``, the losses of one batch through the forward and loss,
+    compiled as ``compile`` says and checked against the model contract."""
+    forward, loss = _compiled(parallel, net, plan.config.compile)
+    return partial(_batch_losses, forward, loss, net, device=plan.device, precision=plan.config.precision,
+                   identity=describe_model(net))
+
+
 @contextmanager
 def process_settings(config: TrainConfig) -> Iterator[None]:
     """Stage 8: the process-global switches of a run, restored on exit: PyTorch's CPU thread
@@ -556,8 +564,7 @@ def train(
     held = resident_inputs(plan)
     if progress:
         _notes(plan, unused, held, said_recipe=config is None)
-    forward, loss = _compiled(parallel, net, cfg.compile)
-    losses_of = partial(_batch_losses, forward, loss, net, device=plan.device, precision=cfg.precision, identity=describe_model(net))
+    losses_of = _losses_of(parallel, net, plan)
     loop = _Loop(dataset, plan, net, parallel, optimizer, rng, held, losses_of, history, on_epoch, progress)
     with process_settings(cfg):
         _run_epochs(loop, start)

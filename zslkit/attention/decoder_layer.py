@@ -1,0 +1,45 @@
+"""One post-norm transformer decoder layer (``nn.TransformerDecoderLayer``'s structure).
+
+For queries ``t`` ``(..., Q, d)`` and a memory ``m`` ``(..., K, d)``:
+
+1. optional self-attention: ``t = LN_1(t + drop(SelfAttn(t, t)))``;
+2. cross-attention: ``t = LN_2(t + drop(CrossAttn(t, m)))``, weights ``a`` ``(..., Q, K)``;
+3. feed-forward: ``z = LN_3(t + drop(FFN(t)))``.
+
+Queries shared by the batch (``(Q, d)``, e.g. attribute tokens) run the self-attention
+and their projections once; the memory then brings the batch axis.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from zslkit.attention.dropout import Dropout
+from zslkit.attention.feed_forward import FeedForward
+from zslkit.attention.multihead_attention import MultiHeadAttention
+
+__all__ = ["DecoderLayer"]
+
+
+class DecoderLayer(nn.Module):
+    """Shapes: ``forward(queries (..., Q, d), memory (..., K, d))`` -> ``z (B, Q, d)``, ``maps (B, Q, K)``."""
+
+    def __init__(self, dim: int, heads: int = 1, ffn_dim: int = 2048, dropout: float = 0.0, self_attention: bool = True):
+        super().__init__()
+        self.self_attention = self_attention
+        self.self_attn = MultiHeadAttention(dim, heads, dropout) if self_attention else None
+        self.norm_self = nn.LayerNorm(dim) if self_attention else None
+        self.cross_attn = MultiHeadAttention(dim, heads, dropout)
+        self.norm_cross = nn.LayerNorm(dim)
+        self.ffn = FeedForward(dim, ffn_dim, dropout)
+        self.dropout_self = Dropout(dropout)
+        self.dropout_cross = Dropout(dropout)
+
+    def forward(self, queries: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t = queries
+        if self.self_attn is not None:
+            t = self.norm_self(t + self.dropout_self(self.self_attn(t, t)[0]))
+        attended, maps = self.cross_attn(t, memory)
+        t = self.norm_cross(t + self.dropout_cross(attended))
+        return self.ffn(t), maps
