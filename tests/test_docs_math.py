@@ -22,7 +22,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 BROWSER = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)), None)
 #: pages with math, and the fewest math elements each holds (inline + display)
-PAGES = {"msdn": 5, "performance": 20, "distributed": 4}
+PAGES = {"msdn": 5, "performance": 20, "distributed": 4, "apn_gem": 8}
 
 pytestmark = pytest.mark.skipif(
     BROWSER is None, reason="no headless browser installed (Debian: apt-get install chromium)"

@@ -1,4 +1,4 @@
-"""Import checkpoints of the authors' MSDN, TransZero and TransZero++ code into zslkit models.
+"""Import checkpoints of the authors' MSDN, APN, GEM-ZSL, TransZero and TransZero++ code into zslkit models.
 
 The authors' PyTorch ``MSDN`` module (github.com/shiming-chen/MSDN) keeps its
 parameters under these state-dict keys; :func:`load_official_msdn` maps them onto
@@ -19,6 +19,32 @@ official key     shape        zslkit parameter / buffer
 
 ``W_3`` and ``W_3_1`` (unused by the official forward), ``weight_ce``,
 ``prob_prune`` and any backbone weights (``resnet101.*``) are ignored.
+
+APN (github.com/wenjiaXu/APN-ZSL, ``model/model_proto.py``, :func:`load_official_apn`):
+
+==============================  ================  ===============================
+official key                    shape             zslkit parameter
+==============================  ================  ===============================
+``ALE_vector``                  ``(I, C, 1, 1)``  ``branches.global.weights``
+``prototype_vectors.layer4``    ``(I, C, 1, 1)``  ``branches.local.prototypes``
+``resnet.<n>.*``                                  the backbone (``n``: 0 ``conv1``, 1 ``bn1``,
+                                                  4-7 ``layer1``-``layer4``), when one is given
+==============================  ================  ===============================
+
+GEM-ZSL (github.com/osierboy/GEM-ZSL, ``GEMZSL/modeling/GEMModel/GEMNet.py``,
+:func:`load_official_gem_zsl`):
+
+==============  ==========  ======================================
+official key    shape       zslkit parameter
+==============  ==========  ======================================
+``W``           ``(D, C)``  ``branches.attention.W2``
+``V``           ``(C, I)``  ``branches.base.V``
+``scale``       scalar      ``branches.base.scale``
+``backbone.*``              the backbone (torchvision ResNet names), when one is given
+==============  ==========  ======================================
+
+Neither state dict holds the class attributes, the split or (GEM-ZSL) the word vectors:
+they are arguments, as the authors' scripts read them from the dataset files.
 
 The authors' ``TransZero`` (github.com/shiming-chen/TransZero, ``model.py``) and
 ``TransZeroPP`` (github.com/shiming-chen/TransZero_pp, ``model_tzpp.py``) keep a
@@ -59,17 +85,24 @@ from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
+from numpy.typing import ArrayLike
 
 from zslkit.datasets.checks import READ_ERRORS
+from zslkit.models.apn import APN
+from zslkit.models.backbone_model import BackboneModel
+from zslkit.models.gem_zsl import GEMZSL
 from zslkit.models.msdn import MSDN
 from zslkit.models.transzero import TransZero, TransZeroPP, transformer_options
 from zslkit.training.checkpoint import CheckpointError
 
 __all__ = [
     "OFFICIAL_MSDN_KEYS",
+    "load_official_apn",
+    "load_official_gem_zsl",
     "load_official_msdn",
     "load_official_transzero",
     "load_official_transzero_pp",
@@ -187,6 +220,148 @@ def load_official_msdn(
     own.update({ours: state[theirs] for theirs, ours in OFFICIAL_MSDN_KEYS.items()})
     model.load_state_dict(own)
     return model
+
+
+#: The children of APN's ``nn.Sequential`` ResNet, by index, as torchvision names them.
+_APN_RESNET_CHILDREN: dict[str, str] = {"0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6": "layer3", "7": "layer4"}
+
+
+def _require(state: dict[str, torch.Tensor], keys, where: str, what: str) -> None:
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise CheckpointError(f"{where}: not an official {what} state dict, missing key(s) {', '.join(missing)}")
+
+
+def _load_backbone(backbone: torch.nn.Module, weights: dict[str, torch.Tensor], where: str) -> None:
+    """Load torchvision-named ResNet ``weights`` into ``backbone``: each of its keys must be one of them or end
+    with one (``model.layer1.0.conv1.weight``, a wrapper's prefix; the longest such name)."""
+    own = backbone.state_dict()
+    loaded = {}
+    for key in own:
+        found = [key] if key in weights else [name for name in weights if key.endswith("." + name)]
+        found = [name for name in found if len(name) == max(map(len, found))]  # the longest: layer1.0.conv1, not conv1
+        if len(found) != 1:
+            raise CheckpointError(f"{where}: the backbone's {key!r} matches {len(found)} official backbone weights (expected 1)")
+        if tuple(weights[found[0]].shape) != tuple(own[key].shape):
+            raise CheckpointError(f"{where}: backbone {key!r} has shape {tuple(own[key].shape)}, the checkpoint's {tuple(weights[found[0]].shape)}")
+        loaded[key] = weights[found[0]]
+    backbone.load_state_dict(loaded)
+
+
+def _apn_backbone_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    weights = {}
+    for key, value in state.items():
+        parts = key.split(".", 2)
+        if parts[0] == "resnet" and len(parts) == 3 and parts[1] in _APN_RESNET_CHILDREN:
+            weights[f"{_APN_RESNET_CHILDREN[parts[1]]}.{parts[2]}"] = value
+    return weights
+
+
+def _with_backbone(model, backbone, weights: dict[str, torch.Tensor], where: str, batchnorm: str):
+    if backbone is None:
+        return model
+    if not weights:
+        raise CheckpointError(f"{where}: a backbone was given but the checkpoint holds no backbone weights")
+    _load_backbone(backbone, weights, where)
+    return BackboneModel(backbone, model, batchnorm=batchnorm)
+
+
+def load_official_apn(
+    source: str | os.PathLike | Mapping[str, torch.Tensor],
+    class_attributes: ArrayLike,
+    seen_classes: ArrayLike,
+    unseen_classes: ArrayLike | None = None,
+    *,
+    avg_pool: bool = False,
+    attribute_groups: Mapping[str, Sequence[int]] | None = None,
+    backbone: torch.nn.Module | None = None,
+    batchnorm: str = "frozen",
+    **options: Any,
+):
+    """Build a zslkit APN from a state dict of the authors' ``resnet_proto_IoU``.
+
+    Scores equal the official forward's ``output_final`` (``softmax(psi^g A^T)`` over the
+    classes of ``class_attributes``) and the total loss their ``Loss_fn`` with the same loss
+    weights and groups, up to float32 rounding.
+
+    Args:
+        source: path of a ``torch.save``-d state dict, or the state dict itself.
+        class_attributes: ``(K, I)`` the raw class attributes (the authors' ``att``).
+        seen_classes: the seen (training) classes, indices of ``class_attributes`` rows.
+        unseen_classes: the unseen classes (default: all others).
+        avg_pool: the scripts' ``--avg_pool`` (SUN, AwA2): the global branch averages.
+        attribute_groups: the groups of the decorrelation terms (the authors' JSON files).
+        backbone: a ResNet module (torchvision names, any prefix) to load ``resnet.*`` into;
+            the result is then a :class:`~zslkit.models.BackboneModel`.
+        options: more :class:`~zslkit.models.APN` options (``losses``, ...).
+    """
+    where = "the state dict" if isinstance(source, Mapping) else os.fspath(source)
+    state = read_state_dict(source)
+    _require(state, ("ALE_vector", "prototype_vectors.layer4"), where, "APN")
+    ale, prototypes = (torch.as_tensor(state[k]).detach().float().flatten(1) for k in ("ALE_vector", "prototype_vectors.layer4"))
+    if ale.shape != prototypes.shape:
+        raise CheckpointError(f"{where}: 'ALE_vector' {tuple(ale.shape)} and 'prototype_vectors.layer4' {tuple(prototypes.shape)} differ")
+    branches = {"global": {"attention": "ale_global", "weight": 1.0, "pool": "mean" if avg_pool else "max"},
+                "local": {"attention": "prototype", "weight": 0.0}}
+    model = APN(class_attributes=class_attributes, seen_classes=seen_classes, unseen_classes=unseen_classes,
+                feature_dim=ale.shape[1], branches=branches, attribute_groups=attribute_groups, **options)
+    if model.num_attributes != ale.shape[0]:
+        raise CheckpointError(f"{where}: the checkpoint has {ale.shape[0]} attributes, class_attributes {model.num_attributes}")
+    own = model.state_dict()
+    own.update({"branches.global.weights": ale, "branches.local.prototypes": prototypes})
+    model.load_state_dict(own)
+    return _with_backbone(model, backbone, _apn_backbone_weights(state), where, batchnorm)
+
+
+def load_official_gem_zsl(
+    source: str | os.PathLike | Mapping[str, torch.Tensor],
+    class_attributes: ArrayLike,
+    attribute_embeddings: ArrayLike,
+    seen_classes: ArrayLike,
+    unseen_classes: ArrayLike | None = None,
+    *,
+    attribute_groups: Mapping[str, Sequence[int]] | None = None,
+    backbone: torch.nn.Module | None = None,
+    batchnorm: str = "frozen",
+    **options: Any,
+):
+    """Build a zslkit GEM-ZSL from a state dict of the authors' ``GEMNet``.
+
+    Scores equal the official eval forward (``s cos(x_bar V, a_k)``) and the total loss
+    their training forward's ``Lcls + l1 Lreg + l2 Lad + l3 Lcpt`` (the model's loss
+    weights), up to float32 rounding.
+
+    Args:
+        source: path of a ``torch.save``-d state dict (``{"model": ...}`` as their trainer
+            saves it, or the state dict), or the state dict itself.
+        class_attributes: ``(K, I)`` the raw class attributes (the authors' ``att``).
+        attribute_embeddings: ``(I, D)`` their ``<DATASET>_attribute.pkl`` word vectors (raw).
+        seen_classes: the seen (training) classes, indices of ``class_attributes`` rows.
+        unseen_classes: the unseen classes (default: all others).
+        attribute_groups: the groups of the decorrelation term (their ``get_attr_group``).
+        backbone: a ResNet module to load ``backbone.*`` into (see :func:`load_official_apn`).
+        options: more :class:`~zslkit.models.GEMZSL` options.
+    """
+    where = "the state dict" if isinstance(source, Mapping) else os.fspath(source)
+    state = read_state_dict(source)
+    _require(state, ("W", "V", "scale"), where, "GEM-ZSL")
+    W, V = (torch.as_tensor(state[k]).detach().float() for k in ("W", "V"))
+    embeddings = torch.as_tensor(attribute_embeddings).detach().float()
+    if W.ndim != 2 or V.ndim != 2 or embeddings.shape != (V.shape[1], W.shape[0]) or W.shape[1] != V.shape[0]:
+        raise CheckpointError(
+            f"{where}: 'W' (D, C) {tuple(W.shape)}, 'V' (C, I) {tuple(V.shape)} and attribute_embeddings (I, D) "
+            f"{tuple(embeddings.shape)} do not fit together"
+        )
+    branches = {"base": {"attention": "cosine_global", "weight": 1.0, "scale": float(state["scale"])},
+                "attention": {"attention": "attribute_to_visual", "weight": 0.0, "pool": "max", "attention_init": "normal"}}
+    model = GEMZSL(class_attributes=class_attributes, attribute_embeddings=embeddings, seen_classes=seen_classes,
+                   unseen_classes=unseen_classes, feature_dim=V.shape[0], branches=branches,
+                   attribute_groups=attribute_groups, **options)
+    own = model.state_dict()
+    own.update({"branches.attention.W2": W, "branches.base.V": V, "V": embeddings})
+    model.load_state_dict(own)
+    weights = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+    return _with_backbone(model, backbone, weights, where, batchnorm)
 
 
 # ---------------------------------------------------------------- TransZero and TransZero++

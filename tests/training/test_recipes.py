@@ -111,7 +111,7 @@ def test_a_given_config_is_recorded_as_given(tmp_path):
     assert (model, recipe.name, recipe.source, recipe.line()) == ("dazle", "TrainConfig", "given", "recipe: TrainConfig (given)")
     model, recipe = choose_recipe("msdn", "synthetic", "dazle/synthetic")  # asked for by name: used as asked
     assert (model, recipe.config.model, recipe.source) == ("msdn", "dazle", "zslkit/configs/dazle/synthetic.yaml")
-    with pytest.raises(FileNotFoundError, match=r"no config named 'cub' \(a recipe is <model>/<dataset>: dazle/cub or msdn/cub( or \w+/cub)*\?\)"):
+    with pytest.raises(FileNotFoundError, match=r"no config named 'cub' \(a recipe is <model>/<dataset>: (\w+/cub or )*dazle/cub or (\w+/cub or )*msdn/cub( or \w+/cub)*\?\)"):
         load_config("cub")
     path = tmp_path / "mine.yaml"
     path.write_text("model: dazle\nepochs: 3\n")
@@ -142,7 +142,7 @@ def _default_loss_weights(model: str, dataset) -> dict[str, float]:
     """The loss weights of ``model`` as built, before any recipe touches them."""
     net = zslkit.create_model(model, class_attributes=dataset.class_attributes, attribute_embeddings=dataset.attribute_embeddings,
                               seen_classes=dataset.seen_classes, unseen_classes=dataset.unseen_classes,
-                              feature_dim=dataset.feature_dim)
+                              feature_dim=dataset.feature_dim, attribute_groups=dataset.attribute_groups)
     return dict(net.loss_weights)
 
 

@@ -24,8 +24,14 @@ proposed split with ResNet-101 features.
   Cross Attribute-Guided Transformer for Zero-Shot Learning", TPAMI 2022, as restated
   in github.com/shiming-chen/TransZero_pp (README). Obtained as MSDN's (best epoch on
   test): compare with the ``paper`` protocol.
+* APN: Xu et al., "Attribute Prototype Network for Zero-Shot Learning", NeurIPS
+  2020, as its repository's README gives them (github.com/wenjiaXu/APN-ZSL, "Model
+  zoo": the ZSL accuracy, T1, and the GZSL accuracy, H, of the released models). The
+  README gives no U and S, so those cells stay empty.
+* GEM-ZSL: its repository's README gives no numbers, and the paper's table could not
+  be checked here, so none are listed.
 
-AUSUC was not reported by either source.
+AUSUC was not reported by any source.
 """
 
 from __future__ import annotations
@@ -34,17 +40,18 @@ __all__ = ["PUBLISHED", "PUBLISHED_SOURCES", "published"]
 
 _GBU = "Xian et al., TPAMI 2018 (GBU), validation-tuned, uncalibrated"
 _MSDN = "Chen et al., CVPR 2022 (MSDN), best epoch on test"
+_APN = "Xu et al., NeurIPS 2020 (APN), the README's released models (T1 and H only)"
 _TZ = "Chen et al., AAAI 2022 (TransZero), README of the released code, best epoch on test"
 _TZPP = "Chen et al., TPAMI 2022 (TransZero++), README of the released code, best epoch on test"
 
 #: Source of each method's published numbers.
 PUBLISHED_SOURCES: dict[str, str] = {
     "devise": _GBU, "sje": _GBU, "latem": _GBU, "eszsl": _GBU, "ale": _GBU, "sae": _GBU, "msdn": _MSDN,
-    "transzero": _TZ, "transzero_pp": _TZPP,
+    "transzero": _TZ, "transzero_pp": _TZPP, "apn": _APN,
 }
 
-#: method -> dataset -> (T1, U, S, H) in percent.
-PUBLISHED: dict[str, dict[str, tuple[float, float, float, float]]] = {
+#: method -> dataset -> (T1, U, S, H) in percent; ``None`` where the source gives no value.
+PUBLISHED: dict[str, dict[str, tuple[float | None, float | None, float | None, float | None]]] = {
     "devise": {"cub": (52.0, 23.8, 53.0, 32.8), "sun": (56.5, 16.9, 27.4, 20.9), "awa2": (59.7, 17.1, 74.7, 27.8)},
     "sje": {"cub": (53.9, 23.5, 59.2, 33.6), "sun": (53.7, 14.7, 30.5, 19.8), "awa2": (61.9, 8.0, 73.9, 14.4)},
     "latem": {"cub": (49.3, 15.2, 57.3, 24.0), "sun": (55.3, 14.7, 28.8, 19.5), "awa2": (55.8, 11.5, 77.3, 20.0)},
@@ -52,14 +59,15 @@ PUBLISHED: dict[str, dict[str, tuple[float, float, float, float]]] = {
     "ale": {"cub": (54.9, 23.7, 62.8, 34.4), "sun": (58.1, 21.8, 33.1, 26.3), "awa2": (62.5, 14.0, 81.8, 23.9)},
     "sae": {"cub": (33.3, 7.8, 54.0, 13.6), "sun": (40.3, 8.8, 18.0, 11.8), "awa2": (54.1, 1.1, 82.2, 2.2)},
     "msdn": {"cub": (76.1, 68.7, 67.5, 68.1), "sun": (65.8, 52.2, 34.2, 41.3), "awa2": (70.1, 62.0, 74.5, 67.7)},
+    "apn": {"cub": (72.1, None, None, 67.2), "sun": (61.5, None, None, 37.5), "awa2": (68.6, None, None, 67.4)},
     "transzero": {"cub": (76.8, 69.3, 68.3, 68.8), "sun": (65.6, 52.6, 33.4, 40.8), "awa2": (70.1, 61.3, 82.3, 70.2)},
     "transzero_pp": {"cub": (78.3, 67.5, 73.6, 70.4), "sun": (67.6, 48.6, 37.8, 42.5), "awa2": (72.6, 64.6, 82.7, 72.5)},
 }
 
 
 def published(method: str, dataset: str) -> dict[str, float] | None:
-    """``{"T1", "U", "S", "H"}`` as fractions in [0, 1], or ``None`` when nothing was published."""
+    """``{"T1", "U", "S", "H"}`` as fractions in [0, 1] (those published), or ``None`` when nothing was published."""
     values = PUBLISHED.get(method, {}).get(dataset)
     if values is None:
         return None
-    return {key: value / 100 for key, value in zip(("T1", "U", "S", "H"), values)}
+    return {key: value / 100 for key, value in zip(("T1", "U", "S", "H"), values) if value is not None}

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from zslkit.datasets.attribute_groups import groups_from_names
+
 __all__ = ["SPLIT_NAMES", "ZSLDataset", "DatasetError", "first_non_finite"]
 
 SPLIT_NAMES: tuple[str, ...] = ("trainval", "test_seen", "test_unseen", "train", "val")
@@ -53,6 +55,9 @@ class ZSLDataset:
         class_names: ``K`` names; attribute_names: ``I`` names.
         attribute_embeddings: ``(I, D)`` attribute word vectors, or ``None``.
         metadata: free-form provenance (source files, generator settings).
+        attribute_groups: group name -> attribute indices (see
+            :mod:`zslkit.datasets.attribute_groups`), or ``None`` when the dataset has none;
+            derived from ``<group>::<value>`` attribute names when not given.
     """
 
     name: str
@@ -65,6 +70,7 @@ class ZSLDataset:
     attribute_names: list[str] = field(default_factory=list)
     attribute_embeddings: np.ndarray | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    attribute_groups: dict[str, list[int]] | None = None
 
     def __post_init__(self) -> None:
         self.labels = np.asanyarray(self.labels, dtype=np.int64)  # keeps ndarray subclasses (e.g. access-logging ones)
@@ -74,6 +80,8 @@ class ZSLDataset:
             self.class_names = [f"class_{k}" for k in range(self.num_classes)]
         if not self.attribute_names:
             self.attribute_names = [f"attribute_{i}" for i in range(self.num_attributes)]
+        if self.attribute_groups is None:
+            self.attribute_groups = groups_from_names(self.attribute_names)
         self.validate()
 
     # ------------------------------------------------------------------ sizes
@@ -149,6 +157,7 @@ class ZSLDataset:
             attribute_names=self.attribute_names,
             attribute_embeddings=self.attribute_embeddings,
             metadata={**self.metadata, "view": "validation"},
+            attribute_groups=self.attribute_groups,
         )
 
     # --------------------------------------------------------------- features

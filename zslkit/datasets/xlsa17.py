@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from zslkit.datasets.attribute_groups import packaged_groups
 from zslkit.datasets.checks import (
     check_finite,
     file_error,
@@ -298,6 +299,8 @@ def _load_benchmark(key: str, xlsa17: str | Path, options: dict[str, Any]) -> ZS
         )
     if options.get("attribute_vectors") is None:
         dataset = with_standard_vectors(dataset, key)
+    if dataset.attribute_groups is None:
+        dataset.attribute_groups = packaged_groups(key, dataset.num_attributes)
     return dataset
 
 

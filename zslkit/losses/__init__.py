@@ -4,8 +4,10 @@ Importing this package registers the built-in terms.
 """
 
 from zslkit.losses.attribute_ce import AttributeCrossEntropy
+from zslkit.losses.attribute_decorrelation import AttributeDecorrelation, group_norms
 from zslkit.losses.attribute_regression import AttributeRegression
 from zslkit.losses.base import PerBranchLoss, select_branches
+from zslkit.losses.compactness import Compactness, peak_distances
 from zslkit.losses.consistency import AttributeConsistency, ClassConsistency, Consistency
 from zslkit.losses.self_calibration import SelfCalibration
 from zslkit.losses.semantic_distillation import SemanticDistillation, jensen_shannon, weighted_difference
@@ -13,13 +15,17 @@ from zslkit.losses.semantic_distillation import SemanticDistillation, jensen_sha
 __all__ = [
     "AttributeConsistency",
     "AttributeCrossEntropy",
+    "AttributeDecorrelation",
     "AttributeRegression",
     "ClassConsistency",
+    "Compactness",
     "Consistency",
     "PerBranchLoss",
     "SelfCalibration",
     "SemanticDistillation",
+    "group_norms",
     "jensen_shannon",
+    "peak_distances",
     "select_branches",
     "weighted_difference",
 ]

@@ -1,15 +1,17 @@
-"""Models assembled from registered parts. Importing this package registers ``msdn``, ``dazle``, ``transzero`` and ``transzero_pp``.
+"""Models assembled from registered parts. Importing this package registers ``msdn``, ``dazle``, ``apn``, ``gem_zsl``, ``transzero`` and ``transzero_pp``.
 
 :class:`BackboneModel` puts an image backbone in front of one of them for end-to-end fine-tuning.
 """
 
+from zslkit.models.apn import APN
 from zslkit.models.attention_model import AttentionZSLModel
 from zslkit.models.backbone_model import BackboneModel
 from zslkit.models.class_space import ClassSpace
 from zslkit.models.dazle import DAZLE
+from zslkit.models.gem_zsl import GEMZSL
 from zslkit.models.msdn import MSDN
 from zslkit.models.output import ModelOutput
 from zslkit.models.parts import Part, parse_parts
 from zslkit.models.transzero import TransZero, TransZeroPP
 
-__all__ = ["DAZLE", "MSDN", "AttentionZSLModel", "BackboneModel", "ClassSpace", "ModelOutput", "Part", "TransZero", "TransZeroPP", "parse_parts"]
+__all__ = ["APN", "DAZLE", "GEMZSL", "MSDN", "AttentionZSLModel", "BackboneModel", "ClassSpace", "ModelOutput", "Part", "TransZero", "TransZeroPP", "parse_parts"]

@@ -9,9 +9,10 @@
    ``(I, D)`` to attribute scores ``psi`` ``(B, I)`` (a block whose ``forward`` has a
    ``grid`` parameter also gets the grid ``(H, W)``, ``None`` for ``(B, C, R)`` input);
 3. class scores of a branch ``y_{b,k} = sum_i A_{k,i} psi_{b,i} + m_k`` with the
-   unit-row class-attribute matrix ``A`` and the margin ``m`` of the
-   :class:`ClassSpace`;
-4. prediction ``scores = sum_branches weight * y``.
+   class-attribute matrix ``A`` (unit rows by default, see ``class_attributes_norm``)
+   and the margin ``m`` of the :class:`ClassSpace`;
+4. prediction ``scores = sum_branches weight * y`` (``predict_probabilities``:
+   ``sum_branches weight * softmax_k(y)`` over the seen and unseen classes).
 
 ``loss(output, labels)`` sums the weighted loss terms. :class:`~zslkit.models.msdn.MSDN`
 and :class:`~zslkit.models.dazle.DAZLE` are this class with other defaults.
@@ -37,14 +38,18 @@ from zslkit.contracts import (
     check_loss_output,
     describe_component,
 )
-from zslkit.models.class_space import ClassSpace
+from zslkit.models.class_space import ClassSpace, MissingAttributeGroupsError
 from zslkit.models.output import ModelOutput
 from zslkit.models.parts import parse_encoder, parse_parts
 from zslkit.ops import normalize_regions
 from zslkit.ops.recompute import recomputable, recompute_saved
 from zslkit.registry import create
 
-__all__ = ["AttentionZSLModel"]
+__all__ = ["CLASS_ATTRIBUTE_NORMS", "AttentionZSLModel"]
+
+#: How the class-attribute rows ``a_k`` enter the class scores: ``unit`` (scaled to unit length once,
+#: stored so), ``none`` (raw, as given), ``scores`` (stored raw, scored as ``a_k / (||a_k|| + eps)``).
+CLASS_ATTRIBUTE_NORMS: tuple[str, ...] = ("unit", "none", "scores")
 
 
 class AttentionZSLModel(nn.Module):
@@ -66,6 +71,18 @@ class AttentionZSLModel(nn.Module):
         normalize_embeddings: rescale the rows of ``V`` to unit length at every forward
             (the authors' AWA2 setting); otherwise only at init.
         normalize_features: L2-normalise every region feature over channels.
+        class_attributes_norm: one of :data:`CLASS_ATTRIBUTE_NORMS`: ``unit`` (default,
+            MSDN/DAZLE), ``none`` (APN: the raw rows), ``scores`` (GEM-ZSL: raw rows kept
+            in ``classes.attributes``, e.g. as regression targets; the class scores use
+            ``a_k / (||a_k|| + class_attributes_eps)``).
+        class_attributes_eps: the ``eps`` of ``class_attributes_norm="scores"``.
+        attribute_groups: group name -> attribute indices (``dataset.attribute_groups``), for
+            loss terms that need them (``needs_attribute_groups``); kept in ``classes``.
+        unit_embeddings: scale the given rows of ``V`` to unit length at init (GEM-ZSL keeps
+            its raw word vectors: ``False``).
+        predict_probabilities: the prediction ``scores`` is the weighted sum of the branches'
+            class probabilities (softmax over the seen and unseen classes) instead of their
+            class scores (APN); ``branch_scores`` stay the class scores.
         encoder: a feature encoder between the normalised features and every branch:
             ``None``, a registered encoder name, or ``{"encoder": name, **options}``; built as
             ``factory(feature_dim=C, **options)``, the branches then see ``encoder.output_dim``
@@ -91,12 +108,25 @@ class AttentionZSLModel(nn.Module):
         train_embeddings: bool = True,
         normalize_embeddings: bool = False,
         normalize_features: bool = True,
+        class_attributes_norm: str = "unit",
+        class_attributes_eps: float = 1e-5,
+        predict_probabilities: bool = False,
+        attribute_groups: Mapping[str, Any] | None = None,
+        unit_embeddings: bool = True,
         encoder: str | Mapping[str, Any] | None = None,
     ):
         super().__init__()
         if seen_classes is None:
             raise ValueError("seen_classes is required: the indices of the training classes")
-        self.classes = ClassSpace(class_attributes, seen_classes, unseen_classes, margin=margin)
+        if class_attributes_norm not in CLASS_ATTRIBUTE_NORMS:
+            raise ValueError(f"class_attributes_norm must be one of {CLASS_ATTRIBUTE_NORMS}, got {class_attributes_norm!r}")
+        self.classes = ClassSpace(
+            class_attributes, seen_classes, unseen_classes, margin=margin, normalize=class_attributes_norm == "unit",
+            attribute_groups=attribute_groups,
+        )
+        self.class_attributes_norm = class_attributes_norm
+        self.class_attributes_eps = float(class_attributes_eps)
+        self.predict_probabilities = bool(predict_probabilities)
         num_attributes = self.classes.num_attributes
         if attribute_embeddings is None:
             embeddings = torch.randn(num_attributes, embedding_dim)
@@ -107,7 +137,7 @@ class AttentionZSLModel(nn.Module):
                     f"attribute_embeddings must be ({num_attributes}, D) to match class_attributes "
                     f"({self.classes.num_classes}, {num_attributes}); found shape {tuple(embeddings.shape)}"
                 )
-            embeddings = F.normalize(embeddings, dim=1)
+            embeddings = F.normalize(embeddings, dim=1) if unit_embeddings else embeddings
         self.V = nn.Parameter(embeddings, requires_grad=train_embeddings)
         self.feature_dim = int(feature_dim)
         self.normalize_embeddings = normalize_embeddings
@@ -129,6 +159,7 @@ class AttentionZSLModel(nn.Module):
             **{("attention", p.entry): (p.component, f"branch {p.entry!r}, {describe_component('attention', p.component)}") for p in branch_parts},
             **{("loss", p.entry): (p.component, f"term {p.entry!r}, {describe_component('loss', p.component)}") for p in loss_parts},
         }
+        self._check_attribute_groups(loss_parts)
         if encoder_part is not None:
             self._sources[("encoder", "encoder")] = (encoder_part.component, describe_component("encoder", encoder_part.component))
         for name, term in self.loss_terms.items():
@@ -144,8 +175,26 @@ class AttentionZSLModel(nn.Module):
             "train_embeddings": train_embeddings,
             "normalize_embeddings": normalize_embeddings,
             "normalize_features": normalize_features,
+            "class_attributes_norm": class_attributes_norm,
+            "class_attributes_eps": self.class_attributes_eps,
+            "predict_probabilities": self.predict_probabilities,
+            "attribute_groups": None if self.classes.attribute_groups is None else {k: list(v) for k, v in self.classes.attribute_groups.items()},
+            "unit_embeddings": unit_embeddings,
             "encoder": None if encoder_part is None else {"encoder": encoder_part.component, **encoder_part.options},
         }
+
+    def _check_attribute_groups(self, loss_parts) -> None:
+        """Refuse a loss term that needs attribute groups when none were given."""
+        if self.classes.attribute_groups is not None:
+            return
+        for part in loss_parts:
+            if getattr(self.loss_terms[part.entry], "needs_attribute_groups", False):
+                _, source = self._sources[("loss", part.entry)]
+                raise MissingAttributeGroupsError(
+                    f"loss {source} needs attribute groups and the model has none: pass attribute_groups= "
+                    "(datasets give them as dataset.attribute_groups)",
+                    term=part.entry,
+                )
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -192,7 +241,10 @@ class AttentionZSLModel(nn.Module):
 
     def class_scores(self, attribute_scores: torch.Tensor) -> torch.Tensor:
         """``(B, I) -> (B, K)``: ``y = psi A^T + m``."""
-        scores = einsum(self.classes.attributes, attribute_scores, "cls attribute, batch attribute -> batch cls")
+        attributes = self.classes.attributes
+        if self.class_attributes_norm == "scores":
+            attributes = attributes / (torch.linalg.vector_norm(attributes, dim=1, keepdim=True) + self.class_attributes_eps)
+        scores = einsum(attributes, attribute_scores, "cls attribute, batch attribute -> batch cls")
         return scores + self.classes.margin
 
     def encode(self, f: torch.Tensor, grid: tuple[int, int] | None) -> torch.Tensor:
@@ -223,10 +275,14 @@ class AttentionZSLModel(nn.Module):
             attribute_scores[name], maps[name] = result.scores, result.maps
             extras[name], constants[name] = dict(getattr(result, "extras", {})), dict(getattr(result, "constants", {}))
             branch_scores[name] = self.class_scores(result.scores)
-        scores = sum(self.branch_weights[name] * y for name, y in branch_scores.items())
         # classes outside the problem (neither seen nor unseen) are never predicted; no data-dependent
         # branch here, so that the forward compiles as one graph
-        scores = scores.masked_fill(~self.classes.predictable, float("-inf"))
+        hidden = ~self.classes.predictable
+        if self.predict_probabilities:
+            scores = sum(self.branch_weights[n] * y.masked_fill(hidden, float("-inf")).softmax(dim=1) for n, y in branch_scores.items())
+        else:
+            scores = sum(self.branch_weights[name] * y for name, y in branch_scores.items())
+        scores = scores.masked_fill(hidden, float("-inf"))
         return ModelOutput(scores=scores, branch_scores=branch_scores, attribute_scores=attribute_scores, maps=maps,
                            extras=extras, constants=constants, grid=grid)
 

@@ -7,7 +7,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ClassSpace"]
+__all__ = ["ClassSpace", "MissingAttributeGroupsError", "check_attribute_groups"]
+
+
+class MissingAttributeGroupsError(ValueError):
+    """A loss term needs attribute groups and the model was given none; ``term`` names it."""
+
+    def __init__(self, message: str, term: str = ""):
+        super().__init__(message)
+        self.term = term
+
+
+def check_attribute_groups(groups, num_attributes: int) -> dict[str, tuple[int, ...]] | None:
+    """``groups`` (name -> attribute indices) as a dict of tuples, checked; ``None`` stays ``None``."""
+    if groups is None:
+        return None
+    if not hasattr(groups, "items") or not groups:
+        raise ValueError(f"attribute_groups must be a non-empty dict of group name -> attribute indices, got {groups!r}")
+    checked = {}
+    for name, indices in groups.items():
+        values = tuple(int(i) for i in np.asarray(indices).reshape(-1))
+        if not values or min(values) < 0 or max(values) >= num_attributes:
+            raise ValueError(f"attribute group {name!r} must list attribute indices in [0, {num_attributes}); found {list(values)[:5]}...")
+        checked[str(name)] = values
+    return checked
 
 
 def _class_indices(values, num_classes: int, what: str) -> torch.Tensor:
@@ -36,10 +59,15 @@ class ClassSpace(nn.Module):
             neither set (e.g. the test classes of a validation view) still enter
             the training losses as negatives but are never predicted.
 
+        attribute_groups: group name -> attribute indices (e.g. CUB's ``bill_shape``), or
+            ``None``; read by loss terms such as ``attribute_decorrelation``.
+
     ``unseen_classes=None`` means every class that is not seen.
     """
 
-    def __init__(self, class_attributes, seen_classes, unseen_classes=None, margin: float = 1.0, normalize: bool = True):
+    def __init__(
+        self, class_attributes, seen_classes, unseen_classes=None, margin: float = 1.0, normalize: bool = True, attribute_groups=None
+    ):
         super().__init__()
         attributes = torch.as_tensor(np.asarray(class_attributes), dtype=torch.float32)
         if attributes.ndim != 2:
@@ -69,6 +97,7 @@ class ClassSpace(nn.Module):
         self.register_buffer("margin", side * float(margin))
         self.register_buffer("predictable", side != 0)
         self.margin_size = float(margin)
+        self.attribute_groups = check_attribute_groups(attribute_groups, attributes.shape[1])
 
     @property
     def num_classes(self) -> int:

@@ -58,7 +58,8 @@ class TrainConfig:
         epochs: passes over the training split (an epoch is ``ceil(N / batch_size)`` steps).
         batch_size: images per step.
         optimizer: one of :data:`OPTIMIZERS`.
-        lr, weight_decay, momentum: optimizer settings (momentum unused by Adam).
+        lr, weight_decay, momentum: optimizer settings (for Adam, ``momentum`` is its
+            ``beta1``; the default 0.9 is PyTorch's).
         seed: seeds the model's initialisation and the batch order.
         sampler: one of :data:`SAMPLERS`, or the name of a registered sampler
             (``zslkit list sampler``; e.g. ``episodic``: n-way k-shot batches).
@@ -92,6 +93,16 @@ class TrainConfig:
             on features rounded to float16, not the float32 ones).
         compile: one of :data:`COMPILE_MODES`: compile the model's forward and its loss
             with ``torch.compile`` in that mode (``reduce-overhead``: CUDA graphs on a GPU).
+        head_only_epochs: the first this many epochs train the head alone (APN's
+            ``pretrain_epoch``): the backbone's learning rate is 0 then, the head's
+            ``head_only_lr`` (0: ``lr``), and ``head_only_loss_weights`` replace those loss
+            weights (APN switches its compactness term off). Without a backbone only the
+            learning rate and the loss weights change.
+        head_only_lr: the head's learning rate in the head-only epochs (0: ``lr``).
+        head_only_loss_weights: loss term -> weight in the head-only epochs.
+        lr_decay, lr_decay_every: after the head-only epochs, epoch ``n`` (from 1) trains at
+            ``lr * lr_decay ** ((n - 1) // lr_decay_every)`` (the backbone likewise);
+            ``lr_decay_every=0``: a constant learning rate.
     """
 
     model: str = "msdn"
@@ -116,6 +127,11 @@ class TrainConfig:
     resident: str = "auto"
     resident_dtype: str = "source"
     compile: str = "off"
+    head_only_epochs: int = 0
+    head_only_lr: float = 0.0
+    head_only_loss_weights: dict[str, float] = field(default_factory=dict)
+    lr_decay: float = 1.0
+    lr_decay_every: int = 0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -125,6 +141,11 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.num_workers must be 0 (no worker processes) or more, got {self.num_workers}")
         if self.num_threads < 0:
             raise ValueError(f"TrainConfig.num_threads must be 0 (PyTorch's default) or more, got {self.num_threads}")
+        for name in ("head_only_epochs", "lr_decay_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TrainConfig.{name} must be 0 (off) or more, got {getattr(self, name)}")
+        if self.head_only_lr < 0 or self.lr_decay <= 0:
+            raise ValueError(f"TrainConfig.head_only_lr must be 0 (lr) or positive and lr_decay positive, got {self.head_only_lr}, {self.lr_decay}")
         if self.lr <= 0:
             raise ValueError(f"TrainConfig.lr must be positive, got {self.lr}")
         if self.backbone_lr < 0:
@@ -180,7 +201,7 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
             return {}
         if not isinstance(value, dict):
             raise ValueError(f"{where} must be a mapping, found {value!r}")
-        if where.endswith("loss_weights"):
+        if where.endswith("loss_weights"):  # loss_weights and head_only_loss_weights
             return {k: _coerce(v, 0.0, f"{where}.{k}") for k, v in value.items()}
         return dict(value)
     if isinstance(value, bool) and not isinstance(default, bool):

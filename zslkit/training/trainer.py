@@ -37,6 +37,7 @@ from zslkit.contracts import check_model_losses, describe_model, registered_name
 from zslkit.datasets.container import ZSLDataset
 from zslkit.datasets.resident import ResidentFeatures
 from zslkit.models.backbone_model import BackboneModel, backbone_channels
+from zslkit.models.class_space import MissingAttributeGroupsError
 from zslkit.models.output import check_model_output
 from zslkit.training.checkpoint import (
     checkpoint_paths,
@@ -123,8 +124,23 @@ def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     if config.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, momentum=config.momentum, **common)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, **common)
+        return torch.optim.Adam(params, betas=(config.momentum, 0.999), **common)
     return torch.optim.SGD(params, momentum=config.momentum, **common)
+
+
+def _takes_groups(model: str, dataset) -> bool:
+    """Whether to pass ``dataset.attribute_groups``: the dataset has them and the model's factory takes them."""
+    import inspect
+
+    from zslkit.registry import ComponentNotFoundError, get_component
+
+    if dataset.attribute_groups is None:
+        return False
+    try:
+        params = inspect.signature(get_component("model", model)).parameters.values()
+    except (ComponentNotFoundError, TypeError, ValueError):  # create_model then names the problem
+        return False
+    return any(p.name == "attribute_groups" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 def _build_model(dataset, model, config: TrainConfig, model_options: dict[str, Any], backbone=None, sample=None):
@@ -141,15 +157,22 @@ def _build_model(dataset, model, config: TrainConfig, model_options: dict[str, A
 
         if backbone is None and dataset.features is None:
             raise ValueError(f"dataset {dataset.name!r} has no region features (features is None); attention models need them")
-        head = zslkit.create_model(
-            model,
-            class_attributes=dataset.class_attributes,
-            attribute_embeddings=dataset.attribute_embeddings,
-            seen_classes=dataset.seen_classes,
-            unseen_classes=dataset.unseen_classes,
-            feature_dim=dataset.feature_dim if backbone is None else backbone_channels(backbone, sample),
-            **{**config.model_options, **model_options},
-        )
+        groups = {"attribute_groups": dataset.attribute_groups} if _takes_groups(model, dataset) else {}
+        try:
+            head = zslkit.create_model(
+                model,
+                class_attributes=dataset.class_attributes,
+                attribute_embeddings=dataset.attribute_embeddings,
+                seen_classes=dataset.seen_classes,
+                unseen_classes=dataset.unseen_classes,
+                feature_dim=dataset.feature_dim if backbone is None else backbone_channels(backbone, sample),
+                **{**groups, **config.model_options, **model_options},
+            )
+        except MissingAttributeGroupsError as exc:
+            raise MissingAttributeGroupsError(
+                f"dataset {dataset.name!r} has no attribute groups, and loss term {exc.term!r} of model {model!r} needs them "
+                "(give the dataset attribute_groups, or drop the term from the model's losses)", term=exc.term
+            ) from None
     return head if backbone is None else BackboneModel(backbone, head, batchnorm=config.backbone_batchnorm)
 
 
@@ -166,6 +189,33 @@ def _apply_loss_weights(net, config: TrainConfig, model_name: str) -> dict[str, 
         raise ValueError(f"config loss_weights name term {sorted(unused)[0]!r} that model {model_name!r} does not have; it has {list(net.loss_weights)}")
     net.set_loss_weights(known)
     return unused
+
+
+def _stage_weights(net, cfg: TrainConfig, model_name: str) -> dict[str, float]:
+    """The loss weights after the head-only epochs (the model's, as the config set them); checks
+    ``head_only_loss_weights`` names only the model's terms."""
+    unknown = sorted(set(cfg.head_only_loss_weights) - set(net.loss_weights))
+    if unknown:
+        raise ValueError(f"config head_only_loss_weights name term {unknown[0]!r} that model {model_name!r} does not have; it has {list(net.loss_weights)}")
+    return dict(net.loss_weights)
+
+
+def _stage(net, optimizer, cfg: TrainConfig, epoch: int, loss_weights: dict[str, float]) -> None:
+    """Set the learning rates and loss weights of ``epoch`` (from 1): head-only epochs, then the decayed lr.
+
+    Only for recipes with stages (``head_only_epochs`` or ``lr_decay_every``); others keep the optimizer as built.
+    """
+    if not (cfg.head_only_epochs or cfg.lr_decay_every):
+        return
+    head_only = epoch <= cfg.head_only_epochs
+    decay = cfg.lr_decay ** ((epoch - 1) // cfg.lr_decay_every) if cfg.lr_decay_every and not head_only else 1.0
+    rates = [cfg.head_only_lr or cfg.lr, 0.0] if head_only else [cfg.lr * decay, cfg.backbone_lr * decay]
+    for group, rate in zip(optimizer.param_groups, rates):
+        group["lr"] = rate
+    # the dict the model reads, changed in place: the model's options (checked on resume) stay as built
+    net.loss_weights.update(loss_weights)
+    if head_only:
+        net.loss_weights.update(cfg.head_only_loss_weights)
 
 
 def _backbone_lr(optimizer: torch.optim.Optimizer, net) -> dict[str, float]:
@@ -399,12 +449,18 @@ class _Loop:
     on_epoch: EpochCallback | None
     progress: bool
     checkpoint: Path | None = None
+    #: the loss weights after the head-only epochs (see :func:`_stage`)
+    stage_weights: dict[str, float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stage_weights = _stage_weights(self.net, self.plan.config, self.plan.model_name)
 
 
 def _epoch(loop: _Loop, epoch: int) -> dict[str, Any]:
     """One epoch: draw its batches, train on them, call ``on_epoch``; return its history entry."""
     cfg, plan, dataset = loop.plan.config, loop.plan, loop.dataset
     began = time.perf_counter()
+    _stage(loop.net, loop.optimizer, cfg, epoch, loop.stage_weights)
     batches = list(batch_indices(cfg.sampler, plan.indices, dataset.labels, cfg.batch_size, loop.rng, cfg.sampler_options))
     steps = len(batches)
     targets = batch_targets(dataset.labels, batches, plan.device)  # one copy per epoch, none per step
