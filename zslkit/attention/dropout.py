@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from zslkit.ops.recompute import recomputable
+from zslkit.ops.recompute import recomputable, recomputing
 
 __all__ = ["Dropout", "relu_dropout"]
 
@@ -29,7 +29,7 @@ class Dropout(nn.Dropout):
 
     def _keep(self, x: torch.Tensor) -> torch.Tensor:
         """The mask ``rand_like(x) >= p``, marked recomputable from the generator's state (not stored for backward)."""
-        state = torch.random.get_rng_state() if x.device.type == "cpu" else None
+        state = torch.random.get_rng_state() if x.device.type == "cpu" and recomputing() else None
         keep = torch.rand_like(x) >= self.p
         return keep if state is None else recomputable(keep, _draw_keep, state, x.shape, x.dtype, self.p)
 

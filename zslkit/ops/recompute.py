@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["recomputable", "recompute_saved"]
+__all__ = ["recomputable", "recompute_saved", "recomputing"]
 
 _state = threading.local()
 
@@ -34,14 +34,19 @@ def _registry() -> dict[int, tuple[weakref.ref, Callable[..., torch.Tensor], tup
     return getattr(_state, "registry", None)
 
 
+def recomputing() -> bool:
+    """Whether marks are taken now: inside :func:`recompute_saved`, grad on, not under ``torch.compile``."""
+    return not torch.compiler.is_compiling() and _registry() is not None and torch.is_grad_enabled()
+
+
 def recomputable(tensor: torch.Tensor, fn: Callable[..., torch.Tensor], *inputs: Any) -> torch.Tensor:
     """Mark ``tensor`` (``== fn(*inputs)``, deterministically) as recomputable; returns ``tensor``.
 
     ``inputs`` must be tensors that stay alive until backward anyway (autograd saves them,
     or the caller holds them): the recipe keeps a reference to them.
     """
-    registry = _registry()
-    if registry is not None and torch.is_grad_enabled() and tensor.numel() > 0:
+    if recomputing() and tensor.numel() > 0:
+        registry = _registry()
         # a weak reference: the registry must not keep the tensor alive (that is the point);
         # once it is gone its address may be reused, and the dead reference says so
         registry[tensor.untyped_storage().data_ptr()] = (weakref.ref(tensor), fn, inputs)
@@ -71,8 +76,11 @@ def _unpack(packed: Any) -> torch.Tensor:
 
 @contextlib.contextmanager
 def recompute_saved() -> Iterator[None]:
-    """Within it, tensors marked :func:`recomputable` are saved for backward as recipes (reentrant)."""
-    if _registry() is not None:
+    """Within it, tensors marked :func:`recomputable` are saved for backward as recipes (reentrant).
+
+    A no-op under ``torch.compile`` (the hooks would split the graph): compiled code saves as usual.
+    """
+    if torch.compiler.is_compiling() or _registry() is not None:
         yield
         return
     _state.registry = {}
