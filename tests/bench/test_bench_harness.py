@@ -86,6 +86,30 @@ def test_a_restarted_run_reuses_finished_cells(tmp_path, small_options, monkeypa
     assert calls == [0]  # other settings, other cell
 
 
+def test_a_changed_recipe_recomputes_the_cells_trained_with_it(tmp_path, small_options, monkeypatch):
+    """The cache key holds the recipe's config: a recipe file edited between runs is not answered from the cache."""
+    import zslkit.training
+    from zslkit.training import recipes
+
+    options = {"synthetic": small_options}
+    calls = counting_protocol(monkeypatch)
+    first = run_benchmark(["synthetic"], ["msdn"], out_dir=tmp_path, dataset_options=options, progress=False)
+    assert calls == [0] and first.cells[0]["settings"]["recipe"]["epochs"] == recipes.recipe_for("msdn", "synthetic").config.epochs
+    calls = counting_protocol(monkeypatch)
+    run_benchmark(["synthetic"], ["msdn"], out_dir=tmp_path, dataset_options=options, progress=False)
+    assert calls == []  # same recipe: cached
+    original = zslkit.training.choose_recipe
+
+    def edited(model, dataset, config=None):
+        model, recipe = original(model, dataset, config)
+        return model, recipe.with_config(zslkit.training.load_config(recipe.config, epochs=recipe.config.epochs + 1))
+
+    monkeypatch.setattr(zslkit.training, "choose_recipe", edited)
+    calls = counting_protocol(monkeypatch)
+    again = run_benchmark(["synthetic"], ["msdn"], out_dir=tmp_path, dataset_options=options, progress=False)
+    assert calls == [0] and again.cells[0]["settings"]["recipe"]["epochs"] == first.cells[0]["settings"]["recipe"]["epochs"] + 1
+
+
 def fake_cell(dataset, method, seed, h):
     metrics = {"T1": h, "U": h, "S": h, "H": h, "AUSUC": h / 2}
     return {"dataset": dataset, "method": method, "kind": "method", "seed": seed, "metrics": metrics,

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import zslkit
+from tests.training.test_trainer import state_equal
 from zslkit.cli import main
 from zslkit.training import TrainConfig, load_model, predict_scores, train
 from zslkit.viz import top_attribute_maps
@@ -28,11 +29,6 @@ def config(model, epochs=2):
 @pytest.fixture(scope="module")
 def dataset():
     return zslkit.load_dataset("synthetic", **TINY)
-
-
-def state_equal(a, b):
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 @pytest.mark.parametrize("model", ["transzero", "transzero_pp"])

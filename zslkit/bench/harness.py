@@ -165,8 +165,13 @@ def _mean_std(metrics: list[dict[str, float]]) -> dict[str, float]:
 
 def _cell_settings(dataset: str, dataset_options: dict[str, Any], case: BenchmarkCase, protocol: str,
                    seed: int) -> dict[str, Any]:
+    """What a cell's numbers depend on (its cache key): for a deep model, the recipe's whole config too,
+    so that editing a recipe file recomputes the cells trained with it."""
+    runner = case.runner()
+    recipe = runner.recipe(dataset).config.to_dict() if hasattr(runner, "recipe") else None
     return {"dataset": dataset, "dataset_options": dataset_options, "case": case.name, **case.settings(),
-            "protocol": protocol, "seed": seed, "harness_version": HARNESS_VERSION, "zslkit": zslkit.__version__}
+            "recipe": recipe, "protocol": protocol, "seed": seed, "harness_version": HARNESS_VERSION,
+            "zslkit": zslkit.__version__}
 
 
 def _protocols(protocol: str | list[str]) -> list[Protocol]:

@@ -54,11 +54,11 @@ class ModelRunner:
     def candidates(self) -> list[dict[str, Any]]:
         return expand_grid(self.param_grid)
 
-    def recipe(self, dataset: ZSLDataset):
-        """The :class:`~zslkit.training.recipes.Recipe` for ``dataset``, with the case's overrides."""
+    def recipe(self, dataset: ZSLDataset | str):
+        """The :class:`~zslkit.training.recipes.Recipe` for ``dataset`` (or a dataset name), with the case's overrides."""
         training = _training()
         given = None if isinstance(self.train_config, dict) else self.train_config
-        recipe = training.choose_recipe(self.component, dataset.name, given)[1]
+        recipe = training.choose_recipe(self.component, dataset if isinstance(dataset, str) else dataset.name, given)[1]
         if isinstance(self.train_config, dict):
             recipe = recipe.with_config(training.load_config(recipe.config, **self.train_config))
         return recipe
