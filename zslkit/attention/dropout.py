@@ -28,10 +28,9 @@ class Dropout(nn.Dropout):
         return _masked(x, self._keep(x), 1.0 / (1.0 - self.p))
 
     def _keep(self, x: torch.Tensor) -> torch.Tensor:
-        """The mask ``rand_like(x) >= p``, marked recomputable from the generator's state (not stored for backward)."""
-        state = torch.random.get_rng_state() if x.device.type == "cpu" and recomputing() else None
+        """The mask ``rand_like(x) >= p``, marked recomputable from a bit-packed copy (8 elements a byte)."""
         keep = torch.rand_like(x) >= self.p
-        return keep if state is None else recomputable(keep, _draw_keep, state, x.shape, x.dtype, self.p)
+        return recomputable(keep, _unpack_bits, _pack_bits(keep), keep.shape) if recomputing() else keep
 
     def recomputable(self, x: torch.Tensor) -> torch.Tensor:
         """``forward(x)``, marked so that a product saving it keeps ``x`` and the mask instead (:mod:`zslkit.ops.recompute`)."""
@@ -42,11 +41,21 @@ class Dropout(nn.Dropout):
         return recomputable(_masked(x, keep, scale), _masked, x, keep, scale)
 
 
-def _draw_keep(state: torch.Tensor, shape: torch.Size, dtype: torch.dtype, p: float) -> torch.Tensor:
-    """The mask :meth:`Dropout._keep` drew, drawn again from the default CPU generator's state then."""
-    generator = torch.Generator()
-    generator.set_state(state)
-    return torch.rand(shape, generator=generator, dtype=dtype) >= p
+def _pack_bits(keep: torch.Tensor) -> torch.Tensor:
+    """``(ceil(numel / 8),)`` uint8 holding the boolean ``keep``: element ``8 i + j`` is bit ``j`` of byte ``i``."""
+    flat = keep.reshape(-1)
+    if flat.numel() % 8:
+        flat = torch.cat([flat, flat.new_zeros(8 - flat.numel() % 8)])
+    # each int64 holds 8 bytes of 0/1; the product gathers byte j's bit at bit 56 + j (no carries)
+    octets = flat.view(torch.uint8).view(torch.int64)
+    return octets.mul(0x0102040810204080).bitwise_right_shift_(56).to(torch.uint8)
+
+
+def _unpack_bits(packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """The boolean tensor of ``shape`` that :func:`_pack_bits` packed."""
+    shifts = torch.arange(8, dtype=torch.uint8, device=packed.device)
+    bits = packed.unsqueeze(-1).bitwise_right_shift(shifts).bitwise_and_(1)
+    return bits.view(-1)[: shape.numel()].view(torch.bool).view(shape)
 
 
 def _masked(x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
