@@ -53,9 +53,12 @@ def _pack_bits(keep: torch.Tensor) -> torch.Tensor:
 
 def _unpack_bits(packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     """The boolean tensor of ``shape`` that :func:`_pack_bits` packed."""
-    shifts = torch.arange(8, dtype=torch.uint8, device=packed.device)
-    bits = packed.unsqueeze(-1).bitwise_right_shift(shifts).bitwise_and_(1)
-    return bits.view(-1)[: shape.numel()].view(torch.bool).view(shape)
+    bits = _BITS.to(packed.device).index_select(0, packed.int())  # (bytes, 8): one row lookup a byte
+    return bits.view(-1)[: shape.numel()].view(shape)
+
+
+# row b: the 8 bits of the byte b, lowest first
+_BITS = (torch.arange(256).unsqueeze(-1).bitwise_right_shift(torch.arange(8)).bitwise_and(1)).to(torch.bool)
 
 
 def _masked(x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
