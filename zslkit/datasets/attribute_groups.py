@@ -18,10 +18,16 @@ import json
 from collections.abc import Sequence
 from importlib import resources
 
-__all__ = ["PACKAGED_GROUPS", "groups_from_names", "packaged_groups"]
+__all__ = ["PACKAGED_GROUPS", "attribute_group", "groups_from_names", "packaged_groups"]
 
 #: Benchmarks with a packaged group file.
 PACKAGED_GROUPS: tuple[str, ...] = ("cub", "awa2", "sun")
+
+
+def attribute_group(name: str) -> str:
+    """``"bill_shape"`` of ``"has_bill_shape::dagger"``: the attribute's group."""
+    group = str(name).split("::", 1)[0]
+    return group[len("has_"):] if group.startswith("has_") else group
 
 
 def groups_from_names(names: Sequence[str]) -> dict[str, list[int]] | None:
@@ -30,8 +36,7 @@ def groups_from_names(names: Sequence[str]) -> dict[str, list[int]] | None:
         return None
     groups: dict[str, list[int]] = {}
     for index, name in enumerate(names):
-        group = name.split("::", 1)[0]
-        groups.setdefault(group[len("has_"):] if group.startswith("has_") else group, []).append(index)
+        groups.setdefault(attribute_group(name), []).append(index)
     return groups
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zslkit.datasets.attribute_groups import attribute_group
 from zslkit.datasets.checks import file_error, require_file
 from zslkit.datasets.container import DatasetError
 from zslkit.datasets.image_folder import relative_image_path
@@ -273,12 +274,6 @@ CUB_GROUP_TARGETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "shape": (BIRD_BOX, ()),
     "primary_color": (BIRD_BOX, ()),
 }
-
-
-def attribute_group(name: str) -> str:
-    """``"bill_shape"`` of ``"has_bill_shape::dagger"``: the CUB attribute's group."""
-    group = str(name).split("::", 1)[0]
-    return group[4:] if group.startswith("has_") else group
 
 
 def cub_attribute_targets(

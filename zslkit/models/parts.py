@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from numbers import Real
 from typing import Any
 
+from zslkit.attention.encoder_spec import parse_encoder_spec
+
 __all__ = ["Part", "parse_encoder", "parse_parts"]
 
 
@@ -66,11 +68,7 @@ def parse_parts(specs: Mapping[str, Any], *, key: str, option: str) -> list[Part
 
 def parse_encoder(spec: Any) -> Part | None:
     """The ``encoder=`` option as a :class:`Part` (entry ``"encoder"``), or ``None`` when absent."""
-    if spec is None:
+    parsed = parse_encoder_spec(spec)  # the one reading of an encoder spec (branches use it too)
+    if parsed is None:
         return None
-    if isinstance(spec, str):
-        return Part("encoder", spec, 1.0)
-    if isinstance(spec, Mapping) and isinstance(spec.get("encoder"), str):
-        options = {k: v for k, v in spec.items() if k != "encoder"}
-        return Part("encoder", spec["encoder"], 1.0, options)
-    raise ValueError(f"encoder must be None, a registered encoder name or {{'encoder': name, **options}}, got {spec!r}")
+    return Part("encoder", parsed["encoder"], 1.0, {k: v for k, v in parsed.items() if k != "encoder"})
