@@ -28,17 +28,24 @@ def _step(context):
     return loss.detach(), x.grad, weight.grad
 
 
+def _drop(t):
+    """Dropout 0.4 as specified: lane ``i`` is the ``i``-th int16 of full-range int64 draws, kept
+    when at least ``round(0.4 * 65536) - 32768``, kept ones scaled by ``65536 / (65536 - 26214)``."""
+    draws = torch.empty(-(-t.numel() // 4), dtype=torch.int64).random_(-(2**63), None)
+    lanes = draws.view(torch.int16)[: t.numel()].view(t.shape)
+    return t * (lanes >= 26214 - 32768) * (65536 / (65536 - 26214))
+
+
 def _plain_step():
-    """The same math with torch's own ops (mask from the same draws, ReLU, dropout by product)."""
+    """The same math with torch's own ops (the same draws, ReLU, dropout by product)."""
     torch.manual_seed(0)
     x = torch.randn(4, 30, 16, requires_grad=True)
     weight = torch.randn(16, 16, requires_grad=True)
     normed = F.layer_norm(x, (16,))
     a = F.linear(normed.flatten(0, 1), weight)
-    hidden = (torch.relu(a) * (torch.rand_like(a) >= 0.4)) * (1 / 0.6)
-    hidden = hidden.view(4, 30, 16)
+    hidden = _drop(torch.relu(a)).view(4, 30, 16)
     w = hidden.softmax(-1)
-    out = F.linear(w * (torch.rand_like(w) >= 0.4) * (1 / 0.6), weight) + hidden * (torch.rand_like(hidden) >= 0.4) * (1 / 0.6)
+    out = F.linear(_drop(w), weight) + _drop(hidden)
     loss = (out * torch.linspace(-1, 1, 16)).sum()
     loss.backward()
     return loss.detach(), x.grad, weight.grad

@@ -43,4 +43,5 @@ class DecoderLayer(nn.Module):
             t = self.norm_self(t + self.dropout_self(self.self_attn(t, t)[0]))
         attended, maps = self.cross_attn(t, memory)
         residual = t + self.dropout_cross(attended)
+        del attended  # nothing saves it: free it before the feed-forward's activations
         return self.ffn(recomputable(self.norm_cross(residual), self.norm_cross, residual)), maps

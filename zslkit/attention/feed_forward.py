@@ -31,6 +31,6 @@ class FeedForward(nn.Module):
         hidden = relu_dropout(self.fc1(x.flatten(0, -2)), self.dropout_hidden)
         # no name for fc2's output: it is freed as soon as dropout has read it; an active
         # dropout returns a fresh tensor nothing saves, so the residual is added in place
-        dropped = self.dropout(self.fc2(hidden).view(*x.shape[:-1], -1))
+        dropped = self.dropout(self.fc2(hidden).view(x.shape))
         residual = dropped.add_(x) if self.dropout.training and self.dropout.p > 0 else x + dropped
         return recomputable(self.norm(residual), self.norm, residual)

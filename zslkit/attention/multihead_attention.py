@@ -58,4 +58,5 @@ class MultiHeadAttention(nn.Module):
         # the product saves the dropped weights as a recipe from the softmax output and the mask
         out = torch.matmul(self.dropout.recomputable(weights), v)
         out = self.to_out(rearrange(out, "... head token width -> ... token (head width)"))
-        return out, weights.mean(dim=-3)
+        # one head: the weights themselves (a view; the mean of one value is that value)
+        return out, weights.squeeze(-3) if self.heads == 1 else weights.mean(dim=-3)

@@ -93,6 +93,12 @@ class AttentionZSLModel(nn.Module):
     default_losses: ClassVar[dict[str, Any]] = {}
     #: The encoder spec used when ``encoder=None`` (none for MSDN and DAZLE; TransZero's geometry encoder).
     default_encoder: ClassVar[str | dict[str, Any] | None] = None
+    #: Whether the forward runs inside :func:`zslkit.ops.recompute.recompute_saved`: tensors its
+    #: parts mark are kept for backward as recipes and recomputed there (less memory, a little
+    #: more time). On for TransZero and TransZero++, whose transformer blocks mark LayerNorm
+    #: outputs and dropout masks; off for MSDN, whose fused op would recompute the normalised
+    #: features once per branch for no memory saved (``docs/performance.md``).
+    recompute_activations: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -259,6 +265,8 @@ class AttentionZSLModel(nn.Module):
     def forward(self, features: torch.Tensor) -> ModelOutput:
         """Score ``features`` ``(B, C, H, W)`` or ``(B, C, R)``; returns a :class:`ModelOutput`."""
         grid = (int(features.shape[2]), int(features.shape[3])) if features.ndim == 4 else None
+        if not self.recompute_activations:
+            return self._forward(features, grid)
         with recompute_saved():
             return self._forward(features, grid)
 
