@@ -18,6 +18,7 @@ from torch import nn
 from zslkit.attention.dropout import Dropout
 from zslkit.attention.feed_forward import FeedForward
 from zslkit.attention.multihead_attention import MultiHeadAttention
+from zslkit.ops.recompute import recomputable
 
 __all__ = ["DecoderLayer"]
 
@@ -41,5 +42,6 @@ class DecoderLayer(nn.Module):
         if self.self_attn is not None:
             t = self.norm_self(t + self.dropout_self(self.self_attn(t, t)[0]))
         attended, maps = self.cross_attn(t, memory)
-        t = self.norm_cross(t + self.dropout_cross(attended))
-        return self.ffn(t), maps
+        residual = t + self.dropout_cross(attended)
+        del attended  # nothing saves it: free it before the feed-forward's activations
+        return self.ffn(recomputable(self.norm_cross(residual), self.norm_cross, residual)), maps

@@ -1,10 +1,16 @@
-"""Dropout whose mask is drawn with ``torch.rand`` (uniform) instead of ``bernoulli_``.
+"""Dropout whose mask comes from 16-bit lanes of random 64-bit words.
 
-The same distribution as :class:`torch.nn.Dropout` (each element kept with probability
-``1 - p``, kept ones scaled by ``1 / (1 - p)``; identity in eval mode or with ``p = 0``),
-with a different random stream: on CPU ``torch.rand_like(x) >= p`` is about three times
-faster than ``F.dropout``'s Bernoulli draws, and the transformer blocks of TransZero draw
-tens of millions of mask elements per CUB-sized step. Backward saves the boolean mask only.
+The distribution of :class:`torch.nn.Dropout` with ``p`` on a 1/65536 grid: with
+``T = round(65536 p)``, each element is kept with probability ``1 - T / 65536`` and kept
+ones are scaled by ``65536 / (65536 - T)``, so the expectation is the input exactly
+(``p = 0.4`` keeps with probability 0.6000061; identity in eval mode or with ``p = 0``).
+The random stream differs from torch's: one 64-bit draw of the generator gives four mask
+elements. On 2 CPU cores that is about three times faster than ``torch.rand_like(x) >= p``
+and seven times faster than ``F.dropout``'s Bernoulli draws; the transformer blocks of
+TransZero draw tens of millions of mask elements per CUB-sized step.
+
+Backward saves the boolean mask only, and inside :func:`zslkit.ops.recompute.recompute_saved`
+that mask is kept bit-packed (8 elements a byte).
 """
 
 from __future__ import annotations
@@ -12,16 +18,108 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["Dropout"]
+from zslkit.ops.recompute import recomputable, recomputing
+
+__all__ = ["Dropout", "keep_mask", "relu_dropout"]
+
+_LANES = 65536  # values of one 16-bit lane
+
+
+def keep_mask(x: torch.Tensor, p: float) -> tuple[torch.Tensor, float]:
+    """``(keep, scale)``: a boolean mask shaped like ``x``, each element ``True`` with
+    probability ``1 - T / 65536`` (``T = round(65536 p)``, ``0 < p < 1``), and the scale
+    ``65536 / (65536 - T)`` that makes ``x * keep * scale`` unbiased.
+    """
+    threshold = round(p * _LANES)
+    if not 0 < threshold < _LANES:
+        raise ValueError(f"dropout p={p} rounds to {threshold}/65536: give 0 < p < 1 (p = 0 and p = 1 are handled by Dropout)")
+    n = x.numel()
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), None)
+    # a lane read as int16 is uniform on [-32768, 32767]: keep the 65536 - T values at or above T - 32768
+    lanes = words.view(torch.int16)[:n].view(x.shape)
+    return lanes >= threshold - _LANES // 2, _LANES / (_LANES - threshold)
 
 
 class Dropout(nn.Dropout):
     """Shapes: any -> the same. A subclass of ``nn.Dropout``: ``p`` and ``train()``/``eval()`` as there."""
 
+    def _active(self) -> bool:
+        return self.training and 0 < round(self.p * _LANES) < _LANES
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        if self.p == 1.0:
+        if self.training and round(self.p * _LANES) >= _LANES:
             return torch.zeros_like(x)
-        keep = torch.rand_like(x) >= self.p
-        return (x * keep).mul_(1.0 / (1.0 - self.p))
+        if not self._active():
+            return x
+        keep, scale = self._keep(x)
+        return _masked(x, keep, scale)
+
+    def _keep(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """:func:`keep_mask`, the mask marked recomputable from a bit-packed copy when recomputing."""
+        keep, scale = keep_mask(x, self.p)
+        if recomputing():
+            keep = recomputable(keep, _unpack_bits, _pack_bits(keep), keep.shape)
+        return keep, scale
+
+    def recomputable(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward(x)``, marked so that a product saving it keeps ``x`` and the mask instead (:mod:`zslkit.ops.recompute`)."""
+        if not self._active():
+            return self(x)
+        keep, scale = self._keep(x)
+        return recomputable(_masked(x, keep, scale), _masked, x, keep, scale)
+
+
+def _pack_bits(keep: torch.Tensor) -> torch.Tensor:
+    """``(ceil(numel / 8),)`` uint8 holding the boolean ``keep``: element ``8 i + j`` is bit ``j`` of byte ``i``."""
+    flat = keep.reshape(-1)
+    if flat.numel() % 8:
+        flat = torch.cat([flat, flat.new_zeros(8 - flat.numel() % 8)])
+    # each int64 holds 8 bytes of 0/1; the product gathers byte j's bit at bit 56 + j (no carries)
+    octets = flat.view(torch.uint8).view(torch.int64)
+    return octets.mul(0x0102040810204080).bitwise_right_shift_(56).to(torch.uint8)
+
+
+def _unpack_bits(packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """The boolean tensor of ``shape`` that :func:`_pack_bits` packed."""
+    bits = _BITS.to(packed.device).index_select(0, packed.int())  # (bytes, 8): one row lookup a byte
+    return bits.view(-1)[: shape.numel()].view(shape)
+
+
+# row b: the 8 bits of the byte b, lowest first
+_BITS = (torch.arange(256).unsqueeze(-1).bitwise_right_shift(torch.arange(8)).bitwise_and(1)).to(torch.bool)
+
+
+def _masked(x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
+    # autograd's product saves the boolean mask (not a float copy): the gradient is grad * keep * scale
+    return (x * keep).mul_(scale)
+
+
+class _ReluDropout(torch.autograd.Function):
+    """``drop(ReLU(x))`` saving only its output: the gradient passes where the output is > 0."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
+        keep, scale = keep_mask(x, p)
+        out = x.relu_().mul_(keep).mul_(scale)  # in place: x is a product's output nothing else reads
+        del keep
+        ctx.mark_dirty(out)
+        ctx.scale = scale
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (out,) = ctx.saved_tensors
+        # ReLU(x) > 0 and kept <=> out > 0 (the scale is positive): ReLU's own backward on the output
+        return torch.ops.aten.threshold_backward(grad, out, 0.0).mul_(ctx.scale), None
+
+
+def relu_dropout(x: torch.Tensor, dropout: Dropout) -> torch.Tensor:
+    """``dropout(torch.relu(x))`` with the same values and random draws; backward saves the output only.
+
+    In training it overwrites ``x``: give it a tensor nothing else needs and that is no view
+    (a 2-D product's output; on a view autograd would copy the gradient in backward).
+    """
+    if not dropout._active() or not torch.is_grad_enabled():
+        return dropout(torch.relu(x))
+    return _ReluDropout.apply(x, dropout.p)

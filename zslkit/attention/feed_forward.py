@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from zslkit.attention.dropout import Dropout
+from zslkit.attention.dropout import Dropout, relu_dropout
+from zslkit.ops.recompute import recomputable
 
 __all__ = ["FeedForward"]
 
@@ -26,5 +27,10 @@ class FeedForward(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.fc2(self.dropout_hidden(torch.relu(self.fc1(x))))
-        return self.norm(x + self.dropout(out))
+        # fc1 on the tokens as rows: its output is no view, so ReLU-dropout can overwrite it
+        hidden = relu_dropout(self.fc1(x.flatten(0, -2)), self.dropout_hidden)
+        # no name for fc2's output: it is freed as soon as dropout has read it; an active
+        # dropout returns a fresh tensor nothing saves, so the residual is added in place
+        dropped = self.dropout(self.fc2(hidden).view(x.shape))
+        residual = dropped.add_(x) if self.dropout.training and self.dropout.p > 0 else x + dropped
+        return recomputable(self.norm(residual), self.norm, residual)

@@ -55,6 +55,8 @@ class MultiHeadAttention(nn.Module):
         if bias is not None:
             logits = logits - bias
         weights = logits.softmax(dim=-1)
-        out = torch.matmul(self.dropout(weights), v)
+        # the product saves the dropped weights as a recipe from the softmax output and the mask
+        out = torch.matmul(self.dropout.recomputable(weights), v)
         out = self.to_out(rearrange(out, "... head token width -> ... token (head width)"))
-        return out, weights.mean(dim=-3)
+        # one head: the weights themselves (a view; the mean of one value is that value)
+        return out, weights.squeeze(-3) if self.heads == 1 else weights.mean(dim=-3)

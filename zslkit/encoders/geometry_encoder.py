@@ -23,6 +23,7 @@ from torch import nn
 from zslkit.attention.dropout import Dropout
 from zslkit.attention.feed_forward import FeedForward
 from zslkit.attention.multihead_attention import MultiHeadAttention
+from zslkit.ops.recompute import recomputable
 from zslkit.encoders.geometry import GEOMETRY_DIM, relative_geometry_embedding
 from zslkit.registry import register
 
@@ -44,7 +45,8 @@ class GeometryEncoderLayer(nn.Module):
     def forward(self, tokens: torch.Tensor, geometry: torch.Tensor) -> torch.Tensor:
         attended = self.attn(tokens, tokens, bias=geometry)[0]
         attended = self.norm_attn(tokens + self.dropout_attn(attended))
-        return self.ffn(self.norm(tokens + self.dropout(attended)))
+        residual = tokens + self.dropout(attended)
+        return self.ffn(recomputable(self.norm(residual), self.norm, residual))
 
 
 @register("encoder", "geometry_encoder")

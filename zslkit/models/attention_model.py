@@ -42,6 +42,7 @@ from zslkit.models.class_space import ClassSpace, MissingAttributeGroupsError
 from zslkit.models.output import ModelOutput
 from zslkit.models.parts import parse_encoder, parse_parts
 from zslkit.ops import normalize_regions
+from zslkit.ops.recompute import recomputable, recompute_saved
 from zslkit.registry import create
 
 __all__ = ["CLASS_ATTRIBUTE_NORMS", "AttentionZSLModel"]
@@ -92,6 +93,12 @@ class AttentionZSLModel(nn.Module):
     default_losses: ClassVar[dict[str, Any]] = {}
     #: The encoder spec used when ``encoder=None`` (none for MSDN and DAZLE; TransZero's geometry encoder).
     default_encoder: ClassVar[str | dict[str, Any] | None] = None
+    #: Whether the forward runs inside :func:`zslkit.ops.recompute.recompute_saved`: tensors its
+    #: parts mark are kept for backward as recipes and recomputed there (less memory, a little
+    #: more time). On for TransZero and TransZero++, whose transformer blocks mark LayerNorm
+    #: outputs and dropout masks; off for MSDN, whose fused op would recompute the normalised
+    #: features once per branch for no memory saved (``docs/performance.md``).
+    recompute_activations: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -230,7 +237,9 @@ class AttentionZSLModel(nn.Module):
                 f"features have {features.shape[1]} channels, the model was built with feature_dim={self.feature_dim}"
             )
         features = features.to(dtype=self.V.dtype, device=self.V.device)
-        return normalize_regions(features) if self.normalize_features else features
+        if not self.normalize_features:
+            return features
+        return recomputable(normalize_regions(features), normalize_regions, features)
 
     def attribute_embeddings(self) -> torch.Tensor:
         """``(I, D)`` the embeddings the branches see: ``V``, row-normalised if ``normalize_embeddings``."""
@@ -256,6 +265,12 @@ class AttentionZSLModel(nn.Module):
     def forward(self, features: torch.Tensor) -> ModelOutput:
         """Score ``features`` ``(B, C, H, W)`` or ``(B, C, R)``; returns a :class:`ModelOutput`."""
         grid = (int(features.shape[2]), int(features.shape[3])) if features.ndim == 4 else None
+        if not self.recompute_activations:
+            return self._forward(features, grid)
+        with recompute_saved():
+            return self._forward(features, grid)
+
+    def _forward(self, features: torch.Tensor, grid: tuple[int, int] | None) -> ModelOutput:
         f = self.encode(self.prepare_features(features), grid)
         embeddings = self.attribute_embeddings()
         attribute_scores, maps, branch_scores, extras, constants = {}, {}, {}, {}, {}

@@ -32,6 +32,8 @@ def transformer_options(dim: int = 300, ffn_dim: int = 512, dropout: float = 0.4
 class TransZero(AttentionZSLModel):
     """TransZero; every argument as in :class:`AttentionZSLModel` (``encoder=None``: the geometry encoder)."""
 
+    recompute_activations: ClassVar[bool] = True
+
     default_encoder: ClassVar[dict[str, Any]] = transformer_options()
     default_branches: ClassVar[dict[str, Any]] = {
         "s2v": {"attention": "attribute_query_decoder", "weight": 1.0, "heads": 1, "ffn_dim": 512, "dropout": 0.4, "self_attention": True},
@@ -51,6 +53,8 @@ def _stream(attention: str, weight: float, **options: Any) -> dict[str, Any]:
 @register("model", "transzero_pp")
 class TransZeroPP(AttentionZSLModel):
     """TransZero++; every argument as in :class:`AttentionZSLModel`."""
+
+    recompute_activations: ClassVar[bool] = True
 
     default_branches: ClassVar[dict[str, Any]] = {
         "s2v": _stream("attribute_query_decoder", 0.9),
