@@ -8,6 +8,7 @@ from tests.models import transzero_math as math_ref
 from zslkit.encoders import relative_geometry_embedding
 from zslkit.interop import load_official_transzero, load_official_transzero_pp
 from zslkit.models import TransZero, TransZeroPP
+from zslkit.ops import recompute
 
 C, D, d, I, K, B = 10, 6, 8, 5, 6, 3  # noqa: E741 (the issue's names)
 
@@ -99,3 +100,61 @@ def test_not_an_official_state_dict_is_named():
     del st["transformer_v2s.transformer_decoder.layers.0.norm3.bias"]
     with pytest.raises(ValueError, match="missing key 'transformer_v2s.transformer_decoder.layers.0.norm3.bias'"):
         load_official_transzero_pp(st)
+
+
+def _kept(tensors):
+    """Bytes of the distinct storages among ``tensors``."""
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors if isinstance(t, torch.Tensor)}
+    return sum(storages.values())
+
+
+def _step_and_kept_bytes(model, x, y, monkeypatch):
+    """One training step's loss and gradients, and the bytes the saved tensors and recipes hold."""
+    kept = []
+
+    def pack(t):
+        kept.append(t)
+        return t
+
+    real_pack = recompute._pack
+
+    def recording_pack(t):
+        packed = real_pack(t)
+        # a recipe keeps its inputs; a plain tensor is kept as it is
+        kept.extend(packed[1] if isinstance(packed, tuple) else [packed])
+        return packed
+
+    monkeypatch.setattr(recompute, "_pack", recording_pack)
+    torch.manual_seed(7)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = model.loss(model(x), y)["total"]
+    loss.backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    # the batch, the weights and the cached geometry embedding are held either way: count the activations
+    constants = [x, *model.parameters(), relative_geometry_embedding(tuple(x.shape[2:]))]
+    ignored = {t.untyped_storage().data_ptr() for t in constants}
+    held = _kept([t for t in kept if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in ignored])
+    return loss.detach(), grads, held
+
+
+@pytest.mark.parametrize("loader", [load_official_transzero, load_official_transzero_pp])
+def test_recomputed_activations_give_the_same_step_bitwise_and_keep_less(loader, monkeypatch):
+    st = math_ref.official_state(loader is load_official_transzero_pp, C=C, D=D, d=d, I=I, K=K)
+    model = loader(st, dropout=0.4).train()
+    assert model.recompute_activations  # TransZero's default
+    x, y = features((7, 7)), labels()
+    loss_on, grads_on, kept_on = _step_and_kept_bytes(model, x, y, monkeypatch)
+    model.recompute_activations = False
+    loss_off, grads_off, kept_off = _step_and_kept_bytes(model, x, y, monkeypatch)
+    assert torch.equal(loss_on, loss_off)
+    assert grads_on.keys() == grads_off.keys() and all(torch.equal(grads_on[k], grads_off[k]) for k in grads_on)
+    assert kept_on < 0.8 * kept_off, (kept_on, kept_off)
+
+
+def test_recompute_activations_is_a_model_option():
+    classes = dict(class_attributes=torch.rand(K, I), seen_classes=[0, 2, 4], feature_dim=C)
+    assert not TransZero(**classes, recompute_activations=False).recompute_activations
+    from zslkit.models import MSDN
+
+    assert not MSDN(**classes).recompute_activations and MSDN(**classes, recompute_activations=True).recompute_activations

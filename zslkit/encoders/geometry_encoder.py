@@ -23,8 +23,8 @@ from torch import nn
 from zslkit.attention.dropout import Dropout
 from zslkit.attention.feed_forward import FeedForward
 from zslkit.attention.multihead_attention import MultiHeadAttention
-from zslkit.ops.recompute import recomputable
 from zslkit.encoders.geometry import GEOMETRY_DIM, relative_geometry_embedding
+from zslkit.ops.recompute import recomputable
 from zslkit.registry import register
 
 __all__ = ["GeometryEncoder", "GeometryEncoderLayer"]

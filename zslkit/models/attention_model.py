@@ -87,18 +87,21 @@ class AttentionZSLModel(nn.Module):
             ``None``, a registered encoder name, or ``{"encoder": name, **options}``; built as
             ``factory(feature_dim=C, **options)``, the branches then see ``encoder.output_dim``
             channels. ``None`` means the class's ``default_encoder``.
+        recompute_activations: run the forward inside
+            :func:`zslkit.ops.recompute.recompute_saved` (less memory, a little more time;
+            the values are the same); ``None``: the class's ``default_recompute_activations``.
     """
 
     default_branches: ClassVar[dict[str, Any]] = {}
     default_losses: ClassVar[dict[str, Any]] = {}
     #: The encoder spec used when ``encoder=None`` (none for MSDN and DAZLE; TransZero's geometry encoder).
     default_encoder: ClassVar[str | dict[str, Any] | None] = None
-    #: Whether the forward runs inside :func:`zslkit.ops.recompute.recompute_saved`: tensors its
-    #: parts mark are kept for backward as recipes and recomputed there (less memory, a little
+    #: The ``recompute_activations`` used when it is ``None``: whether the forward runs inside
+    #: :func:`zslkit.ops.recompute.recompute_saved`, where tensors its parts mark are kept for backward as recipes and recomputed there (less memory, a little
     #: more time). On for TransZero and TransZero++, whose transformer blocks mark LayerNorm
     #: outputs and dropout masks; off for MSDN, whose fused op would recompute the normalised
     #: features once per branch for no memory saved (``docs/performance.md``).
-    recompute_activations: ClassVar[bool] = False
+    default_recompute_activations: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -120,8 +123,12 @@ class AttentionZSLModel(nn.Module):
         attribute_groups: Mapping[str, Any] | None = None,
         unit_embeddings: bool = True,
         encoder: str | Mapping[str, Any] | None = None,
+        recompute_activations: bool | None = None,
     ):
         super().__init__()
+        self.recompute_activations = (
+            self.default_recompute_activations if recompute_activations is None else bool(recompute_activations)
+        )
         if seen_classes is None:
             raise ValueError("seen_classes is required: the indices of the training classes")
         if class_attributes_norm not in CLASS_ATTRIBUTE_NORMS:

@@ -32,7 +32,7 @@ def transformer_options(dim: int = 300, ffn_dim: int = 512, dropout: float = 0.4
 class TransZero(AttentionZSLModel):
     """TransZero; every argument as in :class:`AttentionZSLModel` (``encoder=None``: the geometry encoder)."""
 
-    recompute_activations: ClassVar[bool] = True
+    default_recompute_activations: ClassVar[bool] = True
 
     default_encoder: ClassVar[dict[str, Any]] = transformer_options()
     default_branches: ClassVar[dict[str, Any]] = {
@@ -54,7 +54,7 @@ def _stream(attention: str, weight: float, **options: Any) -> dict[str, Any]:
 class TransZeroPP(AttentionZSLModel):
     """TransZero++; every argument as in :class:`AttentionZSLModel`."""
 
-    recompute_activations: ClassVar[bool] = True
+    default_recompute_activations: ClassVar[bool] = True
 
     default_branches: ClassVar[dict[str, Any]] = {
         "s2v": _stream("attribute_query_decoder", 0.9),
