@@ -80,3 +80,16 @@ def test_eval_zero_and_one():
     assert Dropout(1e-6).train()(x) is x
     with pytest.raises(ValueError, match=r"dropout p=1e-06 rounds to 0/65536: give 0 < p < 1"):
         keep_mask(x, 1e-6)
+
+
+def test_the_compiled_branch_keeps_with_the_same_gridded_probability(monkeypatch):
+    # under torch.compile the mask comes from rand_like (Dynamo cannot trace random_)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    torch.manual_seed(4)
+    x = torch.empty(1 << 22)
+    keep, scale = keep_mask(x, 0.4)
+    torch.manual_seed(4)
+    assert torch.equal(keep, torch.rand_like(x) >= 26214 / 65536)
+    rate = 1 - 26214 / 65536
+    assert abs(keep.double().mean().item() - rate) < 5 * math.sqrt(rate * (1 - rate) / x.numel())
+    assert scale == 65536 / (65536 - 26214)

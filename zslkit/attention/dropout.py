@@ -9,6 +9,9 @@ elements. On 2 CPU cores that is about three times faster than ``torch.rand_like
 and seven times faster than ``F.dropout``'s Bernoulli draws; the transformer blocks of
 TransZero draw tens of millions of mask elements per CUB-sized step.
 
+Under ``torch.compile`` the mask is ``torch.rand_like(x) >= T / 65536`` (the same keep
+probability; compiled code draws from its own random stream in any case).
+
 Backward saves the boolean mask only, and inside :func:`zslkit.ops.recompute.recompute_saved`
 that mask is kept bit-packed (8 elements a byte).
 """
@@ -33,11 +36,16 @@ def keep_mask(x: torch.Tensor, p: float) -> tuple[torch.Tensor, float]:
     threshold = round(p * _LANES)
     if not 0 < threshold < _LANES:
         raise ValueError(f"dropout p={p} rounds to {threshold}/65536: give 0 < p < 1 (p = 0 and p = 1 are handled by Dropout)")
+    scale = _LANES / (_LANES - threshold)
+    if torch.compiler.is_compiling():
+        # Dynamo cannot trace the in-place random_ (a graph break per mask), and a compiled graph
+        # draws from its own generator anyway; u >= T / 65536 has the same keep probability
+        return torch.rand_like(x) >= threshold / _LANES, scale
     n = x.numel()
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), None)
     # a lane read as int16 is uniform on [-32768, 32767]: keep the 65536 - T values at or above T - 32768
     lanes = words.view(torch.int16)[:n].view(x.shape)
-    return lanes >= threshold - _LANES // 2, _LANES / (_LANES - threshold)
+    return lanes >= threshold - _LANES // 2, scale
 
 
 class Dropout(nn.Dropout):
