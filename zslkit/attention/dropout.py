@@ -18,6 +18,8 @@ that mask is kept bit-packed (8 elements a byte).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -54,27 +56,31 @@ class Dropout(nn.Dropout):
     def _active(self) -> bool:
         return self.training and 0 < round(self.p * _LANES) < _LANES
 
+    def _keep(self, x: torch.Tensor) -> tuple[torch.Tensor, float, torch.Tensor | None]:
+        """:func:`keep_mask` and, when recomputing, its bit-packed copy (the mask is then marked
+        recomputable from it, so a product saving the mask keeps the copy instead)."""
+        keep, scale = keep_mask(x, self.p)
+        if not recomputing():
+            return keep, scale, None
+        packed = _pack_bits(keep)
+        return recomputable(keep, _unpack_bits, packed, keep.shape), scale, packed
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and round(self.p * _LANES) >= _LANES:
             return torch.zeros_like(x)
         if not self._active():
             return x
-        keep, scale = self._keep(x)
+        keep, scale, _ = self._keep(x)
         return _masked(x, keep, scale)
 
-    def _keep(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
-        """:func:`keep_mask`, the mask marked recomputable from a bit-packed copy when recomputing."""
-        keep, scale = keep_mask(x, self.p)
-        if recomputing():
-            keep = recomputable(keep, _unpack_bits, _pack_bits(keep), keep.shape)
-        return keep, scale
-
     def recomputable(self, x: torch.Tensor) -> torch.Tensor:
-        """``forward(x)``, marked so that a product saving it keeps ``x`` and the mask instead (:mod:`zslkit.ops.recompute`)."""
+        """``forward(x)``, marked so that a product saving it keeps ``x`` and the packed mask instead (:mod:`zslkit.ops.recompute`)."""
         if not self._active():
             return self(x)
-        keep, scale = self._keep(x)
-        return recomputable(_masked(x, keep, scale), _masked, x, keep, scale)
+        keep, scale, packed = self._keep(x)
+        out = _masked(x, keep, scale)
+        # the recipe holds the packed copy, not the boolean mask: that one is freed after the forward
+        return out if packed is None else recomputable(out, _masked_packed, x, packed, keep.shape, scale)
 
 
 def _pack_bits(keep: torch.Tensor) -> torch.Tensor:
@@ -89,12 +95,18 @@ def _pack_bits(keep: torch.Tensor) -> torch.Tensor:
 
 def _unpack_bits(packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     """The boolean tensor of ``shape`` that :func:`_pack_bits` packed."""
-    bits = _BITS.to(packed.device).index_select(0, packed.int())  # (bytes, 8): one row lookup a byte
+    bits = _bits_on(packed.device).index_select(0, packed.int())  # (bytes, 8): one row lookup a byte
     return bits.view(-1)[: shape.numel()].view(shape)
 
 
-# row b: the 8 bits of the byte b, lowest first
-_BITS = (torch.arange(256).unsqueeze(-1).bitwise_right_shift(torch.arange(8)).bitwise_and(1)).to(torch.bool)
+@functools.lru_cache
+def _bits_on(device: torch.device) -> torch.Tensor:
+    """``(256, 8)`` bool: row ``b`` holds the 8 bits of the byte ``b``, lowest first (one copy per device)."""
+    return torch.arange(256, device=device).unsqueeze(-1).bitwise_right_shift(torch.arange(8, device=device)).bitwise_and(1).to(torch.bool)
+
+
+def _masked_packed(x: torch.Tensor, packed: torch.Tensor, shape: torch.Size, scale: float) -> torch.Tensor:
+    return _masked(x, _unpack_bits(packed, shape), scale)
 
 
 def _masked(x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
