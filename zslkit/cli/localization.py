@@ -7,7 +7,6 @@ part, per part and overall, and writes ``localization.json`` and ``localization.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from zslkit.cli import CLIError
@@ -36,14 +35,18 @@ def add_localization_options(p) -> None:
     g.add_argument("--localization-out", default=None, help="folder for localization.json and .png (default: the run's folder)")
 
 
-def _image_sizes(dataset, root):
-    """Image sizes read from the image files under ``root`` (``None`` without a root)."""
+def _image_sizes(files, root, inputs):
+    """Image sizes read from the image files: those the model reads (``inputs``), else ``files``
+    under ``root`` (``None`` without a root)."""
+    from zslkit.extract import image_sizes
+
+    if inputs is not None:  # resolved (and checked complete) when the images were made inputs
+        return image_sizes(inputs.paths)
     if root is None:
         return None
     from zslkit.datasets import resolve_images
-    from zslkit.extract import image_sizes
 
-    images = resolve_images(dataset.metadata.get("image_files") or [], root)
+    images = resolve_images(files, root)
     if images.missing:
         raise CLIError(images.missing_report())
     return image_sizes(images.paths)
@@ -61,7 +64,7 @@ def run_localization(args, model, dataset, inputs=None, preprocessing=None) -> d
         raise CLIError(f"dataset {dataset.name!r} lists no image files to match the part annotations to (use cub or xlsa17)")
     parts = load_cub_parts(args.cub_parts, files)
     recorded = feature_geometry(dataset)[1] if inputs is None else None
-    sizes = recorded if recorded is not None else _image_sizes(dataset, args.dataset_root)
+    sizes = recorded if recorded is not None else _image_sizes(files, args.dataset_root, inputs)
     if sizes is None:
         raise CLIError("the features do not record the original image sizes; give --dataset-root, the folder holding the images")
     try:
@@ -114,6 +117,6 @@ def _write(result: dict, out: Path) -> None:
     from zslkit.viz import localization_figure
 
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "localization.json", json.loads(json.dumps(result)))
+    write_json_atomic(out / "localization.json", result)
     localization_figure(result).savefig(out / "localization.png", dpi=110)
     print(f"wrote {out / 'localization.json'} and {out / 'localization.png'}")

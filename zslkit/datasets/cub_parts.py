@@ -96,14 +96,19 @@ def _check_ids(ids: np.ndarray, path: Path, what: str) -> np.ndarray:
     return ids - 1
 
 
-def read_parts(path: str | Path) -> list[str]:
-    """Part names of ``parts.txt`` in id order."""
-    rows = _rows(Path(path), 2, "CUB parts.txt")
-    ids = _check_ids(np.array([float(r[0]) if _is_number(r[0]) else np.nan for r in rows]), Path(path), "part")
+def _names_by_id(path: Path, what: str, kind: str) -> list[str]:
+    """The second column of an ``<id> <name>`` file (ids 1..N, each once), entry ``i`` for id ``i + 1``."""
+    rows = _rows(path, 2, what)
+    ids = _check_ids(np.array([float(r[0]) if _is_number(r[0]) else np.nan for r in rows]), path, kind)
     names = [""] * len(rows)
     for i, row in zip(ids, rows):
         names[i] = row[1].strip()
     return names
+
+
+def read_parts(path: str | Path) -> list[str]:
+    """Part names of ``parts.txt`` in id order."""
+    return _names_by_id(Path(path), "CUB parts.txt", "part")
 
 
 def read_bounding_boxes(path: str | Path) -> np.ndarray:
@@ -145,13 +150,7 @@ def read_part_locations(path: str | Path, num_parts: int = len(CUB_PARTS)) -> np
 
 def read_image_ids(path: str | Path) -> list[str]:
     """The relative paths of ``images.txt`` (``001.Black_footed_Albatross/....jpg``), entry ``i`` for id ``i + 1``."""
-    path = Path(path)
-    rows = _rows(path, 2, "CUB images.txt")
-    ids = _check_ids(np.array([float(r[0]) if _is_number(r[0]) else np.nan for r in rows]), path, "image")
-    files = [""] * len(rows)
-    for i, row in zip(ids, rows):
-        files[i] = row[1].strip()
-    return files
+    return _names_by_id(Path(path), "CUB images.txt", "image")
 
 
 @dataclass
