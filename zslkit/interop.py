@@ -430,11 +430,9 @@ def _transformer_sizes(state: dict, theirs: str, where: str) -> dict[str, int]:
     return {"feature_dim": int(feature_dim), "dim": int(dim), "encoder_ffn": int(state[keys[1]].shape[0]), "decoder_ffn": int(state[keys[2]].shape[0])}
 
 
-def _official_state(source, where: str, required: tuple[str, ...]) -> dict[str, torch.Tensor]:
+def _official_state(source, where: str, required: tuple[str, ...], what: str) -> dict[str, torch.Tensor]:
     state = read_state_dict(source)
-    missing = [k for k in required if k not in state]
-    if missing:
-        raise CheckpointError(f"{where}: not an official state dict of this model, missing key(s) {', '.join(missing)}")
+    _require(state, required, where, what)
     return {k: torch.as_tensor(v).detach().float() for k, v in state.items() if torch.is_tensor(v)}
 
 
@@ -477,7 +475,7 @@ def load_official_transzero(
     authors' ``lambda_``, 0.3) and ``attribute_regression`` (``lambda_reg``, 0.005).
     """
     where = "the state dict" if isinstance(source, Mapping) else os.fspath(source)
-    state = _official_state(source, where, ("V", "att", "W_1", "mask_bias", "bias"))
+    state = _official_state(source, where, ("V", "att", "W_1", "mask_bias", "bias"), "TransZero")
     sizes = _transformer_sizes(state, "transformer", where)
     model = TransZero(
         **_class_space(state, state["att"].shape[0], where),
@@ -510,7 +508,7 @@ def load_official_transzero_pp(
     (defaults: the CUB GZSL config, the v2s terms weighted by ``lambda_v2s = 0.1``).
     """
     where = "the state dict" if isinstance(source, Mapping) else os.fspath(source)
-    state = _official_state(source, where, ("V", "att", "W_1_s2v", "W_1_v2s", "W_4_v2s", "mask_bias", "bias"))
+    state = _official_state(source, where, ("V", "att", "W_1_s2v", "W_1_v2s", "W_4_v2s", "mask_bias", "bias"), "TransZero++")
     branches, mapped = {}, {"V": state["V"], "classes.attributes": state["att"]}
     for stream, attention, weight in (("s2v", "attribute_query_decoder", weight_s2v), ("v2s", "region_query_decoder", 1.0 - weight_s2v)):
         theirs = f"transformer_{stream}"

@@ -7,7 +7,7 @@ registers the built-in blocks.
 """
 
 from zslkit.attention.ale_global import ALEGlobal
-from zslkit.attention.attend import attend, project_queries
+from zslkit.attention.attend import attend, project_queries, region_responses
 from zslkit.attention.attribute_query_decoder import AttributeQueryDecoder
 from zslkit.attention.attribute_to_visual import AttributeToVisual
 from zslkit.attention.base import AttentionOutput
@@ -17,7 +17,7 @@ from zslkit.attention.encoder_spec import build_encoder, parse_encoder_spec
 from zslkit.attention.feed_forward import FeedForward
 from zslkit.attention.gated_attribute_to_visual import GatedAttributeToVisual
 from zslkit.attention.multihead_attention import MultiHeadAttention
-from zslkit.attention.prototype import Prototype, region_responses
+from zslkit.attention.prototype import Prototype
 from zslkit.attention.region_query_decoder import RegionQueryDecoder
 from zslkit.attention.visual_to_attribute import VisualToAttribute
 

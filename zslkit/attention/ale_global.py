@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from zslkit.attention.attend import region_responses
 from zslkit.attention.base import AttentionOutput
-from zslkit.attention.prototype import region_responses
 from zslkit.registry import register
 
 __all__ = ["ALE_POOLS", "ALEGlobal"]

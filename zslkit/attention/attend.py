@@ -26,7 +26,7 @@ from einops import einsum
 
 from zslkit.ops import attribute_attention
 
-__all__ = ["SOFTMAX_AXES", "attend", "project_queries"]
+__all__ = ["SOFTMAX_AXES", "attend", "project_queries", "region_responses"]
 
 #: Axis of the attention softmax: ``"regions"`` (per attribute, over r) or ``"attributes"`` (per region, over i).
 SOFTMAX_AXES: tuple[str, ...] = ("regions", "attributes")
@@ -35,6 +35,11 @@ SOFTMAX_AXES: tuple[str, ...] = ("regions", "attributes")
 def project_queries(embeddings: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``(I, D) x (D, C) -> (I, C)``: attribute embeddings mapped into feature space."""
     return einsum(embeddings, weight, "attribute embed, embed channel -> attribute channel")
+
+
+def region_responses(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``(B, C, R) x (I, C) -> (B, I, R)``: ``weights_i . f_{b,r}``, a 1x1 convolution of the feature map."""
+    return einsum(weights, features, "attribute channel, batch channel region -> batch attribute region")
 
 
 def attend(

@@ -18,10 +18,9 @@ starts ``W2 ~ N(0, 1)`` (GEM-ZSL's ``W``).
 from __future__ import annotations
 
 import torch
-from einops import einsum
 from torch import nn
 
-from zslkit.attention.attend import attend, project_queries
+from zslkit.attention.attend import attend, project_queries, region_responses
 from zslkit.attention.base import AttentionOutput
 from zslkit.registry import register
 
@@ -68,7 +67,7 @@ class AttributeToVisual(nn.Module):
     def forward(self, features: torch.Tensor, embeddings: torch.Tensor) -> AttentionOutput:
         attention_queries = project_queries(embeddings, self.W2)
         if self.pool == "max":
-            logits = einsum(attention_queries, features, "attribute channel, batch channel region -> batch attribute region")
+            logits = region_responses(features, attention_queries)
             maps = logits.softmax(dim=2)
             return AttentionOutput(scores=maps.amax(dim=2), maps=maps, constants={"queries": attention_queries})
         score_queries = project_queries(embeddings, self.W1)

@@ -28,7 +28,6 @@ class DecoderLayer(nn.Module):
 
     def __init__(self, dim: int, heads: int = 1, ffn_dim: int = 2048, dropout: float = 0.0, self_attention: bool = True):
         super().__init__()
-        self.self_attention = self_attention
         self.self_attn = MultiHeadAttention(dim, heads, dropout) if self_attention else None
         self.norm_self = nn.LayerNorm(dim) if self_attention else None
         self.cross_attn = MultiHeadAttention(dim, heads, dropout)

@@ -18,7 +18,7 @@ import torch
 from einops import einsum
 from torch import nn
 
-from zslkit.attention.attend import project_queries
+from zslkit.attention.attend import project_queries, region_responses
 from zslkit.attention.attribute_to_visual import AttributeToVisual
 from zslkit.attention.base import AttentionOutput
 from zslkit.registry import register
@@ -42,6 +42,6 @@ class GatedAttributeToVisual(AttributeToVisual):
         ungated = super().forward(features, embeddings)
         gate_queries = project_queries(embeddings, self.W3)
         # v_i W3 e_{b,i} = sum_r a_{b,i,r} (v_i W3 f_{b,r}): no (B, I, C) tensor e is formed
-        responses = einsum(gate_queries, features, "attribute channel, batch channel region -> batch attribute region")
+        responses = region_responses(features, gate_queries)
         gate_logits = einsum(ungated.maps, responses, "batch attribute region, batch attribute region -> batch attribute")
         return AttentionOutput(scores=torch.sigmoid(gate_logits) * ungated.scores, maps=ungated.maps)

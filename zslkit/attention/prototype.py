@@ -15,18 +15,13 @@ the attribute decorrelation term. Initialisation as in the authors' code:
 from __future__ import annotations
 
 import torch
-from einops import einsum
 from torch import nn
 
+from zslkit.attention.attend import region_responses
 from zslkit.attention.base import AttentionOutput
 from zslkit.registry import register
 
-__all__ = ["Prototype", "region_responses"]
-
-
-def region_responses(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``(B, C, R) x (I, C) -> (B, I, R)``: ``weights_i . f_{b,r}``, a 1x1 convolution of the feature map."""
-    return einsum(weights, features, "attribute channel, batch channel region -> batch attribute region")
+__all__ = ["Prototype"]
 
 
 @register("attention", "prototype")

@@ -31,6 +31,7 @@ from einops import einsum, rearrange
 from numpy.typing import ArrayLike
 from torch import nn
 
+from zslkit.attention.encoder_spec import build_encoder, parse_encoder_spec
 from zslkit.contracts import (
     check_attention_output,
     check_encoder_output,
@@ -40,7 +41,7 @@ from zslkit.contracts import (
 )
 from zslkit.models.class_space import ClassSpace, MissingAttributeGroupsError
 from zslkit.models.output import ModelOutput
-from zslkit.models.parts import parse_encoder, parse_parts
+from zslkit.models.parts import parse_parts
 from zslkit.ops import normalize_regions
 from zslkit.ops.recompute import recomputable, recompute_saved
 from zslkit.registry import create
@@ -156,8 +157,8 @@ class AttentionZSLModel(nn.Module):
         self.normalize_embeddings = normalize_embeddings
         self.normalize_features = normalize_features
 
-        encoder_part = parse_encoder(self.default_encoder if encoder is None else encoder)
-        self.encoder = None if encoder_part is None else create("encoder", encoder_part.component, feature_dim=self.feature_dim, **encoder_part.options)
+        encoder_spec = parse_encoder_spec(self.default_encoder if encoder is None else encoder)
+        self.encoder = build_encoder(encoder_spec, self.feature_dim)
         branch_parts = parse_parts(self.default_branches if branches is None else branches, key="attention", option="branches")
         loss_parts = parse_parts(self.default_losses if losses is None else losses, key="loss", option="losses")
         block_shape = {"feature_dim": self.branch_feature_dim, "embedding_dim": self.embedding_dim, "num_attributes": num_attributes}
@@ -173,8 +174,8 @@ class AttentionZSLModel(nn.Module):
             **{("loss", p.entry): (p.component, f"term {p.entry!r}, {describe_component('loss', p.component)}") for p in loss_parts},
         }
         self._check_attribute_groups(loss_parts)
-        if encoder_part is not None:
-            self._sources[("encoder", "encoder")] = (encoder_part.component, describe_component("encoder", encoder_part.component))
+        if encoder_spec is not None:
+            self._sources[("encoder", "encoder")] = (encoder_spec["encoder"], describe_component("encoder", encoder_spec["encoder"]))
         for name, term in self.loss_terms.items():
             component, source = self._sources[("loss", name)]
             check_loss_needs(term, self.branches, name=component, source=source)  # what can be told before a forward
@@ -193,7 +194,7 @@ class AttentionZSLModel(nn.Module):
             "predict_probabilities": self.predict_probabilities,
             "attribute_groups": None if self.classes.attribute_groups is None else {k: list(v) for k, v in self.classes.attribute_groups.items()},
             "unit_embeddings": unit_embeddings,
-            "encoder": None if encoder_part is None else {"encoder": encoder_part.component, **encoder_part.options},
+            "encoder": encoder_spec,
         }
 
     def _check_attribute_groups(self, loss_parts) -> None:

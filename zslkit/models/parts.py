@@ -8,8 +8,7 @@ Both options map an entry name to a spec:
   name defaults to the entry name, the weight to 1, the rest are options for the
   component's factory.
 
-The ``encoder=`` option is one spec: ``None``, a registered encoder name, or
-``{"encoder": name, **options}``.
+The ``encoder=`` option is one spec, read by :mod:`zslkit.attention.encoder_spec`.
 """
 
 from __future__ import annotations
@@ -19,9 +18,7 @@ from dataclasses import dataclass, field
 from numbers import Real
 from typing import Any
 
-from zslkit.attention.encoder_spec import parse_encoder_spec
-
-__all__ = ["Part", "parse_encoder", "parse_parts"]
+__all__ = ["Part", "parse_parts"]
 
 
 @dataclass(frozen=True)
@@ -64,11 +61,3 @@ def parse_parts(specs: Mapping[str, Any], *, key: str, option: str) -> list[Part
             expected = "a registered name, a weight or a dict" if key == "loss" else "a registered name or a dict"
             raise ValueError(f"{option}[{entry!r}] must be {expected}, got {spec!r}")
     return parts
-
-
-def parse_encoder(spec: Any) -> Part | None:
-    """The ``encoder=`` option as a :class:`Part` (entry ``"encoder"``), or ``None`` when absent."""
-    parsed = parse_encoder_spec(spec)  # the one reading of an encoder spec (branches use it too)
-    if parsed is None:
-        return None
-    return Part("encoder", parsed["encoder"], 1.0, {k: v for k, v in parsed.items() if k != "encoder"})
