@@ -165,15 +165,15 @@ def _mean_std(metrics: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def _cell_settings(dataset: str, dataset_options: dict[str, Any], case: BenchmarkCase, protocol: str,
+def _cell_settings(dataset: str, dataset_options: dict[str, Any], case: BenchmarkCase, recipe: Any, protocol: str,
                    seed: int) -> dict[str, Any]:
     """What a cell's numbers depend on (its cache key): for a deep model, the recipe's whole config too,
-    so that editing a recipe file recomputes the cells trained with it."""
-    runner = case.runner()
-    recipe = runner.recipe(dataset).config.to_dict() if hasattr(runner, "recipe") else None
+    so that editing a recipe file recomputes the cells trained with it.
+
+    ``recipe``: the case's recipe for ``dataset`` (``None`` for a method without one)."""
     return {"dataset": dataset, "dataset_options": dataset_options, "case": case.name, **case.settings(),
-            "recipe": recipe, "protocol": protocol, "seed": seed, "harness_version": HARNESS_VERSION,
-            "zslkit": zslkit.__version__}
+            "recipe": recipe.config.to_dict() if recipe is not None else None, "protocol": protocol, "seed": seed,
+            "harness_version": HARNESS_VERSION, "zslkit": zslkit.__version__}
 
 
 def _protocols(protocol: str | list[str]) -> list[Protocol]:
@@ -220,11 +220,12 @@ def run_benchmark(
     for dataset_name, cases in plan:
         dataset = _once(zslkit.load_dataset, dataset_name, **options.get(dataset_name, {}))
         for case in cases:
-            runner = _once(case.runner, progress=progress)
+            runner = case.runner(progress=progress)  # one per case: its settings and records, every seed
+            recipe = runner.recipe(dataset_name) if hasattr(runner, "recipe") else None
             for seed in seed_list:
                 bar.set_postfix_str(f"{dataset_name}/{case.name}/seed {seed}")
                 cells += _cells(protos, (dataset_name, dataset), options.get(dataset_name, {}), case, seed, cache,
-                                env, runner, progress)
+                                env, (runner, recipe), progress)
                 bar.update(len(protos))
     bar.close()
     return BenchmarkResult(protos, list(datasets), cells, env)
@@ -236,27 +237,30 @@ def _once(make: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], A
 
 
 def _cells(protos: list[Protocol], dataset: tuple[str, Callable[[], Any]], options: dict[str, Any],
-           case: BenchmarkCase, seed: int, cache: CellCache, env: dict[str, Any], runner: Callable[[], Any],
+           case: BenchmarkCase, seed: int, cache: CellCache, env: dict[str, Any], runner: tuple[Any, Any],
            progress: bool) -> list[dict[str, Any]]:
     """The cells of (dataset, case, seed) under ``protos``: cached ones read, the others computed together.
 
-    ``dataset`` is (name, loader) and ``runner`` makes the case's runner, both once (shared by the seeds).
+    ``dataset`` is (name, loader; loaded once, shared by the seeds) and ``runner`` is (the case's runner,
+    its recipe for the dataset or ``None``), both shared by the seeds.
     """
     dataset_name, load = dataset
+    run, recipe = runner
     keys = {}
     for proto in protos:
-        settings = _cell_settings(dataset_name, options, case, proto.name, seed)
+        settings = _cell_settings(dataset_name, options, case, recipe, proto.name, seed)
         digest = settings_hash(settings)
         keys[proto.name] = (settings, digest, cache.path(dataset_name, case.name, proto.name, seed, digest))
     found = {name: cache.load(path) for name, (_, _, path) in keys.items()}
     missing = [p for p in protos if found[p.name] is None]
     if missing:
-        data, run = load(), runner()
+        data = load()
         start = time.perf_counter()
         outcomes = run_protocols(missing, run, data, seed, progress)
         if hasattr(run, "recipe"):  # deep models: the recipe they trained with
+            record = run.recipe(data).record()  # remembered by the runner: derived once per dataset
             for outcome in outcomes.values():
-                outcome["recipe"] = run.recipe(data).record()
+                outcome["recipe"] = dict(record)
         wall = time.perf_counter() - start
         finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
         for proto in missing:
