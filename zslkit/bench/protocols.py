@@ -113,8 +113,11 @@ def _eval_indices(dataset: ZSLDataset) -> np.ndarray:
     return np.concatenate([dataset.splits["test_seen"], dataset.splits["test_unseen"]])
 
 
-def _score(runner: Runner, predictor: Any, dataset: ZSLDataset, labels: np.ndarray, calibration) -> Evaluation:
-    scores = runner.scores(predictor, dataset, _eval_indices(dataset))
+def _score(runner: Runner, predictor: Any, dataset: ZSLDataset, labels: np.ndarray, calibration,
+           scores: np.ndarray | None = None) -> Evaluation:
+    """``predictor`` evaluated on ``dataset``'s ``test_seen`` + ``test_unseen`` (``scores``: its scores there, if at hand)."""
+    if scores is None:
+        scores = runner.scores(predictor, dataset, _eval_indices(dataset))
     return evaluate(scores, labels, dataset.seen_classes, dataset.unseen_classes, calibration)
 
 
@@ -124,10 +127,7 @@ def evaluate_test(runner: Runner, predictor: Any, dataset: ZSLDataset, calibrati
 
     ``scores``: the predictor's test scores when already computed (several evaluations of one epoch).
     """
-    labels = dataset.labels[_eval_indices(dataset)]
-    if scores is None:
-        scores = runner.scores(predictor, dataset, _eval_indices(dataset))
-    return evaluate(scores, labels, dataset.seen_classes, dataset.unseen_classes, calibration)
+    return _score(runner, predictor, dataset, dataset.labels[_eval_indices(dataset)], calibration, scores)
 
 
 def _outcome(ev: Evaluation, selected: dict[str, Any], epochs: list[dict[str, Any]],
