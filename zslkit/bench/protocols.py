@@ -31,7 +31,6 @@ A plugin adds a protocol by returning a :class:`Protocol` from the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +38,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from zslkit.bench.cache import settings_hash
 from zslkit.bench.evaluate import thin_curve
 from zslkit.bench.runner import Runner
 from zslkit.datasets import DatasetError, ZSLDataset
@@ -175,7 +175,7 @@ def _same_training(runner: Runner, runs: list[tuple[str, int, TestRun]]) -> list
     prefixes = getattr(runner, "epochs_are_prefixes", False)
     groups: dict[tuple[str, int | None], list[tuple[str, int, TestRun]]] = {}
     for item in runs:
-        key = json.dumps(item[2].params, sort_keys=True, default=repr), None if prefixes else item[2].epoch
+        key = settings_hash(item[2].params), None if prefixes else item[2].epoch  # the cache's canonical form
         groups.setdefault(key, []).append(item)
     return list(groups.values())
 
