@@ -11,9 +11,8 @@ import numpy as np
 
 from zslkit.metrics.evaluation import Evaluation, best_calibration, evaluate, evaluate_scores
 from zslkit.metrics.functional import SeenUnseenCurve
-from zslkit.threads import single_threaded
 
-__all__ = ["Evaluation", "best_calibration", "evaluate", "evaluate_scores", "single_threaded", "thin_curve"]
+__all__ = ["Evaluation", "best_calibration", "evaluate", "evaluate_scores", "thin_curve"]
 
 
 def thin_curve(curve: SeenUnseenCurve, points: int = 200) -> dict[str, list[float]]:

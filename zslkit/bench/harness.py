@@ -110,6 +110,10 @@ class BenchmarkResult:
         return gaps
 
     def caption(self, with_published: bool = True) -> str:
+        return self._caption(with_published)
+
+    def _caption(self, with_published: bool, rows: list[dict[str, Any]] | None = None) -> str:
+        """The caption; ``rows``: :meth:`rows` when the caller has them (else computed if needed)."""
         seeds = sorted({c["seed"] for c in self.cells})
         parts = [p.caption for p in self.protocols]
         if len(self.protocols) > 1:
@@ -119,18 +123,19 @@ class BenchmarkResult:
         parts += [f"Per-class mean accuracy (%), mean ± std over {len(seeds)} seeds;" if len(seeds) > 1
                   else f"Per-class mean accuracy (%), seed {seeds[0] if seeds else '-'};",
                   "U, S, H after calibrated stacking; AUSUC: area under the seen-unseen curve."]
-        sources = sorted({PUBLISHED_SOURCES[r["method"]] for r in self._published_rows()}) if with_published else []
+        sources = sorted({PUBLISHED_SOURCES[r["method"]] for r in self._published_rows(rows)}) if with_published else []
         if sources:
             parts.append("Rows marked (published) are not measured here: " + "; ".join(sources) + ".")
         return " ".join(parts)
 
-    def _published_rows(self) -> list[dict[str, Any]]:
-        rows = []
-        for row in self.rows():
+    def _published_rows(self, rows: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """The published numbers of the measured (dataset, method) pairs; ``rows``: :meth:`rows`, if at hand."""
+        found = []
+        for row in self.rows() if rows is None else rows:
             values = published(row["method"], row["dataset"])
             if values is not None and row["protocol"] == self.protocol.name:
-                rows.append({"dataset": row["dataset"], "method": row["method"], **values})
-        return rows
+                found.append({"dataset": row["dataset"], "method": row["method"], **values})
+        return found
 
     def table(self, with_published: bool = True) -> str:
         """The Markdown table: methods as rows, dataset blocks of T1, U, S, H, AUSUC side by side.
@@ -138,20 +143,24 @@ class BenchmarkResult:
         With several protocols each method has a row per protocol, ``method (protocol)``, then its
         difference rows, ``method (paper − validation)``, with signed values.
         """
+        return self._table(with_published, self.rows())
+
+    def _table(self, with_published: bool, measured: list[dict[str, Any]]) -> str:
+        """The table of :meth:`table`, from ``measured`` (:meth:`rows`, computed once by the caller)."""
         several = len(self.protocols) > 1
         rows = []
-        extra = {(r["dataset"], r["method"]): r for r in self._published_rows()} if with_published else {}
+        extra = {(r["dataset"], r["method"]): r for r in self._published_rows(measured)} if with_published else {}
         gaps: dict[str, list[dict[str, Any]]] = {}
         for gap in self.gaps():
             gaps.setdefault(gap["method"], []).append(gap)
-        for method in dict.fromkeys(r["method"] for r in self.rows()):
-            mine = [r for r in self.rows() if r["method"] == method]
+        for method in dict.fromkeys(r["method"] for r in measured):
+            mine = [r for r in measured if r["method"] == method]
             for name in (p.name for p in self.protocols):
                 rows += [{**r, "method": f"{method} ({name})" if several else method} for r in mine if r["protocol"] == name]
             for gap in gaps.get(method, []):
                 rows.append({**gap, "method": f"{method} ({gap['protocol'].replace(' - ', ' − ')})", "signed": True})
             rows += [{**ref, "method": f"{method} (published)"} for key, ref in extra.items() if key[1] == method]
-        return format_markdown(rows, title=self.caption(with_published))
+        return format_markdown(rows, title=self._caption(with_published, measured))
 
 
 def _mean_std(metrics: list[dict[str, float]]) -> dict[str, float]:
@@ -165,15 +174,15 @@ def _mean_std(metrics: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def _cell_settings(dataset: str, dataset_options: dict[str, Any], case: BenchmarkCase, protocol: str,
+def _cell_settings(dataset: str, dataset_options: dict[str, Any], case: BenchmarkCase, recipe: Any, protocol: str,
                    seed: int) -> dict[str, Any]:
     """What a cell's numbers depend on (its cache key): for a deep model, the recipe's whole config too,
-    so that editing a recipe file recomputes the cells trained with it."""
-    runner = case.runner()
-    recipe = runner.recipe(dataset).config.to_dict() if hasattr(runner, "recipe") else None
+    so that editing a recipe file recomputes the cells trained with it.
+
+    ``recipe``: the case's recipe for ``dataset`` (``None`` for a method without one)."""
     return {"dataset": dataset, "dataset_options": dataset_options, "case": case.name, **case.settings(),
-            "recipe": recipe, "protocol": protocol, "seed": seed, "harness_version": HARNESS_VERSION,
-            "zslkit": zslkit.__version__}
+            "recipe": recipe.config.to_dict() if recipe is not None else None, "protocol": protocol, "seed": seed,
+            "harness_version": HARNESS_VERSION, "zslkit": zslkit.__version__}
 
 
 def _protocols(protocol: str | list[str]) -> list[Protocol]:
@@ -220,11 +229,12 @@ def run_benchmark(
     for dataset_name, cases in plan:
         dataset = _once(zslkit.load_dataset, dataset_name, **options.get(dataset_name, {}))
         for case in cases:
-            runner = _once(case.runner, progress=progress)
+            runner = case.runner(progress=progress)  # one per case: its settings and records, every seed
+            recipe = runner.recipe(dataset_name) if hasattr(runner, "recipe") else None
             for seed in seed_list:
                 bar.set_postfix_str(f"{dataset_name}/{case.name}/seed {seed}")
                 cells += _cells(protos, (dataset_name, dataset), options.get(dataset_name, {}), case, seed, cache,
-                                env, runner, progress)
+                                env, (runner, recipe), progress)
                 bar.update(len(protos))
     bar.close()
     return BenchmarkResult(protos, list(datasets), cells, env)
@@ -236,27 +246,30 @@ def _once(make: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], A
 
 
 def _cells(protos: list[Protocol], dataset: tuple[str, Callable[[], Any]], options: dict[str, Any],
-           case: BenchmarkCase, seed: int, cache: CellCache, env: dict[str, Any], runner: Callable[[], Any],
+           case: BenchmarkCase, seed: int, cache: CellCache, env: dict[str, Any], runner: tuple[Any, Any],
            progress: bool) -> list[dict[str, Any]]:
     """The cells of (dataset, case, seed) under ``protos``: cached ones read, the others computed together.
 
-    ``dataset`` is (name, loader) and ``runner`` makes the case's runner, both once (shared by the seeds).
+    ``dataset`` is (name, loader; loaded once, shared by the seeds) and ``runner`` is (the case's runner,
+    its recipe for the dataset or ``None``), both shared by the seeds.
     """
     dataset_name, load = dataset
+    run, recipe = runner
     keys = {}
     for proto in protos:
-        settings = _cell_settings(dataset_name, options, case, proto.name, seed)
+        settings = _cell_settings(dataset_name, options, case, recipe, proto.name, seed)
         digest = settings_hash(settings)
         keys[proto.name] = (settings, digest, cache.path(dataset_name, case.name, proto.name, seed, digest))
     found = {name: cache.load(path) for name, (_, _, path) in keys.items()}
     missing = [p for p in protos if found[p.name] is None]
     if missing:
-        data, run = load(), runner()
+        data = load()
         start = time.perf_counter()
         outcomes = run_protocols(missing, run, data, seed, progress)
         if hasattr(run, "recipe"):  # deep models: the recipe they trained with
+            record = run.recipe(data).record()  # remembered by the runner: derived once per dataset
             for outcome in outcomes.values():
-                outcome["recipe"] = run.recipe(data).record()
+                outcome["recipe"] = dict(record)
         wall = time.perf_counter() - start
         finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
         for proto in missing:
@@ -293,14 +306,15 @@ def write_outputs(result: BenchmarkResult, out_dir: str | Path, with_published: 
     written = [write_csv(lines, out / "results.csv")]
     names = [p.name for p in result.protocols]
     gaps = result.gaps()
+    rows = result.rows()  # once, for the JSON, the caption, the table and the gap plots
     written.append(out / "results.json")
     write_json_atomic(written[-1], plain({
-        "protocol": ",".join(names), "protocols": names, "caption": result.caption(with_published),
-        "environment": result.environment, "rows": result.rows(), "gaps": gaps,
-        "published": result._published_rows() if with_published else [], "cells": result.cells,
+        "protocol": ",".join(names), "protocols": names, "caption": result._caption(with_published, rows),
+        "environment": result.environment, "rows": rows, "gaps": gaps,
+        "published": result._published_rows(rows) if with_published else [], "cells": result.cells,
     }))
     written.append(out / "table.md")
-    write_atomic(written[-1], lambda tmp: tmp.write_text(result.table(with_published) + "\n"))
+    write_atomic(written[-1], lambda tmp: tmp.write_text(result._table(with_published, rows) + "\n"))
     if len(names) > 1:
         written.append(write_csv(gaps, out / "gaps.csv"))
     for proto in names:
@@ -314,5 +328,5 @@ def write_outputs(result: BenchmarkResult, out_dir: str | Path, with_published: 
                 written.append(plot_training_curves(cell, out / name))
     if len(names) > 1:
         for dataset in result.datasets:
-            written.append(plot_protocol_gap(result.rows(), dataset, names, out / f"gaps_{dataset}.png"))
+            written.append(plot_protocol_gap(rows, dataset, names, out / f"gaps_{dataset}.png"))
     return written

@@ -50,18 +50,25 @@ class ModelRunner:
         self.train_config = train_config
         self.progress = progress
         self._held: tuple[Any, ResidentFeatures] | None = None  # (source, its rows on the device)
+        self._recipes: dict[str, Any] = {}  # dataset name -> its recipe, derived once
 
     def candidates(self) -> list[dict[str, Any]]:
         return expand_grid(self.param_grid)
 
     def recipe(self, dataset: ZSLDataset | str):
-        """The :class:`~zslkit.training.recipes.Recipe` for ``dataset`` (or a dataset name), with the case's overrides."""
-        training = _training()
-        given = None if isinstance(self.train_config, dict) else self.train_config
-        recipe = training.choose_recipe(self.component, dataset if isinstance(dataset, str) else dataset.name, given)[1]
-        if isinstance(self.train_config, dict):
-            recipe = recipe.with_config(training.load_config(recipe.config, **self.train_config))
-        return recipe
+        """The :class:`~zslkit.training.recipes.Recipe` for ``dataset`` (or a dataset name), with the case's overrides.
+
+        Derived once per dataset name and remembered (a fresh runner reads the recipe files again).
+        """
+        name = dataset if isinstance(dataset, str) else dataset.name
+        if name not in self._recipes:
+            training = _training()
+            given = None if isinstance(self.train_config, dict) else self.train_config
+            recipe = training.choose_recipe(self.component, name, given)[1]
+            if isinstance(self.train_config, dict):
+                recipe = recipe.with_config(training.load_config(recipe.config, **self.train_config))
+            self._recipes[name] = recipe
+        return self._recipes[name]
 
     def config(self, dataset: ZSLDataset, epochs: int | None = None):
         """The ``TrainConfig`` for ``dataset``, with the case's overrides and ``epochs`` when given."""

@@ -31,7 +31,6 @@ A plugin adds a protocol by returning a :class:`Protocol` from the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,8 +38,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from zslkit.bench.cache import settings_hash
 from zslkit.bench.evaluate import thin_curve
-from zslkit.bench.runner import Fit, Runner
+from zslkit.bench.runner import Runner
 from zslkit.datasets import DatasetError, ZSLDataset
 from zslkit.metrics.evaluation import Evaluation, evaluate
 from zslkit.registry import ComponentNotFoundError, did_you_mean
@@ -113,8 +113,11 @@ def _eval_indices(dataset: ZSLDataset) -> np.ndarray:
     return np.concatenate([dataset.splits["test_seen"], dataset.splits["test_unseen"]])
 
 
-def _score(runner: Runner, predictor: Any, dataset: ZSLDataset, labels: np.ndarray, calibration) -> Evaluation:
-    scores = runner.scores(predictor, dataset, _eval_indices(dataset))
+def _score(runner: Runner, predictor: Any, dataset: ZSLDataset, labels: np.ndarray, calibration,
+           scores: np.ndarray | None = None) -> Evaluation:
+    """``predictor`` evaluated on ``dataset``'s ``test_seen`` + ``test_unseen`` (``scores``: its scores there, if at hand)."""
+    if scores is None:
+        scores = runner.scores(predictor, dataset, _eval_indices(dataset))
     return evaluate(scores, labels, dataset.seen_classes, dataset.unseen_classes, calibration)
 
 
@@ -124,10 +127,7 @@ def evaluate_test(runner: Runner, predictor: Any, dataset: ZSLDataset, calibrati
 
     ``scores``: the predictor's test scores when already computed (several evaluations of one epoch).
     """
-    labels = dataset.labels[_eval_indices(dataset)]
-    if scores is None:
-        scores = runner.scores(predictor, dataset, _eval_indices(dataset))
-    return evaluate(scores, labels, dataset.seen_classes, dataset.unseen_classes, calibration)
+    return _score(runner, predictor, dataset, dataset.labels[_eval_indices(dataset)], calibration, scores)
 
 
 def _outcome(ev: Evaluation, selected: dict[str, Any], epochs: list[dict[str, Any]],
@@ -142,9 +142,14 @@ def _outcome(ev: Evaluation, selected: dict[str, Any], epochs: list[dict[str, An
     }
 
 
+def _epoch_record(prefix: str, epoch: int | None, ev: Evaluation) -> dict[str, Any]:
+    """One epoch's log record: ``epoch``, ``<prefix>_<metric>`` for each metric and ``<prefix>_gamma``."""
+    return {"epoch": epoch, **{f"{prefix}_{k}": v for k, v in ev.metrics().items()}, f"{prefix}_gamma": ev.gamma}
+
+
 def _train_and_log(runner: Runner, dataset: ZSLDataset, params: dict[str, Any], seed: int,
-                   evaluate_epoch: Callable[[Any], Evaluation], prefix: str) -> tuple[Fit, list[tuple[dict, Evaluation]]]:
-    """Fit once, evaluating after every epoch (or once, for a method without epochs).
+                   evaluate_epoch: Callable[[Any], Evaluation], prefix: str) -> list[tuple[dict, Evaluation]]:
+    """Fit once, evaluating after every epoch (or once, for a method without epochs); the log of (record, evaluation).
 
     A record's ``epoch`` counts the epochs completed (1, 2, ...), whatever numbering
     the trainer uses, so that ``runner.fit(..., epochs=record["epoch"])`` stops there.
@@ -153,14 +158,14 @@ def _train_and_log(runner: Runner, dataset: ZSLDataset, params: dict[str, Any], 
 
     def record(completed: int | None, predictor: Any) -> dict[str, float]:
         ev = evaluate_epoch(predictor)
-        entry = {"epoch": completed, **{f"{prefix}_{k}": v for k, v in ev.metrics().items()}, f"{prefix}_gamma": ev.gamma}
+        entry = _epoch_record(prefix, completed, ev)
         log.append((entry, ev))
         return entry
 
     fit = runner.fit(dataset, params, seed, on_epoch=lambda _epoch, predictor: record(len(log) + 1, predictor))
     if not log:
         record(None, fit.predictor)
-    return fit, log
+    return log
 
 
 def _same_training(runner: Runner, runs: list[tuple[str, int, TestRun]]) -> list[list[tuple[str, int, TestRun]]]:
@@ -170,7 +175,7 @@ def _same_training(runner: Runner, runs: list[tuple[str, int, TestRun]]) -> list
     prefixes = getattr(runner, "epochs_are_prefixes", False)
     groups: dict[tuple[str, int | None], list[tuple[str, int, TestRun]]] = {}
     for item in runs:
-        key = json.dumps(item[2].params, sort_keys=True, default=repr), None if prefixes else item[2].epoch
+        key = settings_hash(item[2].params), None if prefixes else item[2].epoch  # the cache's canonical form
         groups.setdefault(key, []).append(item)
     return list(groups.values())
 
@@ -190,7 +195,7 @@ def _serve(runner: Runner, dataset: ZSLDataset, seed: int, runs: list[TestRun]) 
         entry: dict[str, Any] = {}
         for result in due:
             ev = evaluate_test(runner, predictor, dataset, result.run.calibration, scores=scores)
-            record = {"epoch": epoch, **{f"test_{k}": v for k, v in ev.metrics().items()}, "test_gamma": ev.gamma}
+            record = _epoch_record("test", epoch, ev)
             result.log.append((record, ev))
             if result.run.every_epoch:
                 entry.update(record)
@@ -256,7 +261,7 @@ def _plan_validation(runner: Runner, dataset: ZSLDataset, seed: int, progress: b
     tried = []
     candidates = runner.candidates()
     for params in tqdm(candidates, desc="  grid", leave=False, disable=not progress or len(candidates) < 2):
-        _, log = _train_and_log(runner, view, params, seed, lambda p: _score(runner, p, view, val_labels, "best"), "val")
+        log = _train_and_log(runner, view, params, seed, lambda p: _score(runner, p, view, val_labels, "best"), "val")
         for record, ev in log:
             tried.append({"params": params, **record})
             if best is None or ev.H > best[0]:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from zslkit import distributed
-from zslkit.models.output import ModelOutput
+from zslkit.models.output import ModelOutput, map_tensors
 
 __all__ = ["PER_IMAGE_FIELDS", "gather_output", "wrap"]
 
@@ -41,33 +41,9 @@ def wrap(net: nn.Module, device: torch.device) -> nn.Module:
 PER_IMAGE_FIELDS: tuple[str, ...] = ("scores", "branch_scores", "attribute_scores", "maps", "extras")
 
 
-def _per_image(value, path: tuple = ()) -> list[tuple[tuple, torch.Tensor]]:
-    """``(path, tensor)`` for every tensor in ``value`` (a tensor or nested dicts; ``None`` skipped)."""
-    if isinstance(value, torch.Tensor):
-        return [(path, value)]
-    if isinstance(value, dict):
-        return [found for key, item in value.items() for found in _per_image(item, (*path, key))]
-    return []
-
-
-def _fields(output: ModelOutput, with_maps: bool) -> list[tuple[tuple, torch.Tensor]]:
-    """``(path, tensor)`` for every per-image tensor of ``output`` that is gathered; ``path`` starts with the field."""
-    names = [name for name in PER_IMAGE_FIELDS if with_maps or name != "maps"]
-    return [found for name in names for found in _per_image(getattr(output, name), (name,))]
-
-
 def _rows(value: torch.Tensor) -> torch.Tensor:
     """``(n, ...)`` -> ``(n, F)`` (``(n,)`` -> ``(n, 1)``; empty shards too)."""
     return value.reshape(value.shape[0], math.prod(value.shape[1:]))
-
-
-def _rebuild(value, path: tuple, gathered: dict[tuple, torch.Tensor]):
-    """``value`` with every tensor replaced by its gathered rows (``None`` for one not gathered)."""
-    if isinstance(value, torch.Tensor):
-        return gathered.get(path)
-    if isinstance(value, dict):
-        return {key: _rebuild(item, (*path, key), gathered) for key, item in value.items()}
-    return value
 
 
 def gather_output(output: ModelOutput, counts: Sequence[int], with_maps: bool = True) -> ModelOutput:
@@ -80,15 +56,22 @@ def gather_output(output: ModelOutput, counts: Sequence[int], with_maps: bool = 
     with ``with_maps=False`` the result's maps are ``None`` (loss terms that read maps set
     ``needs_maps = True``).
     """
-    fields = _fields(output, with_maps)
-    gathered: dict[tuple, torch.Tensor] = {}
-    for dtype in dict.fromkeys(value.dtype for _, value in fields):
-        group = [(path, value) for path, value in fields if value.dtype == dtype]
-        flat = distributed.all_gather_rows(torch.cat([_rows(value) for _, value in group], dim=1), counts)
+    names = [name for name in PER_IMAGE_FIELDS if with_maps or name != "maps"]
+    found: list[torch.Tensor] = []  # every gathered tensor, in the order map_tensors walks the fields
+    for name in names:
+        map_tensors(getattr(output, name), found.append)
+    gathered: list[torch.Tensor | None] = [None] * len(found)
+    for dtype in dict.fromkeys(value.dtype for value in found):
+        group = [i for i, value in enumerate(found) if value.dtype == dtype]
+        flat = distributed.all_gather_rows(torch.cat([_rows(found[i]) for i in group], dim=1), counts)
         start = 0
-        for path, value in group:
-            width = math.prod(value.shape[1:])
-            gathered[path] = flat[:, start : start + width].reshape(-1, *value.shape[1:])
+        for i in group:
+            width = math.prod(found[i].shape[1:])
+            gathered[i] = flat[:, start : start + width].reshape(-1, *found[i].shape[1:])
             start += width
-    changes = {name: _rebuild(getattr(output, name), (name,), gathered) for name in PER_IMAGE_FIELDS}
+    # the same walk again hands each tensor its gathered rows (by position: a tensor found twice is gathered
+    # twice, as before); the maps left out under ``with_maps=False`` become None
+    rows = iter(gathered)
+    changes = {name: map_tensors(getattr(output, name), (lambda _: next(rows)) if name in names else (lambda _: None))
+               for name in PER_IMAGE_FIELDS}
     return dataclasses.replace(output, **changes)

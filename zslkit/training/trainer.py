@@ -57,7 +57,7 @@ from zslkit.training.guards import (
 )
 from zslkit.training.parallel import gather_output, wrap
 from zslkit.training.recipes import Recipe, choose_recipe
-from zslkit.training.residency import hold_features, resolve_device, training_device
+from zslkit.training.residency import hold_features, training_device
 
 __all__ = [
     "RunPlan",
@@ -67,7 +67,6 @@ __all__ = [
     "checkpoint_meta",
     "process_settings",
     "resident_inputs",
-    "resolve_device",
     "resolve_run",
     "seed_run",
     "start_run",
