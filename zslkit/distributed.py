@@ -133,10 +133,11 @@ def teardown(synchronize: bool = False) -> None:
     for the backward pass. The worker thread that drops the finished collective last
     needs the GIL to free that object; if the interpreter is already finalising, the
     thread is stopped inside a C++ destructor and the process aborts with "terminate
-    called without an active exception" (torch 2.14: 8 of 30 two-process runs on a busy
-    2-core machine; 0 of 30 with the barrier and the pause). The barrier makes every
-    earlier collective complete on every rank; the pause lets the workers drop them.
-    After an exception nothing waits: the other ranks may never reach a barrier.
+    called without an active exception" (torch 2.14.1: 3 of 25 two-process jobs on a busy
+    2-core machine, none of 25 with the barrier and the pause; ``benchmarks/ddp_exit.py``).
+    The barrier makes every earlier collective complete on every rank; the pause lets the
+    workers drop them. After an exception nothing waits: the other ranks may never reach
+    a barrier.
     """
     if not (dist.is_available() and dist.is_initialized()):
         return
