@@ -156,15 +156,14 @@ def process_group(device: str | torch.device = "cpu", backend: str | None = None
     exception leaves at once.
     """
     created = init(device, backend)
-    if not created:
-        yield
-        return
     try:
         yield
     except BaseException:
-        teardown()
+        if created:
+            teardown()
         raise
-    teardown(synchronize=True)
+    if created:
+        teardown(synchronize=True)
 
 
 def barrier() -> None:

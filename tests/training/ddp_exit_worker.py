@@ -48,6 +48,8 @@ def steps(out: Path) -> None:
 
 def main(out: Path, exit_mode: str = "synchronized") -> None:
     """``exit_mode`` "synchronized": :func:`process_group`; "plain": leave without the barrier and pause."""
+    if exit_mode not in ("plain", "synchronized"):
+        raise ValueError(f"exit mode must be 'plain' or 'synchronized', got {exit_mode!r}")
     if exit_mode == "plain":  # the reference benchmarks/ddp_exit.py compares against
         distributed.init("cpu")
         steps(out)
