@@ -39,6 +39,7 @@ class ContractError(TypeError):
 
 #: Keyword options each kind's factory must accept.
 REQUIRED_OPTIONS: dict[str, tuple[str, ...]] = {
+    "adapter": ("token_dim", "embedding_dim", "num_attributes"),
     "attention": ("feature_dim", "embedding_dim", "num_attributes"),
     "encoder": ("feature_dim",),
     "model": ("class_attributes", "attribute_embeddings", "seen_classes", "unseen_classes", "feature_dim"),

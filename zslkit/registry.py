@@ -55,11 +55,12 @@ __all__ = [
 ]
 
 #: The kinds of component zslkit knows, in the order they appear in listings.
-KINDS: tuple[str, ...] = ("backbone", "attention", "encoder", "loss", "model", "method", "dataset", "sampler")
+KINDS: tuple[str, ...] = ("backbone", "adapter", "attention", "encoder", "loss", "model", "method", "dataset", "sampler")
 
 #: Modules whose import registers the built-in components.
 _BUILTIN_MODULES: tuple[str, ...] = (
     "zslkit.backbones",
+    "zslkit.adapters",
     "zslkit.attention",
     "zslkit.encoders",
     "zslkit.losses",

@@ -7,8 +7,16 @@ parameter except the classifier head must be in the file, with the right shape.
 Nothing is ever downloaded.
 
 The last feature map is ``forward_features`` when that is spatial (CNNs; channels-last
-outputs such as Swin's are permuted to ``(B, C, H, W)``), else the last map of timm's
-``forward_intermediates`` (vision transformers, whose tokens it reshapes to a grid).
+outputs such as Swin's are permuted to ``(B, C, H, W)``), else the patch tokens of the last
+block of timm's ``forward_intermediates`` after the model's final norm (vision transformers,
+whose patch tokens it reshapes to a grid; the prefix tokens -- CLS, distillation, registers --
+are not part of a region map: the ``timm_tokens`` backbone gives them). Feature stores record
+this for ViTs (``describe()["features"] == "final_norm"``); ViT features extracted before zslkit applied
+the final norm lack the field, and reading them says so (:func:`feature_recipe_note`).
+
+A weights file whose ``pos_embed`` is for another patch grid than the model's (e.g. 224 px
+weights for a model built with ``img_size=448``) is resampled to the model's grid with
+timm's own ``resample_abs_pos_embed``, as timm does for its pretrained weights.
 """
 
 from __future__ import annotations
@@ -21,7 +29,12 @@ from torch import nn
 
 from zslkit.registry import did_you_mean, register
 
-__all__ = ["BackboneWeightsError", "TimmBackbone", "load_weights"]
+__all__ = ["FEATURE_RECIPE", "BackboneWeightsError", "TimmBackbone", "feature_recipe_note", "load_weights"]
+
+#: How the region maps of a ViT-family :class:`TimmBackbone` are made, as its description records it
+#: (``features``): the last block's patch tokens after the model's final norm. ViT descriptions without
+#: the field come from zslkit before it.
+FEATURE_RECIPE = "final_norm"
 
 
 class BackboneWeightsError(ValueError):
@@ -50,7 +63,7 @@ def load_weights(model: nn.Module, weights: Path, model_name: str) -> None:
     except Exception as exc:  # noqa: BLE001 - torch/safetensors raise many types for bad files
         raise BackboneWeightsError(f"{weights}: cannot read weights ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
     heads = _head_prefixes(model)
-    state = {k: v for k, v in state.items() if not k.startswith(heads)}
+    state = _resample_pos_embed(model, {k: v for k, v in state.items() if not k.startswith(heads)})
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:
@@ -64,6 +77,50 @@ def load_weights(model: nn.Module, weights: Path, model_name: str) -> None:
             else f"has {len(result.unexpected_keys)} tensors that timm model {model_name!r} does not (first: {result.unexpected_keys[0]})"
         )
         raise BackboneWeightsError(f"{weights}: {problem}; is it a checkpoint of this model?")
+
+
+def _resample_pos_embed(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with a ``pos_embed`` of another (square) patch grid resampled to the model's (timm's resampling)."""
+    ours, theirs = getattr(model, "pos_embed", None), state.get("pos_embed")
+    if not isinstance(ours, torch.Tensor) or theirs is None or theirs.shape == ours.shape or theirs.ndim != 3:
+        return state
+    from timm.layers import resample_abs_pos_embed
+
+    prefix = 0 if getattr(model, "no_embed_class", False) else int(getattr(model, "num_prefix_tokens", 0))
+    grid = list(model.patch_embed.grid_size)
+    return {**state, "pos_embed": resample_abs_pos_embed(theirs, new_size=grid, num_prefix_tokens=prefix)}
+
+
+def _is_token_model(model: nn.Module) -> bool:
+    """Whether a timm model is a ViT-family model: patch tokens after ``num_prefix_tokens`` prefix tokens."""
+    return hasattr(model, "num_prefix_tokens") and hasattr(model, "blocks") and hasattr(model, "patch_embed")
+
+
+def is_token_model(model_name: str) -> bool:
+    """Whether timm model ``model_name`` is a ViT-family model (built on the meta device to tell)."""
+    import timm
+
+    with torch.device("meta"):
+        return _is_token_model(timm.create_model(model_name, pretrained=False))
+
+
+def feature_recipe_note(described: dict[str, Any]) -> str | None:
+    """What is wrong with region features a backbone ``described`` (its ``describe()``) made, or ``None``.
+
+    ViT features from zslkit before the final norm was applied (no ``features`` field) are named;
+    CNN maps were always made as today and record no field.
+    """
+    if described.get("name") != "timm" or "features" in described or not isinstance(described.get("model"), str):
+        return None
+    try:
+        token_model = is_token_model(described["model"])
+    except Exception:  # noqa: BLE001 - an unknown or since-renamed timm model: nothing to tell
+        return None
+    if not token_model:
+        return None
+    return (f"region features of ViT {described['model']!r} extracted before zslkit applied the model's final norm "
+            "(patch tokens of the last block without its LayerNorm, CLS dropped); re-extract them to get the "
+            "normalised tokens")
 
 
 @register("backbone", "timm")
@@ -101,6 +158,8 @@ class TimmBackbone(nn.Module):
         self.model = timm.create_model(model_name, pretrained=False, **model_kwargs)
         if weights is not None:
             load_weights(self.model, weights, model_name)
+        #: ViT-family: the map is the patch tokens after the final norm (recorded by describe())
+        self.token_model = _is_token_model(self.model)
         self.channels_last = getattr(self.model, "output_fmt", "NCHW") == "NHWC"
         self.spatial_features: bool | None = None  # does forward_features give a map? Found on first call.
         info = getattr(self.model, "feature_info", None)
@@ -116,7 +175,7 @@ class TimmBackbone(nn.Module):
                 return out.permute(0, 3, 1, 2) if self.channels_last else out
         if not hasattr(self.model, "forward_intermediates"):
             raise RuntimeError(f"timm model {self.model_name!r} gives no spatial feature map (no forward_intermediates)")
-        return self.model.forward_intermediates(images, indices=1, intermediates_only=True)[-1]
+        return self.model.forward_intermediates(images, indices=1, intermediates_only=True, norm=True)[-1]
 
     def data_config(self) -> dict[str, Any]:
         """timm's preprocessing config of the model (mean, std, interpolation, crop_pct...)."""
@@ -137,4 +196,5 @@ class TimmBackbone(nn.Module):
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready description (model name, weights file) for store metadata."""
-        return {"name": "timm", "model": self.model_name, "weights": None if self.weights is None else str(self.weights)}
+        described = {"name": "timm", "model": self.model_name, "weights": None if self.weights is None else str(self.weights)}
+        return {**described, "features": FEATURE_RECIPE} if self.token_model else described

@@ -51,6 +51,8 @@ def describe_store(path: Path) -> list[str]:
     ]
     if "backbone" in meta:
         lines.append("backbone: " + ", ".join(f"{k}={v}" for k, v in meta["backbone"].items()))
+    if store.recipe_note is not None:
+        lines.append(f"note: {store.recipe_note}")
     if "preprocessing" in meta:
         lines.append("preprocessing: " + ", ".join(f"{k}={v}" for k, v in meta["preprocessing"].items()))
     if "files" in meta:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import os
 import shutil
 import struct
@@ -197,6 +198,14 @@ class FeatureStore(LazyRows):
         return self.info.get("metadata", {})
 
     @property
+    def recipe_note(self) -> str | None:
+        """What is known to be wrong with how these features were made (old-style ViT features), or ``None``."""
+        from zslkit.backbones.timm_backbone import feature_recipe_note
+
+        backbone = self.metadata.get("backbone")
+        return feature_recipe_note(backbone) if isinstance(backbone, dict) else None
+
+    @property
     def row_bytes(self) -> int:
         return self.nbytes // max(len(self), 1)
 
@@ -273,7 +282,11 @@ def open_store(path: str | Path, *, allow_incomplete: bool = False) -> FeatureSt
     if not is_store(path):
         what = "does not exist" if not path.exists() else f"is not a zslkit feature store (no {METADATA_FILE})"
         raise DatasetError(f"{path}: {what}")
-    return FeatureStore(path, allow_incomplete=allow_incomplete)
+    store = FeatureStore(path, allow_incomplete=allow_incomplete)
+    note = store.recipe_note
+    if note is not None:
+        logging.getLogger(__name__).warning("%s: %s", path, note)
+    return store
 
 
 def store_status(path: str | Path) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Models assembled from registered parts. Importing this package registers ``msdn``, ``dazle``, ``apn``, ``gem_zsl``, ``transzero`` and ``transzero_pp``.
 
-:class:`BackboneModel` puts an image backbone in front of one of them for end-to-end fine-tuning.
+:class:`BackboneModel` puts an image backbone in front of one of them for end-to-end fine-tuning;
+:class:`TokenAttentionModel` is the base of models that own a ViT backbone, with adapters inside it.
 """
 
 from zslkit.models.apn import APN
@@ -12,6 +13,8 @@ from zslkit.models.gem_zsl import GEMZSL
 from zslkit.models.msdn import MSDN
 from zslkit.models.output import ModelOutput
 from zslkit.models.parts import Part, parse_parts
+from zslkit.models.token_model import TokenAttentionModel
 from zslkit.models.transzero import TransZero, TransZeroPP
 
-__all__ = ["APN", "DAZLE", "GEMZSL", "MSDN", "AttentionZSLModel", "BackboneModel", "ClassSpace", "ModelOutput", "Part", "TransZero", "TransZeroPP", "parse_parts"]
+__all__ = ["APN", "DAZLE", "GEMZSL", "MSDN", "AttentionZSLModel", "BackboneModel", "ClassSpace", "ModelOutput", "Part", "TokenAttentionModel", "TransZero", "TransZeroPP",
+           "parse_parts"]

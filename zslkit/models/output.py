@@ -40,6 +40,8 @@ class ModelOutput:
             prototypes ``(I, C)``); identical on every process, never gathered.
         grid: ``(H, W)`` of the region grid when the features came as ``(B, C, H, W)``,
             ``None`` for ``(B, C, R)`` features.
+        global_token: ``(B, D)`` the global (CLS) token of a model that owns a token backbone
+            (after the backbone's final norm), ``None`` for models without one.
     """
 
     scores: torch.Tensor
@@ -49,6 +51,7 @@ class ModelOutput:
     extras: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     constants: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     grid: tuple[int, int] | None = None
+    global_token: torch.Tensor | None = None
 
     def float(self) -> ModelOutput:
         """The same output with every floating-point tensor in float32 (loss terms run in full precision after
@@ -71,5 +74,8 @@ def check_model_output(output: Any, *, batch: int, num_classes: int, name: str, 
         raise ContractError(f"{where}: forward must return a zslkit.models.ModelOutput; found {type(output).__name__}")
     if tuple(output.scores.shape) != (batch, num_classes):
         raise ContractError(f"{where}: ModelOutput.scores must be ({batch}, {num_classes}); found {tuple(output.scores.shape)}")
+    token = output.global_token
+    if token is not None and (not isinstance(token, torch.Tensor) or token.ndim != 2 or token.shape[0] != batch):
+        raise ContractError(f"{where}: ModelOutput.global_token must be ({batch}, D) or None; found {getattr(token, 'shape', token)}")
     for branch, extras in output.extras.items():
         check_tensor_dict(extras, batch, f"{where}: .extras[{branch!r}]")

@@ -205,7 +205,10 @@ def build_model(checkpoint: Checkpoint, backbone: torch.nn.Module | None = None)
 
     A checkpoint of end-to-end fine-tuning (a :class:`~zslkit.models.BackboneModel`)
     needs ``backbone``: a module of the same architecture, whose weights are then
-    replaced by the checkpoint's.
+    replaced by the checkpoint's. A model that owns its backbone
+    (:class:`~zslkit.models.TokenAttentionModel`) needs nothing more: its class's
+    ``rebuild_options`` (e.g. random backbone weights instead of a weights file) are used for
+    the build, the stored state replaces them, and its ``options`` are restored as recorded.
     """
     import zslkit
     from zslkit.datasets.checks import reading
@@ -228,14 +231,17 @@ def build_model(checkpoint: Checkpoint, backbone: torch.nn.Module | None = None)
         raise CheckpointError(f"{checkpoint.path}: model state has no 'classes.attributes'")
     with reading(checkpoint.path, f"model {info['name']!r} from the checkpoint", CheckpointError):
         classes = checkpoint.meta["classes"]
+        # options whose effect the stored state replaces (e.g. a weights file of an owned backbone)
+        instead = getattr(zslkit.get_component("model", info["name"]), "rebuild_options", {})
         model = zslkit.create_model(
             info["name"],
             class_attributes=head_state["classes.attributes"],
             attribute_embeddings=head_state.get("V"),  # a model without V rebuilds its embeddings from its options
             seen_classes=classes["seen"],
             unseen_classes=classes["unseen"],
-            **options,
+            **{**options, **instead},
         )
+        model.options.update({key: options[key] for key in instead if key in options})  # as first built
     if described is not None:
         model = BackboneModel(backbone, model, batchnorm=batchnorm)
     try:

@@ -38,7 +38,7 @@ def wrap(net: nn.Module, device: torch.device) -> nn.Module:
 
 #: Per-image fields of :class:`ModelOutput`: ``(B, ...)`` tensors, dicts branch -> tensor or ``None``, or dicts
 #: branch -> dict name -> tensor (``extras``). Everything else (``constants``, ``grid``) is the same on every process.
-PER_IMAGE_FIELDS: tuple[str, ...] = ("scores", "branch_scores", "attribute_scores", "maps", "extras")
+PER_IMAGE_FIELDS: tuple[str, ...] = ("scores", "branch_scores", "attribute_scores", "maps", "extras", "global_token")
 
 
 def _rows(value: torch.Tensor) -> torch.Tensor:

@@ -145,7 +145,9 @@ def _takes_groups(model: str, dataset) -> bool:
 def _build_model(dataset, model, config: TrainConfig, model_options: dict[str, Any], backbone=None, sample=None):
     """The model to train: ``model`` built for ``dataset``, behind ``backbone`` when one is given.
 
-    ``sample``: one input ``(1, 3, S, S)``, to find the backbone's channels if it does not say.
+    ``sample``: one input (read when the model reads other inputs than ``dataset.features``): with a
+    backbone, to find its channels if it does not say; without, its channels are ``feature_dim``
+    (e.g. 3 for a model that reads images, :class:`~zslkit.models.TokenAttentionModel`).
     """
     if isinstance(model, torch.nn.Module):
         if model_options:
@@ -154,7 +156,7 @@ def _build_model(dataset, model, config: TrainConfig, model_options: dict[str, A
     else:
         import zslkit
 
-        if backbone is None and dataset.features is None:
+        if backbone is None and sample is None and dataset.features is None:
             raise ValueError(f"dataset {dataset.name!r} has no region features (features is None); attention models need them")
         groups = {"attribute_groups": dataset.attribute_groups} if _takes_groups(model, dataset) else {}
         try:
@@ -164,7 +166,7 @@ def _build_model(dataset, model, config: TrainConfig, model_options: dict[str, A
                 attribute_embeddings=dataset.attribute_embeddings,
                 seen_classes=dataset.seen_classes,
                 unseen_classes=dataset.unseen_classes,
-                feature_dim=dataset.feature_dim if backbone is None else backbone_channels(backbone, sample),
+                feature_dim=_feature_dim(dataset, backbone, sample),
                 **{**groups, **config.model_options, **model_options},
             )
         except MissingAttributeGroupsError as exc:
@@ -173,6 +175,13 @@ def _build_model(dataset, model, config: TrainConfig, model_options: dict[str, A
                 "(give the dataset attribute_groups, or drop the term from the model's losses)", term=exc.term
             ) from None
     return head if backbone is None else BackboneModel(backbone, head, batchnorm=config.backbone_batchnorm)
+
+
+def _feature_dim(dataset, backbone, sample) -> int:
+    """``feature_dim`` of the model: the backbone's channels, else those of the inputs read (``sample``), else the dataset's."""
+    if backbone is not None:
+        return backbone_channels(backbone, sample)
+    return int(sample.shape[1]) if sample is not None else dataset.feature_dim
 
 
 def _parameters(net, config: TrainConfig):
@@ -271,21 +280,23 @@ def _compiled(parallel, net, mode: str):
 
 def _batch_losses(
     forward, loss, net, batch: np.ndarray, local: torch.Tensor, targets: torch.Tensor, device, precision: str = "fp32",
-    identity: tuple[str, str] = ("model", ""),
+    identity: tuple[str, str] = ("model", ""), with_labels: bool = False,
 ) -> dict[str, torch.Tensor]:
     """The losses (``loss(output, targets)``) of one global ``batch``; ``forward`` (``net``, ``net`` in DDP, or
     either compiled) sees this rank's ``local`` inputs; ``targets``: the batch's labels, on the device.
+    ``with_labels``: the forward also takes this rank's labels (``forward(local, labels=...)``).
 
     With ``precision="bf16"`` the forward runs under bfloat16 autocast and the loss terms in float32.
     The output and the losses are checked against the model contract (``identity``: the model's name and origin).
     """
     world = distributed.world_size()
+    kwargs = {"labels": targets[slice(*distributed.shard_range(len(batch), distributed.rank(), world))]} if with_labels else {}
     if precision == "bf16":
         with torch.autocast(device.type, dtype=torch.bfloat16):
-            output = forward(local.to(device))
+            output = forward(local.to(device), **kwargs)
         output = output.float()
     else:
-        output = forward(local.to(device))
+        output = forward(local.to(device), **kwargs)
     name, source = identity
     check_model_output(output, batch=len(local), num_classes=net.num_classes, name=name, source=source)
     if world > 1:
@@ -378,7 +389,8 @@ def seed_run(config: TrainConfig) -> np.random.Generator:
 def build_run(dataset: ZSLDataset, plan: RunPlan, model_options: dict[str, Any], backbone=None):
     """Stage 3: ``(net, unused loss weights, optimizer)``, the model on the plan's device."""
     cfg = plan.config
-    sample = read_batch(plan.inputs, plan.indices[:1]) if backbone is not None else None
+    own_inputs = backbone is not None or plan.inputs is not dataset.features
+    sample = read_batch(plan.inputs, plan.indices[:1]) if own_inputs else None
     net = _build_model(dataset, plan.model, cfg, model_options, backbone, sample).to(plan.device)
     unused = _apply_loss_weights(net, cfg, plan.model_name)
     return net, unused, build_optimizer(cfg, _parameters(net, cfg))
@@ -405,9 +417,11 @@ def resident_inputs(plan: RunPlan) -> Any:
 def _losses_of(parallel, net, plan: RunPlan):
     """Stage 7: ``losses_of(batch, local, targets)``, the losses of one batch through the forward and loss,
     compiled as ``compile`` says and checked against the model contract."""
+    import inspect
+
     forward, loss = _compiled(parallel, net, plan.config.compile)
     return partial(_batch_losses, forward, loss, net, device=plan.device, precision=plan.config.precision,
-                   identity=describe_model(net))
+                   identity=describe_model(net), with_labels="labels" in inspect.signature(net.forward).parameters)
 
 
 @contextmanager

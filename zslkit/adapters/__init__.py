@@ -1,0 +1,20 @@
+"""Adapters (kind ``adapter``): modules a model runs at named places of its ViT backbone's forward.
+
+A model that owns a token backbone (:class:`~zslkit.models.token_model.TokenAttentionModel`)
+names its adapters with the ``adapters=`` option (:mod:`zslkit.adapters.plan`); the backbone
+(:class:`~zslkit.backbones.vit_tokens.TimmTokens`) calls each at its place of block ``k``
+(:data:`~zslkit.adapters.tokens.PLACES`) as ``adapter(state, context) -> state``, with the
+tokens (:class:`~zslkit.adapters.tokens.TokenState`), the model's attribute embeddings and, in
+training, the batch's labels (:class:`~zslkit.adapters.tokens.AdapterContext`).
+
+A factory is called as ``factory(token_dim=D, embedding_dim=D_e, num_attributes=I, **options)``.
+Registered: ``identity`` and ``keep_attended`` (keep the patch tokens the CLS token attends to most).
+"""
+
+from zslkit.adapters.identity import IdentityAdapter
+from zslkit.adapters.keep_attended import KeepAttended
+from zslkit.adapters.plan import AdapterPlan, AdapterSpec, parse_adapter_specs
+from zslkit.adapters.tokens import PLACES, AdapterContext, TokenState, scatter_to_grid
+
+__all__ = ["PLACES", "AdapterContext", "AdapterPlan", "AdapterSpec", "IdentityAdapter", "KeepAttended", "TokenState",
+           "parse_adapter_specs", "scatter_to_grid"]

@@ -1,0 +1,74 @@
+"""One timm ViT block run with adapters inside it: its attention computed here, from the block's own weights.
+
+Only a block where an adapter asks for the queries or the attention weights runs here; every
+other block runs as timm's module (fused attention). The steps are those of timm's
+``Block.forward`` and ``Attention.forward``, with the adapters between them::
+
+    h = norm1(x);  q, k, v = qkv(h) split by heads;  q, k = q_norm(q), k_norm(k)
+    q = adapters at 'queries' (state.queries = q)
+    a = softmax(q * scale @ k^T)                         (B, heads, T, T), when weights are asked for
+    o = attn_drop(a) @ v  -- else timm's fused scaled_dot_product_attention(q, k, v) (its unfused path if it uses that)
+    x = x + drop_path1(ls1(proj_drop(proj(norm(o)))))   (times timm's gate where the block has one)
+    state = adapters at 'attention' (state.attention = a): may select or merge tokens
+    x = x + drop_path2(ls2(mlp(norm2(x))))
+
+With adapters that change nothing the result is bitwise timm's block (fused, or unfused
+where the weights are computed), values and gradients.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from zslkit.adapters.plan import AdapterPlan
+from zslkit.adapters.tokens import AdapterContext, TokenState
+
+__all__ = ["check_adaptable", "run_adapted_block"]
+
+_BLOCK_PARTS = ("norm1", "attn", "ls1", "drop_path1", "norm2", "mlp", "ls2", "drop_path2")
+_ATTENTION_PARTS = ("qkv", "num_heads", "head_dim", "scale", "q_norm", "k_norm", "attn_drop", "proj", "proj_drop")
+
+
+def check_adaptable(block: nn.Module, index: int) -> None:
+    """Refuse a block whose attention cannot be computed here (not a timm ``Block`` with timm's ``Attention``)."""
+    missing = [p for p in _BLOCK_PARTS if not hasattr(block, p)]
+    missing += [f"attn.{p}" for p in _ATTENTION_PARTS if not hasattr(getattr(block, "attn", None), p)]
+    if missing or not isinstance(block.attn.qkv, nn.Linear):
+        raise ValueError(f"block {index} ({type(block).__name__}) is not a timm pre-norm Block with a fused-qkv Attention "
+                         f"(missing {missing[:2] or ['fused qkv']}); adapters at 'queries' or 'attention' need one")
+
+
+def _attention(attn: nn.Module, h: torch.Tensor, state: TokenState, plan: AdapterPlan, index: int,
+               context: AdapterContext) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(output (B, T, D) before the residual, weights (B, heads, T, T) or None)`` of the block's attention on ``h``."""
+    qkv = rearrange(attn.qkv(h), "b t (three heads d) -> three b heads t d", three=3, heads=attn.num_heads)
+    q, k, v = qkv.unbind(0)
+    q, k = attn.q_norm(q), attn.k_norm(k)
+    if plan.has("queries", index):
+        q = plan.run("queries", index, state.replace(queries=q), context).queries
+    weights = None
+    if plan.has("attention", index) or not getattr(attn, "fused_attn", True):
+        weights = ((q * attn.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+        out = attn.attn_drop(weights) @ v
+    else:
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=attn.attn_drop.p if attn.training else 0.0)
+    out = getattr(attn, "norm", nn.Identity())(rearrange(out, "b heads t d -> b t (heads d)"))
+    gate = getattr(attn, "gate", None)
+    if gate is not None:
+        out = out * gate(h).sigmoid()
+    return attn.proj_drop(attn.proj(out)), weights if plan.has("attention", index) else None
+
+
+def run_adapted_block(block: nn.Module, state: TokenState, plan: AdapterPlan, index: int,
+                      context: AdapterContext) -> TokenState:
+    """Block ``index`` of the backbone on ``state``, with the adapters at its ``queries`` and ``attention`` places."""
+    x = state.tokens
+    out, weights = _attention(block.attn, block.norm1(x), state, plan, index, context)
+    state = state.replace(tokens=x + block.drop_path1(block.ls1(out)))
+    if weights is not None:
+        state = plan.run("attention", index, state.replace(attention=weights), context).replace(attention=None)
+    x = state.tokens
+    return state.replace(tokens=x + block.drop_path2(block.ls2(block.mlp(block.norm2(x)))), queries=None)

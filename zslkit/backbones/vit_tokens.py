@@ -1,0 +1,107 @@
+"""``timm_tokens``: a timm ViT-family model as a token backbone -- prefix and patch tokens after the final norm.
+
+Any timm model with patch tokens after ``num_prefix_tokens`` prefix tokens (ViT, DeiT,
+DeiT-distilled, the CLIP and DINOv2 image towers as timm builds them, register models) is
+built without weights and loaded from a local file as :class:`~zslkit.backbones.TimmBackbone`
+does (a ``pos_embed`` for another grid is resampled to the model's). It is built with timm's
+``dynamic_img_size=True`` by default, so timm resamples the position embeddings to the grid of
+every input (a 448 px image through 224 px weights), as its own ``forward_features`` does.
+
+``forward(images)`` returns the final :class:`~zslkit.adapters.TokenState`: ``prefix``
+``(B, P, D)``, ``patches`` ``(B, N, D)`` after the model's final norm, the input ``grid`` and the
+``source`` patch of every patch token. Equal to timm's ``forward_features`` split at ``P``.
+With ``adapters`` (an :class:`~zslkit.adapters.AdapterPlan`) and a ``context``, block ``k``
+(timm's own module, iterated from ``model.blocks``) runs with the adapters at its places; a block
+with adapters at ``queries`` or ``attention`` computes its attention from its own qkv weights
+(:mod:`zslkit.backbones.adapted_block`), every other block keeps timm's fused attention.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zslkit.adapters.plan import AdapterPlan
+from zslkit.adapters.tokens import AdapterContext, TokenState
+from zslkit.backbones.adapted_block import check_adaptable, run_adapted_block
+from zslkit.backbones.timm_backbone import TimmBackbone, _is_token_model
+from zslkit.registry import register
+
+__all__ = ["TimmTokens"]
+
+
+@register("backbone", "timm_tokens")
+class TimmTokens(TimmBackbone):
+    """Images ``(B, 3, S, S)`` -> :class:`~zslkit.adapters.TokenState` of a timm ViT-family model.
+
+    Args:
+        model_name: a timm ViT-family model (``"vit_base_patch16_224"``, ``"deit_tiny_distilled_patch16_224"``, ...).
+        weights: local weights file in timm's layout; ``random_init``: random weights (tests only).
+        dynamic_img_size: timm's option: resample the position embeddings to each input's grid.
+        **model_kwargs: passed to ``timm.create_model`` (``img_size``, ``drop_path_rate``, ...).
+
+    Attributes:
+        feature_dim: the token width ``D``; ``num_prefix``: ``P``; ``depth``: the number of blocks.
+    """
+
+    def __init__(self, model_name: str = "vit_base_patch16_224", *, weights: str | Path | None = None,
+                 random_init: bool = False, dynamic_img_size: bool = True, **model_kwargs: Any) -> None:
+        try:
+            super().__init__(model_name, weights=weights, random_init=random_init, dynamic_img_size=dynamic_img_size,
+                             **model_kwargs)
+        except TypeError as exc:
+            raise ValueError(f"timm model {model_name!r} is not a ViT-family model ({exc}); timm_tokens needs patch tokens "
+                             "after prefix tokens, use the 'timm' backbone for region maps") from None
+        if not _is_token_model(self.model):
+            raise ValueError(f"timm model {model_name!r} is not a ViT-family model (no prefix and patch tokens); "
+                             "use the 'timm' backbone for its region maps")
+        self.model_kwargs = {"dynamic_img_size": dynamic_img_size, **model_kwargs}
+        self.num_prefix = int(self.model.num_prefix_tokens)
+        self.depth = len(self.model.blocks)
+        self.feature_dim = int(self.model.num_features)
+
+    def embed(self, images: torch.Tensor) -> TokenState:
+        """Patch embedding, prefix tokens, position embeddings and timm's pre-norm: the tokens entering block 0."""
+        model = self.model
+        grid = tuple(int(g) for g in model.patch_embed.dynamic_feat_size(tuple(images.shape[-2:])))
+        tokens = model.norm_pre(model.patch_drop(model._pos_embed(model.patch_embed(images))))
+        if tokens.shape[1] != self.num_prefix + grid[0] * grid[1]:
+            raise ValueError(f"timm_tokens: {tokens.shape[1]} tokens for a {grid} grid and {self.num_prefix} prefix "
+                             "tokens; patch dropping (patch_drop_rate) is not supported")
+        return TokenState(tokens, self.num_prefix, grid)
+
+    def check_adapters(self, adapters: AdapterPlan) -> None:
+        """Refuse adapters at blocks whose attention cannot be computed from their weights."""
+        for spec in adapters.specs:
+            if spec.place in ("queries", "attention"):
+                check_adaptable(self.model.blocks[spec.block], spec.block)
+
+    def forward(self, images: torch.Tensor, adapters: AdapterPlan | None = None,
+                context: AdapterContext | None = None) -> TokenState:
+        """``(B, 3, S, S)`` -> the tokens after the final norm (see the module docstring)."""
+        state = self.embed(images)
+        if adapters is None or not adapters.specs:
+            return state.replace(tokens=self.model.norm(self.model.blocks(state.tokens)))
+        if context is None:
+            raise ValueError("timm_tokens: adapters need a context (the model's attribute embeddings and labels)")
+        for index, block in enumerate(self.model.blocks):
+            state = adapters.run("before_block", index, state, context)
+            if adapters.has("queries", index) or adapters.has("attention", index):
+                state = run_adapted_block(block, state, adapters, index, context)
+            else:
+                state = state.replace(tokens=block(state.tokens))
+            state = adapters.run("after_block", index, state, context)
+        return state.replace(tokens=self.model.norm(state.tokens))
+
+    @torch.no_grad()
+    def feature_shape(self, image_size: int) -> tuple[int, int, int]:
+        """``(D, H, W)``: the token width and the patch grid of one ``image_size`` image."""
+        grid = self.model.patch_embed.dynamic_feat_size((image_size, image_size))
+        return self.feature_dim, int(grid[0]), int(grid[1])
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready description: the timm model, its weights file and build options."""
+        return {"name": "timm_tokens", "model": self.model_name, "weights": None if self.weights is None else str(self.weights),
+                "options": self.model_kwargs}

@@ -1,0 +1,139 @@
+"""Models that own their backbone: a timm ViT read as tokens, adapters inside it, attention branches on its patches.
+
+:class:`TokenAttentionModel` is an :class:`~zslkit.models.attention_model.AttentionZSLModel`
+whose forward takes images ``(B, 3, S, S)``:
+
+1. the ``timm_tokens`` backbone (:class:`~zslkit.backbones.vit_tokens.TimmTokens`, built from
+   ``timm_model``, ``backbone_weights`` and ``backbone_options``) runs with the model's
+   ``adapters`` (:mod:`zslkit.adapters`) at their places, handed the attribute embeddings
+   ``V`` and, in training, the batch's ``labels``; it returns the prefix and patch tokens
+   after the final norm;
+2. the patch tokens ``(B, D, N)`` are the region features of the branches (steps 1-4 of
+   :class:`AttentionZSLModel`, with ``D`` the token width); while every patch token still
+   stands for its own patch the branches see the grid, otherwise ``grid=None``;
+3. every branch's maps ``(B, I, N)`` are put back on the input patch grid ``(B, I, H*W)``
+   (:func:`~zslkit.adapters.scatter_to_grid`: dropped patches 0, merged tokens left out), and
+   ``output.grid`` is ``(H, W)``; ``output.global_token`` is the CLS token ``(B, D)``.
+
+Checkpoints rebuild it from their JSON and tensors alone: :attr:`rebuild_options` builds the
+backbone with random weights, which the stored state then replaces (no weights file needed);
+the rebuilt model's ``options`` still name the weights it was first built from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from einops import rearrange
+from numpy.typing import ArrayLike
+
+from zslkit.adapters.plan import AdapterPlan, parse_adapter_specs
+from zslkit.adapters.tokens import AdapterContext, scatter_to_grid
+from zslkit.models.attention_model import AttentionZSLModel
+from zslkit.models.output import ModelOutput
+from zslkit.ops import normalize_regions
+from zslkit.ops.recompute import recomputable
+from zslkit.registry import create
+
+__all__ = ["TokenAttentionModel"]
+
+
+class TokenAttentionModel(AttentionZSLModel):
+    """Attention branches over the patch tokens of a timm ViT the model owns, with adapters inside it.
+
+    Args:
+        class_attributes, attribute_embeddings, seen_classes, unseen_classes: as in :class:`AttentionZSLModel`.
+        feature_dim: channels of the images the model reads (3; what ``feature_dim`` means for a
+            model that owns its backbone: the trainer passes the channels of its inputs).
+        timm_model: timm ViT-family model name; ``None``: the class's ``default_timm_model``.
+        backbone_weights: local weights file of ``timm_model`` (nothing is downloaded).
+        backbone_random_init: random backbone weights instead (tests and smoke runs).
+        backbone_options: more options of the ``timm_tokens`` backbone (``img_size``,
+            ``drop_path_rate``, ...); ``None``: the class's ``default_backbone_options``.
+        adapters: name -> adapter spec (:mod:`zslkit.adapters.plan`); ``None``: ``default_adapters``.
+        **options: every other option of :class:`AttentionZSLModel` (``branches``, ``losses``, ...);
+            ``normalize_features`` defaults to ``False`` here (the tokens are already normalised).
+    """
+
+    default_timm_model: ClassVar[str | None] = None
+    default_backbone_options: ClassVar[dict[str, Any]] = {}
+    default_adapters: ClassVar[dict[str, Any]] = {}
+    #: Options a checkpoint rebuilds the model with instead of the recorded ones: its stored state holds the
+    #: fine-tuned backbone, so no weights file is read (see :func:`zslkit.training.checkpoint.build_model`).
+    rebuild_options: ClassVar[dict[str, Any]] = {"backbone_weights": None, "backbone_random_init": True}
+
+    def __init__(
+        self,
+        class_attributes: ArrayLike,
+        attribute_embeddings: ArrayLike | None = None,
+        seen_classes: ArrayLike | None = None,
+        unseen_classes: ArrayLike | None = None,
+        feature_dim: int = 3,
+        timm_model: str | None = None,
+        backbone_weights: str | Path | None = None,
+        backbone_random_init: bool = False,
+        backbone_options: Mapping[str, Any] | None = None,
+        adapters: Mapping[str, Any] | None = None,
+        normalize_features: bool = False,
+        **options: Any,
+    ):
+        timm_model = timm_model or self.default_timm_model
+        if not isinstance(timm_model, str):
+            raise ValueError(f"{type(self).__name__}: give timm_model, the timm ViT-family model it owns (e.g. "
+                             "'vit_base_patch16_224'), with backbone_weights=PATH")
+        backbone_options = dict(self.default_backbone_options if backbone_options is None else backbone_options)
+        backbone = create("backbone", "timm_tokens", model_name=timm_model, weights=backbone_weights,
+                          random_init=backbone_random_init, **backbone_options)
+        channels = int(backbone.model.patch_embed.proj.in_channels)
+        if int(feature_dim) != channels:
+            raise ValueError(f"{type(self).__name__} reads {channels}-channel images (B, {channels}, S, S), got "
+                             f"feature_dim={feature_dim}: train it on the images, not on region features")
+        super().__init__(class_attributes, attribute_embeddings, seen_classes, unseen_classes,
+                         feature_dim=backbone.feature_dim, normalize_features=normalize_features, **options)
+        self.backbone = backbone
+        self.token_dim, self.feature_dim = backbone.feature_dim, channels
+        specs = parse_adapter_specs(self.default_adapters if adapters is None else adapters, backbone.depth)
+        self.adapters = AdapterPlan(specs, token_dim=backbone.feature_dim, embedding_dim=self.embedding_dim,
+                                    num_attributes=self.num_attributes)
+        backbone.check_adapters(self.adapters)
+        self.options.update(
+            feature_dim=channels, timm_model=timm_model,
+            backbone_weights=None if backbone_weights is None else str(backbone.weights),
+            backbone_random_init=bool(backbone_random_init), backbone_options=backbone_options,
+            adapters={s.entry: s.to_spec() for s in specs},
+        )
+
+    @property
+    def branch_feature_dim(self) -> int:
+        """Channels the branches see: the encoder's ``output_dim``, else the token width ``D``."""
+        if self.encoder is not None:
+            return int(self.encoder.output_dim)
+        return getattr(self, "token_dim", None) or self.feature_dim  # while the base class builds: feature_dim is D
+
+    def prepare_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Patch tokens ``(B, D, N)`` in the model's dtype, normalised per token if ``normalize_features``."""
+        features = features.to(dtype=self.V.dtype, device=self.V.device)
+        if not self.normalize_features:
+            return features
+        return recomputable(normalize_regions(features), normalize_regions, features)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> ModelOutput:
+        """Score images ``(B, 3, S, S)``; ``labels`` ``(B,)`` (training) go to the adapters. See the module docstring."""
+        if images.ndim != 4 or images.shape[1] != self.feature_dim:
+            raise ValueError(f"{type(self).__name__} reads images (B, {self.feature_dim}, S, S); found shape {tuple(images.shape)}")
+        context = AdapterContext(self.attribute_embeddings(), labels)
+        state = self.backbone(images.to(dtype=self.V.dtype, device=self.V.device), self.adapters, context)
+        grid = state.grid
+        if state.source is None:  # every token its own patch: the branches see them on the grid
+            features = rearrange(state.patches, "batch (height width) dim -> batch dim height width", height=grid[0])
+        else:
+            features = rearrange(state.patches, "batch token dim -> batch dim token")
+        output = super().forward(features)
+        cells = grid[0] * grid[1]
+        maps = {name: None if m is None else scatter_to_grid(m, state.source, cells) for name, m in output.maps.items()}
+        cls = state.prefix[:, 0] if state.num_prefix else None
+        return dataclasses.replace(output, maps=maps, grid=grid, global_token=cls)
