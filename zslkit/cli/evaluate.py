@@ -3,7 +3,10 @@
 A checkpoint of end-to-end fine-tuning (``zslkit train --backbone``) is scored on the
 dataset's images: its timm backbone is rebuilt from the checkpoint (architecture from the
 checkpoint's description, weights from the checkpoint) and reads the images under
-``--dataset-root`` at ``--image-size``.
+``--dataset-root`` at ``--image-size``. So does a model that owns its backbone
+(``model.image_backbone``, e.g. a :class:`~zslkit.models.TokenAttentionModel`) when
+``--dataset-root`` is given; without it such a model reads the dataset's features, which must
+then be images (a dataset of images such as the built-in synthetic one in its image form).
 
 ``--localization --cub-parts DIR`` also scores where the attention maps peak against
 CUB's part annotations (:mod:`zslkit.cli.localization`).
@@ -58,11 +61,14 @@ def run(args) -> int:
         if not dataset_name:
             raise ValueError(f"{checkpoint.path}: the checkpoint does not name its dataset; pass --dataset")
     dataset = load_dataset_from_args(dataset_name, args)
-    inputs = None
-    if not args.official and backbone is not None:
+    inputs, reader = None, None
+    if not args.official:
+        owned = getattr(model, "image_backbone", None)
+        reader = backbone if backbone is not None else owned if args.dataset_root is not None else None
+    if reader is not None:
         from zslkit.cli.train import image_inputs
 
-        _, inputs = image_inputs(args, dataset, backbone)
+        _, inputs = image_inputs(args, dataset, reader)
     try:
         check_class_space(model, dataset)
     except ValueError as exc:  # name the checkpoint that does not fit
@@ -74,7 +80,7 @@ def run(args) -> int:
         return 0
     print(format_markdown([{"method": name, **metrics}], title=f"{dataset.name}: {args.checkpoint}"))
     if args.localization:
-        run_localization(args, model, dataset, inputs, preprocessing=None if inputs is None else _input_preprocessing(args, backbone))
+        run_localization(args, model, dataset, inputs, preprocessing=None if inputs is None else _input_preprocessing(args, reader))
     return 0
 
 

@@ -15,7 +15,8 @@ def add_parser(sub) -> None:
     a.add_argument("--image", required=True)
     a.add_argument("--out", required=True, help="output image file (.png, .pdf, ...)")
     a.add_argument("--top-k", type=int, default=8)
-    a.add_argument("--backbone", default="resnet101", help="timm model the features were extracted with")
+    a.add_argument("--backbone", default=None, help="timm model the features were extracted with (default resnet101; "
+                   "not for a model that owns its backbone)")
     a.add_argument("--weights", default=None, help="its local weights file")
     a.add_argument("--random-init", action="store_true", help="random backbone (tests only)")
     a.add_argument("--image-size", type=int, default=448)
@@ -44,16 +45,22 @@ def run_attention(args) -> int:
     from zslkit.extract import preprocessing
     from zslkit.viz import attention_figure
 
-    if args.weights is None and not args.random_init:
-        raise CLIError("give the backbone's --weights PATH (nothing is downloaded) or --random-init")
     model = load_model(args.checkpoint).to(args.device)
-    backbone = zslkit.create("backbone", "timm", model_name=args.backbone, weights=args.weights, random_init=args.random_init)
-    backbone = backbone.to(args.device).eval()
-    transform, _ = preprocessing(backbone, args.image_size, crop_pct=args.crop_pct, interpolation=args.interpolation)
+    owned = getattr(model, "image_backbone", None)
+    if owned is not None and (args.backbone or args.weights or args.random_init):
+        raise CLIError(f"{args.checkpoint}: the model owns its backbone (read from the checkpoint); "
+                       "drop --backbone, --weights and --random-init")
+    if owned is None and args.weights is None and not args.random_init:
+        raise CLIError("give the backbone's --weights PATH (nothing is downloaded) or --random-init")
+    if owned is None:
+        backbone = zslkit.create("backbone", "timm", model_name=args.backbone or "resnet101", weights=args.weights,
+                                 random_init=args.random_init).to(args.device).eval()
+    transform, _ = preprocessing(owned or backbone, args.image_size, crop_pct=args.crop_pct, interpolation=args.interpolation)
     with Image.open(args.image) as image:
         rgb = image.convert("RGB")
     with torch.no_grad():
-        features = backbone(transform(rgb)[None].to(args.device))
+        images = transform(rgb)[None].to(args.device)
+        features = images if owned is not None else backbone(images)  # a model that owns its backbone reads the image
     names = read_attribute_names(args.attribute_names) if args.attribute_names else getattr(model, "attribute_names", None)
     figure = attention_figure(model, rgb, features[0], attribute_names=names, top_k=args.top_k, image_size=args.image_size)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

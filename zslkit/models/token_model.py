@@ -108,6 +108,11 @@ class TokenAttentionModel(AttentionZSLModel):
         )
 
     @property
+    def image_backbone(self) -> torch.nn.Module:
+        """The backbone the model reads images through (``viz`` and ``zslkit eval`` take its preprocessing)."""
+        return self.backbone
+
+    @property
     def branch_feature_dim(self) -> int:
         """Channels the branches see: the encoder's ``output_dim``, else the token width ``D``."""
         if self.encoder is not None:
