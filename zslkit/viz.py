@@ -69,7 +69,8 @@ def top_attribute_maps(
 ) -> dict[str, list[AttributeMap]]:
     """Branch -> the ``top_k`` attributes by score, with their ``(H, W)`` maps, for one image.
 
-    ``features``: ``(C, H, W)`` or ``(1, C, H, W)``. Branches whose maps are ``None``
+    ``features``: ``(C, H, W)`` or ``(1, C, H, W)`` (for a model that owns its backbone: the image,
+    its maps on the grid ``output.grid``). Branches whose maps are ``None``
     are left out; asking for such a branch by name is an error.
     """
     if features.ndim == 3:
@@ -78,13 +79,14 @@ def top_attribute_maps(
         raise ValueError(f"features must be (C, H, W) or (1, C, H, W) for one image, got shape {tuple(features.shape)}")
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
-    height, width = features.shape[-2:]
     was_training = model.training
     model.eval()
     try:
         output = model(features)
     finally:
         model.train(was_training)
+    # the maps' grid: what the model says (a model reading images maps over its patch grid), else the features'
+    height, width = output.grid if output.grid is not None else features.shape[-2:]
     maps, scores = dict(output.maps), dict(output.attribute_scores)
     names = list(branches) if branches is not None else [b for b in maps if maps[b] is not None]
     result = {}
