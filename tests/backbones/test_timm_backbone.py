@@ -74,14 +74,20 @@ def test_unknown_model_name_suggests_close_names():
         TimmBackbone("resnet1O1", random_init=True)
 
 
-def test_transformer_tokens_become_a_spatial_map():
+def test_transformer_tokens_become_a_spatial_map_after_the_final_norm():
     backbone = TimmBackbone("test_vit", random_init=True).eval()
     images = torch.randn(1, 3, 160, 160)
+    prefix = backbone.model.num_prefix_tokens
     with torch.no_grad():
         maps = backbone(images)
-        tokens = backbone.model.forward_intermediates(images, indices=1, intermediates_only=True)[-1]
+        tokens = backbone.model.forward_features(images)[:, prefix:]  # timm's own, final norm included
+        before_norm = backbone.model.forward_intermediates(images, indices=1, intermediates_only=True)[-1]
+    side = maps.shape[-1]
     assert maps.ndim == 4 and maps.shape[1] == backbone.feature_dim
-    torch.testing.assert_close(maps, tokens)
+    torch.testing.assert_close(maps, tokens.reshape(1, side, side, -1).permute(0, 3, 1, 2))
+    assert not torch.allclose(maps, before_norm)  # what zslkit extracted before the fix
+    assert backbone.describe()["features"] == "final_norm"
+    assert "features" not in TimmBackbone(MODEL, random_init=True).describe()  # CNN maps: made as ever
 
 
 def test_precomputed_is_identity_with_shape_check():

@@ -46,7 +46,8 @@ class TokenAttentionModel(AttentionZSLModel):
     """Attention branches over the patch tokens of a timm ViT the model owns, with adapters inside it.
 
     Args:
-        class_attributes, attribute_embeddings, seen_classes, unseen_classes: as in :class:`AttentionZSLModel`.
+        class_attributes: as in :class:`AttentionZSLModel`, and so are ``attribute_embeddings``,
+            ``seen_classes`` and ``unseen_classes``.
         feature_dim: channels of the images the model reads (3; what ``feature_dim`` means for a
             model that owns its backbone: the trainer passes the channels of its inputs).
         timm_model: timm ViT-family model name; ``None``: the class's ``default_timm_model``.
