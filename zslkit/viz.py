@@ -86,7 +86,8 @@ def top_attribute_maps(
     finally:
         model.train(was_training)
     # the maps' grid: what the model says (a model reading images maps over its patch grid), else the features'
-    height, width = output.grid if output.grid is not None else features.shape[-2:]
+    grid = getattr(output, "grid", None)
+    height, width = grid if grid is not None else features.shape[-2:]
     maps, scores = dict(output.maps), dict(output.attribute_scores)
     names = list(branches) if branches is not None else [b for b in maps if maps[b] is not None]
     result = {}
