@@ -26,7 +26,7 @@ import torch
 from zslkit.adapters.plan import AdapterPlan
 from zslkit.adapters.tokens import AdapterContext, TokenState
 from zslkit.backbones.adapted_block import check_adaptable, run_adapted_block
-from zslkit.backbones.timm_backbone import TimmBackbone, _is_token_model
+from zslkit.backbones.timm_backbone import TimmBackbone, _check_model_name, is_token_model
 from zslkit.registry import register
 
 __all__ = ["TimmTokens"]
@@ -48,15 +48,12 @@ class TimmTokens(TimmBackbone):
 
     def __init__(self, model_name: str = "vit_base_patch16_224", *, weights: str | Path | None = None,
                  random_init: bool = False, dynamic_img_size: bool = True, **model_kwargs: Any) -> None:
-        try:
-            super().__init__(model_name, weights=weights, random_init=random_init, dynamic_img_size=dynamic_img_size,
-                             **model_kwargs)
-        except TypeError as exc:
-            raise ValueError(f"timm model {model_name!r} is not a ViT-family model ({exc}); timm_tokens needs patch tokens "
-                             "after prefix tokens, use the 'timm' backbone for region maps") from None
-        if not _is_token_model(self.model):
+        _check_model_name(model_name)
+        if not is_token_model(model_name):
             raise ValueError(f"timm model {model_name!r} is not a ViT-family model (no prefix and patch tokens); "
                              "use the 'timm' backbone for its region maps")
+        super().__init__(model_name, weights=weights, random_init=random_init, dynamic_img_size=dynamic_img_size,
+                         **model_kwargs)
         self.model_kwargs = {"dynamic_img_size": dynamic_img_size, **model_kwargs}
         self.num_prefix = int(self.model.num_prefix_tokens)
         self.depth = len(self.model.blocks)
