@@ -90,6 +90,16 @@ def test_transformer_tokens_become_a_spatial_map_after_the_final_norm():
     assert "features" not in TimmBackbone(MODEL, random_init=True).describe()  # CNN maps: made as ever
 
 
+def test_a_vit_reads_images_of_another_size_through_timms_resampling():
+    backbone = TimmBackbone("vit_tiny_patch16_224", random_init=True, depth=1).eval()
+    images = torch.randn(1, 3, 448, 448)
+    with torch.no_grad():
+        maps = backbone(images)
+        tokens = backbone.model.forward_features(images)[:, 1:]
+    assert maps.shape == (1, 192, 28, 28)
+    torch.testing.assert_close(maps, tokens.reshape(1, 28, 28, 192).permute(0, 3, 1, 2))
+
+
 def test_precomputed_is_identity_with_shape_check():
     backbone = zslkit.create("backbone", "precomputed", feature_dim=8)
     features = torch.randn(2, 8, 3, 3)

@@ -69,3 +69,31 @@ def test_refuses_what_is_not_a_vit_and_missing_weights():
         zslkit.create("backbone", "timm_tokens", model_name="resnet18", random_init=True)
     with pytest.raises(BackboneWeightsError, match="no weights given"):
         zslkit.create("backbone", "timm_tokens", model_name="vit_tiny_patch16_224")
+
+
+#: the CLIP (pre-norm) and DINOv2 (LayerScale, registers) towers as timm builds them, shrunk
+TOWERS = {
+    "vit_base_patch16_clip_224": {"img_size": 32, "patch_size": 16},
+    "vit_small_patch14_dinov2": {"img_size": 28, "patch_size": 14},
+    "vit_small_patch14_reg4_dinov2": {"img_size": 28, "patch_size": 14},
+}
+
+
+@pytest.mark.parametrize("name", TOWERS)
+def test_clip_and_dinov2_towers_and_their_adapted_blocks(name):
+    from zslkit.adapters import AdapterContext, AdapterPlan, parse_adapter_specs
+
+    torch.manual_seed(0)
+    shape = {**TOWERS[name], "depth": 2, "embed_dim": 48, "num_heads": 3}
+    backbone = zslkit.create("backbone", "timm_tokens", model_name=name, random_init=True, **shape).eval()
+    images = torch.randn(1, 3, 2 * shape["img_size"], 2 * shape["img_size"])  # twice the size it was built for
+    with torch.no_grad():
+        plain = backbone(images)
+        expected = backbone.model.forward_features(images)
+        specs = parse_adapter_specs({"q": {"adapter": "identity", "place": "queries", "block": 0},
+                                     "a": {"adapter": "identity", "place": "attention", "block": 1}}, 2)
+        plan = AdapterPlan(specs, token_dim=48, embedding_dim=4, num_attributes=3)
+        adapted = backbone(images, plan, AdapterContext(torch.zeros(3, 4)))
+    assert plain.grid == (4, 4) and plain.num_prefix == backbone.model.num_prefix_tokens
+    assert torch.equal(plain.tokens, expected)
+    torch.testing.assert_close(adapted.tokens, plain.tokens, rtol=1e-5, atol=1e-5)  # block 1 unfused: rounding only

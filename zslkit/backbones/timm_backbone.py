@@ -14,7 +14,9 @@ are not part of a region map: the ``timm_tokens`` backbone gives them). Feature 
 this for ViTs (``describe()["features"] == "final_norm"``); ViT features extracted before zslkit applied
 the final norm lack the field, and reading them says so (:func:`feature_recipe_note`).
 
-A weights file whose ``pos_embed`` is for another patch grid than the model's (e.g. 224 px
+ViT-family models are built with timm's ``dynamic_img_size=True`` (unless given), so they read
+any image size (448 px through 224 px weights): timm resamples the position embeddings to each
+input's grid, as its own ``forward_features`` does. A weights file whose ``pos_embed`` is for another patch grid than the model's (e.g. 224 px
 weights for a model built with ``img_size=448``) is resampled to the model's grid with
 timm's own ``resample_abs_pos_embed``, as timm does for its pretrained weights.
 """
@@ -96,12 +98,24 @@ def _is_token_model(model: nn.Module) -> bool:
     return hasattr(model, "num_prefix_tokens") and hasattr(model, "blocks") and hasattr(model, "patch_embed")
 
 
-def is_token_model(model_name: str) -> bool:
-    """Whether timm model ``model_name`` is a ViT-family model (built on the meta device to tell)."""
+def _meta_model(model_name: str) -> nn.Module:
     import timm
 
     with torch.device("meta"):
-        return _is_token_model(timm.create_model(model_name, pretrained=False))
+        return timm.create_model(model_name, pretrained=False)
+
+
+def is_token_model(model_name: str) -> bool:
+    """Whether timm model ``model_name`` is a ViT-family model (built on the meta device to tell)."""
+    return _is_token_model(_meta_model(model_name))
+
+
+def _resizable(model_name: str) -> bool:
+    """Whether ``model_name`` is a ViT-family model whose timm class takes ``dynamic_img_size``."""
+    import inspect
+
+    model = _meta_model(model_name)
+    return _is_token_model(model) and "dynamic_img_size" in inspect.signature(type(model).__init__).parameters
 
 
 def feature_recipe_note(described: dict[str, Any]) -> str | None:
@@ -155,6 +169,8 @@ class TimmBackbone(nn.Module):
                 raise BackboneWeightsError(f"{weights}: weights file not found")
         self.model_name = model_name
         self.weights = weights
+        if "dynamic_img_size" not in model_kwargs and _resizable(model_name):
+            model_kwargs["dynamic_img_size"] = True  # a ViT reads any image size: timm resamples its position embeddings
         self.model = timm.create_model(model_name, pretrained=False, **model_kwargs)
         if weights is not None:
             load_weights(self.model, weights, model_name)
