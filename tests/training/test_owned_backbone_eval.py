@@ -1,4 +1,4 @@
-"""``zslkit eval RUN --dataset-root --localization`` for a model that owns its ViT backbone (no region features).
+"""``zslkit train`` and ``zslkit eval RUN --localization`` with ``--dataset-root`` for a model that owns its ViT backbone.
 
 The checkpoint is rebuilt alone; its own backbone reads the JPEGs; tokens were dropped in block 1,
 yet the localisation counts equal plain loops over the model's maps on the input's 2x2 patch grid.
@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 import zslkit
 from tests.datasets.conftest import make_tiny_xlsa17, write_jpeg
@@ -59,11 +60,21 @@ def test_eval_and_localization_read_images_through_the_models_own_backbone(regis
                            **TwoByTwoViT.default_backbone_options)
     paths = [tiny.image_root / "images" / r for r in tiny.relative]
     images = ImageFiles(paths, preprocessing(reader, 64)[0])
-    train(dataset, "two_by_two_vit", TrainConfig(model="two_by_two_vit", epochs=1, batch_size=8), out_dir=tmp_path / "run",
-          progress=False, inputs=images, backbone_random_init=True)
-    locations = write_cub_parts(tmp_path / "CUB_200_2011", tiny.relative, sizes, rng)
     data = [f"--data-option=path={tiny.folder}", f"--data-option=attribute_names={tmp_path / 'names.txt'}",
             f"--data-option=attribute_vectors={tmp_path / 'w2v.npy'}"]
+    # zslkit train: the model's own backbone reads the images under --dataset-root
+    assert main(["train", "--model", "two_by_two_vit", "--dataset", "xlsa17", *data, "--dataset-root", str(tiny.image_root),
+                 "--image-size", "64", "--epochs", "1", "--batch-size", "8", "--set", "model_options.backbone_random_init=true",
+                 "--no-progress", "--out", str(tmp_path / "run")]) == 0, capsys.readouterr().err
+    same = train(dataset, "two_by_two_vit", TrainConfig(model="two_by_two_vit", epochs=1, batch_size=8), progress=False,
+                 inputs=images, backbone_random_init=True)  # what the command trained, from Python
+    stored = load_file(str(tmp_path / "run" / "epoch_001.safetensors"))
+    assert all(torch.equal(stored[f"model.{k}"], v) for k, v in same.model.state_dict().items())
+    capsys.readouterr()
+    assert main(["train", "--model", "msdn", "--dataset", "xlsa17", *data, "--dataset-root", str(tiny.image_root),
+                 "--epochs", "1", "--no-progress"]) != 0  # a region model with images and no --backbone: refused
+    assert "model 'msdn' reads region features; give --backbone" in capsys.readouterr().err
+    locations = write_cub_parts(tmp_path / "CUB_200_2011", tiny.relative, sizes, rng)
     argv = ["eval", str(tmp_path / "run"), "--dataset", "xlsa17", *data, "--dataset-root", str(tiny.image_root),
             "--image-size", "64", "--localization", "--cub-parts", str(tmp_path / "CUB_200_2011"),
             "--localization-criterion", "pixels", "--localization-threshold", "15", "--localization-out", str(tmp_path / "loc")]

@@ -2,7 +2,9 @@
 
 Under ``torchrun --nproc-per-node N -m zslkit train ...`` the processes join one group
 and train data-parallel (see ``docs/distributed.md``); rank 0 prints and writes files.
-With ``--backbone`` the model is fine-tuned end to end on the dataset's images.
+With ``--backbone`` the model is fine-tuned end to end on the dataset's images; a model that
+owns its backbone (e.g. a :class:`~zslkit.models.TokenAttentionModel`) reads the images under
+``--dataset-root`` itself.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ def add_parser(sub) -> None:
     add_data_options(p)
     add_backbone_options(p, default=None, help="fine-tune end to end through this timm backbone (e.g. resnet101) on the "
                          "dataset's images (needs --dataset-root); learning rate: --set backbone_lr=...")
-    p.add_argument("--dataset-root", default=None, help="with --backbone: the folder holding the dataset's images")
+    p.add_argument("--dataset-root", default=None, help="with --backbone, or for a model that owns its backbone: the "
+                   "folder holding the dataset's images")
     p.set_defaults(func=run)
 
 
@@ -57,7 +60,7 @@ def run(args) -> int:
             overrides[key] = {**getattr(config, key), **overrides[key]}
     config = load_config(config, **overrides)
     recipe = recipe.with_config(config)
-    backbone, inputs = image_inputs(args, dataset) if args.backbone else (None, None)
+    backbone, inputs = image_inputs(args, dataset) if args.backbone else (None, owned_inputs(args, dataset, model, config))
     with distributed.process_group(config.device):
         if distributed.is_main():
             print(recipe.line(), flush=True)
@@ -78,6 +81,20 @@ def run(args) -> int:
         paths = write_results([row], args.out)
         print(f"checkpoint {result.checkpoint}; wrote " + ", ".join(str(p) for p in paths))
     return 0
+
+
+def owned_inputs(args, dataset, model: str, config):
+    """The images under ``--dataset-root`` for a model that owns its backbone (its class's ``image_reader``),
+    preprocessed at ``--image-size``; ``None`` without ``--dataset-root``."""
+    from zslkit.registry import get_component
+
+    if args.dataset_root is None:
+        return None
+    reader = getattr(get_component("model", model), "image_reader", None)
+    if reader is None:
+        raise CLIError(f"--dataset-root: model {model!r} reads region features; give --backbone to fine-tune it on the "
+                       "images through a timm backbone, or leave --dataset-root out")
+    return image_inputs(args, dataset, reader({**config.model_options}))[1]
 
 
 def image_inputs(args, dataset, backbone=None):

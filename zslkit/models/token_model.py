@@ -108,6 +108,14 @@ class TokenAttentionModel(AttentionZSLModel):
             adapters={s.entry: s.to_spec() for s in specs},
         )
 
+    @classmethod
+    def image_reader(cls, model_options: Mapping[str, Any]) -> torch.nn.Module:
+        """A random-weights ``timm_tokens`` backbone of the architecture ``model_options`` name (else the class's
+        defaults): what preprocesses the images before the model is built (its ``data_config()``)."""
+        options = dict(model_options.get("backbone_options") or cls.default_backbone_options)
+        name = model_options.get("timm_model") or cls.default_timm_model
+        return create("backbone", "timm_tokens", model_name=name, random_init=True, **options)
+
     @property
     def image_backbone(self) -> torch.nn.Module:
         """The backbone the model reads images through (``viz`` and ``zslkit eval`` take its preprocessing)."""
