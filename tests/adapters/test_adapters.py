@@ -220,3 +220,42 @@ def test_a_state_knows_its_parts():
     assert torch.equal(state.prefix, tokens[:, :1]) and torch.equal(state.patches, tokens[:, 1:])
     assert state.sources().tolist() == [list(range(6))] * 2
     assert scatter_to_grid(torch.ones(2, 3, 6), None, 6).shape == (2, 3, 6)
+
+
+def test_a_plugin_registers_adapters_through_its_hook():
+    from tests.conftest import run_python
+
+    code = """
+    import torch, zslkit, zslkit.adapters
+    from zslkit.plugins import register_plugin
+
+    class Shift(torch.nn.Module):
+        def __init__(self, token_dim, embedding_dim, num_attributes):
+            super().__init__()
+        def forward(self, state, context):
+            return state.replace(tokens=state.tokens + 1.0)
+
+    class P:
+        @zslkit.hookimpl
+        def zslkit_register_components(self, registrar):
+            registrar.register("adapter", "shift", Shift)
+            registrar.register("adapter", "no_shape", lambda scale: None)  # refused: the adapter keywords
+    info = register_plugin(P(), name="adapters_plugin", version="1")
+    print(zslkit.component_info("adapter", "shift").origin.plugin if "shift" in zslkit.list_components("adapter") else "-")
+    print(info.error)
+
+    class Good:
+        @zslkit.hookimpl
+        def zslkit_register_components(self, registrar):
+            registrar.register("adapter", "shift", Shift)
+    register_plugin(Good(), name="adapters_ok", version="1")
+    state = zslkit.adapters.TokenState(torch.zeros(1, 2, 3), 1, (1, 1))
+    shifted = zslkit.create("adapter", "shift", token_dim=3, embedding_dim=2, num_attributes=4)(state, None)
+    print(zslkit.component_info("adapter", "shift").origin.plugin, shifted.tokens.sum().item())
+    """
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    plugin, error, good = result.stdout.strip().splitlines()[-3:]
+    assert plugin == "-"  # all of one plugin's registrations or none
+    assert good == "adapters_ok 6.0"
+    assert "adapter 'no_shape' (plugin adapters_plugin): factory must accept keyword options token_dim" in error
