@@ -112,7 +112,8 @@ class TokenAttentionModel(AttentionZSLModel):
     def image_reader(cls, model_options: Mapping[str, Any]) -> torch.nn.Module:
         """A random-weights ``timm_tokens`` backbone of the architecture ``model_options`` name (else the class's
         defaults): what preprocesses the images before the model is built (its ``data_config()``)."""
-        options = dict(model_options.get("backbone_options") or cls.default_backbone_options)
+        given = model_options.get("backbone_options")
+        options = dict(cls.default_backbone_options if given is None else given)
         name = model_options.get("timm_model") or cls.default_timm_model
         return create("backbone", "timm_tokens", model_name=name, random_init=True, **options)
 
