@@ -259,3 +259,13 @@ def test_a_plugin_registers_adapters_through_its_hook():
     assert plugin == "-"  # all of one plugin's registrations or none
     assert good == "adapters_ok 6.0"
     assert "adapter 'no_shape' (plugin adapters_plugin): factory must accept keyword options token_dim" in error
+
+
+def test_a_model_or_block_with_another_attention_is_refused():
+    with pytest.raises(ValueError, match=r"'eva02_tiny_patch14_224' \(Eva\) is not built on timm's VisionTransformer"):
+        zslkit.create("backbone", "timm_tokens", model_name="eva02_tiny_patch14_224", random_init=True, img_size=28, depth=2)
+    net = backbone()
+    net.model.blocks[1].attn = nn.Identity()  # not timm's Attention
+    with pytest.raises(ValueError, match=r"block 1 \(Block\) is not a timm pre-norm Block with timm's Attention"):
+        net.check_adapters(plan({"w": {"adapter": "identity", "place": "attention", "block": 1}}))
+    net.check_adapters(plan({"a": {"adapter": "identity", "place": "after_block", "block": 1}}))  # between blocks: fine

@@ -34,11 +34,15 @@ _ATTENTION_PARTS = ("qkv", "num_heads", "head_dim", "scale", "q_norm", "k_norm",
 
 def check_adaptable(block: nn.Module, index: int) -> None:
     """Refuse a block whose attention cannot be computed here (not a timm ``Block`` with timm's ``Attention``)."""
+    from timm.layers import Attention
+
     missing = [p for p in _BLOCK_PARTS if not hasattr(block, p)]
     missing += [f"attn.{p}" for p in _ATTENTION_PARTS if not hasattr(getattr(block, "attn", None), p)]
-    if missing or not isinstance(block.attn.qkv, nn.Linear):
-        raise ValueError(f"block {index} ({type(block).__name__}) is not a timm pre-norm Block with a fused-qkv Attention "
-                         f"(missing {missing[:2] or ['fused qkv']}); adapters at 'queries' or 'attention' need one")
+    # timm's plain Attention only: others (rotary, relative-position, separate q/k/v) compute what this file does not
+    if missing or type(block.attn) is not Attention or not isinstance(block.attn.qkv, nn.Linear):
+        found = type(getattr(block, "attn", None)).__name__
+        raise ValueError(f"block {index} ({type(block).__name__}) is not a timm pre-norm Block with timm's Attention "
+                         f"(found attention {found}, missing {missing[:2]}); adapters at 'queries' or 'attention' need one")
 
 
 def _attention(attn: nn.Module, h: torch.Tensor, state: TokenState, plan: AdapterPlan, index: int,

@@ -1,7 +1,8 @@
 """``timm_tokens``: a timm ViT-family model as a token backbone -- prefix and patch tokens after the final norm.
 
-Any timm model with patch tokens after ``num_prefix_tokens`` prefix tokens (ViT, DeiT,
-DeiT-distilled, the CLIP and DINOv2 image towers as timm builds them, register models) is
+Any timm model built on timm's ``VisionTransformer`` (ViT, DeiT, DeiT-distilled, the CLIP and
+DINOv2 image towers as timm builds them, register models: patch tokens after
+``num_prefix_tokens`` prefix tokens, blocks that take the tokens alone) is
 built without weights and loaded from a local file as :class:`~zslkit.backbones.TimmBackbone`
 does (a ``pos_embed`` for another grid is resampled to the model's). It is built with timm's
 ``dynamic_img_size=True`` by default, so timm resamples the position embeddings to the grid of
@@ -54,6 +55,12 @@ class TimmTokens(TimmBackbone):
                              "use the 'timm' backbone for its region maps")
         super().__init__(model_name, weights=weights, random_init=random_init, dynamic_img_size=dynamic_img_size,
                          **model_kwargs)
+        from timm.models.vision_transformer import VisionTransformer
+
+        if not isinstance(self.model, VisionTransformer):  # e.g. EVA: its blocks take rotary embeddings too
+            raise ValueError(f"timm model {model_name!r} ({type(self.model).__name__}) is not built on timm's "
+                             "VisionTransformer, whose blocks take the tokens alone; timm_tokens reads ViT, DeiT, CLIP "
+                             "and DINOv2 towers")
         self.model_kwargs = {"dynamic_img_size": dynamic_img_size, **model_kwargs}
         self.num_prefix = int(self.model.num_prefix_tokens)
         self.depth = len(self.model.blocks)
