@@ -41,8 +41,10 @@ def cell(tmp_path, dataset):
         cells = harness._cells([protocols.get_protocol(protocol)], (name, lambda: dataset), options, case, seed, cache,
                                {}, (runner, recipe), False)
         assert cells[0]["method"] == case.name and cells[0]["seed"] == seed
+        compute.digests.add(cells[0]["settings_hash"])
         return len(runner.fits)
 
+    compute.digests = set()
     compute.files = lambda: sorted(p.name for p in (tmp_path / "cells").glob("*.json"))
     return compute
 
@@ -69,19 +71,19 @@ def test_the_same_settings_are_answered_from_the_cache(cell):
 def test_each_input_of_the_key_is_its_own_cell(cell, change):
     assert cell() == 2
     assert cell(**change) > 0  # not answered from the first cell
-    assert len(cell.files()) == 2
+    assert len(cell.files()) == 2 and len(cell.digests) == 2  # another key, not only another file name
     assert cell(**change) == 0  # ... and cached under its own key
 
 
-def test_another_dataset_of_the_same_case_name_and_options_is_its_own_cell(cell):
-    """The file name says the dataset; the key must too (two loaders can share a name's options)."""
+def test_another_dataset_of_the_same_case_and_options_is_its_own_cell(cell):
+    """The file name says the dataset; the key (the cell's ``settings_hash``) must too."""
     cell()
-    assert cell(name="synthetic2") > 0
+    assert cell(name="synthetic2") > 0 and len(cell.digests) == 2
 
 
 def test_a_renamed_case_with_the_same_settings_is_its_own_cell(cell):
     cell()
-    assert cell(case=dataclasses.replace(CASE, name="mine+")) > 0
+    assert cell(case=dataclasses.replace(CASE, name="mine+")) > 0 and len(cell.digests) == 2
 
 
 def test_the_harness_version_and_zslkit_version_are_in_the_key(cell, monkeypatch):
@@ -90,7 +92,7 @@ def test_the_harness_version_and_zslkit_version_are_in_the_key(cell, monkeypatch
     assert cell() > 0  # a protocol change invalidates the finished cells
     monkeypatch.setattr(zslkit, "__version__", zslkit.__version__ + ".post1")
     assert cell() > 0
-    assert len(cell.files()) == 3
+    assert len(cell.files()) == 3 and len(cell.digests) == 3
 
 
 def test_the_recipe_config_is_in_the_key(cell):
@@ -107,7 +109,7 @@ def test_key_order_does_not_matter(cell):
     reordered = dataclasses.replace(CASE, options={"margin": 1.0, "epochs": 4}, param_grid={"decay": [0.5], "lr": [0.1]},
                                     train_config={"lr": 0.1, "epochs": 4})
     assert cell(case=reordered, options={"seed": 3, "noise": 0.1}) == 0
-    assert len(cell.files()) == 1
+    assert len(cell.files()) == 1 and len(cell.digests) == 1
     # the order of a grid's values is not a key order: the candidates' order breaks ties, so it is another cell
     two = dataclasses.replace(CASE, param_grid={"lr": [0.1, 0.01], "decay": [0.5]})
     assert cell(case=two) > 0 and cell(case=dataclasses.replace(two, param_grid={"decay": [0.5], "lr": [0.01, 0.1]})) > 0
