@@ -15,14 +15,18 @@ class ScriptedRunner:
     ``table[a][e - 1]`` (tenths): that fraction of the classes of each domain (seen, unseen) is
     recognised, the others are mistaken for another class of the same domain.
 
-    ``val`` is the quality on the validation view, ``test`` on trainval/test. Every fit and every
-    scoring is recorded.
+    ``val`` is the quality on the validation view, ``test`` on trainval/test; ``seen_bias`` (per
+    split, ``"val"`` or ``"test"``) is added to every seen-class score, which moves the interval of
+    calibration gammas that keep every prediction from ``[-1, 1)`` to ``[bias - 1, bias + 1)``.
+    Every fit and every scoring is recorded.
     """
 
     kind = "method"
 
-    def __init__(self, val: dict[str, list[int]], test: dict[str, list[int]], prefixes: bool = True):
+    def __init__(self, val: dict[str, list[int]], test: dict[str, list[int]], prefixes: bool = True,
+                 seen_bias: dict[str, float] | None = None):
         self.val, self.test, self.epochs_are_prefixes = val, test, prefixes
+        self.seen_bias = seen_bias or {}
         self.fits: list[tuple[str, str, int | None, bool]] = []  # (split, setting, epochs, evaluated per epoch)
         self.scored: list[tuple[str, str, int]] = []
 
@@ -51,6 +55,7 @@ class ScriptedRunner:
             for row in np.flatnonzero(np.isin(labels, domain)):
                 c = labels[row]
                 scores[row, c if c in known else domain[(np.searchsorted(domain, c) + 1) % len(domain)]] = 1.0
+        scores[:, dataset.seen_classes] += self.seen_bias.get(split, 0.0)
         return scores
 
 

@@ -120,6 +120,18 @@ def test_a_given_gamma_is_applied_on_test_at_the_asked_epoch(dataset):
     assert trainval_fits(runner) == [("a1", 2)]
 
 
+def test_validation_applies_its_own_gamma_on_test_not_the_best_one_there(dataset):
+    """Seen scores biased by 1.5 on test only: test's best gamma is 1.5, validation's is 0. With 0 every
+    unseen image (flip 1.5 - 1 = 0.5 > 0) is predicted seen: U = 0, H = 0, while paper, sweeping gamma
+    on test, keeps every prediction."""
+    runner = ScriptedRunner(VAL, TEST, prefixes=True, seen_bias={"test": 1.5})
+    out = run_protocols([protocols.validation_protocol, protocols.paper_protocol], runner, dataset, 0, False)
+    s = (5 * len(dataset.seen_classes) // 10) / len(dataset.seen_classes)
+    assert out["validation"]["gamma"] == 0.0
+    assert (out["validation"]["metrics"]["U"], out["validation"]["metrics"]["S"]) == (0.0, pytest.approx(s))
+    assert out["paper"]["gamma"] == 1.5 and out["paper"]["metrics"]["H"] == pytest.approx(expected_h(dataset, 9))
+
+
 def test_validation_ties_go_to_the_earliest_epoch_and_the_first_setting(dataset):
     runner = ScriptedRunner({"a1": [2, 6, 6, 3], "a2": [1, 6, 6, 6]}, TEST, prefixes=True)
     out = protocols.validation_protocol.run(runner, dataset, 0, False)
