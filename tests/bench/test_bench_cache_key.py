@@ -56,7 +56,7 @@ def test_the_same_settings_are_answered_from_the_cache(cell):
 
 @pytest.mark.parametrize("change", [
     dict(case=dataclasses.replace(CASE, component="sje")),
-    dict(case=dataclasses.replace(CASE, kind="model")),
+    dict(case=dataclasses.replace(CASE, component="msdn", kind="model")),  # a name is registered under one kind
     dict(case=dataclasses.replace(CASE, options={"epochs": 4, "margin": 2.0})),
     dict(case=dataclasses.replace(CASE, options={"epochs": 4})),
     dict(case=dataclasses.replace(CASE, param_grid={"lr": [0.1, 0.01], "decay": [0.5]})),
@@ -66,7 +66,7 @@ def test_the_same_settings_are_answered_from_the_cache(cell):
     dict(options={"noise": 0.1}),
     dict(seed=1),
     dict(protocol="paper"),
-], ids=["component", "kind", "option value", "option dropped", "grid", "no grid", "train config",
+], ids=["component", "model component", "option value", "option dropped", "grid", "no grid", "train config",
         "dataset option value", "dataset option dropped", "seed", "protocol"])
 def test_each_input_of_the_key_is_its_own_cell(cell, change):
     assert cell() == 2
