@@ -38,10 +38,11 @@ def cell(tmp_path, dataset):
 
     def compute(case=CASE, options=OPTIONS, recipe=None, seed=0, name="synthetic", protocol="validation"):
         runner = ScriptedRunner({"a1": [2, 6, 4]}, {"a1": [3, 5, 7]})
-        cells = harness._cells([protocols.get_protocol(protocol)], (name, lambda: dataset), options, case, seed, cache,
-                               {}, (runner, recipe), False)
-        assert cells[0]["method"] == case.name and cells[0]["seed"] == seed
-        compute.digests.add(cells[0]["settings_hash"])
+        cells = harness._cells([protocols.get_protocol(p) for p in protocol.split(",")], (name, lambda: dataset), options,
+                               case, seed, cache, {}, (runner, recipe), False)
+        for c in cells:
+            assert c["method"] == case.name and c["seed"] == seed
+            compute.digests.add(c["settings_hash"])
         return len(runner.fits)
 
     compute.digests = set()
@@ -102,6 +103,13 @@ def test_the_recipe_config_is_in_the_key(cell):
     edited = recipe.with_config(load_config(recipe.config, lr=recipe.config.lr * 2))
     assert cell(recipe=edited) > 0
     assert cell() > 0  # no recipe (a method) is not the recipe's cell either
+
+
+def test_cells_computed_together_are_each_protocols_own_cell(cell):
+    """validation,paper in one go: each protocol's cell has its own key, the one it has when run alone."""
+    assert cell(protocol="validation,paper") > 0 and len(cell.digests) == 2
+    assert cell(protocol="paper") == 0 and cell(protocol="validation") == 0
+    assert len(cell.files()) == 2 and len(cell.digests) == 2
 
 
 def test_key_order_does_not_matter(cell):
