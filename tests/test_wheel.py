@@ -19,8 +19,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "zslkit" / "configs").rglob("*.yaml"))
-TINY = ["--data-option", "num_classes=8", "--data-option", "images_per_class=8", "--data-option", "channels=8",
-        "--data-option", "grid=3", "--data-option", "embedding_dim=6"]
+TINY = ["--dataset-option", "num_classes=8", "--dataset-option", "images_per_class=8", "--dataset-option", "channels=8",
+        "--dataset-option", "grid=3", "--dataset-option", "embedding_dim=6"]
 
 
 def _run(argv, cwd, env=None, timeout=600):

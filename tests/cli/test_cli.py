@@ -39,7 +39,7 @@ def test_bad_arguments_give_one_line_and_nonzero_exit():
 
 
 def test_bench_writes_csv_and_json(tmp_path, capsys):
-    assert main(["bench", "--dataset", "synthetic", "--methods", "eszsl", "--out", str(tmp_path)]) == 0
+    assert main(["bench", "--dataset", "synthetic", "--model", "eszsl", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "| eszsl |" in out
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]

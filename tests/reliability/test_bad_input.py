@@ -25,7 +25,7 @@ from zslkit.datasets.xlsa17 import split_file_checksums
 from zslkit.plugins import Registrar
 
 SMALL = [arg for option in ("num_classes=8", "images_per_class=8", "channels=8", "grid=3", "embedding_dim=6")
-         for arg in ("--data-option", option)]
+         for arg in ("--dataset-option", option)]
 
 
 @dataclass
@@ -42,7 +42,7 @@ def data_check(folder: Path, *extra) -> list[str]:
 
 
 def train_h5(path: Path) -> list[str]:
-    return ["train", "--dataset", "feature_h5", "--data-option", f"path={path}", "--epochs", "1", "--no-progress"]
+    return ["train", "--dataset", "feature_h5", "--dataset-option", f"path={path}", "--epochs", "1", "--no-progress"]
 
 
 def with_att_splits(tiny: TinyXlsa17, **changes) -> Path:
