@@ -32,7 +32,7 @@ def test_two_protocols_print_both_rows_and_the_difference(tmp_path, small_option
 @pytest.mark.parametrize(("argv", "message"), [
     (["--dataset-option", "novalue"], "--dataset-option expects [DATASET.]KEY=VALUE, got 'novalue'"),
     (["--dataset-option", "cub.root=/data"], "names dataset 'cub', not one of synthetic"),
-    (["--seeds", "0"], "argument --seeds: expected a number of seeds of at least 1, got 0"),
+    (["--seeds", "0"], "--seeds must be at least 1, got 0"),
     (["--seed", "1,x"], "--seed '1,x': expected comma-separated whole numbers, e.g. --seed 0,1,2"),
     (["--seed", "1", "--seeds", "2"], "--seed 1 and --seeds 2 both give the seeds; give one of them"),
     (["--model", "alee"], "did you mean 'ale'"),

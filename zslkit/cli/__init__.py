@@ -44,10 +44,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        if getattr(args, "imports", None):  # --import MODULE: e.g. modules registering components, first
-            from zslkit.cli.options import import_modules
-
-            import_modules(args.imports)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("zslkit: interrupted", file=sys.stderr)

@@ -12,8 +12,6 @@ restarted run only computes what is missing.
 
 from __future__ import annotations
 
-import argparse
-
 from zslkit.cli import CLIError
 from zslkit.cli.options import (
     RenamedStore,
@@ -24,15 +22,6 @@ from zslkit.cli.options import (
     parse_dataset_options,
     require_dataset_options,
 )
-
-
-class _SeedCount(argparse.Action):
-    """``--seeds N``, the older spelling of ``--seed 0,1,...,N-1`` (resolved, and noted on stderr, by :func:`_seeds`)."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        if values < 1:
-            parser.error(f"argument --seeds: expected a number of seeds of at least 1, got {values}")
-        namespace.seed_count = values
 
 
 def add_parser(sub) -> None:
@@ -48,7 +37,7 @@ def add_parser(sub) -> None:
                         "difference, trainings shared")
     p.add_argument("--seed", default=None, metavar="SEEDS",
                    help="comma-separated seeds, e.g. 0,1,2: mean ± std over them when several (default: 0)")
-    p.add_argument("--seeds", dest="seed_count", type=int, action=_SeedCount, default=None, metavar="N",
+    p.add_argument("--seeds", dest="seed_count", type=int, default=None, metavar="N",
                    help="N seeds 0 .. N-1, the same as --seed 0,...,N-1 (default: --seed's)")
     p.add_argument("--out", default=None, help="directory for results, plots and the cell cache (default: none, "
                    "nothing is written or reused)")
@@ -81,6 +70,8 @@ def _seeds(text: str | None, count: int | None) -> list[int]:
     if count is not None:
         if text is not None:
             raise CLIError(f"--seed {text} and --seeds {count} both give the seeds; give one of them")
+        if count < 1:
+            raise CLIError(f"--seeds must be at least 1, got {count}")
         seeds = list(range(count))
         note_other_name("zslkit bench", "--seeds", "--seed", f" (--seeds {count} is --seed {','.join(map(str, seeds))})")
         return seeds

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 __all__ = [
+    "ImportModule",
     "RenamedAppend",
     "RenamedStore",
     "add_backbone_options",
@@ -147,9 +148,22 @@ class RenamedAppend(argparse._AppendAction):
 
 def add_import_option(parser) -> None:
     """``--import MODULE`` (repeatable): modules imported before the command runs, e.g. to register components."""
-    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+    parser.add_argument("--import", dest="imports", action=ImportModule, default=[], metavar="MODULE",
                         help="import this module first (a name importable from here or a path to a .py file), "
                              "e.g. one that registers components with zslkit.register; repeatable (default: none)")
+
+
+class ImportModule(argparse._AppendAction):
+    """``--import MODULE``: imported as soon as it is read, before the command runs (errors: one line, exit 2)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from zslkit.cli import CLIError
+
+        try:
+            import_modules([values])
+        except CLIError as exc:
+            parser.error(str(exc))
+        super().__call__(parser, namespace, values, option_string)
 
 
 def import_modules(names: list[str]) -> None:
