@@ -109,6 +109,17 @@ def test_flags_that_do_nothing_or_contradict_are_refused(cli, argv, expected):
     assert expected in one_error(cli(argv), argv[0])
 
 
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["train", "--backbone", "test_resnet", "--random-init", "--dataset-root", "images"],
+     "a backbone reads images, but dataset 'synthetic' lists no image files"),
+    (["eval", "missing.pth", "--official", "--official-model", "transzero", "--normalize-embeddings",
+      "--dataset", "synthetic"], "missing.pth"),
+])
+def test_the_same_flags_with_what_they_need_get_past_the_check(cli, argv, expected):
+    line = one_error(cli(argv), argv[0])
+    assert expected in line and "applies only with" not in line, line
+
+
 def test_resuming_a_directory_without_a_run_is_refused(cli, tmp_path):
     line = one_error(cli(["train", "--resume", "--out", tmp_path / "typo_dir", *QUICK]), "train")
     assert f"cannot resume from {tmp_path / 'typo_dir'}: the directory does not exist" in line

@@ -52,7 +52,7 @@ def run(args) -> int:
     from zslkit.training.checkpoint import build_model
     from zslkit.training.predict import check_class_space
 
-    refuse_without("--official", {"--official-model": args.official_model is not None,
+    refuse_without("--official", args.official, {"--official-model": args.official_model is not None,
                                         "--normalize-embeddings": args.normalize_embeddings})
     if args.official:
         args.official_model = args.official_model or "msdn"

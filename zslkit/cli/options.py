@@ -284,10 +284,11 @@ def check_out_dir(path: str | None, *, create: bool = True, flag: str = "--out")
         raise CLIError(f"{flag} {path}: this directory is not writable by you; give a directory you can write to")
 
 
-def refuse_without(needed: str, flags: dict[str, bool]) -> None:
-    """Refuse, naming both sides, the flags of ``flags`` (flag -> given?) that apply only with ``needed``."""
+def refuse_without(needed: str, needed_given: bool, flags: dict[str, bool]) -> None:
+    """Refuse, naming both sides, the flags of ``flags`` (flag -> given?) that apply only with ``needed``
+    when ``needed`` was not given."""
     from zslkit.cli import CLIError
 
     given = [flag for flag, present in flags.items() if present]
-    if given:
+    if given and not needed_given:
         raise CLIError(f"{given[0]} applies only with {needed}, which was not given; add {needed} or drop {given[0]}")

@@ -56,7 +56,7 @@ def add_parser(sub) -> None:
 
 def check_arguments(args) -> None:
     """Refuse flags that do nothing without another (naming both), before anything loads."""
-    refuse_without("--backbone", {"--random-init": args.random_init, "--weights": args.weights is not None,
+    refuse_without("--backbone", args.backbone is not None, {"--random-init": args.random_init, "--weights": args.weights is not None,
                                         "--dataset-root": args.dataset_root is not None})
     if args.resume and args.out is None:
         raise CLIError("--resume continues the run in --out, which was not given; add --out DIR or drop --resume")
