@@ -9,7 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from zslkit.cli import CLIError
-from zslkit.cli.options import add_backbone_options, backbone_from_args, device_name, positive_int
+from zslkit.cli.options import (
+    add_backbone_options,
+    backbone_from_args,
+    check_out_dir,
+    device_name,
+    positive_int,
+)
 
 
 def add_parser(sub) -> None:
@@ -35,6 +41,7 @@ def run(args) -> int:
     from zslkit.datasets.xlsa17 import RES101_FILE, read_res101, split_file_checksums
     from zslkit.extract import extract_features
 
+    check_out_dir(args.out, create=False)  # the store creates it (or resumes the one there)
     xlsa17 = Path(args.xlsa17).expanduser()
     res101 = read_res101(xlsa17 / RES101_FILE, features=False)
     images = resolve_images(res101.image_files, args.dataset_root)
