@@ -546,7 +546,7 @@ def _notes(plan: RunPlan, unused: dict[str, float], inputs: Any, said_recipe: bo
 def train(
     dataset: ZSLDataset,
     model: str | torch.nn.Module | None = None,
-    config: str | Path | TrainConfig | Recipe | None = None,
+    config: str | Path | TrainConfig | Recipe | dict[str, Any] | None = None,
     *,
     split: str = "trainval",
     seed: int | None = None,
@@ -566,7 +566,8 @@ def train(
         model: registered model name (or an already built model); ``None``: the config's ``model``
             (``"msdn"`` when no config is given).
         config: a :class:`~zslkit.training.recipes.Recipe`, a :class:`TrainConfig`, a packaged recipe
-            name (``"msdn/cub"``) or a YAML path; ``None``: the model's recipe for the dataset
+            name (``"msdn/cub"``), a YAML path, or a dict of TrainConfig fields (``{"epochs": 1}``) over
+            the model's recipe for the dataset; ``None``: that recipe
             (:func:`~zslkit.training.recipes.recipe_for`; its line is printed with ``progress``).
         split: the split whose images are trained on. ``seed``: overrides ``config.seed``.
         on_epoch: called as ``on_epoch(epoch, model)`` after every epoch (model in eval mode, ``epoch``
@@ -594,7 +595,7 @@ def train(
     parallel = wrap(net, plan.device)
     held = resident_inputs(plan)
     if progress:
-        _notes(plan, unused, held, said_recipe=config is None)
+        _notes(plan, unused, held, said_recipe=config is None or isinstance(config, dict))
     losses_of = _losses_of(parallel, net, plan)
     loop = _Loop(dataset, plan, net, parallel, optimizer, rng, held, losses_of, history, on_epoch, progress)
     loop.checkpoint = latest_checkpoint(plan.out_dir) if start else None  # a finished run resumed: its last epoch
