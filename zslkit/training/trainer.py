@@ -485,6 +485,8 @@ class _Loop:
 
     def __post_init__(self) -> None:
         self.stage_weights = _stage_weights(self.net, self.plan.config, self.plan.model_name)
+        if self.history and self.plan.out_dir is not None:  # resumed: its checkpoint, until an epoch writes another
+            self.checkpoint = latest_checkpoint(self.plan.out_dir)
 
 
 def _epoch(loop: _Loop, epoch: int) -> dict[str, Any]:
@@ -598,7 +600,6 @@ def train(
         _notes(plan, unused, held, said_recipe=config is None or isinstance(config, dict))
     losses_of = _losses_of(parallel, net, plan)
     loop = _Loop(dataset, plan, net, parallel, optimizer, rng, held, losses_of, history, on_epoch, progress)
-    loop.checkpoint = latest_checkpoint(plan.out_dir) if start else None  # a finished run resumed: its last epoch
     with process_settings(cfg):
         _run_epochs(loop, start)
     net.eval()
