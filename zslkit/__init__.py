@@ -28,6 +28,7 @@ from zslkit.registry import (
     register,
 )
 
+_registry.on_register(_contracts.check_registration)  # a factory that cannot take its kind's options is refused
 for _kind in ("attention", "encoder", "loss", "model"):
     _registry.on_build(_kind, _contracts.on_built)  # registered names recorded, model contract checked
 

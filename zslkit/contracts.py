@@ -1,4 +1,4 @@
-"""Component contracts, checked when a component is registered, built and first used.
+"""Component contracts, checked when a component is registered (``zslkit.register`` and plugins alike), built and first used.
 
 The contracts are documented in ``docs/concepts.md`` (the model's in its "Model" section:
 :data:`MODEL_ATTRIBUTES` here, ``check_model_output`` in :mod:`zslkit.models.output`). A factory that cannot
@@ -21,6 +21,7 @@ __all__ = [
     "check_built_model",
     "check_encoder_output",
     "check_factory",
+    "check_registration",
     "check_loss_needs",
     "check_loss_output",
     "check_model_losses",
@@ -63,6 +64,13 @@ def check_factory(kind: str, name: str, factory: Callable[..., Any], *, source: 
             f"{kind} {name!r}{where}: factory must accept keyword options "
             f"{', '.join(required)}; missing {', '.join(missing)}"
         )
+
+
+def check_registration(component: Any) -> None:
+    """:func:`check_factory` of a component about to be registered (``zslkit.register``, plugins),
+    naming its plugin; installed with :func:`zslkit.registry.on_register`."""
+    plugin = component.origin.plugin
+    check_factory(component.kind, component.name, component.factory, source=f"plugin {plugin}" if plugin else "")
 
 
 def describe_component(kind: str, name: str) -> str:

@@ -240,7 +240,7 @@ def test_cli_finetunes_end_to_end_and_eval_rebuilds_the_same_scores(tmp_path, ca
     tiny = make_tiny_xlsa17(tmp_path)
     names = tmp_path / "names.txt"  # <group>::<value> names: the attribute groups the decorrelation terms need
     names.write_text("".join(f"has_part{i % 2}_color::v{i}\n" for i in range(6)))
-    options = [f"--data-option=path={tiny.folder}", f"--data-option=attribute_names={names}"]
+    options = [f"--dataset-option=path={tiny.folder}", f"--dataset-option=attribute_names={names}"]
     argv = ["train", "--model", model, "--dataset", "xlsa17", *options, "--epochs", "2", "--batch-size", "8",
             "--backbone", "test_resnet", "--random-init", "--image-size", "32", "--set", "head_only_epochs=1",
             "--no-progress", "--out", str(tmp_path / "run"), "--dataset-root", str(tiny.image_root)]

@@ -39,7 +39,7 @@ def test_yaml_files_are_validated(tmp_path):
     with pytest.raises(ValueError, match="mine.yaml: unknown key 'learning_rate'"):
         load_config(path)
     path.write_text("epochs: three\n")
-    with pytest.raises(ValueError, match="epochs must be a int"):
+    with pytest.raises(ValueError, match="epochs must be a whole number, found"):
         load_config(path)
     path.write_text("optimizer: lbfgs\n")
     with pytest.raises(ValueError, match="optimizer must be one of"):

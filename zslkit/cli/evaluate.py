@@ -12,7 +12,13 @@ CUB's part annotations (:mod:`zslkit.cli.localization`).
 from __future__ import annotations
 
 from zslkit.cli.localization import add_localization_options, run_localization
-from zslkit.cli.options import add_data_options, load_dataset_from_args
+from zslkit.cli.options import (
+    add_dataset_options,
+    add_import_option,
+    load_dataset_from_args,
+    positive_int,
+    refuse_without,
+)
 
 
 def add_parser(sub) -> None:
@@ -21,15 +27,19 @@ def add_parser(sub) -> None:
                    "or with --official a state dict saved by the authors' MSDN, TransZero or TransZero++ code")
     p.add_argument("--dataset", default=None, help="registered dataset name (default: the checkpoint's)")
     p.add_argument("--official", action="store_true", help="CHECKPOINT is an official state dict (.pth) of --official-model")
-    p.add_argument("--official-model", choices=("msdn", "transzero", "transzero_pp"), default="msdn",
-                   help="with --official: the authors' model that saved it (default msdn)")
+    p.add_argument("--official-model", choices=("msdn", "transzero", "transzero_pp"), default=None,
+                   help="with --official: the authors' model that saved it (default: msdn)")
     p.add_argument("--normalize-embeddings", action="store_true",
                    help="with --official: the authors' normalize_V=True (their AWA2 setting)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--calibration", type=float, default=0.0, help="constant subtracted from seen-class scores (GZSL)")
-    p.add_argument("--dataset-root", default=None, help="for a fine-tuned checkpoint: the folder holding the dataset's images")
-    p.add_argument("--image-size", type=int, default=448, help="for a fine-tuned checkpoint: the size it was trained at")
-    add_data_options(p)
+    p.add_argument("--batch-size", type=positive_int, default=256, help="images per forward (default: %(default)s)")
+    p.add_argument("--calibration", type=float, default=0.0,
+                   help="constant subtracted from seen-class scores (GZSL) (default: %(default)s)")
+    p.add_argument("--dataset-root", default=None,
+                   help="for a fine-tuned checkpoint: the folder holding the dataset's images (default: none)")
+    p.add_argument("--image-size", type=positive_int, default=448,
+                   help="for a fine-tuned checkpoint: the size it was trained at (default: %(default)s)")
+    add_dataset_options(p)
+    add_import_option(p)
     add_localization_options(p)
     p.set_defaults(func=run)
 
@@ -42,7 +52,10 @@ def run(args) -> int:
     from zslkit.training.checkpoint import build_model
     from zslkit.training.predict import check_class_space
 
+    refuse_without("--official", args.official, {"--official-model": args.official_model is not None,
+                                        "--normalize-embeddings": args.normalize_embeddings})
     if args.official:
+        args.official_model = args.official_model or "msdn"
         if args.dataset is None:
             raise ValueError("--official needs --dataset: an official state dict does not name its dataset")
         loader = {"msdn": load_official_msdn, "transzero": load_official_transzero,

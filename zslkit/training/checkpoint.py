@@ -26,6 +26,8 @@ from safetensors.torch import load_file, save_file
 
 from zslkit.atomic import write_atomic
 from zslkit.contracts import ContractError, registered_name
+from zslkit.registry import ComponentNotFoundError
+from zslkit.training.config import type_phrase
 
 __all__ = [
     "Checkpoint",
@@ -35,6 +37,7 @@ __all__ = [
     "latest_checkpoint",
     "load_checkpoint",
     "load_model",
+    "not_registered",
     "save_checkpoint",
     "write_atomic",
 ]
@@ -179,7 +182,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path}: not a zslkit checkpoint (no \"format\": \"{FORMAT}\" field)")
     for key, kind in (("format_version", int), ("epoch", int), ("model", dict), ("tensors", str)):
         if not isinstance(meta.get(key), kind):
-            raise CheckpointError(f"{path}: field {key!r} must be a {kind.__name__}, found {meta.get(key)!r}")
+            raise CheckpointError(f"{path}: field {key!r} must be {type_phrase(kind)}, found {meta.get(key)!r}")
     if meta["format_version"] > FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format {meta['format_version']} is newer than this zslkit reads ({FORMAT_VERSION})")
     tensor_path = path.with_name(Path(meta["tensors"]).name)
@@ -228,14 +231,17 @@ def build_model(checkpoint: Checkpoint, backbone: torch.nn.Module | None = None)
         raise CheckpointError(f"{checkpoint.path}: model state has no 'classes.attributes'")
     with reading(checkpoint.path, f"model {info['name']!r} from the checkpoint", CheckpointError):
         classes = checkpoint.meta["classes"]
-        model = zslkit.create_model(
-            info["name"],
-            class_attributes=head_state["classes.attributes"],
-            attribute_embeddings=head_state.get("V"),  # a model without V rebuilds its embeddings from its options
-            seen_classes=classes["seen"],
-            unseen_classes=classes["unseen"],
-            **options,
-        )
+        try:
+            model = zslkit.create_model(
+                info["name"],
+                class_attributes=head_state["classes.attributes"],
+                attribute_embeddings=head_state.get("V"),  # a model without V rebuilds its embeddings from its options
+                seen_classes=classes["seen"],
+                unseen_classes=classes["unseen"],
+                **options,
+            )
+        except ComponentNotFoundError as exc:
+            raise not_registered(checkpoint.path, info["name"], exc) from None
     if described is not None:
         model = BackboneModel(backbone, model, batchnorm=batchnorm)
     try:
@@ -247,6 +253,18 @@ def build_model(checkpoint: Checkpoint, backbone: torch.nn.Module | None = None)
     model.attribute_names = checkpoint.meta.get("attribute_names")
     model.class_names = checkpoint.meta.get("class_names")
     return model
+
+
+def not_registered(path: Path, model: str, exc: ComponentNotFoundError) -> CheckpointError:
+    """The error for a checkpoint whose model, or a part of it, is not registered in this process."""
+    if exc.name is None:
+        return CheckpointError(f"{path}: cannot rebuild model {model!r}: {exc}")
+    part = f"model {model!r}" if (exc.kind, exc.name) == ("model", model) else f"model {model!r} uses {exc.kind} {exc.name!r}, which"
+    return CheckpointError(
+        f"{path}: {part} is not registered in this process (it was where the checkpoint was written). Register it "
+        "first: give zslkit --import MODULE (the module or .py file that calls zslkit.register), import that module "
+        "before loading in Python, or install the plugin that provides it"
+    )
 
 
 def load_model(path: str | Path, backbone: torch.nn.Module | None = None) -> torch.nn.Module:

@@ -16,6 +16,7 @@ The packaged ones are recipes, one per (model, dataset) (:mod:`zslkit.training.r
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -134,6 +135,11 @@ class TrainConfig:
     lr_decay_every: int = 0
 
     def __post_init__(self) -> None:
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"TrainConfig.{item.name} must be a finite number, got {value}")
+        self._check_device()
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}")
@@ -156,6 +162,16 @@ class TrainConfig:
             if getattr(self, name) not in choices:
                 raise ValueError(f"TrainConfig.{name} must be one of {tuple(choices)}, got {getattr(self, name)!r}")
         self._check_sampler()
+
+    def _check_device(self) -> None:
+        import torch
+
+        if self.device == "auto":
+            return
+        try:
+            torch.device(self.device)
+        except (RuntimeError, ValueError, TypeError):
+            raise ValueError(f"TrainConfig.device must be cpu, cuda, cuda:N or auto, got {self.device!r}") from None
 
     def _check_sampler(self) -> None:
         """The sampler is one of :data:`SAMPLERS` (no options) or a registered one its options can build."""
@@ -194,6 +210,15 @@ class TrainConfig:
             raise ValueError(f"{where}: {exc}") from None
 
 
+_TYPE_PHRASES = {int: "a whole number", float: "a number", str: "a string", bool: "true or false", dict: "a mapping",
+                 list: "a list"}
+
+
+def type_phrase(kind: type) -> str:
+    """``int`` -> ``"a whole number"``: a type as a sentence names it (``"an object of type X"`` for others)."""
+    return _TYPE_PHRASES.get(kind, f"an object of type {kind.__name__}")
+
+
 def _coerce(value: Any, default: Any, where: str) -> Any:
     """``value`` as the type of ``default`` (numbers written like ``1e-4`` are strings to PyYAML)."""
     if isinstance(default, dict):
@@ -205,14 +230,14 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
             return {k: _coerce(v, 0.0, f"{where}.{k}") for k, v in value.items()}
         return dict(value)
     if isinstance(value, bool) and not isinstance(default, bool):
-        raise ValueError(f"{where} must be a {type(default).__name__}, found {value!r}")
+        raise ValueError(f"{where} must be {type_phrase(type(default))}, found {value!r}")
     if isinstance(default, float):
         try:
             return float(value)
         except (TypeError, ValueError):
             raise ValueError(f"{where} must be a number, found {value!r}") from None
     if not isinstance(value, type(default)):
-        raise ValueError(f"{where} must be a {type(default).__name__}, found {value!r}")
+        raise ValueError(f"{where} must be {type_phrase(type(default))}, found {value!r}")
     return value
 
 

@@ -78,11 +78,24 @@ def check_class_space(model: torch.nn.Module, dataset) -> None:
     if classes.num_classes != dataset.num_classes:
         raise ValueError(f"the model scores {classes.num_classes} classes, dataset {dataset.name!r} has {dataset.num_classes}")
     for side, ours, theirs in (("seen", classes.seen, dataset.seen_classes), ("unseen", classes.unseen, dataset.unseen_classes)):
-        if not np.array_equal(ours.cpu().numpy(), theirs):
-            raise ValueError(
-                f"the model's {side} classes differ from those of dataset {dataset.name!r} "
-                f"({ours.numel()} vs {len(theirs)} classes); was it trained on another split or view?"
-            )
+        ours = ours.cpu().numpy()
+        if not np.array_equal(ours, theirs):
+            raise ValueError(f"the model's {side} classes differ from those of dataset {dataset.name!r}: "
+                             f"{_class_difference(ours, np.asarray(theirs), dataset)}; was it trained on another split or view?")
+
+
+def _class_difference(model: np.ndarray, data: np.ndarray, dataset) -> str:
+    """Which classes one side has and the other lacks, named (``"the model's has 3 (Cardinal), ..."``), at most 3 each."""
+    names = list(getattr(dataset, "class_names", None) or [])
+
+    def some(indices) -> str:
+        shown = ", ".join(f"{i} ({names[i]})" if i < len(names) else str(i) for i in indices[:3])
+        return shown + (f" and {len(indices) - 3} more" if len(indices) > 3 else "")
+
+    only_model, only_data = np.setdiff1d(model, data).tolist(), np.setdiff1d(data, model).tolist()
+    parts = [f"the model has class{'es' if len(only_model) > 1 else ''} {some(only_model)} the dataset does not"] if only_model else []
+    parts += [f"the dataset has class{'es' if len(only_data) > 1 else ''} {some(only_data)} the model does not"] if only_data else []
+    return "; ".join(parts) or f"the same {len(model)} classes in another order"
 
 
 def evaluate(
