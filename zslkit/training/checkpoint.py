@@ -1,7 +1,9 @@
 """Checkpoints: tensors in safetensors, everything else in JSON, one pair per epoch.
 
 ``epoch_003.safetensors`` holds the model state (``model.*``), the optimizer's
-tensors (``optimizer.<param>.<name>``) and the torch RNG states (``rng.*``);
+tensors (``optimizer.<param>.<name>``) and the torch RNG states (``rng.torch``, and
+``rng.cuda.<device>`` when CUDA was in use; :func:`restore_training_state` puts the
+optimizer state and these back);
 ``epoch_003.json`` holds the model name and options, the class split, the
 training config, the optimizer's hyper-parameters, the numpy RNG state, the
 history so far and the zslkit version. Both are written to a temporary file
@@ -35,6 +37,8 @@ __all__ = [
     "latest_checkpoint",
     "load_checkpoint",
     "load_model",
+    "restore_rng_states",
+    "restore_training_state",
     "save_checkpoint",
     "write_atomic",
 ]
@@ -112,10 +116,7 @@ def save_checkpoint(
     out.mkdir(parents=True, exist_ok=True)
     tensor_path, json_path = checkpoint_paths(out, epoch)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tensors["rng.torch"] = torch.get_rng_state()
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        for i, state in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = state
+    tensors.update(_rng_states())
     record: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "zslkit_version": __version__, "epoch": epoch}
     record["model"] = {"name": _registered_name(model), "options": getattr(model, "options", {})}
     classes = getattr(model, "classes", None)
@@ -130,6 +131,47 @@ def save_checkpoint(
     record["tensors_sha256"] = _sha256(tensor_path)
     write_atomic(json_path, lambda tmp: tmp.write_text(json.dumps(record, indent=2, default=_json_default)))
     return json_path
+
+
+def _rng_states() -> dict[str, torch.Tensor]:
+    """``rng.torch`` (the CPU generator) and ``rng.cuda.<i>`` for every CUDA device once CUDA is in use."""
+    states = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states.update({f"rng.cuda.{i}": state for i, state in enumerate(torch.cuda.get_rng_state_all())})
+    return states
+
+
+def restore_rng_states(checkpoint: Checkpoint) -> list[str]:
+    """Put the torch RNG states :func:`save_checkpoint` stored back; returns the keys restored.
+
+    The CPU state always; each ``rng.cuda.<i>`` into CUDA device ``i`` when CUDA is available
+    (so that dropout masks on a GPU continue as in an uninterrupted run). A checkpoint saved on
+    a GPU resumed without CUDA uses the CPU generator only; a CUDA device the checkpoint has no
+    state for keeps its own (a CPU run resumed on a GPU, whose CPU-run states are all there are).
+    """
+    torch.set_rng_state(checkpoint.tensors["rng.torch"])
+    restored = ["rng.torch"]
+    if torch.cuda.is_available():
+        for device in range(torch.cuda.device_count()):
+            key = f"rng.cuda.{device}"
+            if key in checkpoint.tensors:
+                torch.cuda.set_rng_state(checkpoint.tensors[key], device)
+                restored.append(key)
+    return restored
+
+
+def restore_training_state(checkpoint: Checkpoint, optimizer: torch.optim.Optimizer) -> None:
+    """Resume where :func:`save_checkpoint` stopped: the optimizer's state (tensors and hyper-parameters)
+    and the torch RNG states (:func:`restore_rng_states`). The model's weights are ``checkpoint.section("model")``."""
+    opt_meta = checkpoint.meta["optimizer"]
+    state: dict[int, dict[str, Any]] = {}
+    for key, tensor in checkpoint.section("optimizer").items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = tensor
+    for index, values in opt_meta.get("state", {}).items():
+        state.setdefault(int(index), {}).update(values)
+    optimizer.load_state_dict({"state": state, "param_groups": opt_meta["param_groups"]})
+    restore_rng_states(checkpoint)
 
 
 def _registered_name(model: torch.nn.Module) -> str:

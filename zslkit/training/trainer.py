@@ -43,6 +43,7 @@ from zslkit.training.checkpoint import (
     checkpoint_paths,
     latest_checkpoint,
     load_checkpoint,
+    restore_training_state,
     save_checkpoint,
 )
 from zslkit.training.config import TrainConfig
@@ -249,15 +250,7 @@ def _resume(
             "use a fresh out_dir or the same model and options"
         )
     net.load_state_dict(ckpt.section("model"))
-    opt_meta = ckpt.meta["optimizer"]
-    state: dict[int, dict[str, Any]] = {}
-    for key, tensor in ckpt.section("optimizer").items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = tensor
-    for index, values in opt_meta.get("state", {}).items():
-        state.setdefault(int(index), {}).update(values)
-    optimizer.load_state_dict({"state": state, "param_groups": opt_meta["param_groups"]})
-    torch.set_rng_state(ckpt.tensors["rng.torch"])
+    restore_training_state(ckpt, optimizer)  # the optimizer and the torch RNGs, CPU and CUDA
     rng.bit_generator.state = ckpt.meta["rng"]["numpy"]
     return ckpt.epoch, list(ckpt.meta.get("history", []))
 
