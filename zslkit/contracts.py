@@ -42,6 +42,7 @@ REQUIRED_OPTIONS: dict[str, tuple[str, ...]] = {
     "attention": ("feature_dim", "embedding_dim", "num_attributes"),
     "encoder": ("feature_dim",),
     "model": ("class_attributes", "attribute_embeddings", "seen_classes", "unseen_classes", "feature_dim"),
+    "converter": ("source",),
 }
 
 
@@ -203,9 +204,10 @@ def record_name(instance: Any, name: str) -> None:
 
 def on_built(component: Any, instance: Any) -> None:
     """Run on every instance ``zslkit.create`` builds (installed by the package through
-    :func:`zslkit.registry.on_build`): records its registered name and checks a model's contract."""
-    record_name(instance, component.name)
-    if component.kind == "model":
+    :func:`zslkit.registry.on_build`): records its registered name and checks the contract of a model
+    (built by its factory or by a converter of the authors' checkpoints)."""
+    record_name(instance, component.name)  # a converter's name is the name of the model it builds
+    if component.kind in ("model", "converter"):
         check_built_model(instance, name=component.name, source=str(component.origin))
     elif component.kind == "encoder":
         width = getattr(instance, "output_dim", None)

@@ -55,7 +55,7 @@ __all__ = [
 ]
 
 #: The kinds of component zslkit knows, in the order they appear in listings.
-KINDS: tuple[str, ...] = ("backbone", "attention", "encoder", "loss", "model", "method", "dataset", "sampler")
+KINDS: tuple[str, ...] = ("backbone", "attention", "encoder", "loss", "model", "method", "dataset", "sampler", "converter")
 
 #: Modules whose import registers the built-in components.
 _BUILTIN_MODULES: tuple[str, ...] = (

@@ -7,7 +7,13 @@ import zslkit
 from tests.training.test_trainer import state_equal
 from tests.training.test_transzero_training import OPTIONS, TINY
 from zslkit.training import TrainConfig, train
-from zslkit.training.checkpoint import Checkpoint, load_checkpoint, restore_rng_states, restore_training_state, save_checkpoint
+from zslkit.training.checkpoint import (
+    Checkpoint,
+    load_checkpoint,
+    restore_rng_states,
+    restore_training_state,
+    save_checkpoint,
+)
 
 
 def stepped_model():

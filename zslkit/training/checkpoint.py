@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from zslkit.atomic import write_atomic
 from zslkit.contracts import ContractError, registered_name
+from zslkit.datasets.checks import CheckpointError
 
 __all__ = [
     "Checkpoint",
@@ -46,10 +47,6 @@ __all__ = [
 FORMAT = "zslkit-checkpoint"
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^epoch_(\d+)\.json$")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, damaged or does not fit: the message starts with the file."""
 
 
 @dataclass
