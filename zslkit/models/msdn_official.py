@@ -13,7 +13,7 @@ official key     shape        zslkit parameter / buffer
 ``W_1_1``        ``(C, D)``   ``branches.v2a.U1``
 ``W_2_1``        ``(D, C)``   ``branches.v2a.U2``
 ``mask_bias``    ``(1, K)``   seen (-1) / unseen (+1) classes
-``bias``         scalar       ``margin``
+``bias``         scalar       the scorer's ``margin``
 ===============  ===========  ==========================================
 
 ``W_3`` and ``W_3_1`` (unused by the official forward), ``weight_ce``,

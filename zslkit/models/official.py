@@ -97,7 +97,8 @@ def check_shape(state: Mapping[str, torch.Tensor], key: str, shape: tuple[int, .
 
 def class_space_from_mask(state: Mapping[str, torch.Tensor], num_classes: int, where: str) -> dict:
     """Model arguments from ``att``, ``V``, ``mask_bias`` (-1 seen, +1 unseen) and ``bias`` (the margin's size):
-    ``class_attributes``, ``attribute_embeddings``, ``seen_classes``, ``unseen_classes``, ``margin``."""
+    ``class_attributes``, ``attribute_embeddings``, ``seen_classes``, ``unseen_classes`` and ``scorer`` (MSDN's and
+    TransZero's: unit-length rows, margin ``bias``)."""
     side = state["mask_bias"].reshape(-1)
     if side.numel() != num_classes or not bool(((side == 1) | (side == -1)).all()):
         raise CheckpointError(f"{where}: 'mask_bias' must hold {num_classes} values, each -1 (seen) or +1 (unseen)")
@@ -108,7 +109,7 @@ def class_space_from_mask(state: Mapping[str, torch.Tensor], num_classes: int, w
         "attribute_embeddings": state["V"],
         "seen_classes": torch.nonzero(side < 0).reshape(-1),
         "unseen_classes": torch.nonzero(side > 0).reshape(-1),
-        "margin": float(state["bias"]),
+        "scorer": {"scorer": "unit_rows", "margin": float(state["bias"])},
     }
 
 

@@ -254,7 +254,7 @@ def build_model(checkpoint: Checkpoint, backbone: torch.nn.Module | None = None)
     if not info.get("name"):
         raise CheckpointError(f"{checkpoint.path}: the checkpoint does not name its model (it was saved from a module "
                               "that is not a registered model; register its class to rebuild it by name)")
-    options = dict(info.get("options", {}))
+    options = scorer_options(dict(info.get("options", {})))
     described, batchnorm = options.pop("backbone", None), options.pop("batchnorm", "frozen")
     if described is not None and backbone is None:
         raise ValueError(
@@ -286,6 +286,26 @@ def build_model(checkpoint: Checkpoint, backbone: torch.nn.Module | None = None)
     model.attribute_names = checkpoint.meta.get("attribute_names")
     model.class_names = checkpoint.meta.get("class_names")
     return model
+
+
+#: Model options of checkpoints written before class scoring was a registered part (the ``scorer`` option).
+_SCORER_FLAGS = ("margin", "class_attributes_norm", "class_attributes_eps", "predict_probabilities")
+_SCORER_OF_NORM = {"unit": "unit_rows", "none": "raw_rows", "scores": "cosine_rows"}
+
+
+def scorer_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` of an older checkpoint with its four scoring flags (``margin``, ``class_attributes_norm``,
+    ``class_attributes_eps``, ``predict_probabilities``) as the ``scorer`` spec that scores the same; others unchanged."""
+    if not any(flag in options for flag in _SCORER_FLAGS) or "scorer" in options:
+        return options
+    options = dict(options)
+    norm = options.pop("class_attributes_norm", "unit")
+    scorer = {"scorer": _SCORER_OF_NORM[norm], "margin": float(options.pop("margin", 1.0)),
+              "probabilities": bool(options.pop("predict_probabilities", False))}
+    eps = options.pop("class_attributes_eps", 1e-5)
+    if norm == "scores":
+        scorer["eps"] = float(eps)
+    return {**options, "scorer": scorer}
 
 
 def load_model(path: str | Path, backbone: torch.nn.Module | None = None) -> torch.nn.Module:
