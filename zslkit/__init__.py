@@ -28,7 +28,7 @@ from zslkit.registry import (
     register,
 )
 
-for _kind in ("attention", "encoder", "loss", "model", "converter"):
+for _kind in ("attention", "encoder", "scorer", "loss", "model", "converter"):
     _registry.on_build(_kind, _contracts.on_built)  # registered names recorded, model contract checked
 
 try:

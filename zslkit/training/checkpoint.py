@@ -27,7 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from zslkit.atomic import write_atomic
-from zslkit.contracts import ContractError, registered_name
+from zslkit.contracts import ContractError, ZSLModel, registered_name
 from zslkit.datasets.checks import CheckpointError
 
 __all__ = [
@@ -98,7 +98,7 @@ def _split_optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, 
 def save_checkpoint(
     out_dir: str | Path,
     epoch: int,
-    model: torch.nn.Module,
+    model: ZSLModel,
     optimizer: torch.optim.Optimizer | None = None,
     *,
     meta: dict[str, Any] | None = None,
@@ -235,7 +235,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(path, meta, tensors)
 
 
-def build_model(checkpoint: Checkpoint, backbone: torch.nn.Module | None = None) -> torch.nn.Module:
+def build_model(checkpoint: Checkpoint, backbone: torch.nn.Module | None = None) -> ZSLModel:
     """Rebuild the checkpoint's model (registered name + options) and load its weights.
 
     The model is built as ``zslkit.create_model(name, class_attributes=<state classes.attributes>,
@@ -308,7 +308,7 @@ def scorer_options(options: dict[str, Any]) -> dict[str, Any]:
     return {**options, "scorer": scorer}
 
 
-def load_model(path: str | Path, backbone: torch.nn.Module | None = None) -> torch.nn.Module:
+def load_model(path: str | Path, backbone: torch.nn.Module | None = None) -> ZSLModel:
     """The model stored in a checkpoint (JSON path, safetensors path or run directory), in eval mode.
 
     ``backbone``: for a checkpoint of end-to-end fine-tuning, see :func:`build_model`.
