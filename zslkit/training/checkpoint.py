@@ -254,7 +254,7 @@ def build_model(checkpoint: Checkpoint, backbone: torch.nn.Module | None = None)
     if not info.get("name"):
         raise CheckpointError(f"{checkpoint.path}: the checkpoint does not name its model (it was saved from a module "
                               "that is not a registered model; register its class to rebuild it by name)")
-    options = scorer_options(dict(info.get("options", {})))
+    options = scorer_options(info["name"], dict(info.get("options", {})))
     described, batchnorm = options.pop("backbone", None), options.pop("batchnorm", "frozen")
     if described is not None and backbone is None:
         raise ValueError(
@@ -293,10 +293,18 @@ _SCORER_FLAGS = ("margin", "class_attributes_norm", "class_attributes_eps", "pre
 _SCORER_OF_NORM = {"unit": "unit_rows", "none": "raw_rows", "scores": "cosine_rows"}
 
 
-def scorer_options(options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` of an older checkpoint with its four scoring flags (``margin``, ``class_attributes_norm``,
-    ``class_attributes_eps``, ``predict_probabilities``) as the ``scorer`` spec that scores the same; others unchanged."""
+def scorer_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` of model ``name`` from an older checkpoint, with its four scoring flags (``margin``,
+    ``class_attributes_norm``, ``class_attributes_eps``, ``predict_probabilities``) as the ``scorer`` spec that
+    scores the same, when the model now takes ``scorer`` instead; other models' options unchanged."""
+    import inspect
+
+    from zslkit.registry import get_component
+
     if not any(flag in options for flag in _SCORER_FLAGS) or "scorer" in options:
+        return options
+    takes = inspect.signature(get_component("model", name)).parameters
+    if "scorer" not in takes or any(flag in takes for flag in _SCORER_FLAGS):
         return options
     options = dict(options)
     norm = options.pop("class_attributes_norm", "unit")
