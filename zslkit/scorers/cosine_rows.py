@@ -21,7 +21,8 @@ class CosineRows(Scorer):
 
     Args:
         eps: added to each row's norm (the authors' ``1e-5``).
-        margin, probabilities: as in :class:`~zslkit.scorers.base.Scorer`.
+        margin: as in :class:`~zslkit.scorers.base.Scorer`.
+        probabilities: as in :class:`~zslkit.scorers.base.Scorer`.
     """
 
     def __init__(self, eps: float = 1e-5, margin: float = 0.0, probabilities: bool = False):
