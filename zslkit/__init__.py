@@ -29,7 +29,7 @@ from zslkit.registry import (
 )
 
 _registry.on_register(_contracts.check_registration)  # a factory that cannot take its kind's options is refused
-for _kind in ("attention", "encoder", "loss", "model"):
+for _kind in ("attention", "encoder", "scorer", "loss", "model", "converter"):
     _registry.on_build(_kind, _contracts.on_built)  # registered names recorded, model contract checked
 
 try:

@@ -56,13 +56,14 @@ __all__ = [
 ]
 
 #: The kinds of component zslkit knows, in the order they appear in listings.
-KINDS: tuple[str, ...] = ("backbone", "attention", "encoder", "loss", "model", "method", "dataset", "sampler")
+KINDS: tuple[str, ...] = ("backbone", "attention", "encoder", "scorer", "loss", "model", "method", "dataset", "sampler", "converter")
 
 #: Modules whose import registers the built-in components.
 _BUILTIN_MODULES: tuple[str, ...] = (
     "zslkit.backbones",
     "zslkit.attention",
     "zslkit.encoders",
+    "zslkit.scorers",
     "zslkit.losses",
     "zslkit.models",
     "zslkit.methods",

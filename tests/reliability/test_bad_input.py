@@ -212,8 +212,8 @@ def set_unknown_key(tmp, tiny):
 
 
 def unknown_model_option(tmp, tiny):
-    return Case(["train", "--set", "model_options.marign=2", "--epochs", "1", *SMALL],
-                r"model 'msdn' has no option 'marign'; did you mean 'margin'\?")
+    return Case(["train", "--set", "model_options.scorr=unit_rows", "--epochs", "1", *SMALL],
+                r"model 'msdn' has no option 'scorr'; did you mean 'scorer'")
 
 
 def plugin_breaks_its_contract_at_first_use(tmp, tiny):

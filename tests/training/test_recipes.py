@@ -194,3 +194,13 @@ def test_an_installed_plugin_ships_recipes_for_its_model_as_package_data(tmp_pat
     cub, sun, epochs, model = json.loads(result.stdout.strip().splitlines()[-1])
     assert (cub["name"], cub["source"], epochs, model) == ("plugin_dazle/cub", "recipe_plugin/configs/plugin_dazle/cub.yaml", 4, "plugin_dazle")
     assert sun["line"] == "plugin_dazle has no recipe for sun; using its defaults" and sun["source"] == "TrainConfig defaults"
+
+
+def test_every_packaged_recipes_model_options_build_its_model(tiny):
+    """A recipe names only options its model has (e.g. ``scorer``, not the ``margin`` flag it replaced)."""
+    for name in available_configs():
+        config = load_config(name)
+        model = zslkit.create_model(config.model, class_attributes=tiny.class_attributes, attribute_embeddings=tiny.attribute_embeddings,
+                                    seen_classes=tiny.seen_classes, unseen_classes=tiny.unseen_classes, feature_dim=tiny.feature_dim,
+                                    attribute_groups=tiny.attribute_groups, **config.model_options)
+        assert model.component_name == config.model, name

@@ -15,6 +15,7 @@ import yaml
 
 __all__ = [
     "ImportModule",
+    "RegisteredNames",
     "RenamedAppend",
     "RenamedStore",
     "add_backbone_options",
@@ -33,6 +34,25 @@ __all__ = [
     "check_out_dir",
     "require_dataset_options",
 ]
+
+
+class RegisteredNames:
+    """argparse ``choices``: the names registered for ``kind``, looked up when argparse reads them (a value to
+    check, the help or an error's list), not when the parser is built, so plugins' components are among them."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def _names(self) -> list[str]:
+        import zslkit
+
+        return zslkit.list_components(self.kind)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
 
 
 def parse_assignments(items: list[str] | None, flag: str) -> dict[str, Any]:

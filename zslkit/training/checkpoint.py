@@ -1,7 +1,9 @@
 """Checkpoints: tensors in safetensors, everything else in JSON, one pair per epoch.
 
 ``epoch_003.safetensors`` holds the model state (``model.*``), the optimizer's
-tensors (``optimizer.<param>.<name>``) and the torch RNG states (``rng.*``);
+tensors (``optimizer.<param>.<name>``) and the torch RNG states (``rng.torch``, and
+``rng.cuda.<device>`` when CUDA was in use; :func:`restore_training_state` puts the
+optimizer state and these back);
 ``epoch_003.json`` holds the model name and options, the class split, the
 training config, the optimizer's hyper-parameters, the numpy RNG state, the
 history so far and the zslkit version. Both are written to a temporary file
@@ -25,7 +27,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from zslkit.atomic import write_atomic
-from zslkit.contracts import ContractError, registered_name
+from zslkit.contracts import ContractError, ZSLModel, registered_name
+from zslkit.datasets.checks import CheckpointError
 from zslkit.registry import ComponentNotFoundError
 from zslkit.training.config import type_phrase
 
@@ -38,6 +41,8 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "not_registered",
+    "restore_rng_states",
+    "restore_training_state",
     "save_checkpoint",
     "write_atomic",
 ]
@@ -45,10 +50,6 @@ __all__ = [
 FORMAT = "zslkit-checkpoint"
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^epoch_(\d+)\.json$")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, damaged or does not fit: the message starts with the file."""
 
 
 @dataclass
@@ -100,7 +101,7 @@ def _split_optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, 
 def save_checkpoint(
     out_dir: str | Path,
     epoch: int,
-    model: torch.nn.Module,
+    model: ZSLModel,
     optimizer: torch.optim.Optimizer | None = None,
     *,
     meta: dict[str, Any] | None = None,
@@ -115,10 +116,7 @@ def save_checkpoint(
     out.mkdir(parents=True, exist_ok=True)
     tensor_path, json_path = checkpoint_paths(out, epoch)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tensors["rng.torch"] = torch.get_rng_state()
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        for i, state in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = state
+    tensors.update(_rng_states())
     record: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "zslkit_version": __version__, "epoch": epoch}
     record["model"] = {"name": _registered_name(model), "options": getattr(model, "options", {})}
     classes = getattr(model, "classes", None)
@@ -133,6 +131,47 @@ def save_checkpoint(
     record["tensors_sha256"] = _sha256(tensor_path)
     write_atomic(json_path, lambda tmp: tmp.write_text(json.dumps(record, indent=2, default=_json_default)))
     return json_path
+
+
+def _rng_states() -> dict[str, torch.Tensor]:
+    """``rng.torch`` (the CPU generator) and ``rng.cuda.<i>`` for every CUDA device once CUDA is in use."""
+    states = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states.update({f"rng.cuda.{i}": state for i, state in enumerate(torch.cuda.get_rng_state_all())})
+    return states
+
+
+def restore_rng_states(checkpoint: Checkpoint) -> list[str]:
+    """Put the torch RNG states :func:`save_checkpoint` stored back; returns the keys restored.
+
+    The CPU state always; each ``rng.cuda.<i>`` into CUDA device ``i`` when CUDA is available
+    (so that dropout masks on a GPU continue as in an uninterrupted run). A checkpoint saved on
+    a GPU resumed without CUDA uses the CPU generator only; a CUDA device the checkpoint has no
+    state for keeps its own (a CPU run resumed on a GPU, whose CPU-run states are all there are).
+    """
+    torch.set_rng_state(checkpoint.tensors["rng.torch"])
+    restored = ["rng.torch"]
+    if torch.cuda.is_available():
+        for device in range(torch.cuda.device_count()):
+            key = f"rng.cuda.{device}"
+            if key in checkpoint.tensors:
+                torch.cuda.set_rng_state(checkpoint.tensors[key], device)
+                restored.append(key)
+    return restored
+
+
+def restore_training_state(checkpoint: Checkpoint, optimizer: torch.optim.Optimizer) -> None:
+    """Resume where :func:`save_checkpoint` stopped: the optimizer's state (tensors and hyper-parameters)
+    and the torch RNG states (:func:`restore_rng_states`). The model's weights are ``checkpoint.section("model")``."""
+    opt_meta = checkpoint.meta["optimizer"]
+    state: dict[int, dict[str, Any]] = {}
+    for key, tensor in checkpoint.section("optimizer").items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = tensor
+    for index, values in opt_meta.get("state", {}).items():
+        state.setdefault(int(index), {}).update(values)
+    optimizer.load_state_dict({"state": state, "param_groups": opt_meta["param_groups"]})
+    restore_rng_states(checkpoint)
 
 
 def _registered_name(model: torch.nn.Module) -> str:
@@ -199,7 +238,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(path, meta, tensors)
 
 
-def build_model(checkpoint: Checkpoint, backbone: torch.nn.Module | None = None) -> torch.nn.Module:
+def build_model(checkpoint: Checkpoint, backbone: torch.nn.Module | None = None) -> ZSLModel:
     """Rebuild the checkpoint's model (registered name + options) and load its weights.
 
     The model is built as ``zslkit.create_model(name, class_attributes=<state classes.attributes>,
@@ -218,7 +257,7 @@ def build_model(checkpoint: Checkpoint, backbone: torch.nn.Module | None = None)
     if not info.get("name"):
         raise CheckpointError(f"{checkpoint.path}: the checkpoint does not name its model (it was saved from a module "
                               "that is not a registered model; register its class to rebuild it by name)")
-    options = dict(info.get("options", {}))
+    options = scorer_options(info["name"], dict(info.get("options", {})))
     described, batchnorm = options.pop("backbone", None), options.pop("batchnorm", "frozen")
     if described is not None and backbone is None:
         raise ValueError(
@@ -267,7 +306,35 @@ def not_registered(path: Path, model: str, exc: ComponentNotFoundError) -> Check
     )
 
 
-def load_model(path: str | Path, backbone: torch.nn.Module | None = None) -> torch.nn.Module:
+#: Model options of checkpoints written before class scoring was a registered part (the ``scorer`` option).
+_SCORER_FLAGS = ("margin", "class_attributes_norm", "class_attributes_eps", "predict_probabilities")
+_SCORER_OF_NORM = {"unit": "unit_rows", "none": "raw_rows", "scores": "cosine_rows"}
+
+
+def scorer_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` of model ``name`` from an older checkpoint, with its four scoring flags (``margin``,
+    ``class_attributes_norm``, ``class_attributes_eps``, ``predict_probabilities``) as the ``scorer`` spec that
+    scores the same, when the model now takes ``scorer`` instead; other models' options unchanged."""
+    import inspect
+
+    from zslkit.registry import get_component
+
+    if not any(flag in options for flag in _SCORER_FLAGS) or "scorer" in options:
+        return options
+    takes = inspect.signature(get_component("model", name)).parameters
+    if "scorer" not in takes or any(flag in takes for flag in _SCORER_FLAGS):
+        return options
+    options = dict(options)
+    norm = options.pop("class_attributes_norm", "unit")
+    scorer = {"scorer": _SCORER_OF_NORM[norm], "margin": float(options.pop("margin", 1.0)),
+              "probabilities": bool(options.pop("predict_probabilities", False))}
+    eps = options.pop("class_attributes_eps", 1e-5)
+    if norm == "scores":
+        scorer["eps"] = float(eps)
+    return {**options, "scorer": scorer}
+
+
+def load_model(path: str | Path, backbone: torch.nn.Module | None = None) -> ZSLModel:
     """The model stored in a checkpoint (JSON path, safetensors path or run directory), in eval mode.
 
     ``backbone``: for a checkpoint of end-to-end fine-tuning, see :func:`build_model`.

@@ -6,7 +6,7 @@ A YAML config holds any subset of the :class:`TrainConfig` fields::
     epochs: 70
     lr: 1.0e-4
     loss_weights: {self_calibration: 1.0e-4, semantic_distillation: 0.01}
-    model_options: {margin: 1.0}
+    model_options: {scorer: {scorer: unit_rows, margin: 1.0}}
 
 The packaged ones are recipes, one per (model, dataset) (:mod:`zslkit.training.recipes`):
 ``load_config("msdn/cub")`` reads ``zslkit/configs/msdn/cub.yaml``;
@@ -68,7 +68,7 @@ class TrainConfig:
             ``episodic``); must be empty for the samplers of :data:`SAMPLERS`.
         loss_weights: loss term -> weight, overriding the model's defaults (a recipe states
             only the weights that differ from them: the model's defaults are their one home).
-        model_options: extra options for ``zslkit.create_model`` (``margin``, ``branches``...).
+        model_options: extra options for ``zslkit.create_model`` (``scorer``, ``branches``...).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... or ``"auto"`` (CUDA when available).
         eval_batch_size: images per forward when predicting.
         num_threads: CPU threads for PyTorch while training (``torch.set_num_threads``,

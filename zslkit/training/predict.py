@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from zslkit import distributed
-from zslkit.contracts import describe_model
+from zslkit.contracts import ZSLModel, describe_model
 from zslkit.metrics.evaluation import evaluate_scores
 from zslkit.models.output import check_model_output
 from zslkit.training.data import read_batch, shard
@@ -30,7 +30,7 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 @torch.no_grad()
 def predict_scores(
-    model: torch.nn.Module, dataset, indices, batch_size: int = 256, *, inputs=None, across_ranks: bool = True
+    model: ZSLModel, dataset, indices, batch_size: int = 256, *, inputs=None, across_ranks: bool = True
 ) -> np.ndarray:
     """``(n, K)`` float32 prediction scores (``model(x).scores``, margin included) of images ``indices``.
 
@@ -64,7 +64,7 @@ def predict_scores(
     return distributed.gather_array(scores, device) if split else scores
 
 
-def check_class_space(model: torch.nn.Module, dataset) -> None:
+def check_class_space(model: ZSLModel, dataset) -> None:
     """Refuse a model whose feature width, classes or seen/unseen split differ from the dataset's."""
     expected = getattr(model, "feature_dim", None)
     if expected is not None and dataset.features is not None and dataset.feature_dim != expected:
@@ -99,7 +99,7 @@ def _class_difference(model: np.ndarray, data: np.ndarray, dataset) -> str:
 
 
 def evaluate(
-    model: torch.nn.Module, dataset, batch_size: int = 256, calibration: float = 0.0, *, inputs=None, across_ranks: bool = True
+    model: ZSLModel, dataset, batch_size: int = 256, calibration: float = 0.0, *, inputs=None, across_ranks: bool = True
 ) -> dict[str, float]:
     """T1 (CZSL), U, S, H (GZSL) and AUSUC of ``model`` on the dataset's ``test_seen`` and ``test_unseen`` images.
 

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from zslkit import distributed
 from zslkit.atomic import write_csv_atomic, write_json_atomic
-from zslkit.contracts import check_model_losses, describe_model, registered_name
+from zslkit.contracts import ZSLModel, check_model_losses, describe_model, registered_name
 from zslkit.datasets.container import ZSLDataset
 from zslkit.datasets.resident import ResidentFeatures
 from zslkit.models.backbone_model import BackboneModel, backbone_channels
@@ -44,6 +44,7 @@ from zslkit.training.checkpoint import (
     checkpoint_paths,
     latest_checkpoint,
     load_checkpoint,
+    restore_training_state,
     save_checkpoint,
 )
 from zslkit.training.config import TrainConfig
@@ -96,7 +97,7 @@ class TrainResult:
         recipe: the :class:`~zslkit.training.recipes.Recipe` trained with (its ``config`` is ``config``).
     """
 
-    model: torch.nn.Module
+    model: ZSLModel
     history: list[dict[str, Any]]
     config: TrainConfig
     out_dir: Path | None = None
@@ -143,7 +144,7 @@ def _takes_groups(model: str, dataset) -> bool:
     return any(p.name == "attribute_groups" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
-def _build_model(dataset, model, config: TrainConfig, model_options: dict[str, Any], backbone=None, sample=None):
+def _build_model(dataset, model, config: TrainConfig, model_options: dict[str, Any], backbone=None, sample=None) -> ZSLModel:
     """The model to train: ``model`` built for ``dataset``, behind ``backbone`` when one is given.
 
     ``sample``: one input ``(1, 3, S, S)``, to find the backbone's channels if it does not say.
@@ -231,7 +232,7 @@ def _write_logs(out_dir: Path, history: list[dict[str, Any]]) -> None:
 
 
 def _resume(
-    out_dir: Path, net, optimizer, rng: np.random.Generator, model_name: str, run: dict[str, Any], epochs: int
+    out_dir: Path, net: ZSLModel, optimizer, rng: np.random.Generator, model_name: str, run: dict[str, Any], epochs: int
 ) -> tuple[int, list[dict[str, Any]]]:
     """Load the latest checkpoint of ``out_dir`` into ``net``, ``optimizer``, ``rng``; return (epoch, history).
 
@@ -255,15 +256,7 @@ def _resume(
             "use a fresh out_dir or the same model and options"
         )
     net.load_state_dict(ckpt.section("model"))
-    opt_meta = ckpt.meta["optimizer"]
-    state: dict[int, dict[str, Any]] = {}
-    for key, tensor in ckpt.section("optimizer").items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = tensor
-    for index, values in opt_meta.get("state", {}).items():
-        state.setdefault(int(index), {}).update(values)
-    optimizer.load_state_dict({"state": state, "param_groups": opt_meta["param_groups"]})
-    torch.set_rng_state(ckpt.tensors["rng.torch"])
+    restore_training_state(ckpt, optimizer)  # the optimizer and the torch RNGs, CPU and CUDA
     rng.bit_generator.state = ckpt.meta["rng"]["numpy"]
     return ckpt.epoch, list(ckpt.meta.get("history", []))
 
@@ -415,7 +408,7 @@ def build_run(dataset: ZSLDataset, plan: RunPlan, model_options: dict[str, Any],
     return net, unused, build_optimizer(cfg, _parameters(net, cfg))
 
 
-def start_run(dataset: ZSLDataset, plan: RunPlan, net, optimizer, rng: np.random.Generator):
+def start_run(dataset: ZSLDataset, plan: RunPlan, net: ZSLModel, optimizer, rng: np.random.Generator):
     """Stage 4: ``(epochs done, history)``: from the latest checkpoint when resuming, else ``(0, [])``
     (a new run refuses an ``out_dir`` that holds checkpoints)."""
     if plan.resume:
@@ -470,7 +463,7 @@ class _Loop:
 
     dataset: ZSLDataset
     plan: RunPlan
-    net: torch.nn.Module
+    net: ZSLModel
     parallel: torch.nn.Module
     optimizer: torch.optim.Optimizer
     rng: np.random.Generator
