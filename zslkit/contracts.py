@@ -42,6 +42,8 @@ REQUIRED_OPTIONS: dict[str, tuple[str, ...]] = {
     "attention": ("feature_dim", "embedding_dim", "num_attributes"),
     "encoder": ("feature_dim",),
     "model": ("class_attributes", "attribute_embeddings", "seen_classes", "unseen_classes", "feature_dim"),
+    "optimizer": ("params", "lr", "weight_decay", "momentum"),
+    "schedule": ("epochs",),
 }
 
 

@@ -55,7 +55,8 @@ __all__ = [
 ]
 
 #: The kinds of component zslkit knows, in the order they appear in listings.
-KINDS: tuple[str, ...] = ("backbone", "attention", "encoder", "loss", "model", "method", "dataset", "sampler")
+KINDS: tuple[str, ...] = ("backbone", "attention", "encoder", "loss", "model", "method", "dataset", "sampler", "optimizer",
+                          "schedule")
 
 #: Modules whose import registers the built-in components.
 _BUILTIN_MODULES: tuple[str, ...] = (
@@ -66,6 +67,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "zslkit.models",
     "zslkit.methods",
     "zslkit.datasets",
+    "zslkit.optim",
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
