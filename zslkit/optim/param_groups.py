@@ -95,7 +95,11 @@ def parameter_groups(net: nn.Module, *, lr: float, backbone_lr: float, weight_de
     if backbone_lr == 0:
         net.backbone.requires_grad_(False)
         return groups
-    return groups + _split(stage_root(net.backbone), backbone_lr, "backbone", weight_decay, norm_bias_decay, layer_decay)
+    root = stage_root(net.backbone)
+    if layer_decay and not hasattr(root, "group_matcher"):
+        raise ValueError(f"layer_decay needs a backbone that names its layers (a timm model's group_matcher); "
+                         f"{type(root).__name__} has none: set layer_decay to 0")
+    return groups + _split(root, backbone_lr, "backbone", weight_decay, norm_bias_decay, layer_decay)
 
 
 def group_roles(param_groups: list[dict[str, Any]]) -> list[str]:

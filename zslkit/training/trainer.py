@@ -32,16 +32,17 @@ import torch
 from tqdm.auto import tqdm
 
 from zslkit import distributed
-from zslkit.distributed import shard_range
 from zslkit.atomic import write_csv_atomic, write_json_atomic
 from zslkit.contracts import check_model_losses, describe_model, registered_name
 from zslkit.datasets.container import ZSLDataset
 from zslkit.datasets.resident import ResidentFeatures
+from zslkit.distributed import shard_range
 from zslkit.models.backbone_model import BackboneModel, backbone_channels
 from zslkit.models.class_space import MissingAttributeGroupsError
 from zslkit.models.output import check_model_output
 from zslkit.optim.param_groups import freeze_stages, group_rate, group_roles, parameter_groups
 from zslkit.registry import create
+from zslkit.training.augment import augment_batch, build_augment
 from zslkit.training.checkpoint import (
     checkpoint_paths,
     latest_checkpoint,
@@ -49,7 +50,6 @@ from zslkit.training.checkpoint import (
     save_checkpoint,
 )
 from zslkit.training.config import TrainConfig
-from zslkit.training.augment import augment_batch, build_augment
 from zslkit.training.data import batch_indices, batch_targets, read_batch, shard_inputs
 from zslkit.training.guards import (
     NonFiniteLossError,
