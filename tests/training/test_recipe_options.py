@@ -272,3 +272,27 @@ def test_augment_options_are_checked(data):
         TrainConfig(augment={"hflip": 0.5})
     with pytest.raises(ValueError, match="augment crops and flips images: it applies when fine-tuning"):
         train(data, "msdn", TrainConfig(augment={"input_size": 32}), split="train", progress=False)
+
+
+# ---------------------------------------------------------------- a plugin's schedule
+def test_the_docs_plugin_schedule_registers_and_sets_the_rates(data):
+    import re
+    from pathlib import Path
+
+    from zslkit.plugins import Registrar
+    from zslkit.registry import unregister
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "writing-a-plugin.md").read_text()
+    code = next(b for b in re.findall(r"```python\n(.*?)```", page, flags=re.S) if "def halving" in b)
+    registrar = Registrar("docs-example", "0")
+    exec(compile(code, "docs/writing-a-plugin.md", "exec"), {"registrar": registrar})  # noqa: S102 - the docs' own code
+    registrar._commit()
+    try:
+        cfg = TrainConfig(epochs=4, batch_size=40, optimizer="sgd", lr=0.4, schedule="halving", schedule_options={"every": 2})
+        with Rates() as rates:
+            train(data, "msdn", cfg, split="train", progress=False)
+        assert [r[0] for r in rates.steps] == [0.4, 0.4, 0.2, 0.2]  # one update an epoch: t = 0, 1, 2, 3
+    finally:
+        unregister("schedule", "halving")
+    with pytest.raises(zslkit.contracts.ContractError, match="schedule 'late' .*must accept keyword options epochs"):
+        Registrar("docs-example", "0").register("schedule", "late", lambda total: None)
