@@ -296,3 +296,45 @@ def test_the_docs_plugin_schedule_registers_and_sets_the_rates(data):
         unregister("schedule", "halving")
     with pytest.raises(zslkit.contracts.ContractError, match="schedule 'late' .*must accept keyword options epochs"):
         Registrar("docs-example", "0").register("schedule", "late", lambda total: None)
+
+
+def test_a_run_with_every_option_resumes_bitwise(data, images, tmp_path):
+    cfg = TrainConfig(epochs=2, batch_size=20, optimizer="adamw", lr=1e-3, backbone_lr=1e-4, weight_decay=0.05,
+                      schedule="cosine", schedule_options={"warmup_epochs": 1}, norm_bias_decay=False,
+                      freeze_backbone=["conv1"], accumulate_steps=2, sampler="class_balanced",
+                      augment={"input_size": 24, "scale": [0.5, 1.0], "hflip": 0.5})
+    straight = train(data, "msdn", cfg, split="train", backbone=resnet(), inputs=images, progress=False)
+
+    def interrupt(epoch, model):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # stopped in epoch 2: the checkpoint of epoch 1 is the latest
+        train(data, "msdn", cfg, split="train", backbone=resnet(), inputs=images, out_dir=tmp_path, progress=False,
+              on_epoch=interrupt)
+    resumed = train(data, "msdn", cfg, split="train", backbone=resnet(), inputs=images, out_dir=tmp_path, resume=True,
+                    progress=False)
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+    assert all(torch.equal(a, b) for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()))
+
+
+def test_a_checkpoint_written_before_the_options_resumes_with_their_defaults(data, tmp_path):
+    import json
+
+    from zslkit.training.checkpoint import checkpoint_paths
+
+    cfg = TrainConfig(epochs=2, batch_size=20, lr=1e-3)
+    train(data, "msdn", load_config(cfg, epochs=1), split="train", out_dir=tmp_path, progress=False)
+    meta_path = checkpoint_paths(tmp_path, 1)[1]
+    meta = json.loads(meta_path.read_text())
+    new = ("optimizer_options", "schedule", "schedule_options", "norm_bias_decay", "layer_decay", "freeze_backbone",
+           "accumulate_steps", "augment")
+    meta["config"] = {k: v for k, v in meta["config"].items() if k not in new}
+    for group in meta["optimizer"]["param_groups"]:
+        group.pop("role")
+    meta_path.write_text(json.dumps(meta))
+    resumed = train(data, "msdn", cfg, split="train", out_dir=tmp_path, resume=True, progress=False)
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+    with pytest.raises(ValueError, match="cannot resume, config accumulate_steps is 1 in the checkpoint and 2 now"):
+        train(data, "msdn", load_config(cfg, epochs=3, accumulate_steps=2), split="train", out_dir=tmp_path, resume=True,
+              progress=False)
