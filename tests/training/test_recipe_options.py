@@ -338,3 +338,27 @@ def test_a_checkpoint_written_before_the_options_resumes_with_their_defaults(dat
     with pytest.raises(ValueError, match="cannot resume, config accumulate_steps is 1 in the checkpoint and 2 now"):
         train(data, "msdn", load_config(cfg, epochs=3, accumulate_steps=2), split="train", out_dir=tmp_path, resume=True,
               progress=False)
+
+
+def test_the_timm_and_adamw_optimizers_step_as_their_torch_counterparts():
+    torch.manual_seed(0)
+    start = [torch.randn(5, 3), torch.randn(3)]
+    grads = [torch.randn(5, 3), torch.randn(3)]
+
+    def stepped(make):
+        params = [p.clone().requires_grad_() for p in start]
+        optimizer = make(params)
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+        optimizer.step()
+        return params
+
+    settings = dict(lr=0.1, weight_decay=0.01, momentum=0.8)
+    timm_sgd = stepped(lambda ps: zslkit.create("optimizer", "timm", params=ps, opt="momentum", **settings))
+    torch_sgd = stepped(lambda ps: torch.optim.SGD(ps, lr=0.1, weight_decay=0.01, momentum=0.8))
+    assert all(torch.allclose(a, b) for a, b in zip(timm_sgd, torch_sgd))
+    ours = stepped(lambda ps: zslkit.create("optimizer", "adamw", params=ps, **settings))
+    plain = stepped(lambda ps: torch.optim.AdamW(ps, lr=0.1, weight_decay=0.01, betas=(0.8, 0.999)))
+    assert all(torch.equal(a, b) for a, b in zip(ours, plain))
+    with pytest.raises(ValueError, match="optimizer_options: optimizer 'timm': unknown opt 'lamd'; did you mean .*'lamb'"):
+        TrainConfig(optimizer="timm", optimizer_options={"opt": "lamd"})
