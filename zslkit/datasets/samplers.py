@@ -21,10 +21,10 @@ import numpy as np
 
 from zslkit.registry import register
 
-__all__ = ["ClassBalancedSampler", "EpisodicSampler", "RandomSampler", "ShuffleSampler"]
+__all__ = ["ClassBalancedSampler", "EpisodicSampler", "RandomSampler", "ShuffleSampler", "steps_per_epoch"]
 
 
-def _steps(num_images: int, batch_size: int) -> int:
+def steps_per_epoch(num_images: int, batch_size: int) -> int:
     """``ceil(num_images / batch_size)``: the batches of an epoch of ``shuffle``, ``random`` and ``class_balanced``."""
     return -(-num_images // batch_size)
 
@@ -38,7 +38,7 @@ class ShuffleSampler:
 
     def __call__(self, indices, labels, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
         order = rng.permutation(np.asarray(indices, dtype=np.int64))
-        for step in range(_steps(len(order), batch_size)):
+        for step in range(steps_per_epoch(len(order), batch_size)):
             yield order[step * batch_size : (step + 1) * batch_size]
 
 
@@ -51,7 +51,7 @@ class RandomSampler:
 
     def __call__(self, indices, labels, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
         indices = np.asarray(indices, dtype=np.int64)
-        for _ in range(_steps(len(indices), batch_size)):
+        for _ in range(steps_per_epoch(len(indices), batch_size)):
             yield rng.choice(indices, size=min(batch_size, len(indices)), replace=False)
 
 
@@ -85,7 +85,7 @@ class ClassBalancedSampler:
         else:
             per_class = self.images_per_class
             ways = min(len(classes), max(batch_size // per_class, 1))
-        for _ in range(_steps(len(indices), batch_size)):
+        for _ in range(steps_per_epoch(len(indices), batch_size)):
             chosen = rng.choice(classes, size=ways, replace=False)
             yield np.concatenate([rng.choice(members[c], size=per_class) for c in chosen.tolist()])
 

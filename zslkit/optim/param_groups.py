@@ -60,6 +60,8 @@ def _no_weight_decay(module: nn.Module) -> set[str]:
 def _split(module: nn.Module, rate: float, role: str, weight_decay: float, norm_bias_decay: bool,
            layer_decay: float) -> list[dict[str, Any]]:
     """``module``'s trainable parameters as groups of ``role`` at ``rate`` (split as the recipe says)."""
+    if norm_bias_decay and not layer_decay:  # one group (timm is not imported: it is slow to import)
+        return [{"params": [p for p in module.parameters() if p.requires_grad], "lr": rate, "role": role}]
     from timm.optim import param_groups_layer_decay, param_groups_weight_decay
 
     if layer_decay:
@@ -68,8 +70,6 @@ def _split(module: nn.Module, rate: float, role: str, weight_decay: float, norm_
                                           no_weight_decay_list=() if norm_bias_decay else _no_weight_decay(module))
         return [{"params": g["params"], "lr": rate * g["lr_scale"], "lr_scale": g["lr_scale"],
                  "weight_decay": g["weight_decay"], "role": role} for g in groups]
-    if norm_bias_decay:
-        return [{"params": [p for p in module.parameters() if p.requires_grad], "lr": rate, "role": role}]
     groups = param_groups_weight_decay(module, weight_decay=weight_decay, no_weight_decay_list=_no_weight_decay(module))
     return [{**g, "lr": rate, "role": role} for g in groups]
 

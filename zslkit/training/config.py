@@ -216,6 +216,8 @@ class TrainConfig:
                   ("schedule", self.schedule, "schedule_options", {"epochs": self.epochs}),
                   ("sampler", self.sampler, "sampler_options", {}))
         for kind, name, options, given in builds:
+            if kind == "schedule" and name == "constant" and not self.schedule_options:
+                continue  # the default: no schedule is built (nor timm imported)
             try:
                 create(kind, name, **given, **getattr(self, options))
             except ComponentNotFoundError as exc:

@@ -19,6 +19,7 @@ import torch
 
 from zslkit.datasets.checks import check_finite_rows, feature_source
 from zslkit.datasets.resident import ResidentFeatures
+from zslkit.datasets.samplers import steps_per_epoch  # re-exported: the batches of an epoch
 from zslkit.distributed import shard_range
 from zslkit.registry import create
 
@@ -51,11 +52,6 @@ def read_batch(features, indices: np.ndarray) -> torch.Tensor:
     if unique.shape[0] != indices.shape[0] or not np.array_equal(unique, indices):
         rows = rows[inverse]
     return torch.from_numpy(np.ascontiguousarray(rows))
-
-
-def steps_per_epoch(num_images: int, batch_size: int) -> int:
-    """``ceil(num_images / batch_size)``, the same for every sampler."""
-    return -(-num_images // batch_size)
 
 
 def shard(batch: np.ndarray, rank: int, world_size: int) -> np.ndarray:
