@@ -57,12 +57,14 @@ class TokenAttentionModel(AttentionZSLModel):
             ``drop_path_rate``, ...); ``None``: the class's ``default_backbone_options``.
         adapters: name -> adapter spec (:mod:`zslkit.adapters.plan`); ``None``: ``default_adapters``.
         **options: every other option of :class:`AttentionZSLModel` (``branches``, ``losses``, ...);
-            ``normalize_features`` defaults to ``False`` here (the tokens are already normalised).
+            ``normalize_features`` defaults to ``False`` here (``default_options``: the tokens are already normalised).
     """
 
     default_timm_model: ClassVar[str | None] = None
     default_backbone_options: ClassVar[dict[str, Any]] = {}
     default_adapters: ClassVar[dict[str, Any]] = {}
+    #: the tokens come out of the backbone's final norm: not normalised again by default
+    default_options: ClassVar[dict[str, Any]] = {"normalize_features": False}
     #: Options a checkpoint rebuilds the model with instead of the recorded ones: its stored state holds the
     #: fine-tuned backbone, so no weights file is read (see :func:`zslkit.training.checkpoint.build_model`).
     rebuild_options: ClassVar[dict[str, Any]] = {"backbone_weights": None, "backbone_random_init": True}
@@ -79,14 +81,14 @@ class TokenAttentionModel(AttentionZSLModel):
         backbone_random_init: bool = False,
         backbone_options: Mapping[str, Any] | None = None,
         adapters: Mapping[str, Any] | None = None,
-        normalize_features: bool = False,
         **options: Any,
     ):
-        timm_model = timm_model or self.default_timm_model
+        defaults = self.option_defaults()
+        timm_model = timm_model or defaults["timm_model"]
         if not isinstance(timm_model, str):
             raise ValueError(f"{type(self).__name__}: give timm_model, the timm ViT-family model it owns (e.g. "
                              "'vit_base_patch16_224'), with backbone_weights=PATH")
-        backbone_options = dict(self.default_backbone_options if backbone_options is None else backbone_options)
+        backbone_options = dict(defaults["backbone_options"] if backbone_options is None else backbone_options)
         backbone = create("backbone", "timm_tokens", model_name=timm_model, weights=backbone_weights,
                           random_init=backbone_random_init, **backbone_options)
         channels = int(backbone.model.patch_embed.proj.in_channels)
@@ -94,10 +96,10 @@ class TokenAttentionModel(AttentionZSLModel):
             raise ValueError(f"{type(self).__name__} reads {channels}-channel images (B, {channels}, S, S), got "
                              f"feature_dim={feature_dim}: train it on the images, not on region features")
         super().__init__(class_attributes, attribute_embeddings, seen_classes, unseen_classes,
-                         feature_dim=backbone.feature_dim, normalize_features=normalize_features, **options)
+                         feature_dim=backbone.feature_dim, **options)
         self.backbone = backbone
         self.token_dim, self.feature_dim = backbone.feature_dim, channels
-        specs = parse_adapter_specs(self.default_adapters if adapters is None else adapters, backbone.depth)
+        specs = parse_adapter_specs(defaults["adapters"] if adapters is None else adapters, backbone.depth)
         self.adapters = AdapterPlan(specs, token_dim=backbone.feature_dim, embedding_dim=self.embedding_dim,
                                     num_attributes=self.num_attributes)
         backbone.check_adapters(self.adapters)
@@ -109,12 +111,18 @@ class TokenAttentionModel(AttentionZSLModel):
         )
 
     @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        """:meth:`AttentionZSLModel.option_defaults` and ``timm_model``, ``backbone_options``, ``adapters``."""
+        return {**super().option_defaults(), "timm_model": cls.default_timm_model,
+                "backbone_options": cls.default_backbone_options, "adapters": cls.default_adapters}
+
+    @classmethod
     def image_reader(cls, model_options: Mapping[str, Any]) -> torch.nn.Module:
         """A random-weights ``timm_tokens`` backbone of the architecture ``model_options`` name (else the class's
         defaults): what preprocesses the images before the model is built (its ``data_config()``)."""
-        given = model_options.get("backbone_options")
-        options = dict(cls.default_backbone_options if given is None else given)
-        name = model_options.get("timm_model") or cls.default_timm_model
+        given, defaults = model_options.get("backbone_options"), cls.option_defaults()
+        options = dict(defaults["backbone_options"] if given is None else given)
+        name = model_options.get("timm_model") or defaults["timm_model"]
         return create("backbone", "timm_tokens", model_name=name, random_init=True, **options)
 
     @property

@@ -19,6 +19,7 @@ count, TF32) around the epochs, each checkpointed with :func:`checkpoint_meta`.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,16 +34,21 @@ from tqdm.auto import tqdm
 
 from zslkit import distributed
 from zslkit.atomic import write_csv_atomic, write_json_atomic
-from zslkit.contracts import check_model_losses, describe_model, registered_name
+from zslkit.contracts import ZSLModel, check_model_losses, describe_model, registered_name
 from zslkit.datasets.container import ZSLDataset
 from zslkit.datasets.resident import ResidentFeatures
+from zslkit.distributed import shard_range
 from zslkit.models.backbone_model import BackboneModel, backbone_channels
 from zslkit.models.class_space import MissingAttributeGroupsError
 from zslkit.models.output import check_model_output
+from zslkit.optim.param_groups import freeze_stages, group_rate, group_roles, parameter_groups
+from zslkit.registry import create
+from zslkit.training.augment import augment_batch, build_augment
 from zslkit.training.checkpoint import (
     checkpoint_paths,
     latest_checkpoint,
     load_checkpoint,
+    restore_training_state,
     save_checkpoint,
 )
 from zslkit.training.config import TrainConfig
@@ -58,6 +64,7 @@ from zslkit.training.guards import (
 from zslkit.training.parallel import gather_output, wrap
 from zslkit.training.recipes import Recipe, choose_recipe
 from zslkit.training.residency import hold_features, training_device
+from zslkit.training.updates import EpochUpdates, micro_batches
 
 __all__ = [
     "RunPlan",
@@ -95,7 +102,7 @@ class TrainResult:
         recipe: the :class:`~zslkit.training.recipes.Recipe` trained with (its ``config`` is ``config``).
     """
 
-    model: torch.nn.Module
+    model: ZSLModel
     history: list[dict[str, Any]]
     config: TrainConfig
     out_dir: Path | None = None
@@ -106,10 +113,8 @@ class TrainResult:
 
 
 def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
-    """RMSprop, Adam or SGD with the config's lr, weight decay and momentum.
-
-    All use PyTorch's multi-tensor (``foreach``) implementation, on CPU too: a few kernels
-    per step for all parameters, with the same numbers as the per-parameter loop.
+    """The recipe's registered optimizer (``config.optimizer``, :mod:`zslkit.optim.optimizers`) with its lr,
+    weight decay, momentum and ``optimizer_options``.
 
     ``params``: parameters, or parameter groups (dicts with ``params`` and their own
     settings, e.g. ``lr``); parameters that do not require gradients are left out.
@@ -119,12 +124,8 @@ def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
         params = [{**group, "params": [p for p in group["params"] if p.requires_grad]} for group in params]
     else:
         params = [p for p in params if p.requires_grad]
-    common = {"lr": config.lr, "weight_decay": config.weight_decay, "foreach": True}
-    if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, momentum=config.momentum, **common)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, betas=(config.momentum, 0.999), **common)
-    return torch.optim.SGD(params, momentum=config.momentum, **common)
+    return create("optimizer", config.optimizer, params=params, lr=config.lr, weight_decay=config.weight_decay,
+                  momentum=config.momentum, **config.optimizer_options)
 
 
 def _takes_groups(model: str, dataset) -> bool:
@@ -142,7 +143,7 @@ def _takes_groups(model: str, dataset) -> bool:
     return any(p.name == "attribute_groups" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
-def _build_model(dataset, model, config: TrainConfig, model_options: dict[str, Any], backbone=None, sample=None):
+def _build_model(dataset, model, config: TrainConfig, model_options: dict[str, Any], backbone=None, sample=None) -> ZSLModel:
     """The model to train: ``model`` built for ``dataset``, behind ``backbone`` when one is given.
 
     ``sample``: one input (read when the model reads other inputs than ``dataset.features``): with a
@@ -184,9 +185,13 @@ def _feature_dim(dataset, backbone, sample) -> int:
     return int(sample.shape[1]) if sample is not None else dataset.feature_dim
 
 
-def _parameters(net, config: TrainConfig):
-    """What the optimizer trains: the head at ``lr`` and the backbone at ``backbone_lr`` when fine-tuning."""
-    return net.parameter_groups(config.lr, config.backbone_lr) if isinstance(net, BackboneModel) else net.parameters()
+def _parameters(net, config: TrainConfig) -> list[dict[str, Any]]:
+    """What the optimizer trains (:func:`~zslkit.optim.parameter_groups`): the head at ``lr``, the backbone at
+    ``backbone_lr`` when fine-tuning, less its ``freeze_backbone`` parameters."""
+    if isinstance(net, BackboneModel) and config.freeze_backbone:
+        freeze_stages(net.backbone, config.freeze_backbone)
+    return parameter_groups(net, lr=config.lr, backbone_lr=config.backbone_lr, weight_decay=config.weight_decay,
+                            norm_bias_decay=config.norm_bias_decay, layer_decay=config.layer_decay)
 
 
 def _apply_loss_weights(net, config: TrainConfig, model_name: str) -> dict[str, float]:
@@ -217,9 +222,10 @@ def _stage(net, optimizer, cfg: TrainConfig, epoch: int, loss_weights: dict[str,
         return
     head_only = epoch <= cfg.head_only_epochs
     decay = cfg.lr_decay ** ((epoch - 1) // cfg.lr_decay_every) if cfg.lr_decay_every and not head_only else 1.0
-    rates = [cfg.head_only_lr or cfg.lr, 0.0] if head_only else [cfg.lr * decay, cfg.backbone_lr * decay]
-    for group, rate in zip(optimizer.param_groups, rates):
-        group["lr"] = rate
+    rates = {"head": cfg.head_only_lr or cfg.lr, "backbone": 0.0} if head_only else \
+        {"head": cfg.lr * decay, "backbone": cfg.backbone_lr * decay}
+    for group, role in zip(optimizer.param_groups, group_roles(optimizer.param_groups)):
+        group["lr"] = group_rate({**group, "role": role}, rates)
     # the dict the model reads, changed in place: the model's options (checked on resume) stay as built
     net.loss_weights.update(loss_weights)
     if head_only:
@@ -227,9 +233,10 @@ def _stage(net, optimizer, cfg: TrainConfig, epoch: int, loss_weights: dict[str,
 
 
 def _backbone_lr(optimizer: torch.optim.Optimizer, net) -> dict[str, float]:
-    """``{"backbone_lr": ...}`` when fine-tuning a backbone that is not frozen, else ``{}``."""
-    if isinstance(net, BackboneModel) and len(optimizer.param_groups) > 1:
-        return {"backbone_lr": optimizer.param_groups[1]["lr"]}
+    """``{"backbone_lr": ...}`` (its top layer's rate) when fine-tuning a backbone that is not frozen, else ``{}``."""
+    groups = [g for g, role in zip(optimizer.param_groups, group_roles(optimizer.param_groups)) if role == "backbone"]
+    if isinstance(net, BackboneModel) and groups:
+        return {"backbone_lr": max(g["lr"] for g in groups)}
     return {}
 
 
@@ -239,18 +246,23 @@ def _write_logs(out_dir: Path, history: list[dict[str, Any]]) -> None:
 
 
 def _resume(
-    out_dir: Path, net, optimizer, rng: np.random.Generator, model_name: str, run: dict[str, Any]
+    out_dir: Path, net: ZSLModel, optimizer, rng: np.random.Generator, model_name: str, run: dict[str, Any], epochs: int
 ) -> tuple[int, list[dict[str, Any]]]:
     """Load the latest checkpoint of ``out_dir`` into ``net``, ``optimizer``, ``rng``; return (epoch, history).
 
-    ``run`` (:func:`~zslkit.training.guards.run_identity`) must match the checkpoint's.
+    ``run`` (:func:`~zslkit.training.guards.run_identity`) must match the checkpoint's, and the
+    checkpoint may not be past ``epochs``. A directory with no checkpoint is refused, unless a run
+    started there and finished no epoch (it left ``history.json``): that run starts again.
     """
     remove_stale_temporaries(out_dir)
     path = latest_checkpoint(out_dir)
     if path is None:
-        return 0, []
+        return _resume_nothing(out_dir)
     ckpt = load_checkpoint(path)
     check_same_run(path, ckpt.meta, run)
+    if ckpt.epoch > epochs:
+        raise ValueError(f"{path}: cannot resume a run of {ckpt.epoch} finished epochs to {_count(epochs, 'epoch')}; "
+                         f"give {ckpt.epoch} epochs or more, or score the run as it is (zslkit eval {out_dir})")
     saved = ckpt.meta.get("model", {})
     if saved.get("name") != model_name or saved.get("options") != json.loads(json.dumps(net.options)):
         raise ValueError(
@@ -258,17 +270,34 @@ def _resume(
             "use a fresh out_dir or the same model and options"
         )
     net.load_state_dict(ckpt.section("model"))
-    opt_meta = ckpt.meta["optimizer"]
-    state: dict[int, dict[str, Any]] = {}
-    for key, tensor in ckpt.section("optimizer").items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = tensor
-    for index, values in opt_meta.get("state", {}).items():
-        state.setdefault(int(index), {}).update(values)
-    optimizer.load_state_dict({"state": state, "param_groups": opt_meta["param_groups"]})
-    torch.set_rng_state(ckpt.tensors["rng.torch"])
+    restore_training_state(ckpt, optimizer)  # the optimizer and the torch RNGs, CPU and CUDA
     rng.bit_generator.state = ckpt.meta["rng"]["numpy"]
     return ckpt.epoch, list(ckpt.meta.get("history", []))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _resume_nothing(out_dir: Path) -> tuple[int, list[dict[str, Any]]]:
+    """Resuming ``out_dir``, which holds no checkpoint: a run that started there starts again, else an error."""
+    if (out_dir / "history.json").is_file():  # written when the run started: it finished no epoch
+        logging.getLogger(__name__).warning("%s: the run there finished no epoch; starting it from epoch 1", out_dir)
+        return 0, []
+    what = "does not exist" if not out_dir.exists() else "holds no checkpoint (epoch_NNN.json) and no started run"
+    raise FileNotFoundError(f"cannot resume from {out_dir}: the directory {what}; check the path, "
+                            "or drop --resume (resume=True) to start a new run there")
+
+
+def _mark_started(out_dir: Path) -> None:
+    """A new run's empty ``history.json``: a later resume knows a run started here (:func:`_resume_nothing`)."""
+    if distributed.is_main():
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(f"{out_dir}: cannot create the output directory ({exc.strerror}); "
+                          "give a directory you can write to") from None
+        write_json_atomic(out_dir / "history.json", [], indent=2)
 
 
 def _compiled(parallel, net, mode: str):
@@ -306,19 +335,26 @@ def _batch_losses(
     return losses
 
 
-def _train_one_epoch(parallel, optimizer, batches, losses_of, steps: int, desc: str, progress: bool) -> dict[str, float]:
-    """One pass over ``batches`` (``((global batch, local inputs), labels)``); returns ``loss`` and ``loss_<term>``
-    averaged over images."""
+def _train_one_epoch(parallel, optimizer, batches, losses_of, steps: int, desc: str, progress: bool,
+                     updates: EpochUpdates) -> dict[str, float]:
+    """One pass over ``batches`` (``((global batch, local inputs), labels)``, micro-batches when accumulating:
+    ``updates`` weighs them and says when to step); returns ``loss`` and ``loss_<term>`` averaged over images."""
     parallel.train()
     sums: dict[str, float] = {}
-    seen_images = 0
+    seen_images, update, fresh = 0, 0, True
     with tqdm(total=steps, desc=desc, disable=not progress, leave=False, unit="batch") as bar:
         for step, ((batch, local), targets) in enumerate(batches):
             losses = losses_of(batch, local, targets)
-            optimizer.zero_grad(set_to_none=True)
-            losses["total"].backward()
+            if fresh:
+                optimizer.zero_grad(set_to_none=True)
+            weight = updates.weights[step]
+            (losses["total"] if weight is None else losses["total"] * weight).backward()
             values = check_finite_step(losses, parallel, step + 1)  # the step's one host synchronisation
-            optimizer.step()
+            fresh = updates.ends[step]
+            if fresh:
+                updates.before_update(optimizer, update)
+                optimizer.step()
+                update += 1
             for name, value in values.items():
                 sums[name] = sums.get(name, 0.0) + value * len(batch)
             seen_images += len(batch)
@@ -374,6 +410,9 @@ def resolve_run(dataset: ZSLDataset, model: Any = None, config: Any = None, *, s
         raise ValueError("train(..., backbone=...) needs inputs=: the images, (N, 3, S, S) in the dataset's image order")
     if resume and out_dir is None:
         raise ValueError("resume=True needs the out_dir that holds the checkpoints")
+    if backbone is None and recipe.config.augment:
+        raise ValueError("the recipe's augment crops and flips images: it applies when fine-tuning "
+                         "(train(..., backbone=..., inputs=images)); drop augment to train on region features")
     # a built model that checkpoints must rebuild by name is refused now, not when its checkpoint is read
     model_name = model if isinstance(model, str) else registered_name(model) if out_dir is not None else describe_model(model)[0]
     return RunPlan(recipe, model, model_name, split, indices, dataset.features if inputs is None else inputs,
@@ -396,14 +435,15 @@ def build_run(dataset: ZSLDataset, plan: RunPlan, model_options: dict[str, Any],
     return net, unused, build_optimizer(cfg, _parameters(net, cfg))
 
 
-def start_run(dataset: ZSLDataset, plan: RunPlan, net, optimizer, rng: np.random.Generator):
+def start_run(dataset: ZSLDataset, plan: RunPlan, net: ZSLModel, optimizer, rng: np.random.Generator):
     """Stage 4: ``(epochs done, history)``: from the latest checkpoint when resuming, else ``(0, [])``
     (a new run refuses an ``out_dir`` that holds checkpoints)."""
     if plan.resume:
         run = run_identity(plan.config.to_dict(), dataset.name, plan.split)
-        return _resume(plan.out_dir, net, optimizer, rng, plan.model_name, run)
+        return _resume(plan.out_dir, net, optimizer, rng, plan.model_name, run, plan.config.epochs)
     if plan.out_dir is not None:
         check_fresh_out_dir(plan.out_dir)
+        _mark_started(plan.out_dir)
     return 0, []
 
 
@@ -452,7 +492,7 @@ class _Loop:
 
     dataset: ZSLDataset
     plan: RunPlan
-    net: torch.nn.Module
+    net: ZSLModel
     parallel: torch.nn.Module
     optimizer: torch.optim.Optimizer
     rng: np.random.Generator
@@ -464,9 +504,22 @@ class _Loop:
     checkpoint: Path | None = None
     #: the loss weights after the head-only epochs (see :func:`_stage`)
     stage_weights: dict[str, float] = field(init=False)
+    #: the recipe's learning-rate schedule, or ``None`` for constant rates (see :func:`_schedule`)
+    schedule: Callable[[float], float] | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.stage_weights = _stage_weights(self.net, self.plan.config, self.plan.model_name)
+        if self.history and self.plan.out_dir is not None:  # resumed: its checkpoint, until an epoch writes another
+            self.checkpoint = latest_checkpoint(self.plan.out_dir)
+        self.schedule = _schedule(self.plan.config)
+
+
+def _schedule(cfg: TrainConfig) -> Callable[[float], float] | None:
+    """The registered schedule ``cfg.schedule`` built for ``cfg.epochs``; ``None`` for ``constant`` without options
+    (the rates stay as the optimizer was built or :func:`_stage` set them)."""
+    if cfg.schedule == "constant" and not cfg.schedule_options:
+        return None
+    return create("schedule", cfg.schedule, epochs=cfg.epochs, **cfg.schedule_options)
 
 
 def _epoch(loop: _Loop, epoch: int) -> dict[str, Any]:
@@ -474,14 +527,16 @@ def _epoch(loop: _Loop, epoch: int) -> dict[str, Any]:
     cfg, plan, dataset = loop.plan.config, loop.plan, loop.dataset
     began = time.perf_counter()
     _stage(loop.net, loop.optimizer, cfg, epoch, loop.stage_weights)
-    batches = list(batch_indices(cfg.sampler, plan.indices, dataset.labels, cfg.batch_size, loop.rng, cfg.sampler_options))
-    steps = len(batches)
+    drawn = list(batch_indices(cfg.sampler, plan.indices, dataset.labels, cfg.batch_size, loop.rng, cfg.sampler_options))
+    batches, weights, ends = micro_batches(drawn, cfg.accumulate_steps)
+    updates = EpochUpdates(weights, ends, epoch, len(drawn), loop.schedule, {"head": cfg.lr, "backbone": cfg.backbone_lr})
     targets = batch_targets(dataset.labels, batches, plan.device)  # one copy per epoch, none per step
-    local = shard_inputs(loop.inputs, batches, distributed.rank(), distributed.world_size(), cfg.num_workers)
+    local = _augmented(loop, epoch, shard_inputs(loop.inputs, batches, distributed.rank(), distributed.world_size(),
+                                                 cfg.num_workers))
     record: dict[str, Any] = {"epoch": epoch}
     try:
-        record.update(_train_one_epoch(loop.parallel, loop.optimizer, zip(local, targets), loop.losses_of, steps,
-                                       f"epoch {epoch}/{cfg.epochs}", loop.progress))
+        record.update(_train_one_epoch(loop.parallel, loop.optimizer, zip(local, targets), loop.losses_of, len(batches),
+                                       f"epoch {epoch}/{cfg.epochs}", loop.progress, updates))
     except NonFiniteLossError as exc:  # nothing non-finite reached the parameters or a checkpoint
         out = plan.out_dir
         raise exc.stopped(epoch, cfg.epochs, out and latest_checkpoint(out), out) from None
@@ -491,6 +546,18 @@ def _epoch(loop: _Loop, epoch: int) -> dict[str, Any]:
         loop.net.eval()
         record.update(loop.on_epoch(epoch, loop.net) or {})
     return record
+
+
+def _augmented(loop: _Loop, epoch: int, shards):
+    """The ``(batch, local inputs)`` of ``shards``, each local image cropped and flipped by the recipe's ``augment``."""
+    cfg = loop.plan.config
+    if not cfg.augment:
+        yield from shards
+        return
+    transform = build_augment(cfg.augment)
+    for step, (batch, local) in enumerate(shards):
+        offset = shard_range(len(batch), distributed.rank(), distributed.world_size())[0]
+        yield batch, augment_batch(transform, local, seed=cfg.seed, epoch=epoch, step=step, offset=offset)
 
 
 def _save_epoch(loop: _Loop, epoch: int) -> None:
@@ -528,7 +595,7 @@ def _notes(plan: RunPlan, unused: dict[str, float], inputs: Any, said_recipe: bo
 def train(
     dataset: ZSLDataset,
     model: str | torch.nn.Module | None = None,
-    config: str | Path | TrainConfig | Recipe | None = None,
+    config: str | Path | TrainConfig | Recipe | dict[str, Any] | None = None,
     *,
     split: str = "trainval",
     seed: int | None = None,
@@ -548,7 +615,8 @@ def train(
         model: registered model name (or an already built model); ``None``: the config's ``model``
             (``"msdn"`` when no config is given).
         config: a :class:`~zslkit.training.recipes.Recipe`, a :class:`TrainConfig`, a packaged recipe
-            name (``"msdn/cub"``) or a YAML path; ``None``: the model's recipe for the dataset
+            name (``"msdn/cub"``), a YAML path, or a dict of TrainConfig fields (``{"epochs": 1}``) over
+            the model's recipe for the dataset; ``None``: that recipe
             (:func:`~zslkit.training.recipes.recipe_for`; its line is printed with ``progress``).
         split: the split whose images are trained on. ``seed``: overrides ``config.seed``.
         on_epoch: called as ``on_epoch(epoch, model)`` after every epoch (model in eval mode, ``epoch``
@@ -576,7 +644,7 @@ def train(
     parallel = wrap(net, plan.device)
     held = resident_inputs(plan)
     if progress:
-        _notes(plan, unused, held, said_recipe=config is None)
+        _notes(plan, unused, held, said_recipe=config is None or isinstance(config, dict))
     losses_of = _losses_of(parallel, net, plan)
     loop = _Loop(dataset, plan, net, parallel, optimizer, rng, held, losses_of, history, on_epoch, progress)
     with process_settings(cfg):
