@@ -73,7 +73,7 @@ def test_eval_and_localization_read_images_through_the_models_own_backbone(regis
     capsys.readouterr()
     assert main(["train", "--model", "msdn", "--dataset", "xlsa17", *data, "--dataset-root", str(tiny.image_root),
                  "--epochs", "1", "--no-progress"]) != 0  # a region model with images and no --backbone: refused
-    assert "model 'msdn' reads region features; give --backbone" in capsys.readouterr().err
+    assert "--dataset-root applies only with --backbone, which was not given" in capsys.readouterr().err
     locations = write_cub_parts(tmp_path / "CUB_200_2011", tiny.relative, sizes, rng)
     argv = ["eval", str(tmp_path / "run"), "--dataset", "xlsa17", *data, "--dataset-root", str(tiny.image_root),
             "--image-size", "64", "--localization", "--cub-parts", str(tmp_path / "CUB_200_2011"),

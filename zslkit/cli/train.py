@@ -58,8 +58,10 @@ def add_parser(sub) -> None:
 
 def check_arguments(args) -> None:
     """Refuse flags that do nothing without another (naming both), before anything loads."""
-    refuse_without("--backbone", args.backbone is not None, {"--random-init": args.random_init, "--weights": args.weights is not None,
-                                        "--dataset-root": args.dataset_root is not None})
+    refuse_without("--backbone", args.backbone is not None, {"--random-init": args.random_init, "--weights": args.weights is not None})
+    # a model that owns its backbone reads the images under --dataset-root itself
+    refuse_without("--backbone", args.backbone is not None or _owns_backbone(args.model),
+                   {"--dataset-root": args.dataset_root is not None})
     if args.resume and args.out is None:
         raise CLIError("--resume continues the run in --out, which was not given; add --out DIR or drop --resume")
     check_out_dir(args.out, create=not args.resume)  # a resumed directory must exist (the trainer says if not)
@@ -105,6 +107,16 @@ def run(args) -> int:
         paths = write_results([row], args.out)
         print(f"checkpoint {result.checkpoint}; wrote " + ", ".join(str(p) for p in paths))
     return 0
+
+
+def _owns_backbone(model: str | None) -> bool:
+    """Whether registered model ``model`` owns its backbone (its class reads images: ``image_reader``)."""
+    from zslkit.registry import ComponentNotFoundError, get_component
+
+    try:
+        return model is not None and hasattr(get_component("model", model), "image_reader")
+    except ComponentNotFoundError:  # named when the model is built
+        return False
 
 
 def owned_inputs(args, dataset, model: str, config):
