@@ -363,8 +363,10 @@ def localization_counts(
         pairs: ``(B, I)`` bool, the (image, attribute) pairs to score (e.g. APN's top
             attribute of each group, :func:`top_per_group`); ``None``: all of them.
             Pairs left out here are neither judged nor counted as excluded.
-        peak, box, bound: one of :data:`PEAKS`, :data:`BOXES`, :data:`BOUNDS` (module docstring);
-            ``None``: the criterion's (:data:`CRITERION_DEFAULTS`; ``apn``: :data:`APN_PROTOCOL`).
+        peak: one of :data:`PEAKS` (module docstring); ``None``: the criterion's
+            (:data:`CRITERION_DEFAULTS`; ``apn``: :data:`APN_PROTOCOL`).
+        box: ``apn``: one of :data:`BOXES`; ``None``: the criterion's.
+        bound: ``apn``: one of :data:`BOUNDS`; ``None``: the criterion's.
         crop_size: ``(H, W)`` pixels of the crop the network saw (the preprocessing's
             ``input_size``): needed by ``peak="upsampled"`` and by ``apn`` to work in crop pixels.
     """
