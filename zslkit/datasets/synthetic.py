@@ -267,7 +267,7 @@ def _images(cell_of, visible, colours, patterns, grid, image_size, knobs, nuisan
 
 
 @register("dataset", "synthetic_images")
-def make_synthetic_images(image_size: int = 64, **options) -> ZSLDataset:
+def make_synthetic_images(image_size: int = 56, **options) -> ZSLDataset:
     """``synthetic`` as ``(N, 3, image_size, image_size)`` pictures (:mod:`zslkit.datasets.synthetic_images`).
 
     ``options``: any argument of :func:`make_synthetic` (``seed``, ``variant``, ``num_classes``...):

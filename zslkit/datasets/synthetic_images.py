@@ -4,7 +4,7 @@ Same classes, attributes, word vectors and splits as ``synthetic`` with the same
 arguments (the generator draws the same classes, part places, occlusions and
 per-image colours and patterns from the seed); what differs is what an image *is*:
 instead of a ``(C, grid, grid)`` feature map, an ``image_size`` px RGB picture
-(``(3, S, S)``, 64 px by default) that a backbone must learn to read.
+(``(3, S, S)``, 56 px by default: 8 px cells) that a backbone must learn to read.
 
 How an image is drawn (deterministic from ``seed``):
 
