@@ -66,6 +66,7 @@ __all__ = [
     "grid_to_image",
     "localization_counts",
     "part_localization",
+    "resolve_protocol",
     "top_per_group",
     "upsample_bilinear",
     "view_regions",
@@ -316,8 +317,9 @@ def _box_iou_hits(peak: np.ndarray, part: np.ndarray, bird: np.ndarray, crop: _C
     return iou > threshold
 
 
-def _choose(criterion: str, **given: str | None) -> dict[str, str]:
-    """The options given, the criterion's defaults (:data:`CRITERION_DEFAULTS`) for the others; checked."""
+def resolve_protocol(criterion: str, **given: str | None) -> dict[str, str]:
+    """The options given (any of ``mapping``, ``peak``, ``box``, ``bound``), the criterion's defaults
+    (:data:`CRITERION_DEFAULTS`) for those given as ``None``; ``peak``, ``box`` and ``bound`` checked."""
     chosen = {k: CRITERION_DEFAULTS[criterion][k] if v is None else v for k, v in given.items()}
     for name, allowed in (("peak", PEAKS), ("box", BOXES), ("bound", BOUNDS)):
         if name in chosen and chosen[name] not in allowed:
@@ -372,7 +374,7 @@ def localization_counts(
     """
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
-    chosen = _choose(criterion, peak=peak, box=box, bound=bound)
+    chosen = resolve_protocol(criterion, peak=peak, box=box, bound=bound)
     threshold = DEFAULT_THRESHOLDS[criterion] if threshold is None else float(threshold)
     cells, parts, boxes = (np.asarray(a, dtype=np.float64) for a in (cells, parts, boxes))
     batch, num_attributes = int(np.shape(maps)[0]), int(np.shape(maps)[1])

@@ -18,11 +18,11 @@ import torch
 from zslkit.datasets.cub_parts import CUBParts, attribute_group, cub_attribute_targets
 from zslkit.metrics.localization import (
     CRITERIA,
-    CRITERION_DEFAULTS,
     DEFAULT_PREPROCESSING,
     DEFAULT_THRESHOLDS,
     PartLocalization,
     grid_to_image,
+    resolve_protocol,
     top_per_group,
     view_regions,
 )
@@ -104,9 +104,7 @@ def evaluate_localization(
     """
     if attributes not in ATTRIBUTE_SELECTIONS:
         raise ValueError(f"attributes must be one of {ATTRIBUTE_SELECTIONS}, got {attributes!r}")
-    if criterion not in CRITERIA:
-        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
-    threshold = DEFAULT_THRESHOLDS[criterion] if threshold is None else float(threshold)
+    options, mapping = _protocol(criterion, threshold, box_scale, mapping=mapping, peak=peak, box=box, bound=bound)
     recorded_pre, recorded_sizes = feature_geometry(dataset) if inputs is None else (None, None)
     preprocessing = preprocessing or recorded_pre
     sizes = image_sizes if image_sizes is not None else recorded_sizes
@@ -117,20 +115,27 @@ def evaluate_localization(
     if parts.num_images != dataset.num_images or len(sizes) != dataset.num_images:
         raise ValueError(f"{dataset.num_images} images in the dataset, {parts.num_images} annotated, {len(sizes)} image sizes")
     assumed = [] if preprocessing else [f"preprocessing not recorded; assumed {DEFAULT_PREPROCESSING}"]
-    given = {"mapping": mapping, "peak": peak, "box": box, "bound": bound}
-    chosen = {k: CRITERION_DEFAULTS[criterion][k] if v is None else v for k, v in given.items()}
-    options = {"criterion": criterion, "threshold": threshold, "box_scale": box_scale,
-               **{k: chosen[k] for k in ("peak", "box", "bound")}}
-    targets = cub_attribute_targets(dataset.attribute_names, parts.part_names, exclude=exclude, mapping=chosen["mapping"])
+    targets = cub_attribute_targets(dataset.attribute_names, parts.part_names, exclude=exclude, mapping=mapping)
     groups = [attribute_group(n) for n in dataset.attribute_names] if attributes == "top_per_group" else None
     metrics = _run(model, dataset, parts, _split_indices(dataset, split), preprocessing, sizes, targets, groups, options,
                    batch_size, inputs, baseline)
     if not metrics:
         raise ValueError("the model returns no attention maps (every branch's maps are None): nothing to localise")
-    return {"split": split, **options, "mapping": chosen["mapping"], "exclude": list(exclude), "attributes": attributes,
+    return {"split": split, **options, "mapping": mapping, "exclude": list(exclude), "attributes": attributes,
             "assumed": assumed,
             "preprocessing": preprocessing or DEFAULT_PREPROCESSING,
             "branches": {branch: metric.compute() for branch, metric in metrics.items()}}
+
+
+def _protocol(criterion: str, threshold: float | None, box_scale: float, **given: str | None) -> tuple[dict[str, Any], str]:
+    """``(the metric's options, the attribute mapping)``: what is given, else the criterion's defaults."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+    chosen = resolve_protocol(criterion, **given)
+    threshold = DEFAULT_THRESHOLDS[criterion] if threshold is None else float(threshold)
+    options = {"criterion": criterion, "threshold": threshold, "box_scale": box_scale,
+               **{k: chosen[k] for k in ("peak", "box", "bound")}}
+    return options, chosen["mapping"]
 
 
 def _run(model, dataset, parts, indices, preprocessing, sizes, targets, groups, options, batch_size, inputs, baseline):
