@@ -48,7 +48,7 @@ def test_the_cub_recipe_runs_the_authors_seven_part_loop():
         weights = out.constants[branch]["weights"]
         torch.testing.assert_close(terms[f"regular_{branch}"].double(), plain_glasso(weights, lists), rtol=1e-5, atol=1e-6)
         every_group = [[2 * g, 2 * g + 1] for g in range(len(CUB_GROUP_TARGETS))]
-        assert abs(float(terms[f"regular_{branch}"]) - float(plain_glasso(weights, every_group))) > 1e-3
+        assert abs(float(terms[f"regular_{branch}"].detach()) - float(plain_glasso(weights, every_group))) > 1e-3
     # the other terms and every weight are the model's defaults: only the lasso's grouping differs
     default = apn_from({})
     assert default.loss_weights == net.loss_weights
