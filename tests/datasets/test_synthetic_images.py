@@ -24,7 +24,7 @@ def test_same_classes_attributes_and_splits_as_the_feature_form():
     images = zslkit.load_dataset("synthetic_images", **SMALL)
     features = zslkit.load_dataset("synthetic", **SMALL)
     assert images.name == "synthetic_images" and images.metadata["form"] == "images"
-    assert images.features.shape == (16 * 12, 3, 64, 64) and images.features[[0]].dtype == np.float32
+    assert images.features.shape == (16 * 12, 3, 56, 56) and images.features[[0]].dtype == np.float32
     np.testing.assert_array_equal(images.labels, features.labels)
     np.testing.assert_array_equal(images.class_attributes, features.class_attributes)
     np.testing.assert_array_equal(images.attribute_embeddings, features.attribute_embeddings)
