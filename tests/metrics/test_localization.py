@@ -146,21 +146,24 @@ def test_pck_scales_with_the_longer_side_of_the_box():
     assert localization_counts(one_hot_maps([0]), CELLS, parts, BOX, targets, criterion="pck").hits.tolist() == [0]
 
 
-def test_apn_box_iou_by_hand_and_the_shift_into_the_view():
+def test_real_box_iou_by_hand_and_the_shift_into_the_view():
+    """``apn``'s test with zslkit's alternatives (cell-centre peak, real boxes, exclusive bound), in original pixels."""
+    zslkit_way = {"peak": "cell", "box": "real", "bound": "exclusive"}
     cells = np.array([[[10.0, 50.0], [50.0, 50.0]]])
     box = np.array([[0.0, 0.0, 90.0, 90.0]])  # scale 1: 90 x 90 boxes
     targets = [("beak", (0,))]
     for dx, expected in [(20.0, 1), (30.0, 0)]:  # dx 20: IoU 70/110 > 0.5; dx 30: IoU 60/120 = 0.5 exactly: miss
         parts = parts_at({0: (10 + dx, 50, 1)}, num=1)
-        hits = localization_counts(one_hot_maps([0], 2), cells, parts, box, targets, box_scale=1.0).hits
+        hits = localization_counts(one_hot_maps([0], 2), cells, parts, box, targets, box_scale=1.0, **zslkit_way).hits
         assert hits.tolist() == [expected], dx
     # 40 x 40 boxes (160 / 4): peak at x 10 -> [-10, 30], part at x 30 -> [10, 50]: IoU 20/60 (miss);
     # shifted into the view [0, 100]: [0, 40] and [10, 50], IoU 30/50 (hit)
     big = np.array([[0.0, 0.0, 160.0, 160.0]])
     parts = parts_at({0: (30, 50, 1)}, num=1)
-    assert localization_counts(one_hot_maps([0], 2), cells, parts, big, targets, box_scale=4.0).hits.tolist() == [0]
+    assert localization_counts(one_hot_maps([0], 2), cells, parts, big, targets, box_scale=4.0, **zslkit_way).hits.tolist() == [0]
     views = np.array([[0.0, 0.0, 100.0, 100.0]])
-    assert localization_counts(one_hot_maps([0], 2), cells, parts, big, targets, box_scale=4.0, views=views).hits.tolist() == [1]
+    assert localization_counts(one_hot_maps([0], 2), cells, parts, big, targets, box_scale=4.0, views=views,
+                               **zslkit_way).hits.tolist() == [1]
 
 
 def test_stateful_sum_equals_one_call_and_bad_shapes_are_named():
@@ -176,7 +179,7 @@ def test_stateful_sum_equals_one_call_and_bad_shapes_are_named():
     metric.update(maps[2:], cells[2:], parts[2:], boxes[2:])
     assert metric.compute() == part_localization(maps, cells, parts, boxes, targets, criterion="pck", threshold=0.3)
     with pytest.raises(ValueError, match=r"maps must be \(B, I, H\*W\) with H\*W=9"):
-        localization_counts(torch.rand(n, 4, 8), cells, parts, boxes, targets)
+        localization_counts(torch.rand(n, 4, 8), cells, parts, boxes, targets, criterion="pck")
     with pytest.raises(ValueError, match="attribute_targets has 3 entries, the maps 4 attributes"):
         localization_counts(maps, cells, parts, boxes, targets[:3])
     with pytest.raises(ValueError, match="criterion must be one of"):

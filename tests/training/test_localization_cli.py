@@ -146,3 +146,15 @@ def test_eval_localization_on_a_tiny_trained_checkpoint(tmp_path, capsys):
     assert "do not record the original image sizes; give --dataset-root" in capsys.readouterr().err
     assert main([*argv, "--dataset-root", str(tiny.image_root)]) == 0  # read from the image files instead
     assert json.loads((tmp_path / "loc" / "localization.json").read_text())["branches"] == result["branches"]
+
+    # APN's protocol, the default criterion: its parts (bill, eye, crown under head; size left out), in crop pixels
+    argv = ["eval", str(run), "--dataset", "xlsa17", *data, "--localization", "--cub-parts", str(tmp_path / "CUB_200_2011"),
+            "--dataset-root", str(tiny.image_root), "--localization-out", str(tmp_path / "apn")]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "apn mapping, upsampled peak, integer boxes, inclusive bound" in capsys.readouterr().out
+    apn = json.loads((tmp_path / "apn" / "localization.json").read_text())
+    assert (apn["criterion"], apn["mapping"], apn["peak"], apn["box"], apn["bound"]) == ("apn", "apn", "upsampled", "integer", "inclusive")
+    for branch in apn["branches"].values():
+        assert set(branch["per_part"]) == {"head", "wing", "tail"}
+        judged = sum(v["pairs"] + v["excluded"] for v in branch["per_part"].values())
+        assert judged == 5 * len(images)  # every attribute but size, in every image

@@ -34,6 +34,7 @@ __all__ = ["DEFAULT_MODELS", "BenchmarkCase", "available_cases", "select_cases"]
 #: Deep models in the default run when they are registered.
 DEFAULT_MODELS: tuple[str, ...] = ("msdn", "dazle")
 _KINDS = ("method", "model")
+_APN_GLOBAL_CE = {"loss": "attribute_ce", "branches": ["global"], "classes": "seen", "on_probabilities": True}
 
 
 @dataclass(frozen=True)
@@ -82,15 +83,30 @@ class BenchmarkCase:
             sort_keys=True, default=repr,
         ))
 
-    def runner(self, progress: bool = False) -> Runner:
-        """A fresh runner for this case."""
+    def runner(self, progress: bool = False, backbone: dict[str, Any] | None = None) -> Runner:
+        """A fresh runner for this case (``backbone``: models train through it, :class:`ModelRunner`)."""
         if self.kind == "method":
             return MethodRunner(self.component, self.options, self.param_grid)
-        return ModelRunner(self.component, self.options, self.param_grid, self.train_config, progress=progress)
+        return ModelRunner(self.component, self.options, self.param_grid, self.train_config, progress=progress,
+                           backbone=backbone)
+
+
+def pooled_case() -> BenchmarkCase:
+    """``pooled``: the pooled-feature baseline of a backbone trained end to end (``--backbone``).
+
+    APN (``apn``, its recipe) with its global branch alone, average-pooled: ``psi = W mean_r(x_r)``,
+    ALE on the backbone's pooled map, trained with APN's cross-entropy and attribute regression
+    and nothing that localises (no prototypes, no compactness). What attention adds over pooling
+    on the same backbone is the difference between this row and ``apn``'s.
+    """
+    branches = {"global": {"attention": "ale_global", "weight": 1.0, "pool": "mean"}}
+    losses = {"xe_global": {**_APN_GLOBAL_CE, "weight": 1.0},
+              "attri_global": {"loss": "attribute_regression", "branches": ["global"], "weight": 1e-2}}
+    return BenchmarkCase("pooled", component="apn", kind="model", options={"branches": branches, "losses": losses})
 
 
 def _builtin_cases() -> list[BenchmarkCase]:
-    cases = []
+    cases = [pooled_case()] if "apn" in list_components("model") else []
     for kind in _KINDS:
         for name in list_components(kind):
             if any(c.name == name for c in cases):

@@ -175,12 +175,14 @@ def _mean_std(metrics: list[dict[str, float]]) -> dict[str, float]:
 
 
 def _cell_settings(dataset: str, dataset_options: dict[str, Any], case: BenchmarkCase, recipe: Any, protocol: str,
-                   seed: int) -> dict[str, Any]:
+                   seed: int, backbone: dict[str, Any] | None = None) -> dict[str, Any]:
     """What a cell's numbers depend on (its cache key): for a deep model, the recipe's whole config too,
     so that editing a recipe file recomputes the cells trained with it.
 
-    ``recipe``: the case's recipe for ``dataset`` (``None`` for a method without one)."""
-    return {"dataset": dataset, "dataset_options": dataset_options, "case": case.name, **case.settings(),
+    ``recipe``: the case's recipe for ``dataset`` (``None`` for a method without one); ``backbone``: the
+    models' backbone options (recorded only when given, so cells without one keep their keys)."""
+    through = {} if backbone is None or case.kind != "model" else {"backbone": backbone}
+    return {"dataset": dataset, "dataset_options": dataset_options, "case": case.name, **case.settings(), **through,
             "recipe": recipe.config.to_dict() if recipe is not None else None, "protocol": protocol, "seed": seed,
             "harness_version": HARNESS_VERSION, "zslkit": zslkit.__version__}
 
@@ -204,6 +206,7 @@ def run_benchmark(
     dataset_options: dict[str, dict[str, Any]] | None = None,
     progress: bool = True,
     use_cache: bool = True,
+    backbone: dict[str, Any] | None = None,
 ) -> BenchmarkResult:
     """Run ``methods`` (case names; ``None``: the defaults) on ``datasets`` under ``protocol``.
 
@@ -211,7 +214,9 @@ def run_benchmark(
     cells of one (dataset, case, seed) under several protocols are computed together and
     share their trainings. ``seeds``: a count (seeds ``0 .. n-1``) or explicit seeds.
     ``dataset_options``: dataset name -> options for its loader. Finished cells are cached
-    in ``out_dir/cells`` (unless ``use_cache`` is false) and reused.
+    in ``out_dir/cells`` (unless ``use_cache`` is false) and reused. ``backbone``: options of the
+    ``timm`` backbone the models train through, end to end, on image datasets (``synthetic_images``;
+    :class:`~zslkit.bench.model_runner.ModelRunner`).
     """
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
@@ -229,12 +234,12 @@ def run_benchmark(
     for dataset_name, cases in plan:
         dataset = _once(zslkit.load_dataset, dataset_name, **options.get(dataset_name, {}))
         for case in cases:
-            runner = case.runner(progress=progress)  # one per case: its settings and records, every seed
+            runner = case.runner(progress=progress, backbone=backbone)  # one per case: its settings and records, every seed
             recipe = runner.recipe(dataset_name) if hasattr(runner, "recipe") else None
             for seed in seed_list:
                 bar.set_postfix_str(f"{dataset_name}/{case.name}/seed {seed}")
                 cells += _cells(protos, (dataset_name, dataset), options.get(dataset_name, {}), case, seed, cache,
-                                env, (runner, recipe), progress)
+                                env, (runner, recipe), progress, backbone)
                 bar.update(len(protos))
     bar.close()
     return BenchmarkResult(protos, list(datasets), cells, env)
@@ -247,7 +252,7 @@ def _once(make: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], A
 
 def _cells(protos: list[Protocol], dataset: tuple[str, Callable[[], Any]], options: dict[str, Any],
            case: BenchmarkCase, seed: int, cache: CellCache, env: dict[str, Any], runner: tuple[Any, Any],
-           progress: bool) -> list[dict[str, Any]]:
+           progress: bool, backbone: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The cells of (dataset, case, seed) under ``protos``: cached ones read, the others computed together.
 
     ``dataset`` is (name, loader; loaded once, shared by the seeds) and ``runner`` is (the case's runner,
@@ -257,7 +262,7 @@ def _cells(protos: list[Protocol], dataset: tuple[str, Callable[[], Any]], optio
     run, recipe = runner
     keys = {}
     for proto in protos:
-        settings = _cell_settings(dataset_name, options, case, recipe, proto.name, seed)
+        settings = _cell_settings(dataset_name, options, case, recipe, proto.name, seed, backbone)
         digest = settings_hash(settings)
         keys[proto.name] = (settings, digest, cache.path(dataset_name, case.name, proto.name, seed, digest))
     found = {name: cache.load(path) for name, (_, _, path) in keys.items()}

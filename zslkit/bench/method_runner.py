@@ -41,6 +41,9 @@ class MethodRunner:
 
     def pooled(self, dataset: ZSLDataset) -> np.ndarray:
         """``(N, C)`` pooled features of every image (keyed by the feature array, so views share them)."""
+        if dataset.metadata.get("form") == "images":
+            raise ValueError(f"method {self.component!r} fits pooled features, but dataset {dataset.name!r} holds images; "
+                             "run models through a backbone on it (--methods apn,gem_zsl,pooled --backbone ...)")
         source = dataset.global_features if dataset.global_features is not None else dataset.features
         cached = self._pooled.get(id(source))
         if cached is None or cached[0] is not source:

@@ -36,6 +36,12 @@ class ModelRunner:
     the features of every image are read once onto the training device and shared by
     all its fits and scorings (the validation view, every seed, every epoch's
     evaluation) instead of being read from the file each time.
+
+    ``backbone``: options of the ``timm`` backbone (``{"model_name": "resnet10t", "random_init": True,
+    ...}``, :class:`~zslkit.backbones.timm_backbone.TimmBackbone`) to train each model through,
+    end to end, on a dataset whose ``features`` are images (``synthetic_images``); built afresh for
+    every fit, its random initialisation seeded by the fit's seed. ``None``: the models read the
+    dataset's feature maps.
     """
 
     kind = "model"
@@ -44,12 +50,13 @@ class ModelRunner:
     epochs_are_prefixes = True
 
     def __init__(self, component: str, options: dict[str, Any] | None = None, param_grid: Any = None,
-                 train_config: Any = None, progress: bool = False):
+                 train_config: Any = None, progress: bool = False, backbone: dict[str, Any] | None = None):
         self.component = component
         self.options = dict(options or {})
         self.param_grid = param_grid
         self.train_config = train_config
         self.progress = progress
+        self.backbone = None if backbone is None else dict(backbone)
         self._held: tuple[Any, ResidentFeatures] | None = None  # (source, its rows on the device)
         self._recipes: dict[str, Any] = {}  # dataset name -> its recipe, derived once
 
@@ -97,6 +104,7 @@ class ModelRunner:
             on_epoch: OnEpoch | None = None) -> Fit:
         training = _training()
         dataset = self.on_device(dataset)
+        ends = self._backbone_for(dataset, seed)
         result = training.train(
             dataset,
             self.component,
@@ -105,9 +113,29 @@ class ModelRunner:
             seed=seed,
             on_epoch=on_epoch,
             progress=self.progress,
+            **ends,
             **{**self.options, **params},
         )
         return Fit(result.model, [dict(h) for h in result.history])
+
+    def _backbone_for(self, dataset: ZSLDataset, seed: int) -> dict[str, Any]:
+        """``{"backbone": ..., "inputs": the images}`` for :func:`~zslkit.training.train`, or ``{}`` without one;
+        refuses images without a backbone and feature maps with one."""
+        images = dataset.metadata.get("form") == "images"
+        if self.backbone is None:
+            if images:
+                raise ValueError(f"dataset {dataset.name!r} holds images, which model {self.component!r} reads through a "
+                                 "backbone: give one (zslkit bench --backbone NAME --random-init, or backbone=)")
+            return {}
+        if not images:
+            raise ValueError(f"a backbone reads images, but dataset {dataset.name!r} holds feature maps; "
+                             "give an image dataset (e.g. synthetic_images) or no backbone")
+        import torch
+
+        import zslkit
+
+        torch.manual_seed(seed)
+        return {"backbone": zslkit.create("backbone", "timm", **self.backbone), "inputs": dataset.features}
 
     def scores(self, predictor: ZSLModel, dataset: ZSLDataset, indices: np.ndarray) -> np.ndarray:
         return np.asarray(_training().predict_scores(predictor, self.on_device(dataset), np.asarray(indices)))

@@ -12,6 +12,8 @@ restarted run only computes what is missing.
 
 from __future__ import annotations
 
+from typing import Any
+
 from zslkit.cli import CLIError
 from zslkit.cli.options import (
     RenamedStore,
@@ -43,6 +45,14 @@ def add_parser(sub) -> None:
                    "nothing is written or reused)")
     add_dataset_options(p, several=True)
     add_import_option(p)
+    p.add_argument("--backbone", default=None,
+                   help="train the models end to end through this timm backbone on an image dataset "
+                        "(synthetic_images), e.g. resnet10t; needs --weights or --random-init")
+    p.add_argument("--backbone-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="option for timm.create_model (YAML value), e.g. output_stride=8 or channels=[16,32,64,64]; repeatable (default: none)")
+    p.add_argument("--weights", default=None,
+                   help="with --backbone: local weights file (.pth state dict or .safetensors) (default: none)")
+    p.add_argument("--random-init", action="store_true", help="with --backbone: random weights, seeded by each cell's seed")
     p.add_argument("--no-published", action="store_true", help="do not show published reference rows")
     p.add_argument("--no-cache", action="store_true", help="recompute every cell even if cached in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -88,6 +98,25 @@ def _seeds(text: str | None, count: int | None) -> list[int]:
     return seeds
 
 
+def backbone_options(args) -> dict[str, Any] | None:
+    """The ``timm`` backbone's options of ``--backbone`` and its flags, or ``None`` without ``--backbone``."""
+    from zslkit.cli.options import parse_assignments
+
+    given = args.backbone_option or args.weights is not None or args.random_init
+    if args.backbone is None:
+        if given:
+            raise CLIError("--backbone-option, --weights and --random-init need --backbone NAME (a timm model)")
+        return None
+    if (args.weights is None) == (not args.random_init):
+        raise CLIError("--backbone needs exactly one of --weights PATH (a local file; nothing is downloaded) or --random-init")
+    options = parse_assignments(args.backbone_option, "--backbone-option")
+    for key in ("model_name", "weights", "random_init"):
+        if key in options:
+            raise CLIError(f"--backbone-option {key}=...: give it as --{key.replace('model_name', 'backbone').replace('_', '-')}")
+    fixed = {"weights": args.weights} if args.weights is not None else {"random_init": True}
+    return {"model_name": args.backbone, **fixed, **options}
+
+
 def _print_list() -> int:
     from zslkit.bench import PROTOCOLS, available_cases
 
@@ -109,6 +138,7 @@ def run(args) -> int:
     datasets = _names(args.dataset, "--dataset", "dataset")
     cases, seeds = _names(args.model, "--model", "benchmark case"), _seeds(args.seed, args.seed_count)
     dataset_options = parse_dataset_options(args.dataset_option, datasets)
+    backbone = backbone_options(args)
     for name in datasets:  # before any progress bar starts
         require_dataset_options(name, dataset_options[name], "--dataset-option", f"{name}." if len(datasets) > 1 else "")
     check_out_dir(args.out)
@@ -121,6 +151,7 @@ def run(args) -> int:
         dataset_options=dataset_options,
         progress=not args.no_progress,
         use_cache=not args.no_cache,
+        backbone=backbone,
     )
     for line in result.recipe_lines():
         print(line)

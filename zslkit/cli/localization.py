@@ -33,6 +33,16 @@ def add_localization_options(p) -> None:
                    help="also score random maps (seeded): the chance level of the criterion on these images")
     g.add_argument("--localization-exclude", action="append", default=[], metavar="GROUP",
                    help="leave out a CUB attribute group, e.g. size; repeatable (default: none left out)")
+    g.add_argument("--localization-mapping", choices=("apn", "field-guide"), default=None,
+                   help="attributes to parts: apn (APN's parts; size, shape, primary colour left out) or field-guide "
+                        "(docs/localization.md); default: the criterion's (apn: apn, else field-guide)")
+    g.add_argument("--localization-peak", choices=("upsampled", "cell"), default=None,
+                   help="upsampled (APN: the top pixel of the map resized to the crop as cv2.resize does) or cell "
+                        "(the centre of the top cell); default: the criterion's (apn: upsampled, else cell)")
+    g.add_argument("--localization-box", choices=("integer", "real"), default=None,
+                   help="apn: integer (APN's truncated box sides) or real box sides (default: integer)")
+    g.add_argument("--localization-bound", choices=("inclusive", "exclusive"), default=None,
+                   help="apn: shift boxes into [0, S-1] (inclusive, APN's [0, 223]) or [0, S] (default: inclusive)")
     g.add_argument("--localization-out", default=None, help="folder for localization.json and .png (default: the run's folder)")
 
 
@@ -74,7 +84,8 @@ def run_localization(args, model, dataset, inputs=None, preprocessing=None) -> d
             criterion=args.localization_criterion, threshold=args.localization_threshold,
             box_scale=args.localization_box_scale, exclude=args.localization_exclude,
             attributes=args.localization_attributes, baseline=args.localization_baseline, batch_size=args.batch_size,
-            inputs=inputs,
+            inputs=inputs, mapping=args.localization_mapping, peak=args.localization_peak, box=args.localization_box,
+            bound=args.localization_bound,
         )
     except ValueError as exc:
         raise CLIError(str(exc)) from None
@@ -92,8 +103,10 @@ def format_localization(result: dict) -> str:
     def cell(value):
         return "n/a" if value is None else f"{value:.3f}"
 
+    how = f", {result['mapping']} mapping, {result['peak']} peak" + (
+        f", {result['box']} boxes, {result['bound']} bound" if result["criterion"] == "apn" else "")
     lines = [f"localisation ({result['criterion']}, threshold {result['threshold']}, {result['split']}, "
-             f"{result['attributes']} attributes)",
+             f"{result['attributes']} attributes{how})",
              "| part | pairs | excluded | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 3)]
     first = branches[names[0]]["per_part"]
     for part in parts:

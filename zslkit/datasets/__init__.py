@@ -1,6 +1,7 @@
 """Datasets: every loader returns a :class:`ZSLDataset`.
 
-Registered loaders (``zslkit.load_dataset(name, ...)``): ``synthetic``; ``xlsa17``
+Registered loaders (``zslkit.load_dataset(name, ...)``): ``synthetic`` and its image form
+``synthetic_images``; ``xlsa17``
 (a ``res101.mat`` + ``att_splits.mat`` folder) and its checked variants ``cub``,
 ``sun``, ``awa2``; ``feature_h5`` (DAZLE/MSDN feature-map HDF5 files). Registered batch samplers:
 ``shuffle``, ``random``, ``class_balanced``, ``episodic`` (:mod:`zslkit.datasets.samplers`).
@@ -12,7 +13,7 @@ from zslkit.datasets.image_folder import ImageList, MissingImagesError, relative
 from zslkit.datasets.resident import ResidentFeatures, make_resident
 from zslkit.datasets.samplers import EpisodicSampler
 from zslkit.datasets.store import FeatureStore, IncompleteStoreError, create_store, open_store
-from zslkit.datasets.synthetic import make_synthetic
+from zslkit.datasets.synthetic import make_synthetic, make_synthetic_images
 from zslkit.datasets.word_vectors import load_attribute_vectors, read_attribute_names
 from zslkit.datasets.xlsa17 import BENCHMARKS, load_awa2, load_cub, load_sun, load_xlsa17
 
@@ -37,6 +38,7 @@ __all__ = [
     "load_xlsa17",
     "make_resident",
     "make_synthetic",
+    "make_synthetic_images",
     "open_store",
     "read_attribute_names",
     "relative_image_path",

@@ -30,8 +30,11 @@ from zslkit.datasets.container import DatasetError
 from zslkit.datasets.image_folder import relative_image_path
 
 __all__ = [
+    "APN_CUB_PARTS",
+    "APN_PART_KEYPOINTS",
     "CUB_PARTS",
     "BIRD_BOX",
+    "MAPPINGS",
     "CUB_GROUP_TARGETS",
     "CUBParts",
     "attribute_group",
@@ -275,15 +278,55 @@ CUB_GROUP_TARGETS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def cub_attribute_targets(
-    attribute_names: Sequence[str], part_names: Sequence[str] = CUB_PARTS, *, exclude: Sequence[str] = ()
-) -> list[tuple[str, tuple[int, ...]] | None]:
-    """Per attribute: ``(target name, indices into part_names)`` by :data:`CUB_GROUP_TARGETS`, or ``None``.
+#: APN's eight CUB parts (``wenjiaXu/APN-ZSL`` ``model/main.py``: the parts of its
+#: ``attri_groups_8.json``, which is not in the repository) as unions of CUB's 28 attribute
+#: groups: the bill, eye, crown, forehead and nape under ``head``; the throat under ``breast``;
+#: the underparts with ``belly``, the upperparts with ``back``; the whole-bird ones in ``others``.
+#: APN's localisation scores each part's attributes at its keypoints (:data:`APN_PART_KEYPOINTS`)
+#: and leaves ``others`` out; its CUB group lasso runs over these parts.
+APN_CUB_PARTS: dict[str, tuple[str, ...]] = {
+    "head": ("bill_shape", "bill_length", "bill_color", "eye_color", "head_pattern", "crown_color", "forehead_color",
+             "nape_color"),
+    "breast": ("breast_color", "breast_pattern", "throat_color"),
+    "belly": ("belly_color", "belly_pattern", "underparts_color"),
+    "back": ("back_color", "back_pattern", "upperparts_color"),
+    "wing": ("wing_color", "wing_shape", "wing_pattern"),
+    "tail": ("tail_shape", "tail_pattern", "upper_tail_color", "under_tail_color"),
+    "leg": ("leg_color",),
+    "others": ("size", "shape", "primary_color"),
+}
+#: The keypoints of each of APN's parts (``model/CAM_utils.py`` ``get_IoU_Image``'s
+#: ``attri_to_group_dict``, CUB's part ids 1-based there); ``others`` has none.
+APN_PART_KEYPOINTS: dict[str, tuple[str, ...]] = {
+    "head": _HEAD, "breast": ("breast", "throat"), "belly": ("belly",), "back": ("back",),
+    "wing": _WINGS, "tail": ("tail",), "leg": _LEGS,
+}
+#: Attribute -> part mappings of :func:`cub_attribute_targets`: ``apn`` (APN's, above) and
+#: ``field-guide`` (:data:`CUB_GROUP_TARGETS`).
+MAPPINGS: tuple[str, ...] = ("apn", "field-guide")
 
+
+def _apn_group_targets() -> dict[str, tuple[str, tuple[str, ...]] | None]:
+    """:data:`APN_CUB_PARTS` as ``group -> (part, keypoints)``, ``None`` for the left-out ``others``."""
+    return {group: (part, APN_PART_KEYPOINTS[part]) if part in APN_PART_KEYPOINTS else None
+            for part, groups in APN_CUB_PARTS.items() for group in groups}
+
+
+def cub_attribute_targets(
+    attribute_names: Sequence[str], part_names: Sequence[str] = CUB_PARTS, *, exclude: Sequence[str] = (),
+    mapping: str = "field-guide",
+) -> list[tuple[str, tuple[int, ...]] | None]:
+    """Per attribute: ``(target name, indices into part_names)``, or ``None``.
+
+    ``mapping``: ``"field-guide"`` (:data:`CUB_GROUP_TARGETS`) or ``"apn"`` (APN's parts,
+    :data:`APN_CUB_PARTS` at :data:`APN_PART_KEYPOINTS`; size, shape and primary colour left out).
     ``None`` marks attributes that are left out: those of the groups in ``exclude``
-    (e.g. ``("size", "shape", "primary_color")`` to drop the whole-bird ones). A name
-    whose group is not a CUB group is an error naming it.
+    (e.g. ``("size", "shape", "primary_color")`` to drop the whole-bird ones), and APN's
+    ``others``. A name whose group is not a CUB group is an error naming it.
     """
+    if mapping not in MAPPINGS:
+        raise ValueError(f"mapping must be one of {MAPPINGS}, got {mapping!r}")
+    table = CUB_GROUP_TARGETS if mapping == "field-guide" else _apn_group_targets()
     index = {name: i for i, name in enumerate(part_names)}
     unknown_exclude = sorted(set(exclude) - set(CUB_GROUP_TARGETS))
     if unknown_exclude:
@@ -294,10 +337,10 @@ def cub_attribute_targets(
         if group not in CUB_GROUP_TARGETS:
             raise ValueError(f"attribute {position} {name!r} is not a CUB attribute has_<group>::<value> of a known group "
                              "(load the dataset with attribute_names=<CUB attributes.txt>)")
-        if group in exclude:
+        if group in exclude or table[group] is None:
             targets.append(None)
             continue
-        target, parts = CUB_GROUP_TARGETS[group]
+        target, parts = table[group]
         absent = [p for p in parts if p not in index]
         if absent:
             raise ValueError(f"attribute {name!r} needs part {absent[0]!r}, which the part list {list(part_names)} lacks")

@@ -61,7 +61,7 @@ from scipy import ndimage
 from zslkit.datasets.container import ZSLDataset
 from zslkit.registry import register
 
-__all__ = ["COLOURS", "PARTS", "PATTERNS", "VARIANTS", "make_synthetic"]
+__all__ = ["COLOURS", "PARTS", "PATTERNS", "VARIANTS", "make_synthetic", "make_synthetic_images"]
 
 PARTS: tuple[str, ...] = ("head", "breast", "wing", "tail", "back", "leg")
 COLOURS: tuple[str, ...] = ("red", "blue", "yellow", "black", "white", "brown")
@@ -110,6 +110,7 @@ def make_synthetic(
     word_noise: float = 0.35,
     seed: int = 0,
     variant: str = "fine-grained",
+    image_size: int | None = None,
 ) -> ZSLDataset:
     """Generate the dataset. See the module docstring for what each knob does.
 
@@ -117,6 +118,10 @@ def make_synthetic(
     ``part_signal``, ``noise`` and ``occlusion`` to the values in :data:`VARIANTS`
     unless they are given. Returns a :class:`~zslkit.datasets.container.ZSLDataset`
     with ``features`` of shape ``(N, channels, grid, grid)``, ``N = num_classes * images_per_class``.
+
+    ``image_size``: the image form instead (``synthetic_images``, named so, whose recipes differ):
+    ``features`` are ``(N, 3, image_size, image_size)`` pictures of the same draws
+    (:mod:`zslkit.datasets.synthetic_images`); everything else is as without it.
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown synthetic variant {variant!r}; give one of {', '.join(sorted(VARIANTS))}")
@@ -131,6 +136,8 @@ def make_synthetic(
         raise ValueError(f"unseen_per_family must be in [1, family_size), got {unseen_per_family}")
     if num_parts > grid * grid:
         raise ValueError(f"grid {grid}x{grid} has fewer cells than num_parts={num_parts}")
+    if image_size is not None and image_size < 3 * grid:
+        raise ValueError(f"image_size {image_size} leaves the {grid}x{grid} cells under 3 px; give at least {3 * grid}")
     rng = np.random.default_rng(seed)
     parts = PARTS[:num_parts]
     n_col, n_pat = len(COLOURS), len(PATTERNS)
@@ -225,8 +232,10 @@ def make_synthetic(
         "train": trainval_idx[~np.isin(labels[trainval_idx], val_classes)],
         "val": trainval_idx[np.isin(labels[trainval_idx], val_classes)],
     }
+    if image_size is not None:  # the same draws, drawn as pictures (the feature maps above only advanced the seed's stream)
+        features = _images(cell_of, visible, colours, patterns, grid, image_size, knobs, nuisance, contrast, seed)
     return ZSLDataset(
-        name="synthetic",
+        name="synthetic" if image_size is None else "synthetic_images",
         labels=labels,
         class_attributes=class_attributes,
         splits=splits,
@@ -241,8 +250,30 @@ def make_synthetic(
             **knobs,
             "family_of_class": family_of.tolist(),
             "parts": list(parts),
+            **({} if image_size is None else {"form": "images", "image_size": image_size}),
         },
     )
+
+
+def _images(cell_of, visible, colours, patterns, grid, image_size, knobs, nuisance, contrast, seed):
+    """The :class:`~zslkit.datasets.synthetic_images.SyntheticImages` of the draws."""
+    from zslkit.datasets.synthetic_images import SyntheticImages, cell_boxes, render_images
+
+    pixels = render_images(cell_of, visible, colours, patterns, parts=PARTS[: cell_of.shape[1]], colours=COLOURS,
+                           patterns=PATTERNS, grid=grid, image_size=image_size, part_signal=knobs["part_signal"],
+                           part_specificity=knobs["part_specificity"], noise=knobs["noise"], nuisance=nuisance,
+                           contrast=contrast, seed=seed)
+    return SyntheticImages(pixels, cell_boxes(grid, image_size)[cell_of], visible, colours, patterns)
+
+
+@register("dataset", "synthetic_images")
+def make_synthetic_images(image_size: int = 56, **options) -> ZSLDataset:
+    """``synthetic`` as ``(N, 3, image_size, image_size)`` pictures (:mod:`zslkit.datasets.synthetic_images`).
+
+    ``options``: any argument of :func:`make_synthetic` (``seed``, ``variant``, ``num_classes``...):
+    the same classes, attributes and splits as ``make_synthetic(**options)``.
+    """
+    return make_synthetic(**options, image_size=image_size)
 
 
 def _sample_categorical(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:

@@ -14,11 +14,17 @@ attention queries ``v_i W``) and each group ``g`` of attribute indices:
 selected branches. The groups are the model's ``classes.attribute_groups`` (from the
 dataset), all of them in order or the named ones (``groups=[...]``; a name may repeat, as
 in APN's CUB list where ``belly`` appears twice).
+
+``merge`` (name -> names of the class space's groups) first unites groups into coarser ones,
+which ``groups`` then names: APN's CUB code regroups CUB's 28 attribute groups into its
+eight parts (:data:`zslkit.datasets.cub_parts.APN_CUB_PARTS`) and loops over the first seven
+of its list ``head, belly, breast, belly, wing, tail, leg, others`` (``belly`` twice,
+``back`` and ``others`` never), which ``configs/apn/cub.yaml`` reproduces.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import torch
@@ -49,7 +55,9 @@ class AttributeDecorrelation(nn.Module):
         key: the constant read (``"weights"`` of ``prototype``/``ale_global``, ``"queries"``
             of ``attribute_to_visual`` with ``pool="max"``).
         groups: names of the class space's attribute groups to use (repeats allowed), or
-            ``None`` for all of them.
+            ``None`` for all of them; with ``merge``, names of the merged groups.
+        merge: merged group name -> the class space's group names it unites (each named
+            group must exist); ``None``: the class space's groups as they are.
         norm: one of :data:`DECORRELATION_NORMS`.
         reduction: ``"sum"`` or ``"mean"`` over the groups.
         eps: added per channel inside the square root.
@@ -66,6 +74,7 @@ class AttributeDecorrelation(nn.Module):
         norm: str = "frobenius",
         reduction: str = "sum",
         eps: float = 1e-8,
+        merge: Mapping[str, Sequence[str]] | None = None,
     ):
         super().__init__()
         if norm not in DECORRELATION_NORMS:
@@ -75,17 +84,31 @@ class AttributeDecorrelation(nn.Module):
         self.branches = None if branches is None else list(branches)
         self.key, self.norm, self.reduction, self.eps = key, norm, reduction, float(eps)
         self.groups = None if groups is None else list(groups)
+        self.merge = None if merge is None else {str(k): [str(g) for g in v] for k, v in merge.items()}
 
     def _groups(self, classes) -> list[Sequence[int]]:
         available = classes.attribute_groups
         if available is None:
             raise ValueError("attribute_decorrelation needs attribute groups; the model's class space has none (attribute_groups=)")
+        if self.merge is not None:
+            available = self._merged(available)
         if self.groups is None:
             return list(available.values())
         unknown = [name for name in self.groups if name not in available]
         if unknown:
             raise KeyError(f"attribute_decorrelation: no attribute group {unknown[0]!r}; the groups are {list(available)}")
         return [available[name] for name in self.groups]
+
+    def _merged(self, available) -> dict[str, list[int]]:
+        """The merged groups: each the class space's named groups' indices, in the order named."""
+        merged = {}
+        for name, members in self.merge.items():
+            unknown = [g for g in members if g not in available]
+            if unknown:
+                raise KeyError(f"attribute_decorrelation: merge[{name!r}] names group {unknown[0]!r}, which the class space "
+                               f"lacks; its groups are {list(available)}")
+            merged[name] = [int(i) for g in members for i in available[g]]
+        return merged
 
     def _weights(self, output) -> list[torch.Tensor]:
         if self.branches is None:

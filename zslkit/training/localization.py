@@ -22,6 +22,7 @@ from zslkit.metrics.localization import (
     DEFAULT_THRESHOLDS,
     PartLocalization,
     grid_to_image,
+    resolve_protocol,
     top_per_group,
     view_regions,
 )
@@ -81,6 +82,10 @@ def evaluate_localization(
     baseline: bool = False,
     batch_size: int = 64,
     inputs=None,
+    mapping: str | None = None,
+    peak: str | None = None,
+    box: str | None = None,
+    bound: str | None = None,
 ) -> dict[str, Any]:
     """Localisation of every branch's maps on the ``split`` images: branch -> :meth:`~zslkit.metrics.localization.LocalizationCounts.summary`.
 
@@ -89,7 +94,9 @@ def evaluate_localization(
     what the features' store records (:func:`feature_geometry`); a missing
     preprocessing falls back to :data:`~zslkit.metrics.localization.DEFAULT_PREPROCESSING`
     (said in the result's ``assumed``), missing image sizes are an error. Attributes map
-    to parts by :func:`~zslkit.datasets.cub_parts.cub_attribute_targets` (``exclude``: groups to leave out).
+    to parts by :func:`~zslkit.datasets.cub_parts.cub_attribute_targets` (``mapping``: ``apn`` or
+    ``field-guide``; ``exclude``: groups to leave out). ``mapping``, ``peak``, ``box``, ``bound``: ``None``
+    for the criterion's (:data:`~zslkit.metrics.localization.CRITERION_DEFAULTS`; ``apn``: APN's protocol).
     ``attributes``: ``"all"`` pairs, or ``"top_per_group"``: per image only the attribute of
     each group the branch scores highest (APN's selection, :func:`~zslkit.metrics.localization.top_per_group`).
     ``baseline``: also score random maps (and random attribute scores), seeded, as the
@@ -97,9 +104,7 @@ def evaluate_localization(
     """
     if attributes not in ATTRIBUTE_SELECTIONS:
         raise ValueError(f"attributes must be one of {ATTRIBUTE_SELECTIONS}, got {attributes!r}")
-    if criterion not in CRITERIA:
-        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
-    threshold = DEFAULT_THRESHOLDS[criterion] if threshold is None else float(threshold)
+    options, mapping = _protocol(criterion, threshold, box_scale, mapping=mapping, peak=peak, box=box, bound=bound)
     recorded_pre, recorded_sizes = feature_geometry(dataset) if inputs is None else (None, None)
     preprocessing = preprocessing or recorded_pre
     sizes = image_sizes if image_sizes is not None else recorded_sizes
@@ -110,16 +115,27 @@ def evaluate_localization(
     if parts.num_images != dataset.num_images or len(sizes) != dataset.num_images:
         raise ValueError(f"{dataset.num_images} images in the dataset, {parts.num_images} annotated, {len(sizes)} image sizes")
     assumed = [] if preprocessing else [f"preprocessing not recorded; assumed {DEFAULT_PREPROCESSING}"]
-    options = {"criterion": criterion, "threshold": threshold, "box_scale": box_scale}
-    targets = cub_attribute_targets(dataset.attribute_names, parts.part_names, exclude=exclude)
+    targets = cub_attribute_targets(dataset.attribute_names, parts.part_names, exclude=exclude, mapping=mapping)
     groups = [attribute_group(n) for n in dataset.attribute_names] if attributes == "top_per_group" else None
     metrics = _run(model, dataset, parts, _split_indices(dataset, split), preprocessing, sizes, targets, groups, options,
                    batch_size, inputs, baseline)
     if not metrics:
         raise ValueError("the model returns no attention maps (every branch's maps are None): nothing to localise")
-    return {"split": split, **options, "exclude": list(exclude), "attributes": attributes, "assumed": assumed,
+    return {"split": split, **options, "mapping": mapping, "exclude": list(exclude), "attributes": attributes,
+            "assumed": assumed,
             "preprocessing": preprocessing or DEFAULT_PREPROCESSING,
             "branches": {branch: metric.compute() for branch, metric in metrics.items()}}
+
+
+def _protocol(criterion: str, threshold: float | None, box_scale: float, **given: str | None) -> tuple[dict[str, Any], str]:
+    """``(the metric's options, the attribute mapping)``: what is given, else the criterion's defaults."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+    chosen = resolve_protocol(criterion, **given)
+    threshold = DEFAULT_THRESHOLDS[criterion] if threshold is None else float(threshold)
+    options = {"criterion": criterion, "threshold": threshold, "box_scale": box_scale,
+               **{k: chosen[k] for k in ("peak", "box", "bound")}}
+    return options, chosen["mapping"]
 
 
 def _run(model, dataset, parts, indices, preprocessing, sizes, targets, groups, options, batch_size, inputs, baseline):
@@ -129,6 +145,7 @@ def _run(model, dataset, parts, indices, preprocessing, sizes, targets, groups, 
     model.eval()
     metrics: dict[str, PartLocalization] = {}
     generator = torch.Generator().manual_seed(0)
+    crop = tuple(int(s) for s in (preprocessing or DEFAULT_PREPROCESSING)["input_size"][-2:])
     try:
         for start in range(0, len(indices), batch_size):
             idx = indices[start : start + batch_size]
@@ -139,13 +156,14 @@ def _run(model, dataset, parts, indices, preprocessing, sizes, targets, groups, 
             scores = dict(output.attribute_scores)
             if baseline:
                 shape = next(m for m in branches.values() if m is not None).shape
-                branches[BASELINE] = torch.rand(shape, generator=generator)
+                branches[BASELINE] = torch.rand(shape, generator=generator)  # (B, I, R)
                 scores[BASELINE] = torch.rand(shape[:2], generator=generator)
             for branch, maps in branches.items():
                 if maps is not None:
-                    metric = metrics.setdefault(branch, PartLocalization(targets, **options))
+                    metric = metrics.setdefault(branch, PartLocalization(targets, crop_size=crop, **options))
                     pairs = None if groups is None else top_per_group(scores[branch], groups)
-                    metric.update(maps, cells, parts.locations[idx], parts.boxes[idx], views=views, pairs=pairs)
+                    metric.update(maps.reshape(*maps.shape[:2], *grid), cells, parts.locations[idx], parts.boxes[idx],
+                                  views=views, pairs=pairs)
     finally:
         model.train(was_training)
     return metrics
