@@ -47,7 +47,7 @@ def add_parser(sub) -> None:
     add_import_option(p)
     p.add_argument("--backbone", default=None,
                    help="train the models end to end through this timm backbone on an image dataset "
-                        "(synthetic_images), e.g. resnet10t; needs --weights or --random-init")
+                        "(synthetic_images), e.g. resnet10t; needs --weights or --random-init (default: none: models read feature maps)")
     p.add_argument("--backbone-option", action="append", default=[], metavar="KEY=VALUE",
                    help="option for timm.create_model (YAML value), e.g. output_stride=8 or channels=[16,32,64,64]; repeatable (default: none)")
     p.add_argument("--weights", default=None,
