@@ -205,7 +205,11 @@ def import_modules(names: list[str]) -> None:
                 spec = importlib.util.spec_from_file_location(path.stem, path)
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[path.stem] = module
-                spec.loader.exec_module(module)
+                try:
+                    spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[path.stem]  # no half-run module left behind
+                    raise
             else:
                 if "" not in sys.path and os.getcwd() not in sys.path:
                     sys.path.insert(0, os.getcwd())  # as `python -m` does: the current directory's modules
