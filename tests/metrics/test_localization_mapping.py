@@ -153,7 +153,7 @@ def test_boxes_are_shifted_into_the_view_at_every_edge(edge):
     parts = np.array([[[*part, 1.0]]])
     box = np.array([[0.0, 0.0, 160.0, 160.0]])
     maps = torch.tensor([[[1.0, 0.0]]])
-    run = dict(box_scale=4.0, criterion="apn")
+    run = dict(box_scale=4.0, criterion="apn", peak="cell", box="real", bound="exclusive")  # zslkit's shift: APN's is in test_apn_protocol.py
     assert localization_counts(maps, cells, parts, box, [("beak", (0,))], **run).hits.tolist() == [0]
     views = np.array([[x0, y0, x1, y1]])
     assert localization_counts(maps, cells, parts, box, [("beak", (0,))], views=views, **run).hits.tolist() == [1]

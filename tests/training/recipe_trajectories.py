@@ -68,6 +68,8 @@ def trajectory(recipe: str, backbone: bool, overrides: dict) -> list[str]:
     config = load_config(recipe, **{"epochs": 2, "batch_size": 16, **overrides})
     if getattr(config, "freeze_backbone", None):  # APN's frozen stages came after the recorded code: compare the rest
         config = load_config(config, freeze_backbone=[])
+    if "losses" in config.model_options:  # APN's CUB 8-part group lasso came after the recorded code (and names CUB's groups)
+        config = load_config(config, model_options={k: v for k, v in config.model_options.items() if k != "losses"})
     hashes: list[str] = []
     extra = {}
     if backbone:

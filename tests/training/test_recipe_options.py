@@ -157,7 +157,8 @@ def test_head_only_epochs_keep_each_groups_layer_scale(data, images):
 
 # ---------------------------------------------------------------- frozen stages
 def test_frozen_stages_get_no_update_and_no_optimizer_state(data, images, tmp_path):
-    cfg = load_config("apn/cub", epochs=2, batch_size=20, head_only_epochs=0, lr=1e-2, backbone_lr=1e-2)
+    cfg = load_config("apn/cub", epochs=2, batch_size=20, head_only_epochs=0, lr=1e-2, backbone_lr=1e-2,
+                      model_options={})  # the recipe's 8-part group lasso names CUB's groups, which these data lack
     assert cfg.freeze_backbone == ["conv1", "bn1", "layer1"]  # the authors' fine_tune(): layer2-4 only
     before = {k: v.clone() for k, v in resnet().named_parameters()}
     result = train(data, config=cfg, split="train", backbone=resnet(), inputs=images, out_dir=tmp_path, progress=False)
