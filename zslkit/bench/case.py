@@ -82,11 +82,12 @@ class BenchmarkCase:
             sort_keys=True, default=repr,
         ))
 
-    def runner(self, progress: bool = False) -> Runner:
-        """A fresh runner for this case."""
+    def runner(self, progress: bool = False, threads: int | None = None) -> Runner:
+        """A fresh runner for this case (``threads``: a deep model's CPU threads; ``None``: the machine's choice)."""
         if self.kind == "method":
             return MethodRunner(self.component, self.options, self.param_grid)
-        return ModelRunner(self.component, self.options, self.param_grid, self.train_config, progress=progress)
+        return ModelRunner(self.component, self.options, self.param_grid, self.train_config, progress=progress,
+                           threads=threads)
 
 
 def _builtin_cases() -> list[BenchmarkCase]:

@@ -7,16 +7,22 @@ protocols (``--protocol validation,paper``) give a row per protocol and method
 plus their difference (paper minus validation), sharing every training. With
 ``--out`` the run writes ``results.csv``, ``results.json``, ``table.md`` and
 PNG plots there, and caches each finished cell in ``DIR/cells`` so that a
-restarted run only computes what is missing.
+restarted run only computes what is missing; a cached cell is reused only while
+the code that computed it is unchanged, and the run says (on stderr) how many
+cells it reused and from where (``--recompute``: compute them all again). The
+table alone goes to stdout; progress and messages to stderr.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import yaml
 
-from zslkit.cli.options import require_dataset_options
+from zslkit.cli.options import add_threads_option, require_dataset_options
+
+log = logging.getLogger("zslkit.bench")
 
 
 def add_parser(sub) -> None:
@@ -35,8 +41,14 @@ def add_parser(sub) -> None:
     p.add_argument("--dataset-option", action="append", default=[], metavar="[DATASET.]KEY=VALUE",
                    help="option for the dataset loader (YAML value), for all datasets or one; repeatable")
     p.add_argument("--no-published", action="store_true", help="do not show published reference rows")
-    p.add_argument("--no-cache", action="store_true", help="recompute every cell even if cached in --out")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-cache", action="store_true",
+                   help="neither read nor write the cell cache in --out (default: reuse the cells cached there "
+                        "with the same settings and code)")
+    p.add_argument("--recompute", action="store_true",
+                   help="compute every cell again and replace the cached ones in --out")
+    add_threads_option(p)
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars or per-epoch lines: one line per cell on stderr")
     p.add_argument("--list", action="store_true", help="list the available cases and protocols, then exit")
     p.set_defaults(func=run)
 
@@ -78,6 +90,12 @@ def run(args) -> int:
 
     if args.list:
         return _print_list()
+    if args.recompute and (args.no_cache or not args.out):
+        raise ValueError("--recompute replaces the cells cached in --out: give --out DIR, without --no-cache "
+                         "(which computes every cell and caches none)")
+    if args.no_progress:  # nor the trainings' per-epoch lines and the protocols' phases: one line per cell remains
+        for name in ("zslkit.training", "zslkit.bench.protocols"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
     datasets = _split(args.dataset)
@@ -95,11 +113,13 @@ def run(args) -> int:
         dataset_options=dataset_options,
         progress=not args.no_progress,
         use_cache=not args.no_cache,
+        recompute=args.recompute,
+        threads=args.threads,
     )
     for line in result.recipe_lines():
-        print(line)
+        log.info("%s", line)
     print(result.table(with_published=not args.no_published))
     if args.out:
         paths = write_outputs(result, args.out, with_published=not args.no_published)
-        print(f"wrote {len(paths)} files to {args.out} (table.md, results.csv, results.json, plots)")
+        log.info("wrote %d files to %s (table.md, results.csv, results.json, plots)", len(paths), args.out)
     return 0

@@ -9,6 +9,7 @@ import yaml
 __all__ = [
     "add_backbone_options",
     "add_data_options",
+    "add_threads_option",
     "backbone_from_args",
     "load_dataset_from_args",
     "parse_assignments",
@@ -74,6 +75,25 @@ def load_dataset_from_args(name: str, args):
     options = parse_assignments(args.data_option, "--data-option")
     require_dataset_options(name, options, "--data-option")
     return zslkit.load_dataset(name, **options)
+
+
+def add_threads_option(parser) -> None:
+    """``--threads N``: PyTorch's CPU threads (default: the cores this process may use, see :mod:`zslkit.threads`)."""
+    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                        help="CPU threads for training (default: the cores this process may use, "
+                             "os.sched_getaffinity; give fewer on a machine shared with other jobs)")
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of threads, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 thread, got {value}")
+    return value
 
 
 def add_backbone_options(parser, *, default: str | None, help: str) -> None:

@@ -7,14 +7,19 @@ With ``--backbone`` the model is fine-tuned end to end on the dataset's images.
 
 from __future__ import annotations
 
+import logging
+
 from zslkit.cli import CLIError
 from zslkit.cli.options import (
     add_backbone_options,
     add_data_options,
+    add_threads_option,
     backbone_from_args,
     load_dataset_from_args,
     parse_assignments,
 )
+
+log = logging.getLogger("zslkit.training")
 
 
 def add_parser(sub) -> None:
@@ -28,11 +33,12 @@ def add_parser(sub) -> None:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--seed", type=int, default=None, help="training seed (default: the config's)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: the config's)")
+    add_threads_option(p)
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override any config field, e.g. loss_weights.self_calibration=0.2 (repeatable)")
     p.add_argument("--out", default=None, help="directory for checkpoints, history.csv/json and results.csv/json")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar or per-epoch lines")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch remains, on stderr)")
     add_data_options(p)
     add_backbone_options(p, default=None, help="fine-tune end to end through this timm backbone (e.g. resnet101) on the "
                          "dataset's images (needs --dataset-root); learning rate: --set backbone_lr=...")
@@ -52,6 +58,8 @@ def run(args) -> int:
     for field in ("epochs", "batch_size", "lr", "seed", "device"):
         if getattr(args, field) is not None:
             overrides[field] = getattr(args, field)
+    if args.threads is not None:
+        overrides["num_threads"] = args.threads
     for key in ("loss_weights", "model_options"):
         if isinstance(overrides.get(key), dict):
             overrides[key] = {**getattr(config, key), **overrides[key]}
@@ -60,7 +68,7 @@ def run(args) -> int:
     backbone, inputs = image_inputs(args, dataset) if args.backbone else (None, None)
     with distributed.process_group(config.device):
         if distributed.is_main():
-            print(recipe.line(), flush=True)
+            log.info("%s", recipe.line())
         result = train(dataset, model, recipe, out_dir=args.out, progress=not args.no_progress, resume=args.resume,
                        backbone=backbone, inputs=inputs)
         metrics = evaluate(result.model, dataset, batch_size=config.eval_batch_size, inputs=inputs)
@@ -76,7 +84,7 @@ def run(args) -> int:
     print(format_markdown([row], title=f"{dataset.name}: {model}, {config.epochs} epochs, seed {config.seed}"))
     if args.out:
         paths = write_results([row], args.out)
-        print(f"checkpoint {result.checkpoint}; wrote " + ", ".join(str(p) for p in paths))
+        log.info("checkpoint %s; wrote %s", result.checkpoint, ", ".join(str(p) for p in paths))
     return 0
 
 
