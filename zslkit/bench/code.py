@@ -25,10 +25,11 @@ from typing import Any
 
 from zslkit.registry import KINDS, Component, on_build
 
-__all__ = ["CodeDigests", "package_of", "recording"]
+__all__ = ["CodeDigests", "package_of", "record_component", "recording"]
 
 _SOURCE_SUFFIXES = (".py", ".yaml", ".yml")
 _recorders: list[set[str]] = []
+_plugin_versions: dict[str, str] = {}  # package -> version of the plugin distribution that registered it
 
 
 def package_of(factory: Any) -> str:
@@ -38,8 +39,16 @@ def package_of(factory: Any) -> str:
 
 
 def _record(component: Component, instance: Any) -> None:
+    package = package_of(component.factory)
+    if component.origin.plugin_version:
+        _plugin_versions[package] = component.origin.plugin_version
     for found in _recorders:
-        found.add(package_of(component.factory))
+        found.add(package)
+
+
+def record_component(component: Component) -> None:
+    """Count ``component`` as used by the cells being recorded (one looked up, not built: a method's factory)."""
+    _record(component, None)
 
 
 @contextmanager
@@ -75,6 +84,10 @@ def _source_files(package: str) -> list[Path] | None:
 
 
 def _version(package: str) -> str | None:
+    """The version of the distribution holding ``package``: the plugin's that registered it, else the one
+    whose files list it."""
+    if package in _plugin_versions:
+        return _plugin_versions[package]
     for dist in metadata.packages_distributions().get(package, []):
         try:
             return metadata.version(dist)

@@ -32,7 +32,7 @@ import zslkit
 from zslkit.atomic import write_atomic, write_json_atomic
 from zslkit.bench.cache import CellCache, plain, settings_hash
 from zslkit.bench.case import BenchmarkCase, select_cases
-from zslkit.bench.code import package_of, recording
+from zslkit.bench.code import record_component, recording
 from zslkit.bench.environment import environment
 from zslkit.bench.plots import plot_protocol_gap, plot_seen_unseen_curves, plot_training_curves
 from zslkit.bench.protocols import Protocol, get_protocol, run_protocols
@@ -55,6 +55,9 @@ _log = logging.getLogger("zslkit.bench")
 class BenchmarkResult:
     """Every cell of a run, and the views of them the outputs need.
 
+    Metrics in :attr:`cells`, :meth:`rows` and :meth:`gaps` are fractions in [0, 1] (``0.729``);
+    :meth:`table` and the command line show them x 100, in percent (``72.9``).
+
     ``protocol``: the protocol, or the list of protocols of a run with several
     (then ``protocol`` is the first, the one the others are compared with, and
     ``protocols`` all of them).
@@ -69,6 +72,11 @@ class BenchmarkResult:
     def __post_init__(self) -> None:
         self.protocols = [self.protocol] if isinstance(self.protocol, Protocol) else list(self.protocol)
         self.protocol = self.protocols[0]
+
+    def __repr__(self) -> str:
+        methods = list(dict.fromkeys(c["method"] for c in self.cells))
+        return (f"BenchmarkResult({', '.join(p.name for p in self.protocols)}; {', '.join(self.datasets)}; "
+                f"{len(self.cells)} cells of {', '.join(methods)}; metrics are fractions of 1, table() shows %)")
 
     def _protocol_of(self, cell: dict[str, Any]) -> str:
         return cell.get("protocol", self.protocol.name)
@@ -246,8 +254,8 @@ def run_benchmark(
             with recording() as used:  # the packages of every component the case builds
                 runner = case.runner(progress=progress, threads=threads)  # one per case: every seed
                 recipe = runner.recipe(dataset_name) if hasattr(runner, "recipe") else None
-                used.update(package_of(component_info(kind, name).factory)
-                            for kind, name in ((case.kind, case.component), ("dataset", dataset_name)))
+                for kind, name in ((case.kind, case.component), ("dataset", dataset_name)):
+                    record_component(component_info(kind, name))
                 for seed in seed_list:
                     bar.set_postfix_str(f"{dataset_name}/{case.name}/seed {seed}")
                     cells += _cells(run, (dataset_name, dataset), options.get(dataset_name, {}), case, seed,
