@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from zslkit.cli.logs import quieter
 from zslkit.cli.options import add_threads_option, require_dataset_options
 
 log = logging.getLogger("zslkit.bench")
@@ -86,16 +87,13 @@ def _print_list() -> int:
 
 
 def run(args) -> int:
-    from zslkit.bench import run_benchmark, write_outputs
+    from zslkit.bench import write_outputs
 
     if args.list:
         return _print_list()
     if args.recompute and (args.no_cache or not args.out):
         raise ValueError("--recompute replaces the cells cached in --out: give --out DIR, without --no-cache "
                          "(which computes every cell and caches none)")
-    if args.no_progress:  # nor the trainings' per-epoch lines and the protocols' phases: one line per cell remains
-        for name in ("zslkit.training", "zslkit.bench.protocols"):
-            logging.getLogger(name).setLevel(logging.WARNING)
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
     datasets = _split(args.dataset)
@@ -104,7 +102,22 @@ def run(args) -> int:
     dataset_options = parse_dataset_options(args.dataset_option, datasets)
     for name in datasets:  # before any progress bar starts
         require_dataset_options(name, dataset_options[name], "--dataset-option", f"{name}." if len(datasets) > 1 else "")
-    result = run_benchmark(
+    # --no-progress: no bars, nor the trainings' per-epoch lines and the protocols' phases; one line per cell remains
+    with quieter(*(("zslkit.training", "zslkit.bench.protocols") if args.no_progress else ())):
+        result = _run(args, datasets, dataset_options)
+    for line in result.recipe_lines():
+        log.info("%s", line)
+    print(result.table(with_published=not args.no_published))
+    if args.out:
+        paths = write_outputs(result, args.out, with_published=not args.no_published)
+        log.info("wrote %d files to %s (table.md, results.csv, results.json, plots)", len(paths), args.out)
+    return 0
+
+
+def _run(args, datasets: list[str], dataset_options: dict[str, dict[str, Any]]):
+    from zslkit.bench import run_benchmark
+
+    return run_benchmark(
         datasets,
         _split(args.methods) if args.methods else None,
         protocol=args.protocol,
@@ -116,10 +129,3 @@ def run(args) -> int:
         recompute=args.recompute,
         threads=args.threads,
     )
-    for line in result.recipe_lines():
-        log.info("%s", line)
-    print(result.table(with_published=not args.no_published))
-    if args.out:
-        paths = write_outputs(result, args.out, with_published=not args.no_published)
-        log.info("wrote %d files to %s (table.md, results.csv, results.json, plots)", len(paths), args.out)
-    return 0

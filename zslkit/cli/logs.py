@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "quieter"]
 
 
 class _StderrHandler(logging.Handler):
@@ -34,3 +36,17 @@ def configure_logging(level: int = logging.INFO) -> None:
         handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
         logger.addHandler(handler)
     logger.setLevel(level)
+
+
+@contextmanager
+def quieter(*names: str) -> Iterator[None]:
+    """Inside the block, the loggers ``names`` show warnings and errors only (their levels restored after)."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)

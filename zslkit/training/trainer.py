@@ -553,9 +553,7 @@ def train(
             from 1); a returned dict is merged into that epoch's history entry.
         out_dir: checkpoints (one per epoch) and ``history.csv``/``history.json`` go here; a new run
             refuses a directory that already holds checkpoints.
-        progress: show a progress bar (on stderr). Every epoch logs one line (logger
-            ``zslkit.training``, level INFO: the model, dataset, split, seed and the epoch's losses),
-            whatever ``progress`` says; configure :mod:`logging` to see them.
+        progress: a progress bar on stderr; each epoch logs a line either way (logger ``zslkit.training``, INFO).
         resume: continue from the latest checkpoint in ``out_dir`` (same dataset, split and recipe;
             only :data:`~zslkit.training.guards.RESUMABLE_CHANGES` may change).
         backbone: fine-tune end to end: any module mapping images ``(B, 3, S, S)`` to a feature map
