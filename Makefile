@@ -11,33 +11,45 @@ PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 BIN := $(VENV)/bin
-PIP := $(BIN)/python -m pip
-STAMP := $(VENV)/.zslkit-installed
+# quiet pip: no progress bars, no "new pip available", no script-location warnings; errors still show
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+PIP_INSTALL := $(PIP) install --no-warn-script-location --progress-bar off
+# what `make demo` needs: zslkit (CPU PyTorch) and the example plugin, both editable
+DEMO_STAMP := $(VENV)/.zslkit-demo
+# what `make test` and `make lint` add: the dev (pytest, ruff, triton), docs (mkdocs) and text
+# (sentence-transformers) extras
+TEST_STAMP := $(VENV)/.zslkit-test
 
 .PHONY: demo test install install-dev lint docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
+	$(PIP_INSTALL) --upgrade pip
 
-# Installs the package, the dev, docs and text extras and the example plugin (editable).
-$(STAMP): pyproject.toml plugins/zslkit-example-plugin/pyproject.toml | $(BIN)/python
-	$(PIP) install -q $(TORCH_SPEC) -e ".[dev,docs,text]" -e plugins/zslkit-example-plugin
-	touch $(STAMP)
+$(DEMO_STAMP): pyproject.toml plugins/zslkit-example-plugin/pyproject.toml | $(BIN)/python
+	$(PIP_INSTALL) $(TORCH_SPEC) -e . -e plugins/zslkit-example-plugin
+	touch $(DEMO_STAMP)
 
-install: $(STAMP)
+$(TEST_STAMP): $(DEMO_STAMP)
+	$(PIP_INSTALL) $(TORCH_SPEC) -e ".[dev,docs,text]"
+	touch $(TEST_STAMP)
 
-demo: $(STAMP)
+install: $(DEMO_STAMP)
+
+install-dev: $(TEST_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/zslkit bench --dataset synthetic --out runs/demo
+	@echo "zslkit is installed in $(VENV): run $(BIN)/zslkit --help, or 'source $(BIN)/activate' and then 'zslkit --help'"
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q tests
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check zslkit tests plugins benchmarks
 
-docs: $(STAMP)
+docs: $(TEST_STAMP)
 	$(BIN)/mkdocs serve
 
 clean:

@@ -6,8 +6,8 @@ command (process start, imports, data generation, training, evaluation), plus th
 metrics of the last run, which must agree between the settings.
 
     python benchmarks/distributed_cpu.py --epochs 10 --repeats 3
-    python benchmarks/distributed_cpu.py --epochs 3 --data-option channels=256 --data-option grid=14 \\
-        --data-option images_per_class=20
+    python benchmarks/distributed_cpu.py --epochs 3 --dataset-option channels=256 --dataset-option grid=14 \\
+        --dataset-option images_per_class=20
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ SETTINGS = {
 
 def run_once(launcher: list[str], extra: list[str], args, out: Path) -> tuple[float, float, dict]:
     command = [sys.executable, *launcher, "-m", "zslkit", "train", "--epochs", str(args.epochs), "--no-progress",
-               "--out", str(out), *extra, *[f"--data-option={o}" for o in args.data_option]]
+               "--out", str(out), *extra, *[f"--dataset-option={o}" for o in args.dataset_option]]
     if launcher:  # torchrun takes the module after its own options
         command = [sys.executable, *launcher, "-m", "zslkit", *command[command.index("train"):]]
     began = time.perf_counter()
@@ -46,7 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     lines = ["| setting | training loop (s) | whole command (s) | T1 | H |", "|---|---:|---:|---:|---:|"]
     for name, (launcher, extra) in SETTINGS.items():

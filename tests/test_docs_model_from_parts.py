@@ -2,7 +2,7 @@
 
 The block of the page is executed as written; the model it defines is registered, built through
 ``zslkit.create_model`` and checked against an independent composition of its parts (normalise,
-encode once, score every branch, class scores through the unit-row class attributes and the margin,
+encode once, score every branch, class scores through the unit-row class attributes and its margin (0.5, from default_options),
 weighted sum), then trained, checkpointed and rebuilt.
 """
 
@@ -59,7 +59,7 @@ def test_the_docs_model_is_the_composition_of_the_parts_it_names(registered):
     h = model.encoder(f, (3, 3))
     A = torch.as_tensor(data.class_attributes, dtype=torch.float32)
     A = A / A.norm(dim=1, keepdim=True)
-    m = torch.tensor([1.0 if k in set(data.unseen_classes.tolist()) else -1.0 for k in range(A.shape[0])])
+    m = torch.tensor([0.5 if k in set(data.unseen_classes.tolist()) else -0.5 for k in range(A.shape[0])])  # its margin 0.5
     psi_a2v = model.branches["a2v"](h, model.V).scores
     maps = torch.einsum("ic,bcr->bir", model.branches["proto"].prototypes, h)
     psi_proto = maps.amax(dim=2)

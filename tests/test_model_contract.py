@@ -25,7 +25,7 @@ from zslkit.training import TrainConfig, load_model, train
 from zslkit.training.checkpoint import save_checkpoint
 
 SMALL = dict(num_classes=20, images_per_class=12, channels=16, grid=4, embedding_dim=8)
-DATA = [arg for key, value in SMALL.items() for arg in ("--data-option", f"{key}={value}")]
+DATA = [arg for key, value in SMALL.items() for arg in ("--dataset-option", f"{key}={value}")]
 BENCH_DATA = [arg for key, value in SMALL.items() for arg in ("--dataset-option", f"{key}={value}")]
 
 
@@ -87,7 +87,7 @@ def runs(site, tmp_path_factory):
     zslkit_cli(site, "train", "--model", "pooled_linear", *DATA, "--out", "B", "--epochs", "4", "--no-progress", cwd=work)
     zslkit_cli(site, "train", "--model", "pooled_linear", *DATA, "--out", "B", "--resume", "--no-progress", cwd=work)
     out["eval"] = zslkit_cli(site, "eval", "B", *DATA, cwd=work)
-    out["bench"] = zslkit_cli(site, "bench", "--methods", "pooled_linear", "--protocol", "paper", *BENCH_DATA,
+    out["bench"] = zslkit_cli(site, "bench", "--model", "pooled_linear", "--protocol", "paper", *BENCH_DATA,
                               "--no-progress", "--no-published", "--out", "C", cwd=work)
     return out
 

@@ -19,8 +19,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "zslkit" / "configs").rglob("*.yaml"))
-TINY = ["--data-option", "num_classes=8", "--data-option", "images_per_class=8", "--data-option", "channels=8",
-        "--data-option", "grid=3", "--data-option", "embedding_dim=6"]
+TINY = ["--dataset-option", "num_classes=8", "--dataset-option", "images_per_class=8", "--dataset-option", "channels=8",
+        "--dataset-option", "grid=3", "--dataset-option", "embedding_dim=6"]
 
 
 def _run(argv, cwd, env=None, timeout=600):
@@ -35,7 +35,7 @@ def wheel(tmp_path_factory):
     root = tmp_path_factory.mktemp("wheel")
     source = root / "src"
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(REPO / name, source / name)
     shutil.copytree(REPO / "zslkit", source / "zslkit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
@@ -50,6 +50,14 @@ def test_the_wheel_carries_every_recipe_and_runs_from_a_fresh_venv(wheel, tmp_pa
     with zipfile.ZipFile(wheel) as archive:
         packed = {name for name in archive.namelist() if name.startswith("zslkit/configs/")}
     assert packed == set(RECIPES), f"missing from the wheel: {sorted(set(RECIPES) - packed)}"
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+        fields = archive.read(metadata).decode()
+        licences = [n for n in names if n.endswith("/LICENSE") and ".dist-info/" in n]
+        assert licences and archive.read(licences[0]) == (REPO / "LICENSE").read_bytes()
+    assert "zslkit/py.typed" in names  # what pyproject's package-data declares (PEP 561)
+    assert "License-Expression: Apache-2.0" in fields.splitlines()
 
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=tmp_path)

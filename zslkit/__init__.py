@@ -28,7 +28,8 @@ from zslkit.registry import (
     register,
 )
 
-for _kind in ("attention", "encoder", "loss", "model"):
+_registry.on_register(_contracts.check_registration)  # a factory that cannot take its kind's options is refused
+for _kind in ("attention", "encoder", "scorer", "loss", "model", "converter"):
     _registry.on_build(_kind, _contracts.on_built)  # registered names recorded, model contract checked
 
 try:

@@ -1,7 +1,8 @@
-"""Component contracts, checked when a component is registered, built and first used.
+"""Component contracts, checked when a component is registered (``zslkit.register`` and plugins alike), built and first used.
 
 The contracts are documented in ``docs/concepts.md`` (the model's in its "Model" section:
-:data:`MODEL_ATTRIBUTES` here, ``check_model_output`` in :mod:`zslkit.models.output`). A factory that cannot
+the protocol :class:`ZSLModel` here, from which :data:`MODEL_ATTRIBUTES` and
+:func:`check_built_model` derive; ``check_model_output`` in :mod:`zslkit.models.output`). A factory that cannot
 satisfy its kind's contract is refused with a one-line error that names where
 it came from (module or plugin).
 """
@@ -9,10 +10,16 @@ it came from (module or plugin).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import torch
+
+    from zslkit.models.output import ModelOutput
 
 __all__ = [
+    "ClassSpaceContract",
     "ContractError",
     "MODEL_ATTRIBUTES",
     "REQUIRED_OPTIONS",
@@ -21,15 +28,18 @@ __all__ = [
     "check_built_model",
     "check_encoder_output",
     "check_factory",
+    "check_registration",
     "check_loss_needs",
     "check_loss_output",
     "check_model_losses",
     "check_tensor_dict",
+    "contract_members",
     "describe_component",
     "describe_model",
     "on_built",
     "record_name",
     "registered_name",
+    "ZSLModel",
 ]
 
 
@@ -42,6 +52,7 @@ REQUIRED_OPTIONS: dict[str, tuple[str, ...]] = {
     "attention": ("feature_dim", "embedding_dim", "num_attributes"),
     "encoder": ("feature_dim",),
     "model": ("class_attributes", "attribute_embeddings", "seen_classes", "unseen_classes", "feature_dim"),
+    "converter": ("source",),
 }
 
 
@@ -63,6 +74,13 @@ def check_factory(kind: str, name: str, factory: Callable[..., Any], *, source: 
             f"{kind} {name!r}{where}: factory must accept keyword options "
             f"{', '.join(required)}; missing {', '.join(missing)}"
         )
+
+
+def check_registration(component: Any) -> None:
+    """:func:`check_factory` of a component about to be registered (``zslkit.register``, plugins),
+    naming its plugin; installed with :func:`zslkit.registry.on_register`."""
+    plugin = component.origin.plugin
+    check_factory(component.kind, component.name, component.factory, source=f"plugin {plugin}" if plugin else "")
 
 
 def describe_component(kind: str, name: str) -> str:
@@ -178,19 +196,93 @@ def check_loss_needs(term: Any, branches, output: Any = None, *, name: str, sour
 
 # ----------------------------------------------------------------------------- models
 
-#: What the trainer, checkpoints, evaluation, ``viz``, the harness and DDP read from a model
-#: (see docs/concepts.md, "Model"): attribute -> what it must be.
-MODEL_ATTRIBUTES: dict[str, str] = {
-    "forward": "a method: forward(features (B, C, H, W) or (B, C, R)) -> zslkit.models.ModelOutput",
-    "loss": "a method: loss(output, labels) -> {'total': scalar, term: scalar, ...}",
-    "classes": "a zslkit.models.ClassSpace (its seen, unseen, margin_size and attributes)",
-    "num_classes": "an int, K",
-    "options": "a JSON-serialisable dict: the options that rebuild the model",
-    "loss_weights": "a dict term -> float weight",
-    "set_loss_weights": "a method: set_loss_weights({term: weight})",
-}
+class ClassSpaceContract(Protocol):
+    """What loss terms, checkpoints and evaluation read from a model's ``classes`` (a :class:`~zslkit.models.ClassSpace`)."""
 
-_CLASS_SPACE = ("attributes", "seen", "unseen", "margin", "margin_size", "predictable", "num_classes", "num_attributes")
+    @property
+    def attributes(self) -> torch.Tensor:
+        """(K, I) the class-attribute rows"""
+
+    @property
+    def seen(self) -> torch.Tensor:
+        """sorted indices of the seen classes"""
+
+    @property
+    def unseen(self) -> torch.Tensor:
+        """sorted indices of the unseen classes"""
+
+    @property
+    def margin(self) -> torch.Tensor:
+        """(K,) the score offset: +margin unseen, -margin seen"""
+
+    @property
+    def margin_size(self) -> float:
+        """the margin's size"""
+
+    @property
+    def predictable(self) -> torch.Tensor:
+        """(K,) bool, True for seen and unseen classes"""
+
+    @property
+    def num_classes(self) -> int:
+        """K"""
+
+    @property
+    def num_attributes(self) -> int:
+        """I"""
+
+
+class ZSLModel(Protocol):
+    """The model contract: what the trainer, checkpoints, evaluation, ``viz``, the harness and DDP read from a
+    model (see docs/concepts.md, "Model"), besides its being a ``torch.nn.Module``.
+
+    :data:`MODEL_ATTRIBUTES` and :func:`check_built_model` are derived from the members below (each member's
+    docstring is what it must be); code typed against a model names this protocol.
+    """
+
+    def forward(self, features: torch.Tensor) -> ModelOutput:
+        """a method: forward(features (B, C, H, W) or (B, C, R)) -> zslkit.models.ModelOutput"""
+
+    def loss(self, output: ModelOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """a method: loss(output, labels) -> {'total': scalar, term: scalar, ...}"""
+
+    @property
+    def classes(self) -> ClassSpaceContract:
+        """a zslkit.models.ClassSpace (its seen, unseen, margin_size and attributes)"""
+
+    @property
+    def num_classes(self) -> int:
+        """an int, K"""
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """a JSON-serialisable dict: the options that rebuild the model"""
+
+    @property
+    def loss_weights(self) -> dict[str, float]:
+        """a dict term -> float weight"""
+
+    def set_loss_weights(self, weights: Mapping[str, float]) -> None:
+        """a method: set_loss_weights({term: weight})"""
+
+
+def contract_members(protocol: type) -> dict[str, tuple[str, str]]:
+    """``{name: ("attribute" | "method", what it must be)}`` for the members a protocol class declares:
+    properties are attributes, functions methods; the description is the member's docstring."""
+    members = {}
+    for name, member in vars(protocol).items():
+        if isinstance(member, property):
+            members[name] = ("attribute", inspect.getdoc(member.fget) or "")
+        elif inspect.isfunction(member) and not name.startswith("_"):
+            members[name] = ("method", inspect.getdoc(member) or "")
+    return members
+
+
+#: What the trainer, checkpoints, evaluation, ``viz``, the harness and DDP read from a model
+#: (see docs/concepts.md, "Model"): attribute -> what it must be; derived from :class:`ZSLModel`.
+MODEL_ATTRIBUTES: dict[str, str] = {name: what for name, (_, what) in contract_members(ZSLModel).items()}
+_MODEL_METHODS = tuple(name for name, (kind, _) in contract_members(ZSLModel).items() if kind == "method")
+_CLASS_SPACE = tuple(contract_members(ClassSpaceContract))
 
 
 def record_name(instance: Any, name: str) -> None:
@@ -203,9 +295,10 @@ def record_name(instance: Any, name: str) -> None:
 
 def on_built(component: Any, instance: Any) -> None:
     """Run on every instance ``zslkit.create`` builds (installed by the package through
-    :func:`zslkit.registry.on_build`): records its registered name and checks a model's contract."""
-    record_name(instance, component.name)
-    if component.kind == "model":
+    :func:`zslkit.registry.on_build`): records its registered name and checks the contract of a model
+    (built by its factory or by a converter of the authors' checkpoints)."""
+    record_name(instance, component.name)  # a converter's name is the name of the model it builds
+    if component.kind in ("model", "converter"):
         check_built_model(instance, name=component.name, source=str(component.origin))
     elif component.kind == "encoder":
         width = getattr(instance, "output_dim", None)
@@ -256,7 +349,7 @@ def check_built_model(model: Any, *, name: str, source: str = "") -> None:
     for attribute, what in MODEL_ATTRIBUTES.items():
         if not hasattr(model, attribute):
             raise ContractError(f"{where}: has no {attribute!r}; it must be {what}")
-    for attribute in ("forward", "loss", "set_loss_weights"):
+    for attribute in _MODEL_METHODS:
         if not callable(getattr(model, attribute)):
             raise ContractError(f"{where}: {attribute!r} must be {MODEL_ATTRIBUTES[attribute]}")
     missing = [a for a in _CLASS_SPACE if not hasattr(model.classes, a)]

@@ -48,6 +48,7 @@ __all__ = [
     "get_component",
     "list_components",
     "on_build",
+    "on_register",
     "register",
     "register_component",
     "register_components",
@@ -55,13 +56,14 @@ __all__ = [
 ]
 
 #: The kinds of component zslkit knows, in the order they appear in listings.
-KINDS: tuple[str, ...] = ("backbone", "attention", "encoder", "loss", "model", "method", "dataset", "sampler")
+KINDS: tuple[str, ...] = ("backbone", "attention", "encoder", "scorer", "loss", "model", "method", "dataset", "sampler", "converter")
 
 #: Modules whose import registers the built-in components.
 _BUILTIN_MODULES: tuple[str, ...] = (
     "zslkit.backbones",
     "zslkit.attention",
     "zslkit.encoders",
+    "zslkit.scorers",
     "zslkit.losses",
     "zslkit.models",
     "zslkit.methods",
@@ -117,7 +119,14 @@ class Registration:
 
 
 class ComponentNotFoundError(KeyError):
-    """Unknown kind or component name. The message lists the closest known names."""
+    """Unknown kind or component name. The message lists the closest known names.
+
+    ``kind`` and ``name``: the component looked up (``None`` for an unknown kind).
+    """
+
+    def __init__(self, message: str, kind: str | None = None, name: str | None = None) -> None:
+        super().__init__(message)
+        self.kind, self.name = kind, name
 
     def __str__(self) -> str:  # KeyError would print the repr of the message
         return str(self.args[0])
@@ -135,6 +144,8 @@ _REGISTRY: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
 #: "new" -> "loading" -> "loaded"; or the BuiltinImportError a failed import left behind.
 _builtins_state: str | BuiltinImportError = "new"
 _loaders: list[Callable[[], Any]] = []
+#: functions ``hook(component)`` run on every component before it is registered (they raise to refuse it).
+_REGISTER_HOOKS: list[Callable[[Component], None]] = []
 #: kind -> functions ``hook(component, instance)`` run on every instance :func:`create` builds.
 _BUILD_HOOKS: dict[str, list[Callable[[Component, Any], None]]] = {kind: [] for kind in KINDS}
 
@@ -228,15 +239,19 @@ def _check_registration(entry: Registration, staged: dict[tuple[str, str], Compo
             f"{kind} {name!r} is already registered by {existing.origin}; "
             f"{origin} tried to register it again (pass override=True to replace it)"
         )
-    return Component(kind, name, factory, origin)
+    component = Component(kind, name, factory, origin)
+    for hook in _REGISTER_HOOKS:
+        hook(component)
+    return component
 
 
 def register_components(entries: Iterable[Registration]) -> list[Component]:
     """Register several components at once, all or nothing; return their entries.
 
-    Every entry is checked first -- known kind, non-empty name, callable factory, and
-    no clash with a registered name or another entry of the batch unless
-    ``override=True`` -- and nothing is registered if one fails. A clash raises
+    Every entry is checked first -- known kind, non-empty name, callable factory, no
+    clash with a registered name or another entry of the batch unless
+    ``override=True``, and the :func:`on_register` hooks (the package's contract check) --
+    and nothing is registered if one fails. A clash raises
     :class:`DuplicateComponentError` naming both origins. Registering the very same
     factory under its name again is allowed (it changes nothing but the origin).
     """
@@ -298,7 +313,7 @@ def component_info(kind: str, name: str) -> Component:
         return _REGISTRY[kind][name]
     except KeyError:
         raise ComponentNotFoundError(
-            f"no {kind} named {name!r}{_suggest(name, list(_REGISTRY[kind]))}"
+            f"no {kind} named {name!r}{_suggest(name, list(_REGISTRY[kind]))}", kind, name
         ) from None
 
 
@@ -318,6 +333,15 @@ def create(kind: str, name: str, **options: Any) -> Any:
     for hook in _BUILD_HOOKS[kind]:
         hook(component, instance)
     return instance
+
+
+def on_register(hook: Callable[[Component], None]) -> None:
+    """Run ``hook(component)`` on every component before it is registered; an exception refuses it (once per hook).
+
+    The package installs its contract check of factories this way (the registry knows nothing of it).
+    """
+    if hook not in _REGISTER_HOOKS:
+        _REGISTER_HOOKS.append(hook)
 
 
 def on_build(kind: str, hook: Callable[[Component, Any], None]) -> None:

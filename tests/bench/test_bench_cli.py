@@ -3,7 +3,7 @@
 import pytest
 
 from zslkit.cli import main
-from zslkit.cli.bench import parse_dataset_options
+from zslkit.cli.options import parse_dataset_options
 
 
 def small_args(small_options):
@@ -11,7 +11,7 @@ def small_args(small_options):
 
 
 def test_bench_prints_the_table_and_writes_the_files(tmp_path, small_options, capsys):
-    code = main(["bench", "--methods", "sae,eszsl", "--no-progress", "--out", str(tmp_path), *small_args(small_options)])
+    code = main(["bench", "--model", "sae,eszsl", "--no-progress", "--out", str(tmp_path), *small_args(small_options)])
     out = capsys.readouterr().out
     assert code == 0
     assert "| method | T1 | U | S | H | AUSUC |" in out and "| sae |" in out and "| eszsl |" in out
@@ -19,7 +19,7 @@ def test_bench_prints_the_table_and_writes_the_files(tmp_path, small_options, ca
 
 
 def test_two_protocols_print_both_rows_and_the_difference(tmp_path, small_options, capsys):
-    argv = ["bench", "--methods", "sae", "--protocol", "validation,paper", "--no-progress", "--out", str(tmp_path)]
+    argv = ["bench", "--model", "sae", "--protocol", "validation,paper", "--no-progress", "--out", str(tmp_path)]
     assert main([*argv, *small_args(small_options)]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| sae")]
     assert [line.split(" | ")[0] for line in lines] == ["| sae (validation)", "| sae (paper)", "| sae (paper − validation)"]
@@ -32,8 +32,10 @@ def test_two_protocols_print_both_rows_and_the_difference(tmp_path, small_option
 @pytest.mark.parametrize(("argv", "message"), [
     (["--dataset-option", "novalue"], "--dataset-option expects [DATASET.]KEY=VALUE, got 'novalue'"),
     (["--dataset-option", "cub.root=/data"], "names dataset 'cub', not one of synthetic"),
-    (["--seeds", "0"], "--seeds must be at least 1"),
-    (["--methods", "alee"], "did you mean 'ale'"),
+    (["--seeds", "0"], "--seeds must be at least 1, got 0"),
+    (["--seed", "1,x"], "--seed '1,x': expected comma-separated whole numbers, e.g. --seed 0,1,2"),
+    (["--seed", "1", "--seeds", "2"], "--seed 1 and --seeds 2 both give the seeds; give one of them"),
+    (["--model", "alee"], "did you mean 'ale'"),
     (["--protocol", "validation,validation"], "names a protocol twice"),
     (["--protocol", "validation,papers"], "did you mean 'paper'"),
 ])
@@ -69,4 +71,4 @@ def test_a_missing_dataset_option_is_named_before_any_progress_bar(argv, line, c
 
 def test_train_names_a_missing_dataset_option(capsys):
     assert main(["train", "--dataset", "awa2", "--no-progress"]) == 2
-    assert capsys.readouterr().err == "zslkit train: error: dataset 'awa2' needs option 'xlsa17': give --data-option xlsa17=PATH\n"
+    assert capsys.readouterr().err == "zslkit train: error: dataset 'awa2' needs option 'xlsa17': give --dataset-option xlsa17=PATH\n"

@@ -3,6 +3,8 @@
 import dataclasses
 import json
 
+import pytest
+
 from zslkit.bench.case import BenchmarkCase
 from zslkit.cli import main
 from zslkit.training import load_config
@@ -20,12 +22,12 @@ def test_the_runner_uses_the_models_recipe_with_the_cases_overrides(small_datase
     assert runner.config(small_dataset, epochs=5).epochs == 5
     cub = dataclasses.replace(small_dataset, name="cub")  # never MSDN's CUB recipe
     assert runner.config(cub) == load_config("dazle/cub", epochs=2)
-    given = BenchmarkCase("d", "dazle", kind="model", train_config="msdn/sun").runner().recipe(small_dataset)
-    assert (given.name, given.config.model) == ("msdn/sun", "msdn")
+    with pytest.raises(ValueError, match="recipe msdn/sun is for model 'msdn', but model 'dazle' was asked for"):
+        BenchmarkCase("d", "dazle", kind="model", train_config="msdn/sun").runner().recipe(small_dataset)
 
 
 def test_bench_prints_each_recipe_once_and_results_record_it(tmp_path, small_options, capsys):
-    assert main(["bench", "--methods", "dazle,sae", "--seeds", "2", "--no-progress", "--out", str(tmp_path),
+    assert main(["bench", "--model", "dazle,sae", "--seed", "0,1", "--no-progress", "--out", str(tmp_path),
                  *small_args(small_options)]) == 0
     captured = capsys.readouterr()
     assert "recipe:" not in captured.out  # the table alone on stdout

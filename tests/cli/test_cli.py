@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -39,9 +40,45 @@ def test_bad_arguments_give_one_line_and_nonzero_exit():
 
 
 def test_bench_writes_csv_and_json(tmp_path, capsys):
-    assert main(["bench", "--dataset", "synthetic", "--methods", "eszsl", "--out", str(tmp_path)]) == 0
+    assert main(["bench", "--dataset", "synthetic", "--model", "eszsl", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "| eszsl |" in out
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert rows[0]["method"] == "eszsl" and 0.0 <= rows[0]["H"] <= 1.0
     assert (tmp_path / "results.csv").read_text().startswith("dataset,method,")
+
+
+def _options(parser, path=()):
+    """``(command path, action)`` for every option of every (sub)command."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _options(sub, (*path, name))
+        elif action.option_strings and not isinstance(action, argparse._HelpAction | argparse._VersionAction):
+            yield path, action
+
+
+def test_every_options_help_states_its_default_or_where_it_comes_from():
+    from zslkit.cli import build_parser
+
+    found = list(_options(build_parser()))
+    assert len(found) > 80
+    silent = [(" ".join(path), action.option_strings[0]) for path, action in found
+              if not action.help
+              or (action.nargs != 0 and not action.required and not re.search(r"default|recipe", action.help, re.I))]
+    assert silent == [], f"options whose help does not say their default: {silent}"
+
+
+def test_the_same_concept_has_the_same_name_in_every_command():
+    from zslkit.cli import build_parser
+
+    names: dict[str, set[str]] = {}
+    for path, action in _options(build_parser()):
+        names.setdefault(path[0], set()).update(action.option_strings)
+    for command in ("train", "eval", "bench"):
+        assert "--dataset-option" in names[command] and "--data-option" in names[command], command  # the other name too
+        assert "--import" in names[command]
+    assert "--import" in names["viz"]
+    assert {"--model", "--seed", "--methods", "--seeds"} <= names["bench"] and {"--model", "--seed"} <= names["train"]

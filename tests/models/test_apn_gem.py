@@ -116,15 +116,20 @@ def test_cub_names_give_its_28_groups_as_gem_zsl_lists_them(shared_data):
     assert all(v == list(range(v[0], v[-1] + 1)) for v in groups.values())
 
 
-def test_packaged_awa2_and_sun_groups_partition_their_attributes(shared_data):
-    awa2, sun = packaged_groups("awa2", 85), packaged_groups("sun", 102)
-    for groups, n in ((awa2, 85), (sun, 102)):
-        assert sorted(i for v in groups.values() for i in v) == list(range(n))
+def test_packaged_awa2_and_sun_groups_partition_their_attributes():
+    """No shared data needed: the packaged files alone."""
+    for benchmark, n, count in (("awa2", 85, 9), ("sun", 102, 4), ("cub", 312, 28)):
+        groups = packaged_groups(benchmark, n)
+        assert len(groups) == count and sorted(i for v in groups.values() for i in v) == list(range(n))
+    assert packaged_groups("awa2", 84) is None and packaged_groups("apy", 64) is None
+
+
+def test_packaged_awa2_groups_name_the_real_predicates(shared_data):
+    awa2 = packaged_groups("awa2", 85)
     predicates = read_attribute_names(shared_data("awa2") / "predicates.txt", 85)
     assert [predicates[i] for i in awa2["color"]] == ["black", "white", "blue", "brown", "gray", "orange", "red", "yellow"]
     assert [predicates[i] for i in awa2["habitat"]][:3] == ["oldworld", "arctic", "coastal"]
     assert predicates[awa2["nutrition"][-1]] == "newworld"  # as GEM-ZSL lists it (an upstream off-by-one, kept)
-    assert packaged_groups("awa2", 84) is None and packaged_groups("apy", 64) is None
 
 
 def synthetic(**changes):
@@ -235,7 +240,7 @@ def test_cli_finetunes_end_to_end_and_eval_rebuilds_the_same_scores(tmp_path, ca
     tiny = make_tiny_xlsa17(tmp_path)
     names = tmp_path / "names.txt"  # <group>::<value> names: the attribute groups the decorrelation terms need
     names.write_text("".join(f"has_part{i % 2}_color::v{i}\n" for i in range(6)))
-    options = [f"--data-option=path={tiny.folder}", f"--data-option=attribute_names={names}"]
+    options = [f"--dataset-option=path={tiny.folder}", f"--dataset-option=attribute_names={names}"]
     argv = ["train", "--model", model, "--dataset", "xlsa17", *options, "--epochs", "2", "--batch-size", "8",
             "--backbone", "test_resnet", "--random-init", "--image-size", "32", "--set", "head_only_epochs=1",
             "--no-progress", "--out", str(tmp_path / "run"), "--dataset-root", str(tiny.image_root)]

@@ -53,7 +53,7 @@ def test_scores_shape_margin_and_branch_mix():
 
 
 def test_margin_size_is_configurable():
-    out = make(margin=0.25)(features())
+    out = make(scorer={"scorer": "unit_rows", "margin": 0.25})(features())
     delta = out.branch_scores["a2v"] - out.attribute_scores["a2v"] @ make().classes.attributes.T
     assert torch.allclose(delta[:, UNSEEN], torch.full((3, 2), 0.25), atol=1e-5)
     assert torch.allclose(delta[:, SEEN], torch.full((3, 5), -0.25), atol=1e-5)

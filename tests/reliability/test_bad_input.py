@@ -25,7 +25,7 @@ from zslkit.datasets.xlsa17 import split_file_checksums
 from zslkit.plugins import Registrar
 
 SMALL = [arg for option in ("num_classes=8", "images_per_class=8", "channels=8", "grid=3", "embedding_dim=6")
-         for arg in ("--data-option", option)]
+         for arg in ("--dataset-option", option)]
 
 
 @dataclass
@@ -42,7 +42,7 @@ def data_check(folder: Path, *extra) -> list[str]:
 
 
 def train_h5(path: Path) -> list[str]:
-    return ["train", "--dataset", "feature_h5", "--data-option", f"path={path}", "--epochs", "1", "--no-progress"]
+    return ["train", "--dataset", "feature_h5", "--dataset-option", f"path={path}", "--epochs", "1", "--no-progress"]
 
 
 def with_att_splits(tiny: TinyXlsa17, **changes) -> Path:
@@ -212,8 +212,8 @@ def set_unknown_key(tmp, tiny):
 
 
 def unknown_model_option(tmp, tiny):
-    return Case(["train", "--set", "model_options.marign=2", "--epochs", "1", *SMALL],
-                r"model 'msdn' has no option 'marign'; did you mean 'margin'\?")
+    return Case(["train", "--set", "model_options.scorr=unit_rows", "--epochs", "1", *SMALL],
+                r"model 'msdn' has no option 'scorr'; did you mean 'scorer'")
 
 
 def plugin_breaks_its_contract_at_first_use(tmp, tiny):
@@ -255,11 +255,29 @@ def test_scanning_a_feature_file_reports_its_first_non_finite_image(cli, tmp_pat
     assert "PROBLEM: " + str(tmp_path / "maps.h5") + ": features of image 13 hold a non-finite value (-inf)" in result.stdout
 
 
-def test_a_plugin_factory_breaking_the_contract_is_refused_at_registration_naming_the_plugin():
+@pytest.mark.parametrize("route", ["plugin", "zslkit.register"])
+def test_a_plugin_factory_breaking_the_contract_is_refused_at_registration_naming_the_plugin(route):
+    """The same check for a plugin's registrar and for ``zslkit.register`` in a user's script (issue #24)."""
+    def register(factory):
+        if route == "plugin":
+            return Registrar("my-plugin", "2.0").register("attention", "no_dims", factory)
+        return zslkit.register("attention", "no_dims")(factory)
+
     class NoDims:
         def __init__(self, width):
             pass
 
-    with pytest.raises(ContractError, match=r"attention 'no_dims' \(plugin my-plugin\): factory must accept keyword options "
+    where = r" \(plugin my-plugin\)" if route == "plugin" else ""
+    with pytest.raises(ContractError, match=rf"attention 'no_dims'{where}: factory must accept keyword options "
                                             r"feature_dim, embedding_dim, num_attributes; missing feature_dim"):
-        Registrar("my-plugin", "2.0").register("attention", "no_dims", NoDims)
+        register(NoDims)
+    assert "no_dims" not in zslkit.list_components("attention")
+
+    class Flexible:  # **options can take anything: accepted
+        def __init__(self, **options):
+            self.options = options
+
+    register(Flexible)
+    if route != "plugin":  # the registrar stages; zslkit.register registers at once
+        assert zslkit.get_component("attention", "no_dims") is Flexible
+        zslkit.registry.unregister("attention", "no_dims")

@@ -25,7 +25,7 @@ from zslkit.cli import main
 # 8 classes x 8 images, 8 channels on a 3x3 grid: 36 training images, 3 steps of 16 per epoch
 ARGS = ["train", "--epochs", "3", "--batch-size", "16", "--no-progress",
         *[arg for option in ("num_classes=8", "images_per_class=8", "channels=8", "grid=3", "embedding_dim=6")
-          for arg in ("--data-option", option)]]
+          for arg in ("--dataset-option", option)]]
 
 # Run in the child before ``zslkit train``: patch one zslkit function to SIGKILL the process
 # at the chosen point (POINT, WHEN are filled in).

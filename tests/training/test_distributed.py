@@ -119,7 +119,7 @@ def test_end_to_end_finetuning_under_ddp_equals_single_process(ddp_out, data):
 
 @pytest.mark.slow
 def test_torchrun_zslkit_train_prints_once_and_matches_a_single_process(tmp_path, capsys):
-    options = [f"--data-option={k}={v}" for k, v in worker.TINY.items()]
+    options = [f"--dataset-option={k}={v}" for k, v in worker.TINY.items()]
     args = ["train", "--epochs", "1", "--batch-size", "13", "--no-progress", *options]
     result = torchrun("-m", "zslkit", *args, "--out", str(tmp_path / "ddp"), cwd=tmp_path)
     assert cli_main([*args, "--out", str(tmp_path / "single")]) == 0

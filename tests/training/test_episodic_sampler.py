@@ -108,7 +108,7 @@ def test_train_cli_takes_the_sampler_and_its_options(tmp_path, capsys):
     from zslkit.cli import main
     from zslkit.training import load_checkpoint
 
-    data = [f"--data-option={k}={v}" for k, v in TINY.items()]
+    data = [f"--dataset-option={k}={v}" for k, v in TINY.items()]
     argv = ["train", *data, "--epochs", "1", "--no-progress", "--out", str(tmp_path / "run"), "--set", "sampler=episodic",
             "--set", "sampler_options.ways=3", "--set", "sampler_options.shots=2", "--set", "sampler_options.batches=3"]
     assert main(argv) == 0, capsys.readouterr().err

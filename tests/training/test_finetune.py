@@ -134,7 +134,7 @@ def test_train_cli_finetunes_a_timm_backbone_on_the_dataset_images(tmp_path, cap
     from zslkit.cli import main
 
     tiny = make_tiny_xlsa17(tmp_path)
-    argv = ["train", "--dataset", "xlsa17", f"--data-option=path={tiny.folder}", "--epochs", "1", "--batch-size", "8",
+    argv = ["train", "--dataset", "xlsa17", f"--dataset-option=path={tiny.folder}", "--epochs", "1", "--batch-size", "8",
             "--backbone", "test_resnet", "--random-init", "--image-size", "32", "--set", "backbone_lr=1e-4",
             "--no-progress", "--out", str(tmp_path / "run")]
     assert main([*argv, "--dataset-root", str(tiny.image_root)]) == 0, capsys.readouterr().err
@@ -145,7 +145,7 @@ def test_train_cli_finetunes_a_timm_backbone_on_the_dataset_images(tmp_path, cap
     assert main(argv) == 2
     assert "a backbone needs --dataset-root" in capsys.readouterr().err
     # zslkit eval rebuilds the fine-tuned backbone from the checkpoint and scores the same images
-    data_option = f"--data-option=path={tiny.folder}"
+    data_option = f"--dataset-option=path={tiny.folder}"
     evaluated = ["eval", str(tmp_path / "run"), "--dataset", "xlsa17", data_option, "--image-size", "32"]
     assert main([*evaluated, "--dataset-root", str(tiny.image_root)]) == 0, capsys.readouterr().err
     scored = table_row(capsys.readouterr().out)

@@ -85,8 +85,8 @@ def test_eval_localization_on_a_tiny_trained_checkpoint(tmp_path, capsys):
     assert main(["extract", "--dataset-root", str(tiny.image_root), "--xlsa17", str(tiny.folder), "--out", str(store),
                  "--backbone", "test_resnet", "--random-init", "--image-size", "64", "--batch-size", "8",
                  "--workers", "0", "--no-progress"]) == 0
-    data = [f"--data-option=path={tiny.folder}", f"--data-option=features={store}",
-            f"--data-option=attribute_names={tmp_path / 'names.txt'}", f"--data-option=attribute_vectors={tmp_path / 'w2v.npy'}"]
+    data = [f"--dataset-option=path={tiny.folder}", f"--dataset-option=features={store}",
+            f"--dataset-option=attribute_names={tmp_path / 'names.txt'}", f"--dataset-option=attribute_vectors={tmp_path / 'w2v.npy'}"]
     run = tmp_path / "run"
     assert main(["train", "--dataset", "xlsa17", *data, "--epochs", "1", "--batch-size", "8", "--no-progress",
                  "--out", str(run)]) == 0, capsys.readouterr().err

@@ -16,7 +16,7 @@ from zslkit.training.trainer import build_run, resolve_run
 
 TINY = dict(num_classes=8, family_size=4, images_per_class=8, channels=8, grid=3, embedding_dim=6, seed=0)
 DATA = [arg for key, value in TINY.items() if key not in ("family_size", "seed")
-        for arg in ("--data-option", f"{key}={value}")]
+        for arg in ("--dataset-option", f"{key}={value}")]
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +110,8 @@ def test_a_recipes_loss_weights_reach_the_model_over_its_defaults(tiny):
 def test_a_given_config_is_recorded_as_given(tmp_path):
     model, recipe = choose_recipe(None, "cub", TrainConfig(model="dazle", epochs=3))
     assert (model, recipe.name, recipe.source, recipe.line()) == ("dazle", "TrainConfig", "given", "recipe: TrainConfig (given)")
-    model, recipe = choose_recipe("msdn", "synthetic", "dazle/synthetic")  # asked for by name: used as asked
-    assert (model, recipe.config.model, recipe.source) == ("msdn", "dazle", "zslkit/configs/dazle/synthetic.yaml")
+    with pytest.raises(ValueError, match=r"recipe dazle/synthetic is for model 'dazle', but model 'msdn' was asked for"):
+        choose_recipe("msdn", "synthetic", "dazle/synthetic")  # a model never gets another model's recipe
     with pytest.raises(FileNotFoundError, match=r"no config named 'cub' \(a recipe is <model>/<dataset>: (\w+/cub or )*dazle/cub or (\w+/cub or )*msdn/cub( or \w+/cub)*\?\)"):
         load_config("cub")
     path = tmp_path / "mine.yaml"
@@ -195,3 +195,13 @@ def test_an_installed_plugin_ships_recipes_for_its_model_as_package_data(tmp_pat
     cub, sun, epochs, model = json.loads(result.stdout.strip().splitlines()[-1])
     assert (cub["name"], cub["source"], epochs, model) == ("plugin_dazle/cub", "recipe_plugin/configs/plugin_dazle/cub.yaml", 4, "plugin_dazle")
     assert sun["line"] == "plugin_dazle has no recipe for sun; using its defaults" and sun["source"] == "TrainConfig defaults"
+
+
+def test_every_packaged_recipes_model_options_build_its_model(tiny):
+    """A recipe names only options its model has (e.g. ``scorer``, not the ``margin`` flag it replaced)."""
+    for name in available_configs():
+        config = load_config(name)
+        model = zslkit.create_model(config.model, class_attributes=tiny.class_attributes, attribute_embeddings=tiny.attribute_embeddings,
+                                    seen_classes=tiny.seen_classes, unseen_classes=tiny.unseen_classes, feature_dim=tiny.feature_dim,
+                                    attribute_groups=tiny.attribute_groups, **config.model_options)
+        assert model.component_name == config.model, name

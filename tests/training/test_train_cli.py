@@ -6,8 +6,8 @@ import torch.nn.functional as F
 import zslkit
 from zslkit.cli import main
 
-DATA = ["--data-option", "num_classes=8", "--data-option", "images_per_class=8", "--data-option", "channels=8",
-        "--data-option", "grid=3", "--data-option", "embedding_dim=6"]
+DATA = ["--dataset-option", "num_classes=8", "--dataset-option", "images_per_class=8", "--dataset-option", "channels=8",
+        "--dataset-option", "grid=3", "--dataset-option", "embedding_dim=6"]
 
 
 def table_row(text, method):

@@ -20,7 +20,7 @@ def test_packaged_configs_carry_the_authors_hyper_parameters():
         # the weights the model trains with: its defaults, overridden by the recipe where it differs
         weights = {**MSDN.default_losses, **cfg.loss_weights}
         assert weights == {"attribute_ce": 1.0, "self_calibration": lam, "semantic_distillation": distill}
-        assert cfg.model_options["margin"] == 1.0
+        assert cfg.model_options["scorer"] == {"scorer": "unit_rows", "margin": 1.0}
     assert load_config("msdn/awa2").model_options["normalize_embeddings"] is True
     assert load_config("msdn/sun").sampler == "class_balanced"
 
@@ -39,7 +39,7 @@ def test_yaml_files_are_validated(tmp_path):
     with pytest.raises(ValueError, match="mine.yaml: unknown key 'learning_rate'"):
         load_config(path)
     path.write_text("epochs: three\n")
-    with pytest.raises(ValueError, match="epochs must be a int"):
+    with pytest.raises(ValueError, match="epochs must be a whole number, found"):
         load_config(path)
     path.write_text("optimizer: lbfgs\n")
     with pytest.raises(ValueError, match="optimizer must be one of"):

@@ -58,7 +58,7 @@ def test_cli_train_and_eval_transzero(tmp_path, capsys):
     recipe.write_text("model: transzero\nepochs: 1\nbatch_size: 16\noptimizer: adam\nlr: 1.0e-3\nmodel_options:\n"
                       "  encoder: {encoder: geometry_encoder, dim: 8, ffn_dim: 12}\n"
                       "  branches: {s2v: {attention: attribute_query_decoder, ffn_dim: 12}}\n")
-    data = [f"--data-option={k}={v}" for k, v in TINY.items()]
+    data = [f"--dataset-option={k}={v}" for k, v in TINY.items()]
     out = tmp_path / "run"
     assert main(["train", "--config", str(recipe), "--no-progress", "--out", str(out), *data]) == 0
     trained = capsys.readouterr().out
@@ -80,7 +80,7 @@ def test_cli_eval_of_an_official_state_dict(tmp_path, capsys, model):
     state["mask_bias"] = side
     path = tmp_path / "official.pth"
     torch.save(state, path)
-    options = [f"--data-option={k}={v}" for k, v in TINY.items()]
+    options = [f"--dataset-option={k}={v}" for k, v in TINY.items()]
     assert main(["eval", str(path), "--official", "--official-model", model, "--dataset", "synthetic", *options]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {model} (official)"))
     loader = load_official_transzero if model == "transzero" else load_official_transzero_pp

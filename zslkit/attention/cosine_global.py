@@ -7,7 +7,7 @@ With region features ``f_{b,r}`` ``(C,)`` (GEM-ZSL: raw, ``normalize_features=Fa
 * attribute scores ``psi_{b,i} = s * (g_b V_g)_i / (||g_b V_g||_2 + eps)``
 
 Scored through class attributes normalised as ``a_k / (||a_k|| + eps)`` (the model's
-``class_attributes_norm="scores"``), the class scores are ``s * cos(g_b V_g, a_k)`` up to
+scorer ``cosine_rows``), the class scores are ``s * cos(g_b V_g, a_k)`` up to
 the two ``eps = 1e-5`` of the authors' code. ``V_g`` starts ``N(0, 1)`` elementwise; it is
 returned (transposed, ``(I, C)``) as ``constants["weights"]``.
 """

@@ -50,7 +50,7 @@ class BenchmarkCase:
             list of such dicts); ``None``: the method's ``param_grid`` (models: none).
         train_config: ``kind="model"`` only: ``TrainConfig``, packaged config name or dict of fields.
         datasets: datasets it runs on by default (empty: any).
-        default: whether it runs when no ``--methods`` are given.
+        default: whether it runs when no ``--model`` are given.
         source: who defined it (``"zslkit"`` or the plugin name); set by the harness.
     """
 

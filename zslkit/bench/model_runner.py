@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from zslkit.bench.runner import Fit, OnEpoch, expand_grid
+from zslkit.contracts import ZSLModel
 from zslkit.datasets import ResidentFeatures, ZSLDataset
 
 __all__ = ["ModelRunner"]
@@ -113,5 +114,5 @@ class ModelRunner:
         )
         return Fit(result.model, [dict(h) for h in result.history])
 
-    def scores(self, predictor, dataset: ZSLDataset, indices: np.ndarray) -> np.ndarray:
+    def scores(self, predictor: ZSLModel, dataset: ZSLDataset, indices: np.ndarray) -> np.ndarray:
         return np.asarray(_training().predict_scores(predictor, self.on_device(dataset), np.asarray(indices)))

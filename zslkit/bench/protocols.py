@@ -222,7 +222,7 @@ def _serve(runner: Runner, dataset: ZSLDataset, seed: int, runs: list[TestRun]) 
     fit = runner.fit(dataset, runs[0].params, seed, epochs=stop, on_epoch=on_epoch if per_epoch else None)
     missed = [r for r in results if not r.log]  # evaluated when the training ended
     if missed:
-        evaluate_on_test(completed[0] or None, fit.predictor, missed)
+        evaluate_on_test(completed[0] or stop, fit.predictor, missed)  # not followed per epoch: it ran `stop`
     for result in results:  # each run's history ends at its epoch, without the other runs' test metrics
         end = result.run.epoch
         keep = [h for h in fit.history if end is None or h.get("epoch", 0) <= end]

@@ -1,6 +1,6 @@
 """``zslkit bench``: the standard table (T1, U, S, H, AUSUC) for methods and models under one protocol.
 
-    zslkit bench --dataset synthetic --methods eszsl,ale,msdn --protocol validation --seeds 3 --out runs/b
+    zslkit bench --dataset synthetic --model eszsl,ale,msdn --protocol validation --seed 0,1,2 --out runs/b
 
 Several datasets (``--dataset cub,sun,awa2``) give side-by-side blocks; several
 protocols (``--protocol validation,paper``) give a row per protocol and method
@@ -18,10 +18,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import yaml
-
+from zslkit.cli import CLIError
 from zslkit.cli.logs import quieter
-from zslkit.cli.options import add_threads_option, require_dataset_options
+from zslkit.cli.options import (
+    RenamedStore,
+    add_dataset_options,
+    add_import_option,
+    add_threads_option,
+    check_out_dir,
+    note_other_name,
+    parse_dataset_options,
+    require_dataset_options,
+)
 
 log = logging.getLogger("zslkit.bench")
 
@@ -29,18 +37,22 @@ log = logging.getLogger("zslkit.bench")
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="run methods and models under one protocol; print T1/U/S/H/AUSUC")
     p.add_argument("--dataset", default="synthetic",
-                   help="registered dataset name(s), comma-separated, e.g. synthetic or cub,sun,awa2")
-    p.add_argument("--methods", default=None,
-                   help="comma-separated benchmark cases (registered methods/models, plugin cases); "
-                        "default: the built-in baselines plus msdn and dazle when registered")
+                   help="registered dataset name(s), comma-separated, e.g. synthetic or cub,sun,awa2 (default: synthetic)")
+    p.add_argument("--model", "--methods", dest="model", action=RenamedStore, default=None, metavar="NAMES",
+                   help="comma-separated benchmark cases: registered methods and models, plugin cases (zslkit bench "
+                        "--list) (default: the built-in baselines plus msdn and dazle)")
     p.add_argument("--protocol", default="validation",
                    help="validation (default: tune on the validation split, test once), paper (choose on test), "
                         "or several comma-separated, e.g. validation,paper: both rows per method, their "
                         "difference, trainings shared")
-    p.add_argument("--seeds", type=int, default=1, help="number of seeds (0 .. N-1); mean ± std when > 1")
-    p.add_argument("--out", default=None, help="directory for results, plots and the cell cache")
-    p.add_argument("--dataset-option", action="append", default=[], metavar="[DATASET.]KEY=VALUE",
-                   help="option for the dataset loader (YAML value), for all datasets or one; repeatable")
+    p.add_argument("--seed", default=None, metavar="SEEDS",
+                   help="comma-separated seeds, e.g. 0,1,2: mean ± std over them when several (default: 0)")
+    p.add_argument("--seeds", dest="seed_count", type=int, default=None, metavar="N",
+                   help="N seeds 0 .. N-1, the same as --seed 0,...,N-1 (default: --seed's)")
+    p.add_argument("--out", default=None, help="directory for results, plots and the cell cache (default: none, "
+                   "nothing is written or reused)")
+    add_dataset_options(p, several=True)
+    add_import_option(p)
     p.add_argument("--no-published", action="store_true", help="do not show published reference rows")
     p.add_argument("--no-cache", action="store_true",
                    help="neither read nor write the cell cache in --out (default: reuse the cells cached there "
@@ -58,19 +70,38 @@ def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def parse_dataset_options(items: list[str], datasets: list[str]) -> dict[str, dict[str, Any]]:
-    """``KEY=VALUE`` (every dataset) or ``DATASET.KEY=VALUE`` (that one) -> dataset -> options."""
-    options: dict[str, dict[str, Any]] = {d: {} for d in datasets}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--dataset-option expects [DATASET.]KEY=VALUE, got {item!r}")
-        target, dot, name = key.rpartition(".")
-        if dot and target not in options:
-            raise ValueError(f"--dataset-option {item!r} names dataset {target!r}, not one of {', '.join(datasets)}")
-        for dataset in [target] if dot else datasets:
-            options[dataset][name] = yaml.safe_load(value)
-    return options
+def _names(text: str | None, flag: str, what: str) -> list[str] | None:
+    """The comma-separated names of ``flag`` (``None`` when not given); refuses a value naming none."""
+    if text is None:
+        return None
+    names = _split(text)
+    if not names:
+        raise CLIError(f"{flag} {text!r} names no {what}; give comma-separated names (zslkit bench --list shows "
+                       f"them), or leave {flag} out for the defaults")
+    return names
+
+
+def _seeds(text: str | None, count: int | None) -> list[int]:
+    """The seeds of ``--seed`` (comma-separated) or of the older ``--seeds N`` (``0 .. N-1``); refuses both."""
+    if count is not None:
+        if text is not None:
+            raise CLIError(f"--seed {text} and --seeds {count} both give the seeds; give one of them")
+        if count < 1:
+            raise CLIError(f"--seeds must be at least 1, got {count}")
+        seeds = list(range(count))
+        note_other_name("zslkit bench", "--seeds", "--seed", f" (--seeds {count} is --seed {','.join(map(str, seeds))})")
+        return seeds
+    if text is None:
+        return [0]
+    try:
+        seeds = [int(part) for part in _split(text)]
+    except ValueError:
+        raise CLIError(f"--seed {text!r}: expected comma-separated whole numbers, e.g. --seed 0,1,2") from None
+    if not seeds:
+        raise CLIError(f"--seed {text!r} names no seed; give comma-separated whole numbers, e.g. --seed 0,1,2")
+    if len(set(seeds)) != len(seeds):
+        raise CLIError(f"--seed {text!r} repeats a seed; give each seed once")
+    return seeds
 
 
 def _print_list() -> int:
@@ -94,17 +125,15 @@ def run(args) -> int:
     if args.recompute and (args.no_cache or not args.out):
         raise ValueError("--recompute replaces the cells cached in --out: give --out DIR, without --no-cache "
                          "(which computes every cell and caches none)")
-    if args.seeds < 1:
-        raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
-    datasets = _split(args.dataset)
-    if not datasets:
-        raise ValueError("--dataset: give at least one dataset name")
+    datasets = _names(args.dataset, "--dataset", "dataset")
+    cases, seeds = _names(args.model, "--model", "benchmark case"), _seeds(args.seed, args.seed_count)
     dataset_options = parse_dataset_options(args.dataset_option, datasets)
     for name in datasets:  # before any progress bar starts
         require_dataset_options(name, dataset_options[name], "--dataset-option", f"{name}." if len(datasets) > 1 else "")
+    check_out_dir(args.out)
     # --no-progress: no bars, nor the trainings' per-epoch lines and the protocols' phases; one line per cell remains
     with quieter(*(("zslkit.training", "zslkit.bench.protocols") if args.no_progress else ())):
-        result = _run(args, datasets, dataset_options)
+        result = _run(args, datasets, cases, seeds, dataset_options)
     for line in result.recipe_lines():
         log.info("%s", line)
     print(result.table(with_published=not args.no_published))
@@ -114,14 +143,14 @@ def run(args) -> int:
     return 0
 
 
-def _run(args, datasets: list[str], dataset_options: dict[str, dict[str, Any]]):
+def _run(args, datasets: list[str], cases, seeds, dataset_options: dict[str, dict[str, Any]]):
     from zslkit.bench import run_benchmark
 
     return run_benchmark(
         datasets,
-        _split(args.methods) if args.methods else None,
+        cases,
         protocol=args.protocol,
-        seeds=args.seeds,
+        seeds=seeds,
         out_dir=args.out,
         dataset_options=dataset_options,
         progress=not args.no_progress,

@@ -15,10 +15,10 @@ def add_parser(sub) -> None:
 
     check = actions.add_parser("check", help="load everything and report problems (missing images, incomplete store...)")
     check.add_argument("--xlsa17", required=True, help="xlsa17/data/<DATASET> folder")
-    check.add_argument("--dataset-root", help="image folder root: check that every listed image exists")
-    check.add_argument("--features", help="feature store directory or feature-map HDF5 file of the same images")
-    check.add_argument("--attribute-vectors", help=".npy or .pkl attribute word vectors")
-    check.add_argument("--attribute-names", help="attribute names file")
+    check.add_argument("--dataset-root", help="image folder root: check that every listed image exists (default: none, images not checked)")
+    check.add_argument("--features", help="feature store directory or feature-map HDF5 file of the same images (default: none, features not checked)")
+    check.add_argument("--attribute-vectors", help=".npy or .pkl attribute word vectors (default: none, vectors not checked)")
+    check.add_argument("--attribute-names", help="attribute names file (default: the names the dataset ships)")
     check.add_argument("--scan-features", action="store_true",
                        help="read every region feature map and report the first NaN/inf (reads the whole file)")
     check.set_defaults(func=run_check)

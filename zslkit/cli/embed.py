@@ -12,10 +12,10 @@ from zslkit.cli import CLIError
 def add_parser(sub) -> None:
     p = sub.add_parser("embed-attributes", help="embed attribute names with a local sentence-transformer model")
     p.add_argument("names", help="attribute names: CUB attributes.txt, AwA2 predicates.txt, SUN attributes.mat or one per line")
-    p.add_argument("--out", help="output .npy file, (I, D) float32")
-    p.add_argument("--model", help="local sentence-transformer directory, installed package, or cached model name")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default=None)
+    p.add_argument("--out", help="output .npy file, (I, D) float32 (default: none; needed unless --phrases)")
+    p.add_argument("--model", help="local sentence-transformer directory, installed package, or cached model name (default: none; needed unless --phrases)")
+    p.add_argument("--batch-size", type=int, default=64, help="phrases per forward (default: %(default)s)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: sentence-transformers' choice)")
     p.add_argument("--phrases", action="store_true", help="only print the phrases that would be embedded")
     p.set_defaults(func=run)
 

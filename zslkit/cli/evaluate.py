@@ -1,4 +1,9 @@
-"""``zslkit eval``: score a checkpoint (zslkit's or the MSDN authors') on a dataset's test splits.
+"""``zslkit eval``: score a checkpoint (zslkit's, or one of the authors' code) on a dataset's test splits.
+
+``--official --official-model NAME`` reads a state dict saved by the authors' code through the
+registered converter ``NAME`` (``zslkit list converter``); what the state dict lacks (class
+attributes, split, word vectors, attribute groups) comes from ``--dataset``, and
+``--official-option KEY=VALUE`` passes the converter's own options (e.g. APN's ``avg_pool=true``).
 
 A checkpoint of end-to-end fine-tuning (``zslkit train --backbone``) is scored on the
 dataset's images: its timm backbone is rebuilt from the checkpoint (architecture from the
@@ -12,24 +17,40 @@ CUB's part annotations (:mod:`zslkit.cli.localization`).
 from __future__ import annotations
 
 from zslkit.cli.localization import add_localization_options, run_localization
-from zslkit.cli.options import add_data_options, load_dataset_from_args
+from zslkit.cli.options import (
+    RegisteredNames,
+    add_dataset_options,
+    add_import_option,
+    load_dataset_from_args,
+    parse_assignments,
+    positive_int,
+    refuse_without,
+)
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint and print T1/U/S/H/AUSUC")
     p.add_argument("checkpoint", help="zslkit checkpoint (epoch_NNN.json, .safetensors or run directory), "
-                   "or with --official a state dict saved by the authors' MSDN, TransZero or TransZero++ code")
+                   "or with --official a state dict saved by the authors' code of --official-model")
     p.add_argument("--dataset", default=None, help="registered dataset name (default: the checkpoint's)")
     p.add_argument("--official", action="store_true", help="CHECKPOINT is an official state dict (.pth) of --official-model")
-    p.add_argument("--official-model", choices=("msdn", "transzero", "transzero_pp"), default="msdn",
-                   help="with --official: the authors' model that saved it (default msdn)")
+    p.add_argument("--official-model", choices=RegisteredNames("converter"), default=None, metavar="NAME",
+                   help="with --official: the registered converter of the authors' model that saved it, one of "
+                   "%(choices)s (default: msdn)")
+    p.add_argument("--official-option", action="append", metavar="KEY=VALUE",
+                   help="with --official: an option of the converter (repeatable), e.g. avg_pool=true for APN on SUN "
+                   "and AWA2 (default: none)")
     p.add_argument("--normalize-embeddings", action="store_true",
-                   help="with --official: the authors' normalize_V=True (their AWA2 setting)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--calibration", type=float, default=0.0, help="constant subtracted from seen-class scores (GZSL)")
-    p.add_argument("--dataset-root", default=None, help="for a fine-tuned checkpoint: the folder holding the dataset's images")
-    p.add_argument("--image-size", type=int, default=448, help="for a fine-tuned checkpoint: the size it was trained at")
-    add_data_options(p)
+                   help="with --official: the authors' normalize_V=True (their AWA2 setting; msdn, transzero, transzero_pp)")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="images per forward (default: %(default)s)")
+    p.add_argument("--calibration", type=float, default=0.0,
+                   help="constant subtracted from seen-class scores (GZSL) (default: %(default)s)")
+    p.add_argument("--dataset-root", default=None,
+                   help="for a fine-tuned checkpoint: the folder holding the dataset's images (default: none)")
+    p.add_argument("--image-size", type=positive_int, default=448,
+                   help="for a fine-tuned checkpoint: the size it was trained at (default: %(default)s)")
+    add_dataset_options(p)
+    add_import_option(p)
     add_localization_options(p)
     p.set_defaults(func=run)
 
@@ -37,18 +58,20 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from zslkit import distributed
     from zslkit.bench import format_markdown
-    from zslkit.interop import load_official_msdn, load_official_transzero, load_official_transzero_pp
     from zslkit.training import evaluate, load_checkpoint
     from zslkit.training.checkpoint import build_model
     from zslkit.training.predict import check_class_space
 
+    refuse_without("--official", args.official, {"--official-model": args.official_model is not None,
+                                        "--official-option": bool(args.official_option),
+                                        "--normalize-embeddings": args.normalize_embeddings})
     if args.official:
+        args.official_model = args.official_model or "msdn"
         if args.dataset is None:
             raise ValueError("--official needs --dataset: an official state dict does not name its dataset")
-        loader = {"msdn": load_official_msdn, "transzero": load_official_transzero,
-                  "transzero_pp": load_official_transzero_pp}[args.official_model]
-        model = loader(args.checkpoint, normalize_embeddings=args.normalize_embeddings).eval()
-        name, dataset_name = f"{args.official_model} (official)", args.dataset
+        dataset = load_dataset_from_args(args.dataset, args)
+        model, backbone = convert_official(args, dataset).eval(), None
+        name = f"{args.official_model} (official)"
     else:
         checkpoint = load_checkpoint(args.checkpoint)
         backbone = checkpoint_backbone(checkpoint)
@@ -57,9 +80,9 @@ def run(args) -> int:
         dataset_name = args.dataset or str(checkpoint.meta.get("dataset", "")).split("/")[0]
         if not dataset_name:
             raise ValueError(f"{checkpoint.path}: the checkpoint does not name its dataset; pass --dataset")
-    dataset = load_dataset_from_args(dataset_name, args)
+        dataset = load_dataset_from_args(dataset_name, args)
     inputs = None
-    if not args.official and backbone is not None:
+    if backbone is not None:
         from zslkit.cli.train import image_inputs
 
         _, inputs = image_inputs(args, dataset, backbone)
@@ -76,6 +99,33 @@ def run(args) -> int:
     if args.localization:
         run_localization(args, model, dataset, inputs, preprocessing=None if inputs is None else _input_preprocessing(args, backbone))
     return 0
+
+
+def convert_official(args, dataset):
+    """The model of ``--official-model``'s converter on ``args.checkpoint``: the dataset gives the arguments the
+    converter takes among :data:`~zslkit.models.official.DATASET_ARGUMENTS`; ``--official-option`` and
+    ``--normalize-embeddings`` its options (an option it does not have is refused, naming the nearest)."""
+    import inspect
+
+    import zslkit
+    from zslkit.models.official import DATASET_ARGUMENTS
+    from zslkit.registry import did_you_mean
+
+    name = args.official_model
+    takes = inspect.signature(zslkit.get_component("converter", name)).parameters
+    arguments = {key: getattr(dataset, key) for key in DATASET_ARGUMENTS if key in takes}
+    options = parse_assignments(args.official_option, "--official-option")
+    if args.normalize_embeddings:
+        options["normalize_embeddings"] = True
+    accepted = [key for key, p in takes.items() if p.kind is not p.VAR_KEYWORD and key != "source" and key not in arguments]
+    if any(p.kind is p.VAR_KEYWORD for p in takes.values()):  # more options of the model it builds (named like it)
+        accepted += [key for key in inspect.signature(zslkit.get_component("model", name)).parameters if key not in DATASET_ARGUMENTS]
+    for key in options:
+        if key in arguments:
+            raise ValueError(f"--official-option {key}: converter {name!r} takes it from --dataset {dataset.name!r}")
+        if key not in accepted:
+            raise ValueError(f"--official-option {key}: converter {name!r} has no such option{did_you_mean(key, accepted)}")
+    return zslkit.create("converter", name, source=args.checkpoint, **arguments, **options)
 
 
 def _input_preprocessing(args, backbone) -> dict:

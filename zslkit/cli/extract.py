@@ -9,7 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from zslkit.cli import CLIError
-from zslkit.cli.options import add_backbone_options, backbone_from_args
+from zslkit.cli.options import (
+    add_backbone_options,
+    backbone_from_args,
+    check_out_dir,
+    device_name,
+    positive_int,
+)
 
 
 def add_parser(sub) -> None:
@@ -17,15 +23,15 @@ def add_parser(sub) -> None:
     p.add_argument("--dataset-root", required=True, help="image folder root (CUB_200_2011, SUN, Animals_with_Attributes2)")
     p.add_argument("--xlsa17", required=True, help="xlsa17/data/<DATASET> folder with res101.mat (image list) and att_splits.mat")
     p.add_argument("--out", required=True, help="store directory to write (resumed if interrupted)")
-    add_backbone_options(p, default="resnet101", help="timm model name (default resnet101)")
-    p.add_argument("--crop-pct", type=float, default=1.0, help="center crop fraction (1.0: resize to image size, then crop)")
+    add_backbone_options(p, default="resnet101", help="timm model name (default: %(default)s)")
+    p.add_argument("--crop-pct", type=float, default=1.0, help="center crop fraction (1.0: resize to image size, then crop) (default: %(default)s)")
     p.add_argument("--interpolation", default=None, help="resize interpolation (default: timm's for the model)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--dtype", choices=("float16", "float32"), default="float16")
-    p.add_argument("--format", choices=("npy", "safetensors"), default="npy")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--workers", type=int, default=4, help="DataLoader workers decoding images")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="images per forward (default: %(default)s)")
+    p.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="stored dtype (default: %(default)s)")
+    p.add_argument("--format", choices=("npy", "safetensors"), default="npy", help="store file format (default: %(default)s)")
+    p.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=4, help="DataLoader workers decoding images (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
@@ -35,6 +41,7 @@ def run(args) -> int:
     from zslkit.datasets.xlsa17 import RES101_FILE, read_res101, split_file_checksums
     from zslkit.extract import extract_features
 
+    check_out_dir(args.out, create=False)  # the store creates it (or resumes the one there)
     xlsa17 = Path(args.xlsa17).expanduser()
     res101 = read_res101(xlsa17 / RES101_FILE, features=False)
     images = resolve_images(res101.image_files, args.dataset_root)

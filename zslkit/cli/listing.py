@@ -9,7 +9,7 @@ from zslkit.registry import KINDS
 def add_parser(sub) -> None:
     p = sub.add_parser("list", help="list registered components")
     p.add_argument("kind", nargs="?", choices=KINDS, help="only this kind")
-    p.add_argument("--pattern", default="*", help="fnmatch pattern on names")
+    p.add_argument("--pattern", default="*", help="fnmatch pattern on names (default: %(default)s, all)")
     p.add_argument("--origin", action="store_true", help="show where each component comes from")
     p.set_defaults(func=run_list)
 

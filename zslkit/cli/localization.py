@@ -19,19 +19,20 @@ def add_localization_options(p) -> None:
     g.add_argument("--localization", action="store_true",
                    help="also score where the attention maps peak against CUB's part annotations (needs --cub-parts)")
     g.add_argument("--cub-parts", default=None,
-                   help="the CUB_200_2011 folder with images.txt, bounding_boxes.txt and parts/ (parts.txt, part_locs.txt)")
+                   help="the CUB_200_2011 folder with images.txt, bounding_boxes.txt and parts/ (parts.txt, part_locs.txt) (default: none; needed by --localization)")
     g.add_argument("--localization-criterion", default="apn",
                    help="apn: APN's box IoU test (default); pck: distance <= threshold * longer box side; pixels: distance <= threshold px")
     g.add_argument("--localization-threshold", type=float, default=None,
-                   help="IoU for apn (0.5), fraction for pck (0.1), pixels for pixels (20)")
-    g.add_argument("--localization-box-scale", type=float, default=1.4, help="apn: boxes are the bird box divided by this (APN: 1.4)")
-    g.add_argument("--localization-split", choices=("test_unseen", "test_seen", "trainval", "all"), default="test_unseen")
+                   help="IoU for apn, fraction for pck, pixels for pixels (default: the criterion's: 0.5, 0.1, 20)")
+    g.add_argument("--localization-box-scale", type=float, default=1.4, help="apn: boxes are the bird box divided by this (default: %(default)s, APN's)")
+    g.add_argument("--localization-split", choices=("test_unseen", "test_seen", "trainval", "all"), default="test_unseen",
+                   help="the images scored (default: %(default)s)")
     g.add_argument("--localization-attributes", choices=("all", "top_per_group"), default="all",
-                   help="all (image, attribute) pairs, or per image the top-scoring attribute of each group (APN's selection)")
+                   help="all (image, attribute) pairs, or per image the top-scoring attribute of each group (APN's selection) (default: %(default)s)")
     g.add_argument("--localization-baseline", action="store_true",
                    help="also score random maps (seeded): the chance level of the criterion on these images")
     g.add_argument("--localization-exclude", action="append", default=[], metavar="GROUP",
-                   help="leave out a CUB attribute group, e.g. size (repeatable)")
+                   help="leave out a CUB attribute group, e.g. size; repeatable (default: none left out)")
     g.add_argument("--localization-out", default=None, help="folder for localization.json and .png (default: the run's folder)")
 
 

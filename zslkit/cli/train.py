@@ -11,39 +11,61 @@ import logging
 
 from zslkit.cli import CLIError
 from zslkit.cli.options import (
+    RenamedStore,
     add_backbone_options,
-    add_data_options,
+    add_dataset_options,
+    add_import_option,
     add_threads_option,
     backbone_from_args,
+    check_out_dir,
+    device_name,
     load_dataset_from_args,
     parse_assignments,
+    positive_int,
+    positive_number,
+    refuse_without,
 )
 
+RECIPE = "default: the recipe's"
 log = logging.getLogger("zslkit.training")
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train an attention model (msdn, dazle, ...) and print T1/U/S/H/AUSUC")
     p.add_argument("--dataset", default="synthetic", help="registered dataset name (default: synthetic)")
-    p.add_argument("--model", default=None, help="registered model name (default: the config's, msdn)")
-    p.add_argument("--config", default=None, help="packaged recipe name (msdn/cub, dazle/sun, ...) or YAML path; "
-                   "default: the model's recipe for the dataset, else its defaults")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--seed", type=int, default=None, help="training seed (default: the config's)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: the config's)")
+    p.add_argument("--model", "--method", dest="model", action=RenamedStore, default=None,
+                   help="registered model name (default: the --config's model, else msdn)")
+    p.add_argument("--config", default=None, help="packaged recipe name (msdn/cub, dazle/sun, ...) or YAML path "
+                   "(default: the model's recipe for the dataset, else its defaults)")
+    p.add_argument("--epochs", type=positive_int, default=None, help=f"passes over the training split ({RECIPE})")
+    p.add_argument("--batch-size", type=positive_int, default=None, help=f"images per step ({RECIPE})")
+    p.add_argument("--lr", type=positive_number, default=None, help=f"learning rate ({RECIPE})")
+    p.add_argument("--seed", type=int, default=None, help=f"training seed ({RECIPE})")
+    p.add_argument("--device", type=device_name, default=None, help=f"cpu, cuda, cuda:N or auto ({RECIPE})")
     add_threads_option(p)
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override any config field, e.g. loss_weights.self_calibration=0.2 (repeatable)")
-    p.add_argument("--out", default=None, help="directory for checkpoints, history.csv/json and results.csv/json")
+                   help="override any recipe field, e.g. loss_weights.self_calibration=0.2; repeatable (default: none)")
+    p.add_argument("--out", default=None, help="directory for checkpoints, history.csv/json and results.csv/json "
+                   "(default: none, nothing is written)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch remains, on stderr)")
-    add_data_options(p)
+    add_dataset_options(p)
+    add_import_option(p)
     add_backbone_options(p, default=None, help="fine-tune end to end through this timm backbone (e.g. resnet101) on the "
-                         "dataset's images (needs --dataset-root); learning rate: --set backbone_lr=...")
-    p.add_argument("--dataset-root", default=None, help="with --backbone: the folder holding the dataset's images")
+                         "dataset's images (needs --dataset-root; learning rate: --set backbone_lr=...; default: none, "
+                         "train on the dataset's features)")
+    p.add_argument("--dataset-root", default=None,
+                   help="with --backbone: the folder holding the dataset's images (default: none)")
     p.set_defaults(func=run)
+
+
+def check_arguments(args) -> None:
+    """Refuse flags that do nothing without another (naming both), before anything loads."""
+    refuse_without("--backbone", args.backbone is not None, {"--random-init": args.random_init, "--weights": args.weights is not None,
+                                        "--dataset-root": args.dataset_root is not None})
+    if args.resume and args.out is None:
+        raise CLIError("--resume continues the run in --out, which was not given; add --out DIR or drop --resume")
+    check_out_dir(args.out, create=not args.resume)  # a resumed directory must exist (the trainer says if not)
 
 
 def run(args) -> int:
@@ -51,6 +73,7 @@ def run(args) -> int:
     from zslkit.bench import format_markdown, write_results
     from zslkit.training import choose_recipe, evaluate, load_config, train
 
+    check_arguments(args)
     dataset = load_dataset_from_args(args.dataset, args)
     model, recipe = choose_recipe(args.model, dataset.name, args.config)
     config = recipe.config
@@ -75,13 +98,14 @@ def run(args) -> int:
         processes, main = distributed.world_size(), distributed.is_main()
     if not main:
         return 0
-    row = {"method": model, **metrics, "seed": config.seed, "epochs": config.epochs, "dataset": dataset.name,
+    epochs = result.history[-1]["epoch"] if result.history else 0  # what the model trained, resumed runs too
+    row = {"method": model, **metrics, "seed": config.seed, "epochs": epochs, "dataset": dataset.name,
            "wall_s": sum(h["wall_s"] for h in result.history), "recipe": recipe.name}
     if processes > 1:
         row["processes"] = processes
     if args.backbone:
         row["backbone"] = args.backbone
-    print(format_markdown([row], title=f"{dataset.name}: {model}, {config.epochs} epochs, seed {config.seed}"))
+    print(format_markdown([row], title=f"{dataset.name}: {model}, {epochs} epoch{'' if epochs == 1 else 's'}, seed {config.seed}"))
     if args.out:
         paths = write_results([row], args.out)
         log.info("checkpoint %s; wrote %s", result.checkpoint, ", ".join(str(p) for p in paths))

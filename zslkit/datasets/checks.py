@@ -26,6 +26,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
     "READ_ERRORS",
+    "CheckpointError",
     "check_finite",
     "check_finite_rows",
     "feature_source",
@@ -40,6 +41,11 @@ __all__ = [
     "sha256_file",
     "to_zero_based",
 ]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file (zslkit's, or one saved by the authors' code) is missing, damaged or does not fit:
+    the message starts with the file. Also importable from :mod:`zslkit.training.checkpoint`."""
 
 
 def file_error(path: str | Path, message: str, error: type[Exception] = DatasetError) -> Exception:

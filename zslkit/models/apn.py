@@ -7,9 +7,9 @@ Two branches over the raw (not normalised) region features ``x`` ``(B, C, R)``:
 * ``local`` (``prototype``, weight 0: trained, not used to predict): ``M = P x``,
   ``psi^l = max_r M``.
 
-Class scores ``psi A^T`` with the raw class attributes (``class_attributes_norm="none"``)
-and no margin; the prediction is the global branch's ``softmax_k(psi^g A^T)``
-(``predict_probabilities``), as the authors' model returns. Loss (the weights of
+Class scores ``psi A^T`` with the raw class attributes and no margin; the prediction is the
+global branch's ``softmax_k(psi^g A^T)``, as the authors' model returns (the scorer
+``{"scorer": "raw_rows", "probabilities": True}``). Loss (the weights of
 ``script/CUB_GZSL.sh``): cross-entropy of the seen-class probabilities of each branch
 (``on_probabilities``: the authors apply ``nn.CrossEntropyLoss`` to them), attribute
 regression of each branch, the group lasso of ``W`` and ``P`` over the attribute groups,
@@ -32,7 +32,14 @@ _LASSO = {"loss": "attribute_decorrelation", "key": "weights", "norm": "frobeniu
 
 @register("model", "apn")
 class APN(AttentionZSLModel):
-    """APN; every argument as in :class:`AttentionZSLModel`, with APN's defaults."""
+    """APN; every argument as in :class:`AttentionZSLModel`, with APN's defaults (``default_options``)."""
+
+    #: Raw class attributes, no margin, the prediction from probabilities; raw region features; fixed ``V``.
+    default_options: ClassVar[dict[str, Any]] = {
+        "scorer": {"scorer": "raw_rows", "margin": 0.0, "probabilities": True},
+        "normalize_features": False,
+        "train_embeddings": False,
+    }
 
     default_branches: ClassVar[dict[str, Any]] = {
         "global": {"attention": "ale_global", "weight": 1.0, "pool": "max"},
@@ -47,8 +54,3 @@ class APN(AttentionZSLModel):
         "regular_local": {**_LASSO, "branches": ["local"], "weight": 4e-2},
         "cpt": {"loss": "compactness", "branches": ["local"], "activation": "sigmoid", "reduction": "sum", "weight": 1e-9},
     }
-
-    def __init__(self, *args: Any, **options: Any):
-        defaults = {"margin": 0.0, "normalize_features": False, "class_attributes_norm": "none",
-                    "predict_probabilities": True, "train_embeddings": False}
-        super().__init__(*args, **{**defaults, **options})

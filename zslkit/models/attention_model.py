@@ -8,14 +8,20 @@
 2. every branch (an attention block) maps ``f`` and the attribute embeddings ``V``
    ``(I, D)`` to attribute scores ``psi`` ``(B, I)`` (a block whose ``forward`` has a
    ``grid`` parameter also gets the grid ``(H, W)``, ``None`` for ``(B, C, R)`` input);
-3. class scores of a branch ``y_{b,k} = sum_i A_{k,i} psi_{b,i} + m_k`` with the
-   class-attribute matrix ``A`` (unit rows by default, see ``class_attributes_norm``)
-   and the margin ``m`` of the :class:`ClassSpace`;
-4. prediction ``scores = sum_branches weight * y`` (``predict_probabilities``:
+3. class scores of a branch ``y_{b,k} = sum_i r(A)_{k,i} psi_{b,i} + m_k``, by the model's
+   scorer (kind ``scorer``, :mod:`zslkit.scorers`): its rows ``r(A)`` of the class-attribute
+   matrix (``unit_rows`` by default) and the margin ``m`` of the :class:`ClassSpace`;
+4. prediction ``scores = sum_branches weight * y`` (a scorer with ``probabilities=True``:
    ``sum_branches weight * softmax_k(y)`` over the seen and unseen classes).
 
 ``loss(output, labels)`` sums the weighted loss terms. :class:`~zslkit.models.msdn.MSDN`
 and :class:`~zslkit.models.dazle.DAZLE` are this class with other defaults.
+
+A subclass changes defaults with class attributes, never by overriding ``__init__``:
+``default_branches``, ``default_losses``, ``default_encoder``, ``default_recompute_activations``
+and ``default_options`` (the other options: ``scorer``, ``train_embeddings``,
+``normalize_features``, ``unit_embeddings``). ``inspect.signature(cls)`` shows the class's
+defaults, and the registry's did-you-mean covers every option.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from einops import einsum, rearrange
+from einops import rearrange
 from numpy.typing import ArrayLike
 from torch import nn
 
@@ -44,13 +50,23 @@ from zslkit.models.output import ModelOutput
 from zslkit.models.parts import parse_parts
 from zslkit.ops import normalize_regions
 from zslkit.ops.recompute import recomputable, recompute_saved
-from zslkit.registry import create
+from zslkit.registry import create, did_you_mean
+from zslkit.scorers.base import build_scorer, parse_scorer_spec
 
-__all__ = ["CLASS_ATTRIBUTE_NORMS", "AttentionZSLModel"]
+__all__ = ["AttentionZSLModel"]
 
-#: How the class-attribute rows ``a_k`` enter the class scores: ``unit`` (scaled to unit length once,
-#: stored so), ``none`` (raw, as given), ``scores`` (stored raw, scored as ``a_k / (||a_k|| + eps)``).
-CLASS_ATTRIBUTE_NORMS: tuple[str, ...] = ("unit", "none", "scores")
+#: Options whose defaults come from their own class attribute (``default_<option>``), not from ``default_options``.
+_CLASS_DEFAULTS: tuple[str, ...] = ("branches", "losses", "encoder", "recompute_activations")
+
+
+class _ClassSignature:
+    """``cls.__signature__``: the constructor's signature with the class's defaults (absent on instances, so that
+    ``inspect.signature(model)`` still describes calling the model)."""
+
+    def __get__(self, instance: Any, owner: type) -> inspect.Signature:
+        if instance is not None:
+            raise AttributeError("__signature__")
+        return owner.signature()
 
 
 class AttentionZSLModel(nn.Module):
@@ -66,24 +82,18 @@ class AttentionZSLModel(nn.Module):
         branches: branch name -> attention spec (see :mod:`zslkit.models.parts`);
             ``None``: the class's ``default_branches``.
         losses: loss entry name -> loss spec or weight; ``None``: ``default_losses``.
-        margin: size of the margin ``m`` (+margin unseen, -margin seen).
+        scorer: the class scorer: a registered ``scorer`` name or ``{"scorer": name, **options}``
+            (e.g. ``{"scorer": "unit_rows", "margin": 1.0}``: unit-length class-attribute rows,
+            margin 1; :mod:`zslkit.scorers`).
         embedding_dim: ``D`` when ``attribute_embeddings`` is ``None``.
         train_embeddings: train ``V`` (the paper does).
         normalize_embeddings: rescale the rows of ``V`` to unit length at every forward
             (the authors' AWA2 setting); otherwise only at init.
         normalize_features: L2-normalise every region feature over channels.
-        class_attributes_norm: one of :data:`CLASS_ATTRIBUTE_NORMS`: ``unit`` (default,
-            MSDN/DAZLE), ``none`` (APN: the raw rows), ``scores`` (GEM-ZSL: raw rows kept
-            in ``classes.attributes``, e.g. as regression targets; the class scores use
-            ``a_k / (||a_k|| + class_attributes_eps)``).
-        class_attributes_eps: the ``eps`` of ``class_attributes_norm="scores"``.
         attribute_groups: group name -> attribute indices (``dataset.attribute_groups``), for
             loss terms that need them (``needs_attribute_groups``); kept in ``classes``.
         unit_embeddings: scale the given rows of ``V`` to unit length at init (GEM-ZSL keeps
             its raw word vectors: ``False``).
-        predict_probabilities: the prediction ``scores`` is the weighted sum of the branches'
-            class probabilities (softmax over the seen and unseen classes) instead of their
-            class scores (APN); ``branch_scores`` stay the class scores.
         encoder: a feature encoder between the normalised features and every branch:
             ``None``, a registered encoder name, or ``{"encoder": name, **options}``; built as
             ``factory(feature_dim=C, **options)``, the branches then see ``encoder.output_dim``
@@ -91,7 +101,20 @@ class AttentionZSLModel(nn.Module):
         recompute_activations: run the forward inside
             :func:`zslkit.ops.recompute.recompute_saved` (less memory, a little more time;
             the values are the same); ``None``: the class's ``default_recompute_activations``.
+
+    ``scorer``, ``train_embeddings``, ``normalize_features`` and ``unit_embeddings`` given as
+    ``None`` (or not given) take the class's ``default_options``.
     """
+
+    #: Defaults of the options that have no ``default_<option>`` attribute, merged over the bases' (a subclass
+    #: lists only what it changes, e.g. APN's ``{"scorer": "raw_rows", "normalize_features": False}``).
+    default_options: ClassVar[dict[str, Any]] = {
+        "scorer": {"scorer": "unit_rows", "margin": 1.0},
+        "train_embeddings": True,
+        "normalize_features": True,
+        "unit_embeddings": True,
+    }
+    __signature__ = _ClassSignature()
 
     default_branches: ClassVar[dict[str, Any]] = {}
     default_losses: ClassVar[dict[str, Any]] = {}
@@ -113,34 +136,30 @@ class AttentionZSLModel(nn.Module):
         feature_dim: int = 2048,
         branches: Mapping[str, Any] | None = None,
         losses: Mapping[str, Any] | None = None,
-        margin: float = 1.0,
+        scorer: str | Mapping[str, Any] | None = None,
         embedding_dim: int = 300,
-        train_embeddings: bool = True,
+        train_embeddings: bool | None = None,
         normalize_embeddings: bool = False,
-        normalize_features: bool = True,
-        class_attributes_norm: str = "unit",
-        class_attributes_eps: float = 1e-5,
-        predict_probabilities: bool = False,
+        normalize_features: bool | None = None,
         attribute_groups: Mapping[str, Any] | None = None,
-        unit_embeddings: bool = True,
+        unit_embeddings: bool | None = None,
         encoder: str | Mapping[str, Any] | None = None,
         recompute_activations: bool | None = None,
     ):
         super().__init__()
-        self.recompute_activations = (
-            self.default_recompute_activations if recompute_activations is None else bool(recompute_activations)
-        )
+        defaults = self.option_defaults()
+        self.recompute_activations = defaults["recompute_activations"] if recompute_activations is None else bool(recompute_activations)
+        scorer_spec = parse_scorer_spec(defaults["scorer"] if scorer is None else scorer)
+        train_embeddings = defaults["train_embeddings"] if train_embeddings is None else train_embeddings
+        normalize_features = defaults["normalize_features"] if normalize_features is None else normalize_features
+        unit_embeddings = defaults["unit_embeddings"] if unit_embeddings is None else unit_embeddings
         if seen_classes is None:
             raise ValueError("seen_classes is required: the indices of the training classes")
-        if class_attributes_norm not in CLASS_ATTRIBUTE_NORMS:
-            raise ValueError(f"class_attributes_norm must be one of {CLASS_ATTRIBUTE_NORMS}, got {class_attributes_norm!r}")
+        self.scorer = build_scorer(scorer_spec)
         self.classes = ClassSpace(
-            class_attributes, seen_classes, unseen_classes, margin=margin, normalize=class_attributes_norm == "unit",
+            class_attributes, seen_classes, unseen_classes, margin=self.scorer.margin, normalize=self.scorer.unit_rows,
             attribute_groups=attribute_groups,
         )
-        self.class_attributes_norm = class_attributes_norm
-        self.class_attributes_eps = float(class_attributes_eps)
-        self.predict_probabilities = bool(predict_probabilities)
         num_attributes = self.classes.num_attributes
         if attribute_embeddings is None:
             embeddings = torch.randn(num_attributes, embedding_dim)
@@ -157,10 +176,10 @@ class AttentionZSLModel(nn.Module):
         self.normalize_embeddings = normalize_embeddings
         self.normalize_features = normalize_features
 
-        encoder_spec = parse_encoder_spec(self.default_encoder if encoder is None else encoder)
+        encoder_spec = parse_encoder_spec(defaults["encoder"] if encoder is None else encoder)
         self.encoder = build_encoder(encoder_spec, self.feature_dim)
-        branch_parts = parse_parts(self.default_branches if branches is None else branches, key="attention", option="branches")
-        loss_parts = parse_parts(self.default_losses if losses is None else losses, key="loss", option="losses")
+        branch_parts = parse_parts(defaults["branches"] if branches is None else branches, key="attention", option="branches")
+        loss_parts = parse_parts(defaults["losses"] if losses is None else losses, key="loss", option="losses")
         block_shape = {"feature_dim": self.branch_feature_dim, "embedding_dim": self.embedding_dim, "num_attributes": num_attributes}
         self.branches = nn.ModuleDict({p.entry: create("attention", p.component, **block_shape, **p.options) for p in branch_parts})
         self.branch_weights = {p.entry: p.weight for p in branch_parts}
@@ -184,18 +203,48 @@ class AttentionZSLModel(nn.Module):
             "feature_dim": self.feature_dim,
             "branches": {p.entry: p.to_spec("attention") for p in branch_parts},
             "losses": {p.entry: p.to_spec("loss") for p in loss_parts},
-            "margin": float(margin),
+            "scorer": scorer_spec,
             "embedding_dim": self.embedding_dim,
             "train_embeddings": train_embeddings,
             "normalize_embeddings": normalize_embeddings,
             "normalize_features": normalize_features,
-            "class_attributes_norm": class_attributes_norm,
-            "class_attributes_eps": self.class_attributes_eps,
-            "predict_probabilities": self.predict_probabilities,
             "attribute_groups": None if self.classes.attribute_groups is None else {k: list(v) for k, v in self.classes.attribute_groups.items()},
             "unit_embeddings": unit_embeddings,
             "encoder": encoder_spec,
         }
+
+    # --------------------------------------------------------------- defaults
+    def __init_subclass__(cls, **kwargs: Any):
+        """Refuse, when the class is defined, a ``default_options`` key that is no such option (naming the nearest)."""
+        super().__init_subclass__(**kwargs)
+        known = list(AttentionZSLModel.default_options)
+        for key in vars(cls).get("default_options", {}):
+            if key in _CLASS_DEFAULTS:
+                raise TypeError(f"{cls.__qualname__}.default_options: set {key!r} with default_{key} instead")
+            if key not in known:
+                raise TypeError(f"{cls.__qualname__}.default_options: no option {key!r} takes its default from there"
+                                f"{did_you_mean(key, known) or '; those that do: ' + ', '.join(known)}")
+
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        """The defaults this class gives the options that are ``None`` in ``__init__``'s signature:
+        ``default_options`` (merged along the bases, the nearest class winning) and ``default_branches``,
+        ``default_losses``, ``default_encoder``, ``default_recompute_activations``."""
+        merged: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            merged.update(vars(klass).get("default_options", {}))
+        return {**merged, "branches": cls.default_branches, "losses": cls.default_losses, "encoder": cls.default_encoder,
+                "recompute_activations": cls.default_recompute_activations}
+
+    @classmethod
+    def signature(cls) -> inspect.Signature:
+        """``__init__``'s signature without ``self``, each class default (:meth:`option_defaults`) in place of ``None``
+        (what ``inspect.signature(cls)`` returns)."""
+        parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        defaults = cls.option_defaults()
+        return inspect.Signature(
+            [p.replace(default=defaults[p.name]) if p.name in defaults and p.default is None else p for p in parameters]
+        )
 
     def _check_attribute_groups(self, loss_parts) -> None:
         """Refuse a loss term that needs attribute groups when none were given."""
@@ -254,12 +303,8 @@ class AttentionZSLModel(nn.Module):
         return F.normalize(self.V, dim=1) if self.normalize_embeddings else self.V
 
     def class_scores(self, attribute_scores: torch.Tensor) -> torch.Tensor:
-        """``(B, I) -> (B, K)``: ``y = psi A^T + m``."""
-        attributes = self.classes.attributes
-        if self.class_attributes_norm == "scores":
-            attributes = attributes / (torch.linalg.vector_norm(attributes, dim=1, keepdim=True) + self.class_attributes_eps)
-        scores = einsum(attributes, attribute_scores, "cls attribute, batch attribute -> batch cls")
-        return scores + self.classes.margin
+        """``(B, I) -> (B, K)``: ``y = psi r(A)^T + m``, by the model's scorer."""
+        return self.scorer.class_scores(attribute_scores, self.classes)
 
     def encode(self, f: torch.Tensor, grid: tuple[int, int] | None) -> torch.Tensor:
         """The shared encoder on the normalised features ``(B, C, R) -> (B, C', R)`` (identity without one)."""
@@ -293,12 +338,8 @@ class AttentionZSLModel(nn.Module):
             branch_scores[name] = self.class_scores(result.scores)
         # classes outside the problem (neither seen nor unseen) are never predicted; no data-dependent
         # branch here, so that the forward compiles as one graph
-        hidden = ~self.classes.predictable
-        if self.predict_probabilities:
-            scores = sum(self.branch_weights[n] * y.masked_fill(hidden, float("-inf")).softmax(dim=1) for n, y in branch_scores.items())
-        else:
-            scores = sum(self.branch_weights[name] * y for name, y in branch_scores.items())
-        scores = scores.masked_fill(hidden, float("-inf"))
+        scores = self.scorer.predict(branch_scores, self.branch_weights, self.classes)
+        scores = scores.masked_fill(~self.classes.predictable, float("-inf"))
         return ModelOutput(scores=scores, branch_scores=branch_scores, attribute_scores=attribute_scores, maps=maps,
                            extras=extras, constants=constants, grid=grid)
 

@@ -4,7 +4,7 @@ Two branches over the raw (not normalised) region features ``x`` ``(B, C, R)``:
 
 * ``base`` (``cosine_global``, weight 1): ``psi = s * (x_bar V_g) / (||x_bar V_g|| + eps)``
   with ``x_bar`` the average-pooled features and ``s = 20``; scored through
-  ``a_k / (||a_k|| + eps)`` (``class_attributes_norm="scores"``), its class scores are the
+  ``a_k / (||a_k|| + eps)`` (the scorer ``cosine_rows``), its class scores are the
   scaled cosine ``s cos(x_bar V_g, a_k)``;
 * ``attention`` (``attribute_to_visual`` with ``pool="max"``, weight 0: trained, not used
   to predict): queries ``q_i = v_i W`` from the fixed raw word vectors ``v_i``,
@@ -30,7 +30,15 @@ __all__ = ["GEMZSL"]
 
 @register("model", "gem_zsl")
 class GEMZSL(AttentionZSLModel):
-    """GEM-ZSL; every argument as in :class:`AttentionZSLModel`, with GEM-ZSL's defaults."""
+    """GEM-ZSL; every argument as in :class:`AttentionZSLModel`, with GEM-ZSL's defaults (``default_options``)."""
+
+    #: Raw class attributes scored as ``a_k / (||a_k|| + 1e-5)``, no margin; raw region features; the raw, fixed word vectors.
+    default_options: ClassVar[dict[str, Any]] = {
+        "scorer": {"scorer": "cosine_rows", "eps": 1e-5, "margin": 0.0},
+        "normalize_features": False,
+        "train_embeddings": False,
+        "unit_embeddings": False,
+    }
 
     default_branches: ClassVar[dict[str, Any]] = {
         "base": {"attention": "cosine_global", "weight": 1.0, "scale": 20.0},
@@ -42,8 +50,3 @@ class GEMZSL(AttentionZSLModel):
         "attribute_decorrelation": {"branches": ["attention"], "key": "queries", "norm": "channel", "reduction": "mean", "eps": 0.0, "weight": 0.1},
         "compactness": {"branches": ["attention"], "activation": "none", "reduction": "mean", "weight": 0.2},
     }
-
-    def __init__(self, *args: Any, **options: Any):
-        defaults = {"margin": 0.0, "normalize_features": False, "class_attributes_norm": "scores",
-                    "train_embeddings": False, "unit_embeddings": False}
-        super().__init__(*args, **{**defaults, **options})

@@ -1,7 +1,9 @@
 """Checkpoints: tensors in safetensors, everything else in JSON, one pair per epoch.
 
 ``epoch_003.safetensors`` holds the model state (``model.*``), the optimizer's
-tensors (``optimizer.<param>.<name>``) and the torch RNG states (``rng.*``);
+tensors (``optimizer.<param>.<name>``) and the torch RNG states (``rng.torch``, and
+``rng.cuda.<device>`` when CUDA was in use; :func:`restore_training_state` puts the
+optimizer state and these back);
 ``epoch_003.json`` holds the model name and options, the class split, the
 training config, the optimizer's hyper-parameters, the numpy RNG state, the
 history so far and the zslkit version. Both are written to a temporary file
@@ -25,7 +27,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from zslkit.atomic import write_atomic
-from zslkit.contracts import ContractError, registered_name
+from zslkit.contracts import ContractError, ZSLModel, registered_name
+from zslkit.datasets.checks import CheckpointError
+from zslkit.registry import ComponentNotFoundError
+from zslkit.training.config import type_phrase
 
 __all__ = [
     "Checkpoint",
@@ -35,6 +40,9 @@ __all__ = [
     "latest_checkpoint",
     "load_checkpoint",
     "load_model",
+    "not_registered",
+    "restore_rng_states",
+    "restore_training_state",
     "save_checkpoint",
     "write_atomic",
 ]
@@ -42,10 +50,6 @@ __all__ = [
 FORMAT = "zslkit-checkpoint"
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^epoch_(\d+)\.json$")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, damaged or does not fit: the message starts with the file."""
 
 
 @dataclass
@@ -97,7 +101,7 @@ def _split_optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, 
 def save_checkpoint(
     out_dir: str | Path,
     epoch: int,
-    model: torch.nn.Module,
+    model: ZSLModel,
     optimizer: torch.optim.Optimizer | None = None,
     *,
     meta: dict[str, Any] | None = None,
@@ -112,10 +116,7 @@ def save_checkpoint(
     out.mkdir(parents=True, exist_ok=True)
     tensor_path, json_path = checkpoint_paths(out, epoch)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tensors["rng.torch"] = torch.get_rng_state()
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        for i, state in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = state
+    tensors.update(_rng_states())
     record: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "zslkit_version": __version__, "epoch": epoch}
     record["model"] = {"name": _registered_name(model), "options": getattr(model, "options", {})}
     classes = getattr(model, "classes", None)
@@ -130,6 +131,47 @@ def save_checkpoint(
     record["tensors_sha256"] = _sha256(tensor_path)
     write_atomic(json_path, lambda tmp: tmp.write_text(json.dumps(record, indent=2, default=_json_default)))
     return json_path
+
+
+def _rng_states() -> dict[str, torch.Tensor]:
+    """``rng.torch`` (the CPU generator) and ``rng.cuda.<i>`` for every CUDA device once CUDA is in use."""
+    states = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states.update({f"rng.cuda.{i}": state for i, state in enumerate(torch.cuda.get_rng_state_all())})
+    return states
+
+
+def restore_rng_states(checkpoint: Checkpoint) -> list[str]:
+    """Put the torch RNG states :func:`save_checkpoint` stored back; returns the keys restored.
+
+    The CPU state always; each ``rng.cuda.<i>`` into CUDA device ``i`` when CUDA is available
+    (so that dropout masks on a GPU continue as in an uninterrupted run). A checkpoint saved on
+    a GPU resumed without CUDA uses the CPU generator only; a CUDA device the checkpoint has no
+    state for keeps its own (a CPU run resumed on a GPU, whose CPU-run states are all there are).
+    """
+    torch.set_rng_state(checkpoint.tensors["rng.torch"])
+    restored = ["rng.torch"]
+    if torch.cuda.is_available():
+        for device in range(torch.cuda.device_count()):
+            key = f"rng.cuda.{device}"
+            if key in checkpoint.tensors:
+                torch.cuda.set_rng_state(checkpoint.tensors[key], device)
+                restored.append(key)
+    return restored
+
+
+def restore_training_state(checkpoint: Checkpoint, optimizer: torch.optim.Optimizer) -> None:
+    """Resume where :func:`save_checkpoint` stopped: the optimizer's state (tensors and hyper-parameters)
+    and the torch RNG states (:func:`restore_rng_states`). The model's weights are ``checkpoint.section("model")``."""
+    opt_meta = checkpoint.meta["optimizer"]
+    state: dict[int, dict[str, Any]] = {}
+    for key, tensor in checkpoint.section("optimizer").items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = tensor
+    for index, values in opt_meta.get("state", {}).items():
+        state.setdefault(int(index), {}).update(values)
+    optimizer.load_state_dict({"state": state, "param_groups": opt_meta["param_groups"]})
+    restore_rng_states(checkpoint)
 
 
 def _registered_name(model: torch.nn.Module) -> str:
@@ -179,7 +221,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path}: not a zslkit checkpoint (no \"format\": \"{FORMAT}\" field)")
     for key, kind in (("format_version", int), ("epoch", int), ("model", dict), ("tensors", str)):
         if not isinstance(meta.get(key), kind):
-            raise CheckpointError(f"{path}: field {key!r} must be a {kind.__name__}, found {meta.get(key)!r}")
+            raise CheckpointError(f"{path}: field {key!r} must be {type_phrase(kind)}, found {meta.get(key)!r}")
     if meta["format_version"] > FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format {meta['format_version']} is newer than this zslkit reads ({FORMAT_VERSION})")
     tensor_path = path.with_name(Path(meta["tensors"]).name)
@@ -196,7 +238,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(path, meta, tensors)
 
 
-def build_model(checkpoint: Checkpoint, backbone: torch.nn.Module | None = None) -> torch.nn.Module:
+def build_model(checkpoint: Checkpoint, backbone: torch.nn.Module | None = None) -> ZSLModel:
     """Rebuild the checkpoint's model (registered name + options) and load its weights.
 
     The model is built as ``zslkit.create_model(name, class_attributes=<state classes.attributes>,
@@ -215,7 +257,7 @@ def build_model(checkpoint: Checkpoint, backbone: torch.nn.Module | None = None)
     if not info.get("name"):
         raise CheckpointError(f"{checkpoint.path}: the checkpoint does not name its model (it was saved from a module "
                               "that is not a registered model; register its class to rebuild it by name)")
-    options = dict(info.get("options", {}))
+    options = scorer_options(info["name"], dict(info.get("options", {})))
     described, batchnorm = options.pop("backbone", None), options.pop("batchnorm", "frozen")
     if described is not None and backbone is None:
         raise ValueError(
@@ -228,14 +270,17 @@ def build_model(checkpoint: Checkpoint, backbone: torch.nn.Module | None = None)
         raise CheckpointError(f"{checkpoint.path}: model state has no 'classes.attributes'")
     with reading(checkpoint.path, f"model {info['name']!r} from the checkpoint", CheckpointError):
         classes = checkpoint.meta["classes"]
-        model = zslkit.create_model(
-            info["name"],
-            class_attributes=head_state["classes.attributes"],
-            attribute_embeddings=head_state.get("V"),  # a model without V rebuilds its embeddings from its options
-            seen_classes=classes["seen"],
-            unseen_classes=classes["unseen"],
-            **options,
-        )
+        try:
+            model = zslkit.create_model(
+                info["name"],
+                class_attributes=head_state["classes.attributes"],
+                attribute_embeddings=head_state.get("V"),  # a model without V rebuilds its embeddings from its options
+                seen_classes=classes["seen"],
+                unseen_classes=classes["unseen"],
+                **options,
+            )
+        except ComponentNotFoundError as exc:
+            raise not_registered(checkpoint.path, info["name"], exc) from None
     if described is not None:
         model = BackboneModel(backbone, model, batchnorm=batchnorm)
     try:
@@ -249,7 +294,47 @@ def build_model(checkpoint: Checkpoint, backbone: torch.nn.Module | None = None)
     return model
 
 
-def load_model(path: str | Path, backbone: torch.nn.Module | None = None) -> torch.nn.Module:
+def not_registered(path: Path, model: str, exc: ComponentNotFoundError) -> CheckpointError:
+    """The error for a checkpoint whose model, or a part of it, is not registered in this process."""
+    if exc.name is None:
+        return CheckpointError(f"{path}: cannot rebuild model {model!r}: {exc}")
+    part = f"model {model!r}" if (exc.kind, exc.name) == ("model", model) else f"model {model!r} uses {exc.kind} {exc.name!r}, which"
+    return CheckpointError(
+        f"{path}: {part} is not registered in this process (it was where the checkpoint was written). Register it "
+        "first: give zslkit --import MODULE (the module or .py file that calls zslkit.register), import that module "
+        "before loading in Python, or install the plugin that provides it"
+    )
+
+
+#: Model options of checkpoints written before class scoring was a registered part (the ``scorer`` option).
+_SCORER_FLAGS = ("margin", "class_attributes_norm", "class_attributes_eps", "predict_probabilities")
+_SCORER_OF_NORM = {"unit": "unit_rows", "none": "raw_rows", "scores": "cosine_rows"}
+
+
+def scorer_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` of model ``name`` from an older checkpoint, with its four scoring flags (``margin``,
+    ``class_attributes_norm``, ``class_attributes_eps``, ``predict_probabilities``) as the ``scorer`` spec that
+    scores the same, when the model now takes ``scorer`` instead; other models' options unchanged."""
+    import inspect
+
+    from zslkit.registry import get_component
+
+    if not any(flag in options for flag in _SCORER_FLAGS) or "scorer" in options:
+        return options
+    takes = inspect.signature(get_component("model", name)).parameters
+    if "scorer" not in takes or any(flag in takes for flag in _SCORER_FLAGS):
+        return options
+    options = dict(options)
+    norm = options.pop("class_attributes_norm", "unit")
+    scorer = {"scorer": _SCORER_OF_NORM[norm], "margin": float(options.pop("margin", 1.0)),
+              "probabilities": bool(options.pop("predict_probabilities", False))}
+    eps = options.pop("class_attributes_eps", 1e-5)
+    if norm == "scores":
+        scorer["eps"] = float(eps)
+    return {**options, "scorer": scorer}
+
+
+def load_model(path: str | Path, backbone: torch.nn.Module | None = None) -> ZSLModel:
     """The model stored in a checkpoint (JSON path, safetensors path or run directory), in eval mode.
 
     ``backbone``: for a checkpoint of end-to-end fine-tuning, see :func:`build_model`.

@@ -6,7 +6,7 @@ A YAML config holds any subset of the :class:`TrainConfig` fields::
     epochs: 70
     lr: 1.0e-4
     loss_weights: {self_calibration: 1.0e-4, semantic_distillation: 0.01}
-    model_options: {margin: 1.0}
+    model_options: {scorer: {scorer: unit_rows, margin: 1.0}}
 
 The packaged ones are recipes, one per (model, dataset) (:mod:`zslkit.training.recipes`):
 ``load_config("msdn/cub")`` reads ``zslkit/configs/msdn/cub.yaml``;
@@ -16,6 +16,7 @@ The packaged ones are recipes, one per (model, dataset) (:mod:`zslkit.training.r
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -74,7 +75,7 @@ class TrainConfig:
             ``episodic``); must be empty for the samplers of :data:`SAMPLERS`.
         loss_weights: loss term -> weight, overriding the model's defaults (a recipe states
             only the weights that differ from them: the model's defaults are their one home).
-        model_options: extra options for ``zslkit.create_model`` (``margin``, ``branches``...).
+        model_options: extra options for ``zslkit.create_model`` (``scorer``, ``branches``...).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... or ``"auto"`` (CUDA when available). A machine
             setting (the CLI's ``--device``): recipe files may not set it.
         eval_batch_size: images per forward when predicting.
@@ -144,6 +145,11 @@ class TrainConfig:
     lr_decay_every: int = 0
 
     def __post_init__(self) -> None:
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"TrainConfig.{item.name} must be a finite number, got {value}")
+        self._check_device()
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}")
@@ -166,6 +172,16 @@ class TrainConfig:
             if getattr(self, name) not in choices:
                 raise ValueError(f"TrainConfig.{name} must be one of {tuple(choices)}, got {getattr(self, name)!r}")
         self._check_sampler()
+
+    def _check_device(self) -> None:
+        import torch
+
+        if self.device == "auto":
+            return
+        try:
+            torch.device(self.device)
+        except (RuntimeError, ValueError, TypeError):
+            raise ValueError(f"TrainConfig.device must be cpu, cuda, cuda:N or auto, got {self.device!r}") from None
 
     def _check_sampler(self) -> None:
         """The sampler is one of :data:`SAMPLERS` (no options) or a registered one its options can build."""
@@ -204,6 +220,15 @@ class TrainConfig:
             raise ValueError(f"{where}: {exc}") from None
 
 
+_TYPE_PHRASES = {int: "a whole number", float: "a number", str: "a string", bool: "true or false", dict: "a mapping",
+                 list: "a list"}
+
+
+def type_phrase(kind: type) -> str:
+    """``int`` -> ``"a whole number"``: a type as a sentence names it (``"an object of type X"`` for others)."""
+    return _TYPE_PHRASES.get(kind, f"an object of type {kind.__name__}")
+
+
 def _coerce(value: Any, default: Any, where: str) -> Any:
     """``value`` as the type of ``default`` (numbers written like ``1e-4`` are strings to PyYAML)."""
     if isinstance(default, dict):
@@ -215,14 +240,14 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
             return {k: _coerce(v, 0.0, f"{where}.{k}") for k, v in value.items()}
         return dict(value)
     if isinstance(value, bool) and not isinstance(default, bool):
-        raise ValueError(f"{where} must be a {type(default).__name__}, found {value!r}")
+        raise ValueError(f"{where} must be {type_phrase(type(default))}, found {value!r}")
     if isinstance(default, float):
         try:
             return float(value)
         except (TypeError, ValueError):
             raise ValueError(f"{where} must be a number, found {value!r}") from None
     if not isinstance(value, type(default)):
-        raise ValueError(f"{where} must be a {type(default).__name__}, found {value!r}")
+        raise ValueError(f"{where} must be {type_phrase(type(default))}, found {value!r}")
     return value
 
 

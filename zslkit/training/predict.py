@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from zslkit import distributed
-from zslkit.contracts import describe_model
+from zslkit.contracts import ZSLModel, describe_model
 from zslkit.metrics.evaluation import evaluate_scores
 from zslkit.models.output import check_model_output
 from zslkit.training.data import read_batch, shard
@@ -30,7 +30,7 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 @torch.no_grad()
 def predict_scores(
-    model: torch.nn.Module, dataset, indices, batch_size: int = 256, *, inputs=None, across_ranks: bool = True
+    model: ZSLModel, dataset, indices, batch_size: int = 256, *, inputs=None, across_ranks: bool = True
 ) -> np.ndarray:
     """``(n, K)`` float32 prediction scores (``model(x).scores``, margin included) of images ``indices``.
 
@@ -64,7 +64,7 @@ def predict_scores(
     return distributed.gather_array(scores, device) if split else scores
 
 
-def check_class_space(model: torch.nn.Module, dataset) -> None:
+def check_class_space(model: ZSLModel, dataset) -> None:
     """Refuse a model whose feature width, classes or seen/unseen split differ from the dataset's."""
     expected = getattr(model, "feature_dim", None)
     if expected is not None and dataset.features is not None and dataset.feature_dim != expected:
@@ -78,15 +78,28 @@ def check_class_space(model: torch.nn.Module, dataset) -> None:
     if classes.num_classes != dataset.num_classes:
         raise ValueError(f"the model scores {classes.num_classes} classes, dataset {dataset.name!r} has {dataset.num_classes}")
     for side, ours, theirs in (("seen", classes.seen, dataset.seen_classes), ("unseen", classes.unseen, dataset.unseen_classes)):
-        if not np.array_equal(ours.cpu().numpy(), theirs):
-            raise ValueError(
-                f"the model's {side} classes differ from those of dataset {dataset.name!r} "
-                f"({ours.numel()} vs {len(theirs)} classes); was it trained on another split or view?"
-            )
+        ours = ours.cpu().numpy()
+        if not np.array_equal(ours, theirs):
+            raise ValueError(f"the model's {side} classes differ from those of dataset {dataset.name!r}: "
+                             f"{_class_difference(ours, np.asarray(theirs), dataset)}; was it trained on another split or view?")
+
+
+def _class_difference(model: np.ndarray, data: np.ndarray, dataset) -> str:
+    """Which classes one side has and the other lacks, named (``"the model's has 3 (Cardinal), ..."``), at most 3 each."""
+    names = list(getattr(dataset, "class_names", None) or [])
+
+    def some(indices) -> str:
+        shown = ", ".join(f"{i} ({names[i]})" if i < len(names) else str(i) for i in indices[:3])
+        return shown + (f" and {len(indices) - 3} more" if len(indices) > 3 else "")
+
+    only_model, only_data = np.setdiff1d(model, data).tolist(), np.setdiff1d(data, model).tolist()
+    parts = [f"the model has class{'es' if len(only_model) > 1 else ''} {some(only_model)} the dataset does not"] if only_model else []
+    parts += [f"the dataset has class{'es' if len(only_data) > 1 else ''} {some(only_data)} the model does not"] if only_data else []
+    return "; ".join(parts) or f"the same {len(model)} classes in another order"
 
 
 def evaluate(
-    model: torch.nn.Module, dataset, batch_size: int = 256, calibration: float = 0.0, *, inputs=None, across_ranks: bool = True
+    model: ZSLModel, dataset, batch_size: int = 256, calibration: float = 0.0, *, inputs=None, across_ranks: bool = True
 ) -> dict[str, float]:
     """T1 (CZSL), U, S, H (GZSL) and AUSUC of ``model`` on the dataset's ``test_seen`` and ``test_unseen`` images,
     as fractions in [0, 1] (``{"H": 0.729, ...}``; ``zslkit train`` and ``zslkit eval`` print them x 100, in %).

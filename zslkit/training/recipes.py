@@ -132,22 +132,50 @@ def choose_recipe(model: Any, dataset: str, config: Any = None) -> tuple[Any, Re
     """``(model, recipe)`` of a run: the one decision of which recipe a run trains with.
 
     ``config``: ``None`` (the model's recipe for ``dataset``), a :class:`Recipe`, a
-    :class:`~zslkit.training.TrainConfig` (``source="given"``), a packaged recipe name
-    (``"msdn/cub"``) or a YAML path. ``model``: a registered name, a built module, or
-    ``None`` for the config's model (``msdn`` when no config is given).
+    :class:`~zslkit.training.TrainConfig` (``source="given"``), a dict of TrainConfig fields
+    (``{"epochs": 1}``: the other fields from the model's recipe for ``dataset``), a packaged
+    recipe name (``"msdn/cub"``) or a YAML path. ``model``: a registered name, a built module, or
+    ``None`` for the config's model (``msdn`` when no config is given). A recipe or file that
+    names another model than ``model`` is refused, naming both.
     """
-    if config is None:
+    if config is None or isinstance(config, dict):
+        if isinstance(config, dict) and model is None and "model" in config:
+            model = config["model"]
         model = TrainConfig().model if model is None else model
-        return model, recipe_for(model, dataset, None if isinstance(model, str) else describe_model(model)[0])
+        recipe = recipe_for(model, dataset, None if isinstance(model, str) else describe_model(model)[0])
+        if config:
+            _check_same_model(model, config.get("model"), "the config dict")
+            merged = {**recipe.config.to_dict(), **{k: v for k, v in config.items() if k != "model"}}
+            recipe = dataclasses.replace(recipe, config=TrainConfig.from_dict(merged, "config"),
+                                         source=f"{recipe.source}, with {', '.join(sorted(config))} given")
+        return model, recipe
     if isinstance(config, Recipe):
         recipe = config
     elif isinstance(config, TrainConfig):
         recipe = Recipe(config, "TrainConfig", "given")
     elif _is_file(config):
         recipe = Recipe(load_config(config), str(config), str(config))
-    else:
+        _check_same_model(model, _stated_model(config), f"config {config}")
+    elif isinstance(config, str | Path):
         recipe = _named(str(config))
+        _check_same_model(model, recipe.config.model, f"recipe {config}")
+    else:
+        raise TypeError(f"config must be None, a dict of TrainConfig fields, a TrainConfig, a Recipe, a packaged recipe "
+                        f"name (msdn/cub) or a YAML path; got {type(config).__name__}")
     return (recipe.config.model if model is None else model), recipe
+
+
+def _stated_model(path: Any) -> str | None:
+    """The ``model:`` a YAML config file states, or ``None`` when it states none."""
+    values = yaml.safe_load(Path(str(path)).read_text()) or {}
+    return values.get("model") if isinstance(values, dict) else None
+
+
+def _check_same_model(model: Any, stated: str | None, where: str) -> None:
+    """Refuse a config that is for another model than the one asked for (a registered name)."""
+    if isinstance(model, str) and stated is not None and stated != model:
+        raise ValueError(f"{where} is for model {stated!r}, but model {model!r} was asked for; "
+                         f"drop one of the two, or give a config of {model!r}")
 
 
 def _is_file(config: Any) -> bool:

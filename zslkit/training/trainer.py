@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from zslkit import distributed
 from zslkit.atomic import write_csv_atomic, write_json_atomic
-from zslkit.contracts import check_model_losses, describe_model, registered_name
+from zslkit.contracts import ZSLModel, check_model_losses, describe_model, registered_name
 from zslkit.datasets.container import ZSLDataset
 from zslkit.datasets.resident import ResidentFeatures
 from zslkit.models.backbone_model import BackboneModel, backbone_channels
@@ -46,6 +46,7 @@ from zslkit.training.checkpoint import (
     checkpoint_paths,
     latest_checkpoint,
     load_checkpoint,
+    restore_training_state,
     save_checkpoint,
 )
 from zslkit.training.config import TrainConfig
@@ -99,7 +100,7 @@ class TrainResult:
         recipe: the :class:`~zslkit.training.recipes.Recipe` trained with (its ``config`` is ``config``).
     """
 
-    model: torch.nn.Module
+    model: ZSLModel
     history: list[dict[str, Any]]
     config: TrainConfig
     out_dir: Path | None = None
@@ -146,7 +147,7 @@ def _takes_groups(model: str, dataset) -> bool:
     return any(p.name == "attribute_groups" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
-def _build_model(dataset, model, config: TrainConfig, model_options: dict[str, Any], backbone=None, sample=None):
+def _build_model(dataset, model, config: TrainConfig, model_options: dict[str, Any], backbone=None, sample=None) -> ZSLModel:
     """The model to train: ``model`` built for ``dataset``, behind ``backbone`` when one is given.
 
     ``sample``: one input ``(1, 3, S, S)``, to find the backbone's channels if it does not say.
@@ -234,18 +235,23 @@ def _write_logs(out_dir: Path, history: list[dict[str, Any]]) -> None:
 
 
 def _resume(
-    out_dir: Path, net, optimizer, rng: np.random.Generator, model_name: str, run: dict[str, Any]
+    out_dir: Path, net: ZSLModel, optimizer, rng: np.random.Generator, model_name: str, run: dict[str, Any], epochs: int
 ) -> tuple[int, list[dict[str, Any]]]:
     """Load the latest checkpoint of ``out_dir`` into ``net``, ``optimizer``, ``rng``; return (epoch, history).
 
-    ``run`` (:func:`~zslkit.training.guards.run_identity`) must match the checkpoint's.
+    ``run`` (:func:`~zslkit.training.guards.run_identity`) must match the checkpoint's, and the
+    checkpoint may not be past ``epochs``. A directory with no checkpoint is refused, unless a run
+    started there and finished no epoch (it left ``history.json``): that run starts again.
     """
     remove_stale_temporaries(out_dir)
     path = latest_checkpoint(out_dir)
     if path is None:
-        return 0, []
+        return _resume_nothing(out_dir)
     ckpt = load_checkpoint(path)
     check_same_run(path, ckpt.meta, run)
+    if ckpt.epoch > epochs:
+        raise ValueError(f"{path}: cannot resume a run of {ckpt.epoch} finished epochs to {_count(epochs, 'epoch')}; "
+                         f"give {ckpt.epoch} epochs or more, or score the run as it is (zslkit eval {out_dir})")
     saved = ckpt.meta.get("model", {})
     if saved.get("name") != model_name or saved.get("options") != json.loads(json.dumps(net.options)):
         raise ValueError(
@@ -253,17 +259,34 @@ def _resume(
             "use a fresh out_dir or the same model and options"
         )
     net.load_state_dict(ckpt.section("model"))
-    opt_meta = ckpt.meta["optimizer"]
-    state: dict[int, dict[str, Any]] = {}
-    for key, tensor in ckpt.section("optimizer").items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = tensor
-    for index, values in opt_meta.get("state", {}).items():
-        state.setdefault(int(index), {}).update(values)
-    optimizer.load_state_dict({"state": state, "param_groups": opt_meta["param_groups"]})
-    torch.set_rng_state(ckpt.tensors["rng.torch"])
+    restore_training_state(ckpt, optimizer)  # the optimizer and the torch RNGs, CPU and CUDA
     rng.bit_generator.state = ckpt.meta["rng"]["numpy"]
     return ckpt.epoch, list(ckpt.meta.get("history", []))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _resume_nothing(out_dir: Path) -> tuple[int, list[dict[str, Any]]]:
+    """Resuming ``out_dir``, which holds no checkpoint: a run that started there starts again, else an error."""
+    if (out_dir / "history.json").is_file():  # written when the run started: it finished no epoch
+        logging.getLogger(__name__).warning("%s: the run there finished no epoch; starting it from epoch 1", out_dir)
+        return 0, []
+    what = "does not exist" if not out_dir.exists() else "holds no checkpoint (epoch_NNN.json) and no started run"
+    raise FileNotFoundError(f"cannot resume from {out_dir}: the directory {what}; check the path, "
+                            "or drop --resume (resume=True) to start a new run there")
+
+
+def _mark_started(out_dir: Path) -> None:
+    """A new run's empty ``history.json``: a later resume knows a run started here (:func:`_resume_nothing`)."""
+    if distributed.is_main():
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(f"{out_dir}: cannot create the output directory ({exc.strerror}); "
+                          "give a directory you can write to") from None
+        write_json_atomic(out_dir / "history.json", [], indent=2)
 
 
 def _compiled(parallel, net, mode: str):
@@ -388,14 +411,15 @@ def build_run(dataset: ZSLDataset, plan: RunPlan, model_options: dict[str, Any],
     return net, unused, build_optimizer(cfg, _parameters(net, cfg))
 
 
-def start_run(dataset: ZSLDataset, plan: RunPlan, net, optimizer, rng: np.random.Generator):
+def start_run(dataset: ZSLDataset, plan: RunPlan, net: ZSLModel, optimizer, rng: np.random.Generator):
     """Stage 4: ``(epochs done, history)``: from the latest checkpoint when resuming, else ``(0, [])``
     (a new run refuses an ``out_dir`` that holds checkpoints)."""
     if plan.resume:
         run = run_identity(plan.config.to_dict(), dataset.name, plan.split)
-        return _resume(plan.out_dir, net, optimizer, rng, plan.model_name, run)
+        return _resume(plan.out_dir, net, optimizer, rng, plan.model_name, run, plan.config.epochs)
     if plan.out_dir is not None:
         check_fresh_out_dir(plan.out_dir)
+        _mark_started(plan.out_dir)
     return 0, []
 
 
@@ -441,7 +465,7 @@ class _Loop:
 
     dataset: ZSLDataset
     plan: RunPlan
-    net: torch.nn.Module
+    net: ZSLModel
     parallel: torch.nn.Module
     optimizer: torch.optim.Optimizer
     rng: np.random.Generator
@@ -456,6 +480,8 @@ class _Loop:
 
     def __post_init__(self) -> None:
         self.stage_weights = _stage_weights(self.net, self.plan.config, self.plan.model_name)
+        if self.history and self.plan.out_dir is not None:  # resumed: its checkpoint, until an epoch writes another
+            self.checkpoint = latest_checkpoint(self.plan.out_dir)
 
 
 def _epoch(loop: _Loop, epoch: int) -> dict[str, Any]:
@@ -526,7 +552,7 @@ def _notes(dataset: ZSLDataset, plan: RunPlan, unused: dict[str, float], inputs:
 def train(
     dataset: ZSLDataset,
     model: str | torch.nn.Module | None = None,
-    config: str | Path | TrainConfig | Recipe | None = None,
+    config: str | Path | TrainConfig | Recipe | dict[str, Any] | None = None,
     *,
     split: str = "trainval",
     seed: int | None = None,
@@ -546,7 +572,8 @@ def train(
         model: registered model name (or an already built model); ``None``: the config's ``model``
             (``"msdn"`` when no config is given).
         config: a :class:`~zslkit.training.recipes.Recipe`, a :class:`TrainConfig`, a packaged recipe
-            name (``"msdn/cub"``) or a YAML path; ``None``: the model's recipe for the dataset
+            name (``"msdn/cub"``), a YAML path, or a dict of TrainConfig fields (``{"epochs": 1}``) over
+            the model's recipe for the dataset; ``None``: that recipe
             (:func:`~zslkit.training.recipes.recipe_for`; its line is logged).
         split: the split whose images are trained on. ``seed``: overrides ``config.seed``.
         on_epoch: called as ``on_epoch(epoch, model)`` after every epoch (model in eval mode, ``epoch``
@@ -574,7 +601,7 @@ def train(
     parallel = wrap(net, plan.device)
     held = resident_inputs(plan)
     if distributed.is_main():
-        _notes(dataset, plan, unused, held, said_recipe=config is None)
+        _notes(dataset, plan, unused, held, said_recipe=config is None or isinstance(config, dict))
     losses_of = _losses_of(parallel, net, plan)
     loop = _Loop(dataset, plan, net, parallel, optimizer, rng, held, losses_of, history, on_epoch, progress)
     with process_settings(cfg):

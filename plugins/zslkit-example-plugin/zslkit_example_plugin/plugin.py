@@ -20,7 +20,7 @@ def zslkit_register_components(registrar):
 def zslkit_benchmark_cases():
     """One benchmark row: MSDN with this plugin's attention block as its visual->attribute branch.
 
-    Run it with ``zslkit bench --methods msdn,msdn+temperature``.
+    Run it with ``zslkit bench --model msdn,msdn+temperature``.
     """
     from zslkit.bench import BenchmarkCase  # imported when the harness asks, not when zslkit loads plugins
 
