@@ -28,7 +28,7 @@ METHOD = """
 def bench(site, out, *extra):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)]), "PYTHONDONTWRITEBYTECODE": "1"}
     options = [arg for key, value in SMALL.items() for arg in ("--dataset-option", f"{key}={value}")]
-    result = subprocess.run([sys.executable, "-m", "zslkit", "bench", "--methods", "temp_eszsl", "--out", str(out),
+    result = subprocess.run([sys.executable, "-m", "zslkit", "bench", "--model", "temp_eszsl", "--out", str(out),
                              "--no-progress", "--no-published", *options, *extra],
                             capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -10,7 +10,7 @@ import numpy as np
 from tests.bench.conftest import SMALL
 from tests.conftest import REPO
 
-OPTIONS = {"bench": "--dataset-option", "train": "--data-option"}
+OPTIONS = {"bench": "--dataset-option", "train": "--dataset-option"}
 
 
 def zslkit(command, *args, umask=0o022):
@@ -27,7 +27,7 @@ def only_a_table(stdout):
 
 
 def test_bench_writes_the_table_alone_on_stdout_and_names_each_run_on_stderr(tmp_path):
-    stdout, stderr = zslkit("bench", "--methods", "sae,dazle", "--out", str(tmp_path))
+    stdout, stderr = zslkit("bench", "--model", "sae,dazle", "--out", str(tmp_path))
     assert only_a_table(stdout), stdout  # `zslkit bench ... > table.txt` captures the table alone
     assert "zslkit.training: dazle on synthetic/validation (trainval, seed 0): epoch 1/10 loss=" in stderr
     assert "zslkit.training: dazle on synthetic (trainval, seed 0): epoch 1/" in stderr  # the final training
@@ -35,7 +35,7 @@ def test_bench_writes_the_table_alone_on_stdout_and_names_each_run_on_stderr(tmp
     assert "zslkit.bench: cell synthetic / sae / seed 0 (validation): T1 " in stderr
     assert "zslkit.bench: recipe: dazle/synthetic" in stderr and "wrote " in stderr and f" files to {tmp_path} (table.md" in stderr
 
-    quiet_out, quiet = zslkit("bench", "--methods", "sae,dazle", "--out", str(tmp_path), "--recompute", "--no-progress")
+    quiet_out, quiet = zslkit("bench", "--model", "sae,dazle", "--out", str(tmp_path), "--recompute", "--no-progress")
     assert only_a_table(quiet_out) and quiet_out == stdout
     cells = [line for line in quiet.splitlines() if line.startswith("zslkit.bench: cell ")]
     assert [line.split(" (")[0] for line in cells] == ["zslkit.bench: cell synthetic / sae / seed 0",
