@@ -243,8 +243,8 @@ def run_benchmark(
         zslkit.get_component("dataset", name)
     plan = [(d, select_cases(methods, d)) for d in datasets]
     protos = _protocols(protocol)  # plugin protocols are known once the cases were collected
-    run = _Run(protos, CellCache(Path(out_dir) / "cells" if out_dir is not None and use_cache else None, recompute),
-               environment(threads), progress)
+    cache = CellCache(Path(out_dir) / "cells" if out_dir is not None and use_cache else None, recompute)
+    env = environment(threads)
     cells: list[dict[str, Any]] = []
     bar = tqdm(total=sum(len(cases) for _, cases in plan) * len(seed_list) * len(protos), desc="bench",
                unit="cell", disable=not progress)
@@ -258,22 +258,12 @@ def run_benchmark(
                     record_component(component_info(kind, name))
                 for seed in seed_list:
                     bar.set_postfix_str(f"{dataset_name}/{case.name}/seed {seed}")
-                    cells += _cells(run, (dataset_name, dataset), options.get(dataset_name, {}), case, seed,
-                                    (runner, recipe), used)
+                    cells += _cells(protos, (dataset_name, dataset), options.get(dataset_name, {}), case, seed,
+                                    cache, env, (runner, recipe), progress, used)
                     bar.update(len(protos))
     bar.close()
-    run.cache.report()
-    return BenchmarkResult(protos, list(datasets), cells, run.env)
-
-
-@dataclass(frozen=True)
-class _Run:
-    """What every cell of a run shares: its protocols, the cache, the environment record, ``progress``."""
-
-    protos: list[Protocol]
-    cache: CellCache
-    env: dict[str, Any]
-    progress: bool
+    cache.report()
+    return BenchmarkResult(protos, list(datasets), cells, env)
 
 
 def _once(make: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], Any]:
@@ -281,9 +271,10 @@ def _once(make: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], A
     return functools.cache(functools.partial(make, *args, **kwargs))
 
 
-def _cells(run: _Run, dataset: tuple[str, Callable[[], Any]], options: dict[str, Any], case: BenchmarkCase,
-           seed: int, runner: tuple[Any, Any], used: set[str]) -> list[dict[str, Any]]:
-    """The cells of (dataset, case, seed) under the run's protocols: cached ones read, the others computed together.
+def _cells(protos: list[Protocol], dataset: tuple[str, Callable[[], Any]], options: dict[str, Any],
+           case: BenchmarkCase, seed: int, cache: CellCache, env: dict[str, Any], runner: tuple[Any, Any],
+           progress: bool, used: frozenset[str] | set[str] = frozenset()) -> list[dict[str, Any]]:
+    """The cells of (dataset, case, seed) under ``protos``: cached ones read, the others computed together.
 
     ``dataset`` is (name, loader; loaded once, shared by the seeds) and ``runner`` is (the case's runner,
     its recipe for the dataset or ``None``), both shared by the seeds. ``used``: the packages of the
@@ -292,23 +283,23 @@ def _cells(run: _Run, dataset: tuple[str, Callable[[], Any]], options: dict[str,
     dataset_name, load = dataset
     fit, recipe = runner
     keys = {}
-    for proto in run.protos:
+    for proto in protos:
         settings = _cell_settings(dataset_name, options, case, recipe, proto.name, seed)
         digest = settings_hash(settings)
-        keys[proto.name] = (settings, digest, run.cache.path(dataset_name, case.name, proto.name, seed, digest))
-    found = {name: run.cache.fetch(path) for name, (_, _, path) in keys.items()}
-    missing = [p for p in run.protos if found[p.name] is None]
+        keys[proto.name] = (settings, digest, cache.path(dataset_name, case.name, proto.name, seed, digest))
+    found = {name: cache.fetch(path) for name, (_, _, path) in keys.items()}
+    missing = [p for p in protos if found[p.name] is None]
     if missing:
         data = load()
         start = time.perf_counter()
-        outcomes = run_protocols(missing, fit, data, seed, run.progress)
+        outcomes = run_protocols(missing, fit, data, seed, progress)
         if hasattr(fit, "recipe"):  # deep models: the recipe they trained with
             record = fit.recipe(data).record()  # remembered by the runner: derived once per dataset
             for outcome in outcomes.values():
                 outcome["recipe"] = dict(record)
         wall = time.perf_counter() - start
         finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        code = run.cache.digests.code_of(used)
+        code = cache.digests.code_of(used)
         for proto in missing:
             settings, digest, path = keys[proto.name]
             found[proto.name] = plain({
@@ -316,12 +307,12 @@ def _cells(run: _Run, dataset: tuple[str, Callable[[], Any]], options: dict[str,
                 "kind": case.kind, "source": case.source, "protocol": proto.name, "seed": seed,
                 "settings": settings, "settings_hash": digest, **outcomes[proto.name],
                 "wall_s": wall, "shared_with": [p.name for p in missing if p is not proto],
-                "environment": run.env, "code": code, "finished": finished,
+                "environment": env, "code": code, "finished": finished,
             })
-            run.cache.save(path, found[proto.name])
-            run.cache.computed += 1
+            cache.save(path, found[proto.name])
+            cache.computed += 1
             _log.info("%s", _cell_line(found[proto.name]))
-    return [found[p.name] for p in run.protos]
+    return [found[p.name] for p in protos]
 
 
 def _cell_line(cell: dict[str, Any]) -> str:
