@@ -53,6 +53,8 @@ REQUIRED_OPTIONS: dict[str, tuple[str, ...]] = {
     "encoder": ("feature_dim",),
     "model": ("class_attributes", "attribute_embeddings", "seen_classes", "unseen_classes", "feature_dim"),
     "converter": ("source",),
+    "optimizer": ("params", "lr", "weight_decay", "momentum"),
+    "schedule": ("epochs",),
 }
 
 

@@ -56,7 +56,8 @@ __all__ = [
 ]
 
 #: The kinds of component zslkit knows, in the order they appear in listings.
-KINDS: tuple[str, ...] = ("backbone", "attention", "encoder", "scorer", "loss", "model", "method", "dataset", "sampler", "converter")
+KINDS: tuple[str, ...] = ("backbone", "attention", "encoder", "scorer", "loss", "model", "method", "dataset", "sampler",
+                          "optimizer", "schedule", "converter")
 
 #: Modules whose import registers the built-in components.
 _BUILTIN_MODULES: tuple[str, ...] = (
@@ -68,6 +69,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "zslkit.models",
     "zslkit.methods",
     "zslkit.datasets",
+    "zslkit.optim",
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -106,12 +106,14 @@ def test_frozen_batchnorm_keeps_running_statistics_and_train_mode_updates_them()
 
 
 def test_parameter_groups_give_backbone_and_head_their_own_learning_rates():
+    from zslkit.optim import parameter_groups
+
     model = BackboneModel(timm_backbone(), head())
-    groups = model.parameter_groups(1e-3, 1e-5)
-    assert [g["lr"] for g in groups] == [1e-3, 1e-5]
+    groups = parameter_groups(model, lr=1e-3, backbone_lr=1e-5, weight_decay=1e-4)
+    assert [g["lr"] for g in groups] == [1e-3, 1e-5] and [g["role"] for g in groups] == ["head", "backbone"]
     assert {id(p) for p in groups[0]["params"]} == {id(p) for p in model.head.parameters()}
     assert {id(p) for p in groups[1]["params"]} == {id(p) for p in model.backbone.parameters()}
-    frozen = model.parameter_groups(1e-3, 0.0)
+    frozen = parameter_groups(model, lr=1e-3, backbone_lr=0.0, weight_decay=1e-4)
     assert len(frozen) == 1 and not any(p.requires_grad for p in model.backbone.parameters())
     assert model.options["backbone"] == {"class": "timm.models._features.FeatureListNet"}
     assert model.options["batchnorm"] == "frozen" and model.options["feature_dim"] == C

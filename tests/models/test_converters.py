@@ -176,7 +176,7 @@ def test_eval_official_apn_and_gem_zsl_take_what_the_state_dict_lacks_from_the_d
     assert main([*args, "--official-option", "avg_pol=true"]) == 2
     assert "did you mean 'avg_pool'" in capsys.readouterr().err or name == "gem_zsl"
     assert main(["eval", str(tmp_path / "official.pth"), "--normalize-embeddings"]) == 2
-    assert "options of --official" in capsys.readouterr().err
+    assert "applies only with --official" in capsys.readouterr().err
 
 
 def test_a_converter_result_json_options_rebuild(synthetic):

@@ -33,6 +33,12 @@ CONFIG = TrainConfig(
 #: Under DDP the images come from a torch Dataset read by a DataLoader worker.
 E2E_CONFIG = TrainConfig(epochs=1, batch_size=13, optimizer="sgd", lr=1e-2, backbone_lr=1e-3, num_threads=1)
 E2E_WORKERS = 1
+#: The recipe options of the ViT-era papers while fine-tuning: crops and flips drawn per place in the
+#: global batch, two micro-batches per batch, a warmup-cosine schedule, no decay on norms and biases,
+#: the first conv frozen.
+OPTIONS_CONFIG = TrainConfig(epochs=2, batch_size=13, optimizer="sgd", lr=1e-2, backbone_lr=1e-3, accumulate_steps=2,
+                             schedule="cosine", schedule_options={"warmup_epochs": 1}, norm_bias_decay=False,
+                             freeze_backbone=["0"], augment={"input_size": 12, "scale": [0.5, 1.0], "hflip": 0.5})
 #: TransZero++ (both streams, the consistency terms) without dropout, small widths; SGD, as for
 #: fine-tuning: some gradients are zero up to rounding (attention key biases), which Adam would turn into steps.
 _STREAM = {"ffn_dim": 12, "dropout": 0.0, "encoder": {"encoder": "geometry_encoder", "dim": 8, "ffn_dim": 12, "dropout": 0.0,
@@ -111,6 +117,10 @@ def main(out: Path) -> None:
         e2e = train(data, "msdn", e2e_config, split=SPLIT, backbone=backbone(), inputs=ImageDataset(images(data.num_images)),
                     progress=False)
         save_file(_state(e2e.model), str(out / f"e2e_{rank}.safetensors"))
+
+        options = train(data, "msdn", OPTIONS_CONFIG, split=SPLIT, backbone=backbone(), inputs=images(data.num_images),
+                        progress=False)
+        save_file(_state(options.model), str(out / f"options_{rank}.safetensors"))
 
         tzpp = train(data, "transzero_pp", TZPP_CONFIG, split=SPLIT, progress=False)
         save_file(_state(tzpp.model), str(out / f"transzero_pp_{rank}.safetensors"))

@@ -118,6 +118,15 @@ def test_end_to_end_finetuning_under_ddp_equals_single_process(ddp_out, data):
 
 
 @pytest.mark.slow
+def test_recipe_options_under_ddp_equal_single_process(ddp_out, data):
+    """Augmentation, micro-batches, a schedule, weight-decay groups and frozen stages: the same training on 2 ranks."""
+    result = train(data, "msdn", worker.OPTIONS_CONFIG, split=worker.SPLIT, backbone=worker.backbone(),
+                   inputs=worker.images(data.num_images), progress=False)
+    for rank in (0, 1):
+        assert_matches(result.model, ddp_out / f"options_{rank}.safetensors")
+
+
+@pytest.mark.slow
 def test_torchrun_zslkit_train_prints_once_and_matches_a_single_process(tmp_path, capsys):
     options = [f"--dataset-option={k}={v}" for k, v in worker.TINY.items()]
     args = ["train", "--epochs", "1", "--batch-size", "13", "--no-progress", *options]

@@ -3,7 +3,7 @@
 Registered loaders (``zslkit.load_dataset(name, ...)``): ``synthetic``; ``xlsa17``
 (a ``res101.mat`` + ``att_splits.mat`` folder) and its checked variants ``cub``,
 ``sun``, ``awa2``; ``feature_h5`` (DAZLE/MSDN feature-map HDF5 files). Registered batch samplers:
-``episodic`` (n-way k-shot batches, :mod:`zslkit.datasets.samplers`).
+``shuffle``, ``random``, ``class_balanced``, ``episodic`` (:mod:`zslkit.datasets.samplers`).
 """
 
 from zslkit.datasets.container import SPLIT_NAMES, DatasetError, ZSLDataset

@@ -5,8 +5,12 @@ A sampler factory is called with its options and returns a callable
 of image indices drawn from ``indices`` (``labels``: the labels of *all* images,
 indexed by image; ``rng``: a :class:`numpy.random.Generator`, the trainer's, seeded by
 ``TrainConfig.seed``). The trainer uses one when ``TrainConfig.sampler`` names it, with
-``TrainConfig.sampler_options`` as its options; its own samplers ``shuffle``, ``random``
-and ``class_balanced`` are not registry entries.
+``TrainConfig.sampler_options`` as its options.
+
+Built in: ``shuffle`` (a fresh permutation every epoch), ``random`` (every batch drawn
+independently without replacement: the authors' loaders of DAZLE, MSDN and TransZero),
+``class_balanced`` (every batch draws distinct classes, then images of each: their SUN
+loaders) and ``episodic`` (n-way k-shot batches: GEM-ZSL's).
 """
 
 from __future__ import annotations
@@ -17,7 +21,73 @@ import numpy as np
 
 from zslkit.registry import register
 
-__all__ = ["EpisodicSampler"]
+__all__ = ["ClassBalancedSampler", "EpisodicSampler", "RandomSampler", "ShuffleSampler", "steps_per_epoch"]
+
+
+def steps_per_epoch(num_images: int, batch_size: int) -> int:
+    """``ceil(num_images / batch_size)``: the batches of an epoch of ``shuffle``, ``random`` and ``class_balanced``."""
+    return -(-num_images // batch_size)
+
+
+@register("sampler", "shuffle")
+class ShuffleSampler:
+    """A permutation of the split cut into batches of ``batch_size`` (the last one may be smaller)."""
+
+    def __repr__(self) -> str:
+        return "ShuffleSampler()"
+
+    def __call__(self, indices, labels, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+        order = rng.permutation(np.asarray(indices, dtype=np.int64))
+        for step in range(steps_per_epoch(len(order), batch_size)):
+            yield order[step * batch_size : (step + 1) * batch_size]
+
+
+@register("sampler", "random")
+class RandomSampler:
+    """``ceil(N / batch_size)`` batches, each ``batch_size`` images drawn without replacement, independently."""
+
+    def __repr__(self) -> str:
+        return "RandomSampler()"
+
+    def __call__(self, indices, labels, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+        indices = np.asarray(indices, dtype=np.int64)
+        for _ in range(steps_per_epoch(len(indices), batch_size)):
+            yield rng.choice(indices, size=min(batch_size, len(indices)), replace=False)
+
+
+@register("sampler", "class_balanced")
+class ClassBalancedSampler:
+    """``ceil(N / batch_size)`` batches, each of distinct classes with the same number of images of each.
+
+    Every batch draws ``min(#classes, batch_size // images_per_class)`` distinct classes of the
+    split uniformly, then ``images_per_class`` images of each uniformly *with* replacement
+    (the authors' SUN loaders). ``images_per_class`` defaults to ``max(batch_size // #classes, 1)``:
+    one image of each of ``batch_size`` classes when the split has more classes than that.
+    """
+
+    def __init__(self, images_per_class: int | None = None) -> None:
+        if images_per_class is not None and (not isinstance(images_per_class, int) or isinstance(images_per_class, bool)
+                                             or images_per_class < 1):
+            raise ValueError(f"class_balanced sampler: images_per_class must be a positive integer or None, "
+                             f"got {images_per_class!r}")
+        self.images_per_class = images_per_class
+
+    def __repr__(self) -> str:
+        return f"ClassBalancedSampler(images_per_class={self.images_per_class})"
+
+    def __call__(self, indices, labels, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+        indices = np.asarray(indices, dtype=np.int64)
+        split_labels = np.asarray(labels)[indices]
+        classes = np.unique(split_labels)
+        members = {c: indices[split_labels == c] for c in classes.tolist()}
+        if self.images_per_class is None:
+            per_class, ways = max(batch_size // len(classes), 1), min(len(classes), batch_size)
+        else:
+            per_class = self.images_per_class
+            ways = min(len(classes), max(batch_size // per_class, 1))
+        for _ in range(steps_per_epoch(len(indices), batch_size)):
+            chosen = rng.choice(classes, size=ways, replace=False)
+            yield np.concatenate([rng.choice(members[c], size=per_class) for c in chosen.tolist()])
 
 
 @register("sampler", "episodic")

@@ -130,19 +130,6 @@ class BackboneModel(nn.Module):
                     module.eval()
         return self
 
-    def parameter_groups(self, lr: float, backbone_lr: float) -> list[dict[str, Any]]:
-        """Optimizer parameter groups: the head at ``lr``, the backbone at ``backbone_lr``.
-
-        ``backbone_lr == 0`` freezes the backbone (its parameters stop requiring
-        gradients and get no group).
-        """
-        groups = [{"params": [p for p in self.head.parameters() if p.requires_grad], "lr": lr}]
-        if backbone_lr == 0:
-            self.backbone.requires_grad_(False)
-        else:
-            groups.append({"params": [p for p in self.backbone.parameters() if p.requires_grad], "lr": backbone_lr})
-        return groups
-
     # -------------------------------------------------- forwarded to the head
     @property
     def classes(self):

@@ -11,10 +11,8 @@ from zslkit.training.checkpoint import (
 )
 from zslkit.training.config import (
     COMPILE_MODES,
-    OPTIMIZERS,
     PRECISIONS,
     RESIDENCY,
-    SAMPLERS,
     TrainConfig,
     available_configs,
     load_config,
@@ -26,10 +24,8 @@ from zslkit.training.trainer import TrainResult, build_optimizer, train
 
 __all__ = [
     "COMPILE_MODES",
-    "OPTIMIZERS",
     "PRECISIONS",
     "RESIDENCY",
-    "SAMPLERS",
     "Checkpoint",
     "CheckpointError",
     "Recipe",

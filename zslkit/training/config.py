@@ -28,15 +28,12 @@ from zslkit.datasets.resident import RESIDENT_DTYPES
 from zslkit.models.backbone_model import BATCHNORM_MODES
 from zslkit.registry import _suggest
 
-__all__ = ["COMPILE_MODES", "MACHINE_SETTINGS", "OPTIMIZERS", "PRECISIONS", "RESIDENCY", "RESIDENT_DTYPES", "SAMPLERS", "TrainConfig", "available_configs",
-           "load_config", "parse_config"]
+__all__ = ["AUGMENT_OPTIONS", "COMPILE_MODES", "MACHINE_SETTINGS", "PRECISIONS", "RESIDENCY", "RESIDENT_DTYPES",
+           "TrainConfig", "available_configs", "load_config", "parse_config"]
 
-OPTIMIZERS: tuple[str, ...] = ("rmsprop", "adam", "sgd")
-#: ``shuffle``: a fresh permutation every epoch; ``random``: every batch drawn
-#: independently without replacement (the authors' loader); ``class_balanced``:
-#: every batch draws distinct classes, then images of each (the authors' SUN loader).
-#: Any other ``sampler`` names a registered sampler (kind ``sampler``, e.g. ``episodic``).
-SAMPLERS: tuple[str, ...] = ("shuffle", "random", "class_balanced")
+#: The options of ``augment`` (``timm.data.create_transform(is_training=True, ...)``): the
+#: resize/crop/flip that act on the model's input tensors (already normalised images).
+AUGMENT_OPTIONS: tuple[str, ...] = ("input_size", "scale", "ratio", "hflip", "vflip", "interpolation")
 #: ``fp32``: float32 throughout; ``tf32``: float32, with CUDA matrix products in TensorFloat-32
 #: (no effect on a CPU); ``bf16``: the forward under bfloat16 autocast, loss terms and
 #: optimizer in float32.
@@ -65,14 +62,19 @@ class TrainConfig:
         model: registered model name.
         epochs: passes over the training split (an epoch is ``ceil(N / batch_size)`` steps).
         batch_size: images per step.
-        optimizer: one of :data:`OPTIMIZERS`.
-        lr, weight_decay, momentum: optimizer settings (for Adam, ``momentum`` is its
-            ``beta1``; the default 0.9 is PyTorch's).
+        optimizer: a registered optimizer (``zslkit list optimizer``: ``rmsprop``, ``adam``,
+            ``sgd``, ``adamw``, ``timm``; :mod:`zslkit.optim.optimizers`).
+        optimizer_options: its further options (``{nesterov: true}`` for ``sgd``, ``{opt: lamb}``
+            for ``timm``).
+        lr, weight_decay, momentum: optimizer settings (for Adam and AdamW, ``momentum`` is
+            their ``beta1``; the default 0.9 is PyTorch's).
         seed: seeds the model's initialisation and the batch order.
-        sampler: one of :data:`SAMPLERS`, or the name of a registered sampler
-            (``zslkit list sampler``; e.g. ``episodic``: n-way k-shot batches).
-        sampler_options: options of a registered sampler (``{ways: 4, shots: 2}`` for
-            ``episodic``); must be empty for the samplers of :data:`SAMPLERS`.
+        sampler: a registered sampler (``zslkit list sampler``; :mod:`zslkit.datasets.samplers`):
+            ``shuffle`` (a permutation every epoch), ``random`` (every batch drawn independently),
+            ``class_balanced`` (distinct classes, the same number of images of each),
+            ``episodic`` (n-way k-shot batches).
+        sampler_options: its options (``{ways: 4, shots: 2}`` for ``episodic``,
+            ``{images_per_class: 2}`` for ``class_balanced``).
         loss_weights: loss term -> weight, overriding the model's defaults (a recipe states
             only the weights that differ from them: the model's defaults are their one home).
         model_options: extra options for ``zslkit.create_model`` (``scorer``, ``branches``...).
@@ -114,6 +116,30 @@ class TrainConfig:
         lr_decay, lr_decay_every: after the head-only epochs, epoch ``n`` (from 1) trains at
             ``lr * lr_decay ** ((n - 1) // lr_decay_every)`` (the backbone likewise);
             ``lr_decay_every=0``: a constant learning rate.
+        schedule: a registered learning-rate schedule (``constant``, ``cosine``, ``step``,
+            ``multistep``; :mod:`zslkit.optim.schedules`): every group's rate times the
+            schedule's factor, set before every optimizer update. Not with ``head_only_epochs``
+            or ``lr_decay_every`` (those stage the rates by epoch themselves).
+        schedule_options: its options (``{warmup_epochs: 5, min_factor: 0.01}``); the
+            schedule gets ``epochs`` itself.
+        norm_bias_decay: ``false``: no weight decay on norms, biases (every 1-d parameter) and
+            the timm model's ``no_weight_decay()`` names (``timm.optim.param_groups_weight_decay``).
+        layer_decay: layer-wise learning-rate decay of a fine-tuned backbone (0: off): each
+            layer below the backbone's top trains at ``layer_decay`` times the rate of the
+            one above (``timm.optim.param_groups_layer_decay``; the head keeps ``lr``).
+        freeze_backbone: names (prefixes: ``layer1`` covers ``layer1.0.conv1.weight``) of backbone
+            parameters that do not train when fine-tuning (APN's ``conv1``, ``bn1``, ``layer1``); a
+            name that matches no parameter is an error. The timm model's names for zslkit's
+            ``timm`` backbone. BatchNorm statistics still follow ``backbone_batchnorm``.
+        accumulate_steps: split every batch into this many micro-batches, each forward and
+            backward on its own, the gradients summed (each micro-batch's loss weighted by its
+            share of the batch's images) before one optimizer update: the same update as
+            the whole batch for losses that average over images, in less memory.
+        augment: training-time augmentation of images (``timm.data.create_transform`` with
+            ``is_training=True``): the options of :data:`AUGMENT_OPTIONS`, ``input_size``
+            required (``{input_size: 224, scale: [0.08, 1.0], hflip: 0.5}``). Each image of each
+            batch is cropped, resized and flipped with random numbers drawn from ``seed``, the
+            epoch and its place in the batch. Only when fine-tuning (the inputs are images).
     """
 
     model: str = "msdn"
@@ -143,6 +169,14 @@ class TrainConfig:
     head_only_loss_weights: dict[str, float] = field(default_factory=dict)
     lr_decay: float = 1.0
     lr_decay_every: int = 0
+    optimizer_options: dict[str, Any] = field(default_factory=dict)
+    schedule: str = "constant"
+    schedule_options: dict[str, Any] = field(default_factory=dict)
+    norm_bias_decay: bool = True
+    layer_decay: float = 0.0
+    freeze_backbone: list[str] = field(default_factory=list)
+    accumulate_steps: int = 1
+    augment: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for item in dataclasses.fields(self):
@@ -166,12 +200,12 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.lr must be positive, got {self.lr}")
         if self.backbone_lr < 0:
             raise ValueError(f"TrainConfig.backbone_lr must be 0 (frozen backbone) or positive, got {self.backbone_lr}")
-        for name, choices in (("backbone_batchnorm", BATCHNORM_MODES), ("optimizer", OPTIMIZERS),
-                              ("precision", PRECISIONS), ("resident", RESIDENCY), ("resident_dtype", RESIDENT_DTYPES),
+        for name, choices in (("backbone_batchnorm", BATCHNORM_MODES), ("precision", PRECISIONS), ("resident", RESIDENCY), ("resident_dtype", RESIDENT_DTYPES),
                               ("compile", COMPILE_MODES)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"TrainConfig.{name} must be one of {tuple(choices)}, got {getattr(self, name)!r}")
-        self._check_sampler()
+        self._check_recipe_options()
+        self._check_registered()
 
     def _check_device(self) -> None:
         import torch
@@ -183,22 +217,39 @@ class TrainConfig:
         except (RuntimeError, ValueError, TypeError):
             raise ValueError(f"TrainConfig.device must be cpu, cuda, cuda:N or auto, got {self.device!r}") from None
 
-    def _check_sampler(self) -> None:
-        """The sampler is one of :data:`SAMPLERS` (no options) or a registered one its options can build."""
-        from zslkit.registry import create, list_components
+    def _check_recipe_options(self) -> None:
+        """Accumulation, layer decay, frozen names, augmentation, and a schedule without the epoch stages."""
+        if self.accumulate_steps < 1:
+            raise ValueError(f"TrainConfig.accumulate_steps must be at least 1 (no accumulation), got {self.accumulate_steps}")
+        if not 0 <= self.layer_decay <= 1:
+            raise ValueError(f"TrainConfig.layer_decay must be in [0, 1] (0: off), got {self.layer_decay}")
+        if not all(isinstance(name, str) and name for name in self.freeze_backbone):
+            raise ValueError(f"TrainConfig.freeze_backbone must be a list of parameter names, got {self.freeze_backbone!r}")
+        if (self.schedule != "constant" or self.schedule_options) and (self.head_only_epochs or self.lr_decay_every):
+            raise ValueError(f"TrainConfig.schedule {self.schedule!r} cannot be combined with head_only_epochs or "
+                             "lr_decay_every, which set the rates by epoch themselves: use one or the other")
+        _check_augment(self.augment)
 
-        if self.sampler in SAMPLERS:
-            if self.sampler_options:
-                raise ValueError(f"TrainConfig.sampler_options apply to registered samplers; {self.sampler!r} takes none")
-            return
-        registered = list_components("sampler")
-        if self.sampler not in registered:
-            raise ValueError(f"TrainConfig.sampler must be one of {SAMPLERS} or a registered sampler {tuple(registered)}, "
-                             f"got {self.sampler!r}{_suggest(str(self.sampler), [*SAMPLERS, *registered])}")
-        try:
-            create("sampler", self.sampler, **self.sampler_options)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"TrainConfig.sampler_options: {exc}") from None
+    def _check_registered(self) -> None:
+        """The optimizer, schedule and sampler are registered and their options build them."""
+        import torch
+
+        from zslkit.registry import ComponentNotFoundError, create
+
+        builds = (("optimizer", self.optimizer, "optimizer_options",
+                   {"params": [torch.zeros(1, requires_grad=True)], "lr": self.lr, "weight_decay": self.weight_decay,
+                    "momentum": self.momentum}),
+                  ("schedule", self.schedule, "schedule_options", {"epochs": self.epochs}),
+                  ("sampler", self.sampler, "sampler_options", {}))
+        for kind, name, options, given in builds:
+            if kind == "schedule" and name == "constant" and not self.schedule_options:
+                continue  # the default: no schedule is built (nor timm imported)
+            try:
+                create(kind, name, **given, **getattr(self, options))
+            except ComponentNotFoundError as exc:
+                raise ValueError(f"TrainConfig.{kind}: {exc} (zslkit list {kind})") from None
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"TrainConfig.{options}: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -227,6 +278,24 @@ _TYPE_PHRASES = {int: "a whole number", float: "a number", str: "a string", bool
 def type_phrase(kind: type) -> str:
     """``int`` -> ``"a whole number"``: a type as a sentence names it (``"an object of type X"`` for others)."""
     return _TYPE_PHRASES.get(kind, f"an object of type {kind.__name__}")
+
+
+def _check_augment(options: dict[str, Any]) -> None:
+    """``augment`` holds only :data:`AUGMENT_OPTIONS`, with ``input_size``, and timm accepts them."""
+    if not options:
+        return
+    unknown = sorted(set(options) - set(AUGMENT_OPTIONS))
+    if unknown:
+        raise ValueError(f"TrainConfig.augment: unknown option {unknown[0]!r}{_suggest(unknown[0], list(AUGMENT_OPTIONS))} "
+                         "(augmentation acts on normalised input tensors: resize, crop and flip only)")
+    if "input_size" not in options:
+        raise ValueError("TrainConfig.augment needs input_size: the side of the crops the model sees (e.g. 224)")
+    from zslkit.training.augment import build_augment
+
+    try:
+        build_augment(options)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"TrainConfig.augment: {exc}") from None
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:

@@ -19,8 +19,9 @@ import torch
 
 from zslkit.datasets.checks import check_finite_rows, feature_source
 from zslkit.datasets.resident import ResidentFeatures
+from zslkit.datasets.samplers import steps_per_epoch  # re-exported: the batches of an epoch
 from zslkit.distributed import shard_range
-from zslkit.registry import create, list_components
+from zslkit.registry import create
 
 __all__ = ["batch_indices", "batch_targets", "read_batch", "shard", "shard_inputs", "steps_per_epoch"]
 
@@ -51,11 +52,6 @@ def read_batch(features, indices: np.ndarray) -> torch.Tensor:
     if unique.shape[0] != indices.shape[0] or not np.array_equal(unique, indices):
         rows = rows[inverse]
     return torch.from_numpy(np.ascontiguousarray(rows))
-
-
-def steps_per_epoch(num_images: int, batch_size: int) -> int:
-    """``ceil(num_images / batch_size)``, the same for every sampler."""
-    return -(-num_images // batch_size)
 
 
 def shard(batch: np.ndarray, rank: int, world_size: int) -> np.ndarray:
@@ -119,34 +115,7 @@ def batch_indices(
     sampler: str, indices: np.ndarray, labels: np.ndarray, batch_size: int, rng: np.random.Generator,
     options: dict | None = None,
 ) -> Iterator[np.ndarray]:
-    """One epoch of batches of image indices drawn from ``indices`` (``labels``: all labels, indexed by image).
-
-    ``shuffle``: a permutation cut into batches (the last one may be smaller);
-    ``random``: each batch ``batch_size`` images drawn without replacement, independently;
-    ``class_balanced``: each batch draws ``min(#classes, batch_size)`` distinct classes
-    and ``max(batch_size // #classes, 1)`` images of each, with replacement.
-    Any other name is a registered sampler (kind ``sampler``), built with ``options``
-    (see :mod:`zslkit.datasets.samplers`).
-    """
-    indices = np.asarray(indices, dtype=np.int64)
-    steps = steps_per_epoch(len(indices), batch_size)
-    if sampler == "shuffle":
-        order = rng.permutation(indices)
-        for step in range(steps):
-            yield order[step * batch_size : (step + 1) * batch_size]
-    elif sampler == "random":
-        for _ in range(steps):
-            yield rng.choice(indices, size=min(batch_size, len(indices)), replace=False)
-    elif sampler == "class_balanced":
-        split_labels = labels[indices]
-        classes = np.unique(split_labels)
-        members = {c: indices[split_labels == c] for c in classes.tolist()}
-        per_class = max(batch_size // len(classes), 1)
-        for _ in range(steps):
-            chosen = rng.choice(classes, size=min(len(classes), batch_size), replace=False)
-            yield np.concatenate([rng.choice(members[c], size=per_class) for c in chosen.tolist()])
-    elif sampler in list_components("sampler"):
-        yield from create("sampler", sampler, **(options or {}))(indices, labels, batch_size, rng)
-    else:
-        raise ValueError(f"unknown sampler {sampler!r}; expected shuffle, random, class_balanced "
-                         f"or a registered sampler {tuple(list_components('sampler'))}")
+    """One epoch of batches of image indices drawn from ``indices`` (``labels``: all labels, indexed by image)
+    by the registered sampler ``sampler`` built with ``options`` (:mod:`zslkit.datasets.samplers`:
+    ``shuffle``, ``random``, ``class_balanced``, ``episodic`` or a plugin's)."""
+    return create("sampler", sampler, **(options or {}))(np.asarray(indices, dtype=np.int64), labels, batch_size, rng)

@@ -105,8 +105,14 @@ def run_identity(config: dict[str, Any], dataset: str, split: str) -> dict[str, 
 
 
 def check_same_run(path: Path, meta: dict[str, Any], expected: dict[str, Any]) -> None:
-    """Refuse to resume from ``meta`` (a checkpoint's JSON) when its run differs from ``expected`` (:func:`run_identity`)."""
-    saved = run_identity(meta.get("config", {}), meta.get("dataset"), meta.get("split"))
+    """Refuse to resume from ``meta`` (a checkpoint's JSON) when its run differs from ``expected`` (:func:`run_identity`).
+
+    A field the checkpoint's config does not record (written before the field existed) counts as its default.
+    """
+    from zslkit.training.config import TrainConfig
+
+    defaults = run_identity(TrainConfig().to_dict(), None, None)["config"]
+    saved = run_identity({**defaults, **meta.get("config", {})}, meta.get("dataset"), meta.get("split"))
     for key in ("dataset", "split"):
         if saved[key] != expected[key]:
             raise ValueError(f"{path}: cannot resume, the checkpoint was trained on {key} {saved[key]!r}, not {expected[key]!r}")

@@ -38,10 +38,14 @@ from zslkit.atomic import write_csv_atomic, write_json_atomic
 from zslkit.contracts import ZSLModel, check_model_losses, describe_model, registered_name
 from zslkit.datasets.container import ZSLDataset
 from zslkit.datasets.resident import ResidentFeatures
+from zslkit.distributed import shard_range
 from zslkit.models.backbone_model import BackboneModel, backbone_channels
 from zslkit.models.class_space import MissingAttributeGroupsError
 from zslkit.models.output import check_model_output
+from zslkit.optim.param_groups import freeze_stages, group_rate, group_roles, parameter_groups
+from zslkit.registry import create
 from zslkit.threads import using_threads
+from zslkit.training.augment import augment_batch, build_augment
 from zslkit.training.checkpoint import (
     checkpoint_paths,
     latest_checkpoint,
@@ -62,6 +66,7 @@ from zslkit.training.guards import (
 from zslkit.training.parallel import gather_output, wrap
 from zslkit.training.recipes import Recipe, choose_recipe
 from zslkit.training.residency import hold_features, training_device
+from zslkit.training.updates import EpochUpdates, micro_batches
 
 __all__ = [
     "RunPlan",
@@ -111,10 +116,8 @@ class TrainResult:
 
 
 def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
-    """RMSprop, Adam or SGD with the config's lr, weight decay and momentum.
-
-    All use PyTorch's multi-tensor (``foreach``) implementation, on CPU too: a few kernels
-    per step for all parameters, with the same numbers as the per-parameter loop.
+    """The recipe's registered optimizer (``config.optimizer``, :mod:`zslkit.optim.optimizers`) with its lr,
+    weight decay, momentum and ``optimizer_options``.
 
     ``params``: parameters, or parameter groups (dicts with ``params`` and their own
     settings, e.g. ``lr``); parameters that do not require gradients are left out.
@@ -124,12 +127,8 @@ def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
         params = [{**group, "params": [p for p in group["params"] if p.requires_grad]} for group in params]
     else:
         params = [p for p in params if p.requires_grad]
-    common = {"lr": config.lr, "weight_decay": config.weight_decay, "foreach": True}
-    if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, momentum=config.momentum, **common)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, betas=(config.momentum, 0.999), **common)
-    return torch.optim.SGD(params, momentum=config.momentum, **common)
+    return create("optimizer", config.optimizer, params=params, lr=config.lr, weight_decay=config.weight_decay,
+                  momentum=config.momentum, **config.optimizer_options)
 
 
 def _takes_groups(model: str, dataset) -> bool:
@@ -180,9 +179,13 @@ def _build_model(dataset, model, config: TrainConfig, model_options: dict[str, A
     return head if backbone is None else BackboneModel(backbone, head, batchnorm=config.backbone_batchnorm)
 
 
-def _parameters(net, config: TrainConfig):
-    """What the optimizer trains: the head at ``lr`` and the backbone at ``backbone_lr`` when fine-tuning."""
-    return net.parameter_groups(config.lr, config.backbone_lr) if isinstance(net, BackboneModel) else net.parameters()
+def _parameters(net, config: TrainConfig) -> list[dict[str, Any]]:
+    """What the optimizer trains (:func:`~zslkit.optim.parameter_groups`): the head at ``lr``, the backbone at
+    ``backbone_lr`` when fine-tuning, less its ``freeze_backbone`` parameters."""
+    if isinstance(net, BackboneModel) and config.freeze_backbone:
+        freeze_stages(net.backbone, config.freeze_backbone)
+    return parameter_groups(net, lr=config.lr, backbone_lr=config.backbone_lr, weight_decay=config.weight_decay,
+                            norm_bias_decay=config.norm_bias_decay, layer_decay=config.layer_decay)
 
 
 def _apply_loss_weights(net, config: TrainConfig, model_name: str) -> dict[str, float]:
@@ -213,9 +216,10 @@ def _stage(net, optimizer, cfg: TrainConfig, epoch: int, loss_weights: dict[str,
         return
     head_only = epoch <= cfg.head_only_epochs
     decay = cfg.lr_decay ** ((epoch - 1) // cfg.lr_decay_every) if cfg.lr_decay_every and not head_only else 1.0
-    rates = [cfg.head_only_lr or cfg.lr, 0.0] if head_only else [cfg.lr * decay, cfg.backbone_lr * decay]
-    for group, rate in zip(optimizer.param_groups, rates):
-        group["lr"] = rate
+    rates = {"head": cfg.head_only_lr or cfg.lr, "backbone": 0.0} if head_only else \
+        {"head": cfg.lr * decay, "backbone": cfg.backbone_lr * decay}
+    for group, role in zip(optimizer.param_groups, group_roles(optimizer.param_groups)):
+        group["lr"] = group_rate({**group, "role": role}, rates)
     # the dict the model reads, changed in place: the model's options (checked on resume) stay as built
     net.loss_weights.update(loss_weights)
     if head_only:
@@ -223,9 +227,10 @@ def _stage(net, optimizer, cfg: TrainConfig, epoch: int, loss_weights: dict[str,
 
 
 def _backbone_lr(optimizer: torch.optim.Optimizer, net) -> dict[str, float]:
-    """``{"backbone_lr": ...}`` when fine-tuning a backbone that is not frozen, else ``{}``."""
-    if isinstance(net, BackboneModel) and len(optimizer.param_groups) > 1:
-        return {"backbone_lr": optimizer.param_groups[1]["lr"]}
+    """``{"backbone_lr": ...}`` (its top layer's rate) when fine-tuning a backbone that is not frozen, else ``{}``."""
+    groups = [g for g, role in zip(optimizer.param_groups, group_roles(optimizer.param_groups)) if role == "backbone"]
+    if isinstance(net, BackboneModel) and groups:
+        return {"backbone_lr": max(g["lr"] for g in groups)}
     return {}
 
 
@@ -322,19 +327,26 @@ def _batch_losses(
     return losses
 
 
-def _train_one_epoch(parallel, optimizer, batches, losses_of, steps: int, desc: str, progress: bool) -> dict[str, float]:
-    """One pass over ``batches`` (``((global batch, local inputs), labels)``); returns ``loss`` and ``loss_<term>``
-    averaged over images."""
+def _train_one_epoch(parallel, optimizer, batches, losses_of, steps: int, desc: str, progress: bool,
+                     updates: EpochUpdates) -> dict[str, float]:
+    """One pass over ``batches`` (``((global batch, local inputs), labels)``, micro-batches when accumulating:
+    ``updates`` weighs them and says when to step); returns ``loss`` and ``loss_<term>`` averaged over images."""
     parallel.train()
     sums: dict[str, float] = {}
-    seen_images = 0
+    seen_images, update, fresh = 0, 0, True
     with tqdm(total=steps, desc=desc, disable=not progress, leave=False, unit="batch") as bar:
         for step, ((batch, local), targets) in enumerate(batches):
             losses = losses_of(batch, local, targets)
-            optimizer.zero_grad(set_to_none=True)
-            losses["total"].backward()
+            if fresh:
+                optimizer.zero_grad(set_to_none=True)
+            weight = updates.weights[step]
+            (losses["total"] if weight is None else losses["total"] * weight).backward()
             values = check_finite_step(losses, parallel, step + 1)  # the step's one host synchronisation
-            optimizer.step()
+            fresh = updates.ends[step]
+            if fresh:
+                updates.before_update(optimizer, update)
+                optimizer.step()
+                update += 1
             for name, value in values.items():
                 sums[name] = sums.get(name, 0.0) + value * len(batch)
             seen_images += len(batch)
@@ -390,6 +402,9 @@ def resolve_run(dataset: ZSLDataset, model: Any = None, config: Any = None, *, s
         raise ValueError("train(..., backbone=...) needs inputs=: the images, (N, 3, S, S) in the dataset's image order")
     if resume and out_dir is None:
         raise ValueError("resume=True needs the out_dir that holds the checkpoints")
+    if backbone is None and recipe.config.augment:
+        raise ValueError("the recipe's augment crops and flips images: it applies when fine-tuning "
+                         "(train(..., backbone=..., inputs=images)); drop augment to train on region features")
     # a built model that checkpoints must rebuild by name is refused now, not when its checkpoint is read
     model_name = model if isinstance(model, str) else registered_name(model) if out_dir is not None else describe_model(model)[0]
     return RunPlan(recipe, model, model_name, split, indices, dataset.features if inputs is None else inputs,
@@ -477,11 +492,22 @@ class _Loop:
     checkpoint: Path | None = None
     #: the loss weights after the head-only epochs (see :func:`_stage`)
     stage_weights: dict[str, float] = field(init=False)
+    #: the recipe's learning-rate schedule, or ``None`` for constant rates (see :func:`_schedule`)
+    schedule: Callable[[float], float] | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.stage_weights = _stage_weights(self.net, self.plan.config, self.plan.model_name)
         if self.history and self.plan.out_dir is not None:  # resumed: its checkpoint, until an epoch writes another
             self.checkpoint = latest_checkpoint(self.plan.out_dir)
+        self.schedule = _schedule(self.plan.config)
+
+
+def _schedule(cfg: TrainConfig) -> Callable[[float], float] | None:
+    """The registered schedule ``cfg.schedule`` built for ``cfg.epochs``; ``None`` for ``constant`` without options
+    (the rates stay as the optimizer was built or :func:`_stage` set them)."""
+    if cfg.schedule == "constant" and not cfg.schedule_options:
+        return None
+    return create("schedule", cfg.schedule, epochs=cfg.epochs, **cfg.schedule_options)
 
 
 def _epoch(loop: _Loop, epoch: int) -> dict[str, Any]:
@@ -489,14 +515,16 @@ def _epoch(loop: _Loop, epoch: int) -> dict[str, Any]:
     cfg, plan, dataset = loop.plan.config, loop.plan, loop.dataset
     began = time.perf_counter()
     _stage(loop.net, loop.optimizer, cfg, epoch, loop.stage_weights)
-    batches = list(batch_indices(cfg.sampler, plan.indices, dataset.labels, cfg.batch_size, loop.rng, cfg.sampler_options))
-    steps = len(batches)
+    drawn = list(batch_indices(cfg.sampler, plan.indices, dataset.labels, cfg.batch_size, loop.rng, cfg.sampler_options))
+    batches, weights, ends = micro_batches(drawn, cfg.accumulate_steps)
+    updates = EpochUpdates(weights, ends, epoch, len(drawn), loop.schedule, {"head": cfg.lr, "backbone": cfg.backbone_lr})
     targets = batch_targets(dataset.labels, batches, plan.device)  # one copy per epoch, none per step
-    local = shard_inputs(loop.inputs, batches, distributed.rank(), distributed.world_size(), cfg.num_workers)
+    local = _augmented(loop, epoch, shard_inputs(loop.inputs, batches, distributed.rank(), distributed.world_size(),
+                                                 cfg.num_workers))
     record: dict[str, Any] = {"epoch": epoch}
     try:
-        record.update(_train_one_epoch(loop.parallel, loop.optimizer, zip(local, targets), loop.losses_of, steps,
-                                       f"epoch {epoch}/{cfg.epochs}", loop.progress))
+        record.update(_train_one_epoch(loop.parallel, loop.optimizer, zip(local, targets), loop.losses_of, len(batches),
+                                       f"epoch {epoch}/{cfg.epochs}", loop.progress, updates))
     except NonFiniteLossError as exc:  # nothing non-finite reached the parameters or a checkpoint
         out = plan.out_dir
         raise exc.stopped(epoch, cfg.epochs, out and latest_checkpoint(out), out) from None
@@ -506,6 +534,18 @@ def _epoch(loop: _Loop, epoch: int) -> dict[str, Any]:
         loop.net.eval()
         record.update(loop.on_epoch(epoch, loop.net) or {})
     return record
+
+
+def _augmented(loop: _Loop, epoch: int, shards):
+    """The ``(batch, local inputs)`` of ``shards``, each local image cropped and flipped by the recipe's ``augment``."""
+    cfg = loop.plan.config
+    if not cfg.augment:
+        yield from shards
+        return
+    transform = build_augment(cfg.augment)
+    for step, (batch, local) in enumerate(shards):
+        offset = shard_range(len(batch), distributed.rank(), distributed.world_size())[0]
+        yield batch, augment_batch(transform, local, seed=cfg.seed, epoch=epoch, step=step, offset=offset)
 
 
 def _save_epoch(loop: _Loop, epoch: int) -> None:
