@@ -67,7 +67,7 @@ def test_the_plugin_readme_and_docstring_name_what_it_registers():
         assert name in zslkit_example_plugin.__doc__, f"the package docstring must name {name}"
 
 
-def test_plugin_model_trains_with_the_recipe_its_package_ships(capsys):
+def test_plugin_model_trains_with_the_recipe_its_package_ships(caplog):
     from zslkit.training import recipe_for, train
 
     recipe = recipe_for("example_temperature_msdn", "synthetic")
@@ -76,8 +76,9 @@ def test_plugin_model_trains_with_the_recipe_its_package_ships(capsys):
     # a dataset it ships no recipe for: its defaults, not msdn's recipe for that dataset
     assert recipe_for("example_temperature_msdn", "cub").line() == "example_temperature_msdn has no recipe for cub; using its defaults"
     data = zslkit.load_dataset("synthetic", num_classes=8, images_per_class=8, channels=8, grid=3, embedding_dim=6)
+    caplog.set_level("INFO", logger="zslkit.training")
     result = train(data, "example_temperature_msdn", progress=True)
-    assert capsys.readouterr().out.count(f"recipe: example_temperature_msdn/synthetic ({recipe.source})") == 1
+    assert caplog.text.count(f"recipe: example_temperature_msdn/synthetic ({recipe.source})") == 1
     assert len(result.history) == 5 and result.config == recipe.config
     # the recipe states the one weight that differs from the model's defaults
     assert result.model.loss_weights == {"attribute_ce": 1.0, "self_calibration": 0.1, "semantic_distillation": 0.01}

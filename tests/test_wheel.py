@@ -75,5 +75,5 @@ def test_the_wheel_carries_every_recipe_and_runs_from_a_fresh_venv(wheel, tmp_pa
     assert Path(where).is_relative_to(venv), where
     result = _run([venv / "bin" / "zslkit", "train", "--model", "dazle", "--dataset", "synthetic", "--epochs", "1",
                    "--set", "batch_size=16", "--no-progress", *TINY], cwd=outside, env=env)
-    assert "recipe: dazle/synthetic (zslkit/configs/dazle/synthetic.yaml)" in result.stdout.splitlines()
+    assert "zslkit.training: recipe: dazle/synthetic (zslkit/configs/dazle/synthetic.yaml)" in result.stderr.splitlines()
     assert "| dazle |" in result.stdout

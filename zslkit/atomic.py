@@ -22,12 +22,15 @@ def write_atomic(path: Path, write: Callable[[Path], None], *, fsync: bool = Fal
 
     ``fsync=True`` flushes the temporary file to disk before the move (for records
     that must survive a power cut, like the store's progress). A failed write
-    leaves ``path`` untouched and removes the temporary file.
+    leaves ``path`` untouched and removes the temporary file. The file gets the mode
+    any file the user creates gets (``0666`` less the umask, as ``open`` gives), whatever
+    mode ``write`` created it with.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # some writers (safetensors) create 0600 files: every file gets one mode
         if fsync:
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -35,6 +38,19 @@ def write_atomic(path: Path, write: Callable[[Path], None], *, fsync: bool = Fal
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (``/proc/self/status``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
 
 
 def write_json_atomic(path: Path, content: Any, *, fsync: bool = False, indent: int = 1, default=None) -> None:

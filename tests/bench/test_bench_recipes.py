@@ -29,8 +29,10 @@ def test_the_runner_uses_the_models_recipe_with_the_cases_overrides(small_datase
 def test_bench_prints_each_recipe_once_and_results_record_it(tmp_path, small_options, capsys):
     assert main(["bench", "--model", "dazle,sae", "--seed", "0,1", "--no-progress", "--out", str(tmp_path),
                  *small_args(small_options)]) == 0
-    out = capsys.readouterr().out
-    assert out.count("recipe: dazle/synthetic (zslkit/configs/dazle/synthetic.yaml)") == 1 and "msdn" not in out
+    captured = capsys.readouterr()
+    assert "recipe:" not in captured.out  # the table alone on stdout
+    err = captured.err
+    assert err.count("recipe: dazle/synthetic (zslkit/configs/dazle/synthetic.yaml)") == 1 and "msdn" not in err
     cells = json.loads((tmp_path / "results.json").read_text())["cells"]
     recipes = {c["method"]: c.get("recipe") for c in cells}
     assert recipes["sae"] is None and recipes["dazle"]["name"] == "dazle/synthetic"

@@ -47,7 +47,8 @@ class CLIResult:
 
     @property
     def error_lines(self) -> list[str]:
-        return self.stderr.strip().splitlines()
+        """stderr's lines less the log records before the error (``zslkit.<logger>: ...``) and blank lines."""
+        return [line for line in self.stderr.strip().splitlines() if line.strip() and not line.startswith("zslkit.")]
 
 
 @pytest.fixture(scope="session")

@@ -133,7 +133,7 @@ def test_resuming_a_finished_run_with_fewer_epochs_is_refused_and_with_as_many_r
     result = cli(["train", "--epochs", "2", "--out", finished, "--resume", *QUICK])
     assert result.exit == 0, result.stderr
     assert "**synthetic: msdn, 2 epochs, seed 0**" in result.stdout
-    assert f"checkpoint {finished / 'epoch_002.json'}; wrote" in result.stdout
+    assert f"checkpoint {finished / 'epoch_002.json'}; wrote" in result.stderr  # messages on stderr, the table alone on stdout
     assert json.loads((finished / "results.json").read_text())[0]["epochs"] == 2
 
 

@@ -61,7 +61,7 @@ def test_cli_train_dazle_on_cub_uses_dazles_cub_recipe(tiny, tmp_path, monkeypat
     out = tmp_path / "run"
     assert main(["train", "--model", "dazle", "--dataset", "cub", "--epochs", "1", "--set", "batch_size=16",
                  "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err  # messages go to stderr, the table alone to stdout
     assert printed.count("recipe: dazle/cub (zslkit/configs/dazle/cub.yaml)") == 1
     assert "msdn" not in printed  # no MSDN recipe, no note about MSDN's loss weights
     meta = json.loads((out / "epoch_001.json").read_text())
@@ -89,11 +89,12 @@ def test_a_model_without_recipes_uses_its_defaults_never_its_parents(tiny, monke
         unregister("model", "msdn_copy")
 
 
-def test_train_without_config_says_which_recipe_and_records_it(tiny, tmp_path, capsys):
-    result = train(tiny, "msdn", None, out_dir=tmp_path / "run", progress=True)
+def test_train_without_config_says_which_recipe_and_records_it(tiny, tmp_path, caplog):
+    caplog.set_level("INFO", logger="zslkit.training")
+    result = train(tiny, "msdn", None, out_dir=tmp_path / "run", progress=False)
     assert result.recipe.name == "msdn/synthetic" and result.config == load_config("msdn/synthetic")
     assert len(result.history) == 10
-    assert capsys.readouterr().out.count("recipe: msdn/synthetic (zslkit/configs/msdn/synthetic.yaml)") == 1
+    assert caplog.text.count("recipe: msdn/synthetic (zslkit/configs/msdn/synthetic.yaml)") == 1
     meta = json.loads((tmp_path / "run" / "epoch_010.json").read_text())
     assert meta["recipe"]["line"] == "recipe: msdn/synthetic (zslkit/configs/msdn/synthetic.yaml)"
 

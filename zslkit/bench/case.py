@@ -83,12 +83,13 @@ class BenchmarkCase:
             sort_keys=True, default=repr,
         ))
 
-    def runner(self, progress: bool = False, backbone: dict[str, Any] | None = None) -> Runner:
-        """A fresh runner for this case (``backbone``: models train through it, :class:`ModelRunner`)."""
+    def runner(self, progress: bool = False, backbone: dict[str, Any] | None = None, threads: int | None = None) -> Runner:
+        """A fresh runner for this case (``backbone``: models train through it, :class:`ModelRunner`;
+        ``threads``: a deep model's CPU threads, ``None``: the machine's choice)."""
         if self.kind == "method":
             return MethodRunner(self.component, self.options, self.param_grid)
         return ModelRunner(self.component, self.options, self.param_grid, self.train_config, progress=progress,
-                           backbone=backbone)
+                           backbone=backbone, threads=threads)
 
 
 def pooled_case() -> BenchmarkCase:

@@ -30,9 +30,12 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def environment() -> dict[str, Any]:
-    """Python and package versions, platform, CPU, thread count and CUDA device (if any)."""
+def environment(threads: int | None = None) -> dict[str, Any]:
+    """Python and package versions, platform, CPU, the cores this process may use, the training threads
+    (``threads``, else the machine's choice, :func:`zslkit.threads.thread_count`) and CUDA device (if any)."""
     import torch
+
+    from zslkit.threads import available_cores, thread_count
 
     cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
@@ -41,6 +44,7 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": _cpu_name(),
         "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        "cores_available": available_cores(),
+        "torch_threads": thread_count(threads),
         "device": f"cuda: {cuda}" if cuda else "cpu",
     }

@@ -5,7 +5,9 @@
 >>> print(result.table())
 
 Each cell's result is cached in ``out_dir/cells`` as soon as it finishes, so a
-run that is interrupted and started again only computes the missing cells.
+run that is interrupted and started again only computes the missing cells; a
+cached cell is reused only while the code that computed it is unchanged
+(:mod:`zslkit.bench.code`), and the run logs how many it reused and from where.
 With several protocols (``protocol="validation,paper"``) the cells of one
 (dataset, case, seed) are computed together, sharing their trainings
 (:func:`~zslkit.bench.protocols.run_protocols`), and the table adds, per method,
@@ -15,6 +17,7 @@ the difference of each protocol from the first (:meth:`BenchmarkResult.gaps`).
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,11 +32,13 @@ import zslkit
 from zslkit.atomic import write_atomic, write_json_atomic
 from zslkit.bench.cache import CellCache, plain, settings_hash
 from zslkit.bench.case import BenchmarkCase, select_cases
+from zslkit.bench.code import record_component, recording
 from zslkit.bench.environment import environment
 from zslkit.bench.plots import plot_protocol_gap, plot_seen_unseen_curves, plot_training_curves
 from zslkit.bench.protocols import Protocol, get_protocol, run_protocols
 from zslkit.bench.published import PUBLISHED_SOURCES, published
 from zslkit.bench.table import COLUMNS, format_markdown, write_csv
+from zslkit.registry import component_info
 
 __all__ = ["HARNESS_VERSION", "BenchmarkResult", "run_benchmark", "write_outputs"]
 
@@ -43,10 +48,15 @@ __all__ = ["HARNESS_VERSION", "BenchmarkResult", "run_benchmark", "write_outputs
 #: come from another random stream, so TransZero cells train differently).
 HARNESS_VERSION = 3
 
+_log = logging.getLogger("zslkit.bench")
+
 
 @dataclass
 class BenchmarkResult:
     """Every cell of a run, and the views of them the outputs need.
+
+    Metrics in :attr:`cells`, :meth:`rows` and :meth:`gaps` are fractions in [0, 1] (``0.729``);
+    :meth:`table` and the command line show them x 100, in percent (``72.9``).
 
     ``protocol``: the protocol, or the list of protocols of a run with several
     (then ``protocol`` is the first, the one the others are compared with, and
@@ -62,6 +72,11 @@ class BenchmarkResult:
     def __post_init__(self) -> None:
         self.protocols = [self.protocol] if isinstance(self.protocol, Protocol) else list(self.protocol)
         self.protocol = self.protocols[0]
+
+    def __repr__(self) -> str:
+        methods = list(dict.fromkeys(c["method"] for c in self.cells))
+        return (f"BenchmarkResult({', '.join(p.name for p in self.protocols)}; {', '.join(self.datasets)}; "
+                f"{len(self.cells)} cells of {', '.join(methods)}; metrics are fractions of 1, table() shows %)")
 
     def _protocol_of(self, cell: dict[str, Any]) -> str:
         return cell.get("protocol", self.protocol.name)
@@ -176,14 +191,16 @@ def _mean_std(metrics: list[dict[str, float]]) -> dict[str, float]:
 
 def _cell_settings(dataset: str, dataset_options: dict[str, Any], case: BenchmarkCase, recipe: Any, protocol: str,
                    seed: int, backbone: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What a cell's numbers depend on (its cache key): for a deep model, the recipe's whole config too,
-    so that editing a recipe file recomputes the cells trained with it.
+    """What a cell's numbers depend on besides the code (its cache key): for a deep model, the recipe's
+    config too (less the thread count, a machine setting), so that editing a recipe file recomputes the
+    cells trained with it. The code is checked separately (the cell's ``code``, :class:`CellCache`).
 
     ``recipe``: the case's recipe for ``dataset`` (``None`` for a method without one); ``backbone``: the
     models' backbone options (recorded only when given, so cells without one keep their keys)."""
     through = {} if backbone is None or case.kind != "model" else {"backbone": backbone}
+    config = {k: v for k, v in recipe.config.to_dict().items() if k != "num_threads"} if recipe is not None else None
     return {"dataset": dataset, "dataset_options": dataset_options, "case": case.name, **case.settings(), **through,
-            "recipe": recipe.config.to_dict() if recipe is not None else None, "protocol": protocol, "seed": seed,
+            "recipe": config, "protocol": protocol, "seed": seed,
             "harness_version": HARNESS_VERSION, "zslkit": zslkit.__version__}
 
 
@@ -207,6 +224,8 @@ def run_benchmark(
     progress: bool = True,
     use_cache: bool = True,
     backbone: dict[str, Any] | None = None,
+    recompute: bool = False,
+    threads: int | None = None,
 ) -> BenchmarkResult:
     """Run ``methods`` (case names; ``None``: the defaults) on ``datasets`` under ``protocol``.
 
@@ -214,9 +233,12 @@ def run_benchmark(
     cells of one (dataset, case, seed) under several protocols are computed together and
     share their trainings. ``seeds``: a count (seeds ``0 .. n-1``) or explicit seeds.
     ``dataset_options``: dataset name -> options for its loader. Finished cells are cached
-    in ``out_dir/cells`` (unless ``use_cache`` is false) and reused. ``backbone``: options of the
-    ``timm`` backbone the models train through, end to end, on image datasets (``synthetic_images``;
-    :class:`~zslkit.bench.model_runner.ModelRunner`).
+    in ``out_dir/cells`` (unless ``use_cache`` is false) and reused while their settings and
+    the code that computed them are unchanged; ``recompute=True`` computes every cell again
+    and refreshes the cache. What was reused is logged (logger ``zslkit.bench``).
+    ``backbone``: options of the ``timm`` backbone the models train through, end to end, on image
+    datasets (``synthetic_images``; :class:`~zslkit.bench.model_runner.ModelRunner`). ``threads``:
+    CPU threads for the deep models' trainings (``None``: :func:`zslkit.threads.thread_count`).
     """
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
@@ -226,22 +248,26 @@ def run_benchmark(
         zslkit.get_component("dataset", name)
     plan = [(d, select_cases(methods, d)) for d in datasets]
     protos = _protocols(protocol)  # plugin protocols are known once the cases were collected
-    cache = CellCache(Path(out_dir) / "cells" if out_dir is not None and use_cache else None)
-    env = environment()
+    cache = CellCache(Path(out_dir) / "cells" if out_dir is not None and use_cache else None, recompute)
+    env = environment(threads)
     cells: list[dict[str, Any]] = []
     bar = tqdm(total=sum(len(cases) for _, cases in plan) * len(seed_list) * len(protos), desc="bench",
                unit="cell", disable=not progress)
     for dataset_name, cases in plan:
         dataset = _once(zslkit.load_dataset, dataset_name, **options.get(dataset_name, {}))
         for case in cases:
-            runner = case.runner(progress=progress, backbone=backbone)  # one per case: its settings and records, every seed
-            recipe = runner.recipe(dataset_name) if hasattr(runner, "recipe") else None
-            for seed in seed_list:
-                bar.set_postfix_str(f"{dataset_name}/{case.name}/seed {seed}")
-                cells += _cells(protos, (dataset_name, dataset), options.get(dataset_name, {}), case, seed, cache,
-                                env, (runner, recipe), progress, backbone)
-                bar.update(len(protos))
+            with recording() as used:  # the packages of every component the case builds
+                runner = case.runner(progress=progress, backbone=backbone, threads=threads)  # one per case: every seed
+                recipe = runner.recipe(dataset_name) if hasattr(runner, "recipe") else None
+                for kind, name in ((case.kind, case.component), ("dataset", dataset_name)):
+                    record_component(component_info(kind, name))
+                for seed in seed_list:
+                    bar.set_postfix_str(f"{dataset_name}/{case.name}/seed {seed}")
+                    cells += _cells(protos, (dataset_name, dataset), options.get(dataset_name, {}), case, seed,
+                                    cache, env, (runner, recipe), progress, used, backbone)
+                    bar.update(len(protos))
     bar.close()
+    cache.report()
     return BenchmarkResult(protos, list(datasets), cells, env)
 
 
@@ -252,31 +278,34 @@ def _once(make: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], A
 
 def _cells(protos: list[Protocol], dataset: tuple[str, Callable[[], Any]], options: dict[str, Any],
            case: BenchmarkCase, seed: int, cache: CellCache, env: dict[str, Any], runner: tuple[Any, Any],
-           progress: bool, backbone: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+           progress: bool, used: frozenset[str] | set[str] = frozenset(),
+           backbone: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The cells of (dataset, case, seed) under ``protos``: cached ones read, the others computed together.
 
     ``dataset`` is (name, loader; loaded once, shared by the seeds) and ``runner`` is (the case's runner,
-    its recipe for the dataset or ``None``), both shared by the seeds.
+    its recipe for the dataset or ``None``), both shared by the seeds. ``used``: the packages of the
+    components the case built so far (:func:`~zslkit.bench.code.recording`), recorded as the cells' code.
     """
     dataset_name, load = dataset
-    run, recipe = runner
+    fit, recipe = runner
     keys = {}
     for proto in protos:
         settings = _cell_settings(dataset_name, options, case, recipe, proto.name, seed, backbone)
         digest = settings_hash(settings)
         keys[proto.name] = (settings, digest, cache.path(dataset_name, case.name, proto.name, seed, digest))
-    found = {name: cache.load(path) for name, (_, _, path) in keys.items()}
+    found = {name: cache.fetch(path) for name, (_, _, path) in keys.items()}
     missing = [p for p in protos if found[p.name] is None]
     if missing:
         data = load()
         start = time.perf_counter()
-        outcomes = run_protocols(missing, run, data, seed, progress)
-        if hasattr(run, "recipe"):  # deep models: the recipe they trained with
-            record = run.recipe(data).record()  # remembered by the runner: derived once per dataset
+        outcomes = run_protocols(missing, fit, data, seed, progress)
+        if hasattr(fit, "recipe"):  # deep models: the recipe they trained with
+            record = fit.recipe(data).record()  # remembered by the runner: derived once per dataset
             for outcome in outcomes.values():
                 outcome["recipe"] = dict(record)
         wall = time.perf_counter() - start
         finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        code = cache.digests.code_of(used)
         for proto in missing:
             settings, digest, path = keys[proto.name]
             found[proto.name] = plain({
@@ -284,10 +313,18 @@ def _cells(protos: list[Protocol], dataset: tuple[str, Callable[[], Any]], optio
                 "kind": case.kind, "source": case.source, "protocol": proto.name, "seed": seed,
                 "settings": settings, "settings_hash": digest, **outcomes[proto.name],
                 "wall_s": wall, "shared_with": [p.name for p in missing if p is not proto],
-                "environment": env, "finished": finished,
+                "environment": env, "code": code, "finished": finished,
             })
             cache.save(path, found[proto.name])
+            cache.computed += 1
+            _log.info("%s", _cell_line(found[proto.name]))
     return [found[p.name] for p in protos]
+
+
+def _cell_line(cell: dict[str, Any]) -> str:
+    """One line summing up a computed cell (the minimal progress ``--no-progress`` keeps)."""
+    metrics = " ".join(f"{k} {100 * cell['metrics'][k]:.1f}%" for k in ("T1", "U", "S", "H"))
+    return f"cell {cell['dataset']} / {cell['method']} / seed {cell['seed']} ({cell['protocol']}): {metrics}, {cell['wall_s']:.1f} s"
 
 
 _CSV_FIELDS = ("dataset", "method", "component", "kind", "source", "protocol", "seed", *COLUMNS, "gamma",

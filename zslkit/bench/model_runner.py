@@ -25,6 +25,7 @@ def _training():
 class ModelRunner:
     """Train ``component`` (a registered model) with ``options`` plus the tuned ``params``.
 
+    ``threads``: CPU threads of the trainings (``None``: the machine's choice, :mod:`zslkit.threads`).
     ``train_config`` is a ``TrainConfig``, a packaged recipe name or YAML path,
     a dict of fields that override the model's recipe for the dataset (e.g.
     ``{"epochs": 5}`` on top of ``configs/msdn/synthetic.yaml``), or ``None`` for that
@@ -50,13 +51,15 @@ class ModelRunner:
     epochs_are_prefixes = True
 
     def __init__(self, component: str, options: dict[str, Any] | None = None, param_grid: Any = None,
-                 train_config: Any = None, progress: bool = False, backbone: dict[str, Any] | None = None):
+                 train_config: Any = None, progress: bool = False, backbone: dict[str, Any] | None = None,
+                 threads: int | None = None):
         self.component = component
         self.options = dict(options or {})
         self.param_grid = param_grid
         self.train_config = train_config
         self.progress = progress
         self.backbone = None if backbone is None else dict(backbone)
+        self.threads = threads
         self._held: tuple[Any, ResidentFeatures] | None = None  # (source, its rows on the device)
         self._recipes: dict[str, Any] = {}  # dataset name -> its recipe, derived once
 
@@ -79,9 +82,12 @@ class ModelRunner:
         return self._recipes[name]
 
     def config(self, dataset: ZSLDataset, epochs: int | None = None):
-        """The ``TrainConfig`` for ``dataset``, with the case's overrides and ``epochs`` when given."""
+        """The ``TrainConfig`` for ``dataset``, with the case's overrides, ``epochs`` when given and the
+        runner's ``threads`` (a machine setting: not part of the recipe, nor of the cache key)."""
         config = self.recipe(dataset).config
-        return config if epochs is None else _training().load_config(config, epochs=epochs)
+        changes = {"epochs": epochs, "num_threads": self.threads}
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return _training().load_config(config, **changes) if changes else config
 
     def on_device(self, dataset: ZSLDataset) -> ZSLDataset:
         """``dataset`` with its features held on the training device when the config's ``resident`` says so

@@ -2,8 +2,8 @@
 
 * :func:`plot_seen_unseen_curves`: for one dataset, every method's seen-unseen
   accuracy curve (calibrated stacking as gamma sweeps) on one chart, AUSUC in the legend.
-* :func:`plot_training_curves`: for one deep-model cell, its training losses and
-  the per-epoch metrics the protocol logged.
+* :func:`plot_training_curves`: for one deep-model cell, its training losses (one
+  axis per term) and the per-epoch metrics the protocol logged, the chosen epoch marked.
 * :func:`plot_protocol_gap`: for one dataset, every method's H under each protocol
   of a run with several (validation vs paper), the difference written above.
 """
@@ -16,7 +16,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["plot_protocol_gap", "plot_seen_unseen_curves", "plot_training_curves"]
+__all__ = ["chosen_epoch", "plot_protocol_gap", "plot_seen_unseen_curves", "plot_training_curves", "training_figure"]
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
@@ -50,33 +50,69 @@ def plot_seen_unseen_curves(cells: list[dict[str, Any]], dataset: str, path: str
     return _save(fig, path)
 
 
-def plot_training_curves(cell: dict[str, Any], path: str | Path) -> Path:
-    """Left: every ``*loss*`` entry of the training history (of the run that produced the reported model);
-    right: the protocol's per-epoch metrics (``val_*`` of the selection run, or ``test_*`` under ``paper``)."""
-    fig = Figure(figsize=(10, 4))
-    losses, metrics = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+def chosen_epoch(cell: dict[str, Any]) -> int | None:
+    """The epoch the cell's reported model stopped at: the one chosen on validation (``selected.epoch``)
+    or, under ``paper``, the best-``H`` epoch on test (``selected.epoch_H``); ``None`` when not known."""
+    selected = cell.get("selected") or {}
+    epoch = selected.get("epoch", selected.get("epoch_H"))
+    return int(epoch) if isinstance(epoch, (int, float)) else None
+
+
+def _loss_keys(history: list[dict[str, Any]]) -> list[str]:
+    """The history's loss entries, total (``loss``) first."""
+    keys = {k for h in history for k, v in h.items() if "loss" in k and isinstance(v, (int, float))}
+    return sorted(keys, key=lambda k: (k != "loss", k))
+
+
+def training_figure(cell: dict[str, Any]) -> Figure:
+    """The figure of :func:`plot_training_curves`: one small axis per loss term (each on its own scale),
+    and the protocol's per-epoch metrics, the chosen epoch marked on every axis."""
     history = cell.get("train_history") or []
-    keys = sorted({k for h in history for k, v in h.items() if "loss" in k and isinstance(v, (int, float))})
-    for key in keys:
-        points = [(h.get("epoch", i + 1), h[key]) for i, h in enumerate(history) if isinstance(h.get(key), (int, float))]
-        losses.plot(*zip(*points), label=key)
-    losses.set_xlabel("epoch")
-    losses.set_title("training losses (final run)")
-    if keys:
-        losses.legend(fontsize="small")
-        if all(h[k] > 0 for h in history for k in keys if isinstance(h.get(k), (int, float))):
-            losses.set_yscale("log")
+    keys = _loss_keys(history)
     epochs = [e for e in cell.get("epochs") or [] if e.get("epoch") is not None]
+    chosen = chosen_epoch(cell)
+    rows = max(len(keys), 1)
+    fig = Figure(figsize=(11, 1.0 + 1.6 * rows), layout="constrained")
+    grid = fig.add_gridspec(rows, 2)
+    last = len(history) and max(h.get("epoch", i + 1) for i, h in enumerate(history))
+    selection = "validation split" if cell.get("protocol") == "validation" else "test split"
+    fig.suptitle(f"{cell['method']} on {cell['dataset']}, seed {cell['seed']} ({cell['protocol']} protocol): "
+                 f"losses of the final training on trainval (epochs 1-{last}, stopped at the chosen epoch); "
+                 f"metrics of every epoch scored on the {selection}", fontsize="small")
+    for row, key in enumerate(keys):
+        ax = fig.add_subplot(grid[row, 0])
+        points = [(h.get("epoch", i + 1), h[key]) for i, h in enumerate(history) if isinstance(h.get(key), (int, float))]
+        ax.plot(*zip(*points), marker=".", label=key)
+        ax.set_ylabel(key.removeprefix("loss_") if key != "loss" else "total loss", fontsize="small")
+        ax.grid(alpha=0.3)
+        if row == rows - 1:
+            ax.set_xlabel("epoch (final training)")
+    metrics = fig.add_subplot(grid[:, 1])
     for key in sorted({k for e in epochs for k in e if k.endswith(("_T1", "_H"))}):
         metrics.plot([e["epoch"] for e in epochs], [100 * e[key] for e in epochs], marker=".", label=key)
-    metrics.set_xlabel("epoch")
+    metrics.set_xlabel(f"epoch ({'model-selection run' if cell.get('protocol') == 'validation' else 'training'})")
     metrics.set_ylabel("%")
-    metrics.set_title(f"{cell['method']} on {cell['dataset']}, seed {cell['seed']}: per-epoch metrics ({cell['protocol']})")
-    if epochs:
+    metrics.grid(alpha=0.3)
+    span = max([last or 0, chosen or 0, *(e["epoch"] for e in epochs)])
+    for ax in fig.axes:  # one epoch axis for both runs, so that the final training's shorter range shows
+        ax.set_xlim(0.5, span + 0.5)
+        if chosen is not None:
+            ax.axvline(chosen, color="black", linestyle="--", linewidth=1, label=f"chosen epoch {chosen}")
+    if epochs or chosen is not None:
         metrics.legend(fontsize="small")
-    for ax in (losses, metrics):
-        ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return fig
+
+
+def plot_training_curves(cell: dict[str, Any], path: str | Path) -> Path:
+    """One deep-model cell's training, as a PNG (:func:`training_figure`).
+
+    Left, one axis per loss term (losses of very different scales each keep their own): the
+    history of the final training on ``trainval``, the run that produced the reported model,
+    which stops at the chosen epoch; right, the protocol's per-epoch metrics (``val_*`` of the
+    model-selection run, which trains the recipe's whole length, or ``test_*`` under ``paper``).
+    A dashed line marks the chosen epoch on every axis.
+    """
+    return _save(training_figure(cell), path)
 
 
 def plot_protocol_gap(rows: list[dict[str, Any]], dataset: str, protocols: list[str], path: str | Path) -> Path:

@@ -31,6 +31,7 @@ A plugin adds a protocol by returning a :class:`Protocol` from the
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,8 @@ from zslkit.registry import ComponentNotFoundError, did_you_mean
 
 __all__ = ["PROTOCOLS", "Plan", "Protocol", "TestResult", "TestRun", "evaluate_test", "get_protocol",
            "paper_protocol", "register_protocol", "run_protocols", "validation_protocol"]
+
+_log = logging.getLogger(__name__)  # zslkit.bench.protocols: the phases of a cell
 
 #: A protocol's result for one cell: ``metrics`` (T1, U, S, H, AUSUC), ``gamma``, ``selected``,
 #: ``curve`` (thinned seen-unseen curve), ``epochs`` (per-epoch log), ``train_history``.
@@ -107,6 +110,11 @@ class Protocol:
         if self.run is None:
             object.__setattr__(self, "run", lambda runner, dataset, seed, progress=False:
                                run_protocols([self], runner, dataset, seed, progress)[self.name])
+
+
+def _name(runner: Runner) -> str:
+    """The runner's component, for log lines."""
+    return str(getattr(runner, "component", type(runner).__name__))
 
 
 def _eval_indices(dataset: ZSLDataset) -> np.ndarray:
@@ -209,6 +217,8 @@ def _serve(runner: Runner, dataset: ZSLDataset, seed: int, runs: list[TestRun]) 
         due = [r for r in results if r.run.every_epoch or r.run.epoch == completed[0]]
         return evaluate_on_test(completed[0], predictor, due) if due else {}
 
+    _log.info("%s: final training on %s trainval%s%s", _name(runner), dataset.name,
+              f" with {runs[0].params}" if runs[0].params else "", f", stopped at epoch {stop}" if stop else "")
     fit = runner.fit(dataset, runs[0].params, seed, epochs=stop, on_epoch=on_epoch if per_epoch else None)
     missed = [r for r in results if not r.log]  # evaluated when the training ended
     if missed:
@@ -260,6 +270,8 @@ def _plan_validation(runner: Runner, dataset: ZSLDataset, seed: int, progress: b
     best: tuple[float, dict, dict, Evaluation, bool] | None = None
     tried = []
     candidates = runner.candidates()
+    _log.info("%s: model selection on %s (%d setting%s, every epoch scored on the validation split)",
+              _name(runner), view.name, len(candidates), "" if len(candidates) == 1 else "s")
     for params in tqdm(candidates, desc="  grid", leave=False, disable=not progress or len(candidates) < 2):
         log = _train_and_log(runner, view, params, seed, lambda p: _score(runner, p, view, val_labels, "best"), "val")
         for record, ev in log:
@@ -269,6 +281,8 @@ def _plan_validation(runner: Runner, dataset: ZSLDataset, seed: int, progress: b
     assert best is not None
     _, params, record, val_ev, to_the_end = best
     selected = {"params": params, "epoch": record["epoch"], "validation": val_ev.metrics(), "tried": len(tried)}
+    chosen = [str(params)] * bool(params) + [f"epoch {record['epoch']}"] * (record["epoch"] is not None)
+    _log.info("%s: chose %s (validation H %.1f%%)", _name(runner), ", ".join(chosen) or "its one setting", 100 * val_ev.H)
     epochs = [r for r in tried if r["params"] == params]
 
     def finish(results: list[TestResult]) -> Outcome:

@@ -3,7 +3,8 @@
 Each subcommand lives in its own module exposing ``add_parser(subparsers)``,
 which registers the parser and sets ``func`` (``args -> int`` exit code).
 Errors reach the user as one line on stderr and a non-zero exit, no traceback
-(set ``ZSLKIT_DEBUG=1`` to see it).
+(set ``ZSLKIT_DEBUG=1`` to see it). Results and tables go to stdout, everything
+else to stderr through :mod:`logging` (:mod:`zslkit.cli.logs`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    from zslkit.cli.logs import configure_logging
+
+    configure_logging()  # messages and progress to stderr, results to stdout
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

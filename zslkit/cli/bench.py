@@ -7,23 +7,31 @@ protocols (``--protocol validation,paper``) give a row per protocol and method
 plus their difference (paper minus validation), sharing every training. With
 ``--out`` the run writes ``results.csv``, ``results.json``, ``table.md`` and
 PNG plots there, and caches each finished cell in ``DIR/cells`` so that a
-restarted run only computes what is missing.
+restarted run only computes what is missing; a cached cell is reused only while
+the code that computed it is unchanged, and the run says (on stderr) how many
+cells it reused and from where (``--recompute``: compute them all again). The
+table alone goes to stdout; progress and messages to stderr.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from zslkit.cli import CLIError
+from zslkit.cli.logs import quieter
 from zslkit.cli.options import (
     RenamedStore,
     add_dataset_options,
     add_import_option,
+    add_threads_option,
     check_out_dir,
     note_other_name,
     parse_dataset_options,
     require_dataset_options,
 )
+
+log = logging.getLogger("zslkit.bench")
 
 
 def add_parser(sub) -> None:
@@ -54,8 +62,14 @@ def add_parser(sub) -> None:
                    help="with --backbone: local weights file (.pth state dict or .safetensors) (default: none)")
     p.add_argument("--random-init", action="store_true", help="with --backbone: random weights, seeded by each cell's seed")
     p.add_argument("--no-published", action="store_true", help="do not show published reference rows")
-    p.add_argument("--no-cache", action="store_true", help="recompute every cell even if cached in --out")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-cache", action="store_true",
+                   help="neither read nor write the cell cache in --out (default: reuse the cells cached there "
+                        "with the same settings and code)")
+    p.add_argument("--recompute", action="store_true",
+                   help="compute every cell again and replace the cached ones in --out")
+    add_threads_option(p)
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars or per-epoch lines: one line per cell on stderr")
     p.add_argument("--list", action="store_true", help="list the available cases and protocols, then exit")
     p.set_defaults(func=run)
 
@@ -131,10 +145,13 @@ def _print_list() -> int:
 
 
 def run(args) -> int:
-    from zslkit.bench import run_benchmark, write_outputs
+    from zslkit.bench import write_outputs
 
     if args.list:
         return _print_list()
+    if args.recompute and (args.no_cache or not args.out):
+        raise ValueError("--recompute replaces the cells cached in --out: give --out DIR, without --no-cache "
+                         "(which computes every cell and caches none)")
     datasets = _names(args.dataset, "--dataset", "dataset")
     cases, seeds = _names(args.model, "--model", "benchmark case"), _seeds(args.seed, args.seed_count)
     dataset_options = parse_dataset_options(args.dataset_option, datasets)
@@ -142,7 +159,23 @@ def run(args) -> int:
     for name in datasets:  # before any progress bar starts
         require_dataset_options(name, dataset_options[name], "--dataset-option", f"{name}." if len(datasets) > 1 else "")
     check_out_dir(args.out)
-    result = run_benchmark(
+    # --no-progress: no bars, nor the trainings' per-epoch lines and the protocols' phases; one line per cell remains
+    with quieter(*(("zslkit.training", "zslkit.bench.protocols") if args.no_progress else ())):
+        result = _run(args, datasets, cases, seeds, dataset_options, backbone)
+    for line in result.recipe_lines():
+        log.info("%s", line)
+    print(result.table(with_published=not args.no_published))
+    if args.out:
+        paths = write_outputs(result, args.out, with_published=not args.no_published)
+        log.info("wrote %d files to %s (table.md, results.csv, results.json, plots)", len(paths), args.out)
+    return 0
+
+
+def _run(args, datasets: list[str], cases, seeds, dataset_options: dict[str, dict[str, Any]],
+         backbone: dict[str, Any] | None):
+    from zslkit.bench import run_benchmark
+
+    return run_benchmark(
         datasets,
         cases,
         protocol=args.protocol,
@@ -152,11 +185,6 @@ def run(args) -> int:
         progress=not args.no_progress,
         use_cache=not args.no_cache,
         backbone=backbone,
+        recompute=args.recompute,
+        threads=args.threads,
     )
-    for line in result.recipe_lines():
-        print(line)
-    print(result.table(with_published=not args.no_published))
-    if args.out:
-        paths = write_outputs(result, args.out, with_published=not args.no_published)
-        print(f"wrote {len(paths)} files to {args.out} (table.md, results.csv, results.json, plots)")
-    return 0

@@ -21,6 +21,7 @@ __all__ = [
     "add_backbone_options",
     "add_dataset_options",
     "add_import_option",
+    "add_threads_option",
     "backbone_from_args",
     "import_modules",
     "load_dataset_from_args",
@@ -135,6 +136,13 @@ def load_dataset_from_args(name: str, args):
     options = parse_dataset_options(args.dataset_option, [name])[name]
     require_dataset_options(name, options, "--dataset-option")
     return zslkit.load_dataset(name, **options)
+
+
+def add_threads_option(parser) -> None:
+    """``--threads N``: PyTorch's CPU threads (default: the machine's choice, see :mod:`zslkit.threads`)."""
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                        help="CPU threads for training (default: the cores this process may use, "
+                             "os.sched_getaffinity, less those other jobs keep busy)")
 
 
 # ----------------------------------------------------------------------------- other names

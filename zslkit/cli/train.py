@@ -9,12 +9,15 @@ owns its backbone (e.g. a :class:`~zslkit.models.TokenAttentionModel`) reads the
 
 from __future__ import annotations
 
+import logging
+
 from zslkit.cli import CLIError
 from zslkit.cli.options import (
     RenamedStore,
     add_backbone_options,
     add_dataset_options,
     add_import_option,
+    add_threads_option,
     backbone_from_args,
     check_out_dir,
     device_name,
@@ -26,6 +29,7 @@ from zslkit.cli.options import (
 )
 
 RECIPE = "default: the recipe's"
+log = logging.getLogger("zslkit.training")
 
 
 def add_parser(sub) -> None:
@@ -40,12 +44,13 @@ def add_parser(sub) -> None:
     p.add_argument("--lr", type=positive_number, default=None, help=f"learning rate ({RECIPE})")
     p.add_argument("--seed", type=int, default=None, help=f"training seed ({RECIPE})")
     p.add_argument("--device", type=device_name, default=None, help=f"cpu, cuda, cuda:N or auto ({RECIPE})")
+    add_threads_option(p)
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override any recipe field, e.g. loss_weights.self_calibration=0.2; repeatable (default: none)")
     p.add_argument("--out", default=None, help="directory for checkpoints, history.csv/json and results.csv/json "
                    "(default: none, nothing is written)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar or per-epoch lines")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch remains, on stderr)")
     add_dataset_options(p)
     add_import_option(p)
     add_backbone_options(p, default=None, help="fine-tune end to end through this timm backbone (e.g. resnet101) on the "
@@ -80,6 +85,8 @@ def run(args) -> int:
     for field in ("epochs", "batch_size", "lr", "seed", "device"):
         if getattr(args, field) is not None:
             overrides[field] = getattr(args, field)
+    if args.threads is not None:
+        overrides["num_threads"] = args.threads
     for key in ("loss_weights", "model_options"):
         if isinstance(overrides.get(key), dict):
             overrides[key] = {**getattr(config, key), **overrides[key]}
@@ -88,7 +95,7 @@ def run(args) -> int:
     backbone, inputs = image_inputs(args, dataset) if args.backbone else (None, owned_inputs(args, dataset, model, config))
     with distributed.process_group(config.device):
         if distributed.is_main():
-            print(recipe.line(), flush=True)
+            log.info("%s", recipe.line())
         result = train(dataset, model, recipe, out_dir=args.out, progress=not args.no_progress, resume=args.resume,
                        backbone=backbone, inputs=inputs)
         metrics = evaluate(result.model, dataset, batch_size=config.eval_batch_size, inputs=inputs)
@@ -105,7 +112,7 @@ def run(args) -> int:
     print(format_markdown([row], title=f"{dataset.name}: {model}, {epochs} epoch{'' if epochs == 1 else 's'}, seed {config.seed}"))
     if args.out:
         paths = write_results([row], args.out)
-        print(f"checkpoint {result.checkpoint}; wrote " + ", ".join(str(p) for p in paths))
+        log.info("checkpoint %s; wrote %s", result.checkpoint, ", ".join(str(p) for p in paths))
     return 0
 
 

@@ -34,7 +34,11 @@ __all__ = ["Evaluation", "best_calibration", "evaluate", "evaluate_scores", "mas
 
 @dataclass(frozen=True)
 class Evaluation:
-    """The numbers of one evaluation (accuracies in [0, 1]) and the curve they come from."""
+    """The numbers of one evaluation and the curve they come from.
+
+    ``T1``, ``U``, ``S``, ``H`` and ``AUSUC`` are **fractions** in [0, 1] (0.729), where the
+    command line's tables show percent (72.9); the repr shows both.
+    """
 
     T1: float
     U: float
@@ -45,8 +49,13 @@ class Evaluation:
     curve: SeenUnseenCurve
 
     def metrics(self) -> dict[str, float]:
-        """``T1``, ``U``, ``S``, ``H``, ``AUSUC``."""
+        """``T1``, ``U``, ``S``, ``H``, ``AUSUC``, as fractions in [0, 1] (the CLI tables show them x 100, in %)."""
         return {"T1": self.T1, "U": self.U, "S": self.S, "H": self.H, "AUSUC": self.AUSUC}
+
+    def __repr__(self) -> str:
+        numbers = ", ".join(f"{k}={v:.4f}" for k, v in self.metrics().items())
+        percent = " ".join(f"{k} {100 * v:.1f}" for k, v in self.metrics().items())
+        return f"Evaluation({numbers}, gamma={self.gamma:.4g}; fractions of 1, in %: {percent})"
 
 
 def best_calibration(curve: SeenUnseenCurve) -> float:
@@ -102,7 +111,8 @@ def evaluate(
 
 
 def evaluate_scores(dataset: Any, scores_seen: np.ndarray, scores_unseen: np.ndarray, calibration: float = 0.0) -> dict[str, float]:
-    """Metrics from ``(n_seen, K)`` scores of ``test_seen`` and ``(n_unseen, K)`` of ``test_unseen``.
+    """Metrics from ``(n_seen, K)`` scores of ``test_seen`` and ``(n_unseen, K)`` of ``test_unseen``,
+    as fractions in [0, 1] (the CLI tables show percent).
 
     ``dataset`` is a :class:`~zslkit.datasets.ZSLDataset` (its labels, splits and seen/unseen classes).
     """

@@ -22,6 +22,8 @@ class ZSLAccuracy:
     >>> for scores, labels in batches:
     ...     metric.update(scores, labels)
     >>> metric.compute()  # {'T1': ..., 'U': ..., 'S': ..., 'H': ..., 'AUSUC': ...}
+
+    The values are fractions in [0, 1], where the command line's tables show percent.
     """
 
     def __init__(self, seen_classes, unseen_classes, calibration: float | Literal["best"] = 0.0) -> None:

@@ -28,8 +28,8 @@ from zslkit.datasets.resident import RESIDENT_DTYPES
 from zslkit.models.backbone_model import BATCHNORM_MODES
 from zslkit.registry import _suggest
 
-__all__ = ["AUGMENT_OPTIONS", "COMPILE_MODES", "PRECISIONS", "RESIDENCY", "RESIDENT_DTYPES", "TrainConfig",
-           "available_configs", "load_config", "parse_config"]
+__all__ = ["AUGMENT_OPTIONS", "COMPILE_MODES", "MACHINE_SETTINGS", "PRECISIONS", "RESIDENCY", "RESIDENT_DTYPES",
+           "TrainConfig", "available_configs", "load_config", "parse_config"]
 
 #: The options of ``augment`` (``timm.data.create_transform(is_training=True, ...)``): the
 #: resize/crop/flip that act on the model's input tensors (already normalised images).
@@ -45,6 +45,13 @@ RESIDENCY: tuple[str, ...] = ("auto", "on", "off")
 #: ``off`` or a ``torch.compile`` mode for the forward and the losses; ``reduce-overhead``
 #: also replays them as CUDA graphs on a GPU.
 COMPILE_MODES: tuple[str, ...] = ("off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+#: Fields that describe the machine, not the method: a YAML recipe that names one is refused
+#: (:func:`parse_config`); each maps to where the choice goes instead.
+MACHINE_SETTINGS: dict[str, str] = {
+    "num_threads": "the threads come from the machine's cores or the --threads flag (Python: TrainConfig(num_threads=N))",
+    "device": "give --device on the command line (Python: TrainConfig(device=...))",
+    "compile": "give --set compile=MODE on the command line (Python: TrainConfig(compile=...))",
+}
 
 
 @dataclass
@@ -71,11 +78,13 @@ class TrainConfig:
         loss_weights: loss term -> weight, overriding the model's defaults (a recipe states
             only the weights that differ from them: the model's defaults are their one home).
         model_options: extra options for ``zslkit.create_model`` (``scorer``, ``branches``...).
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... or ``"auto"`` (CUDA when available).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... or ``"auto"`` (CUDA when available). A machine
+            setting (the CLI's ``--device``): recipe files may not set it.
         eval_batch_size: images per forward when predicting.
         num_threads: CPU threads for PyTorch while training (``torch.set_num_threads``,
-            restored afterwards); 0 leaves PyTorch's default. Small models such as
-            the synthetic one train fastest on 1 thread.
+            restored afterwards); 0: the cores this process may use
+            (:func:`zslkit.threads.thread_count`). A machine setting (the CLI's ``--threads``):
+            recipe files may not set it.
         backbone_lr: learning rate of the backbone when fine-tuning end to end
             (``train(..., backbone=...)``); 0 freezes it. The head uses ``lr``.
         backbone_batchnorm: the backbone's BatchNorm layers when fine-tuning, one of
@@ -95,7 +104,8 @@ class TrainConfig:
             resident rows in half the bytes, rounded to float16 (results then match training
             on features rounded to float16, not the float32 ones).
         compile: one of :data:`COMPILE_MODES`: compile the model's forward and its loss
-            with ``torch.compile`` in that mode (``reduce-overhead``: CUDA graphs on a GPU).
+            with ``torch.compile`` in that mode (``reduce-overhead``: CUDA graphs on a GPU). A machine
+            setting (the CLI's ``--set compile=MODE``): recipe files may not set it.
         head_only_epochs: the first this many epochs train the head alone (APN's
             ``pretrain_epoch``): the backbone's learning rate is 0 then, the head's
             ``head_only_lr`` (0: ``lr``), and ``head_only_loss_weights`` replace those loss
@@ -180,7 +190,7 @@ class TrainConfig:
         if self.num_workers < 0:
             raise ValueError(f"TrainConfig.num_workers must be 0 (no worker processes) or more, got {self.num_workers}")
         if self.num_threads < 0:
-            raise ValueError(f"TrainConfig.num_threads must be 0 (PyTorch's default) or more, got {self.num_threads}")
+            raise ValueError(f"TrainConfig.num_threads must be 0 (the machine's cores) or more, got {self.num_threads}")
         for name in ("head_only_epochs", "lr_decay_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name} must be 0 (off) or more, got {getattr(self, name)}")
@@ -337,11 +347,19 @@ def load_config(name_or_path: str | Path | TrainConfig | None = None, **override
 
 
 def parse_config(text: str, where: str) -> TrainConfig:
-    """The :class:`TrainConfig` a YAML ``text`` holds (``where``: its file, for messages)."""
+    """The :class:`TrainConfig` a YAML recipe ``text`` holds (``where``: its file, for messages).
+
+    A recipe describes the method: one that names a machine setting (:data:`MACHINE_SETTINGS`:
+    threads, device, compile) is refused, in one line saying where that choice goes instead.
+    """
     try:
         values = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ValueError(f"{where}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    for key in MACHINE_SETTINGS:
+        if isinstance(values, dict) and key in values:
+            raise ValueError(f"{where}: {key!r} is a machine setting, not part of a recipe: remove it; "
+                             f"{MACHINE_SETTINGS[key]}")
     return TrainConfig.from_dict(values or {}, where)
 
 

@@ -101,7 +101,8 @@ def _class_difference(model: np.ndarray, data: np.ndarray, dataset) -> str:
 def evaluate(
     model: ZSLModel, dataset, batch_size: int = 256, calibration: float = 0.0, *, inputs=None, across_ranks: bool = True
 ) -> dict[str, float]:
-    """T1 (CZSL), U, S, H (GZSL) and AUSUC of ``model`` on the dataset's ``test_seen`` and ``test_unseen`` images.
+    """T1 (CZSL), U, S, H (GZSL) and AUSUC of ``model`` on the dataset's ``test_seen`` and ``test_unseen`` images,
+    as fractions in [0, 1] (``{"H": 0.729, ...}``; ``zslkit train`` and ``zslkit eval`` print them x 100, in %).
 
     ``inputs`` and ``across_ranks`` as in :func:`predict_scores`.
     """

@@ -5,7 +5,8 @@ Under ``torchrun`` (a process group of more than one process, see
 the same global batches, runs the model on its shard of each inside
 :class:`~torch.nn.parallel.DistributedDataParallel`, and evaluates the loss on the
 gathered global batch (:mod:`zslkit.training.parallel`); rank 0 alone writes
-checkpoints and logs and shows progress. Every rank must call :func:`train` with the
+checkpoints and logs (one line per epoch, logger ``zslkit.training``) and shows
+progress. Every rank must call :func:`train` with the
 same arguments.
 
 :func:`train` runs named stages, each a function of its own: :func:`resolve_run` (the
@@ -43,6 +44,7 @@ from zslkit.models.class_space import MissingAttributeGroupsError
 from zslkit.models.output import check_model_output
 from zslkit.optim.param_groups import freeze_stages, group_rate, group_roles, parameter_groups
 from zslkit.registry import create
+from zslkit.threads import using_threads
 from zslkit.training.augment import augment_batch, build_augment
 from zslkit.training.checkpoint import (
     checkpoint_paths,
@@ -81,6 +83,7 @@ __all__ = [
 ]
 
 EpochCallback = Callable[[int, torch.nn.Module], "dict[str, Any] | None"]
+_log = logging.getLogger("zslkit.training")
 
 
 @dataclass
@@ -467,15 +470,14 @@ def _losses_of(parallel, net, plan: RunPlan):
 @contextmanager
 def process_settings(config: TrainConfig) -> Iterator[None]:
     """Stage 8: the process-global switches of a run, restored on exit: PyTorch's CPU thread
-    count (``num_threads``, 0 leaves it) and CUDA TF32 matrix products (on for ``precision: tf32``)."""
-    threads, tf32 = torch.get_num_threads(), torch.backends.cuda.matmul.allow_tf32
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
+    count (``num_threads``; 0: the machine's share, :func:`zslkit.threads.thread_count`) and CUDA
+    TF32 matrix products (on for ``precision: tf32``)."""
+    tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = config.precision == "tf32"
     try:
-        yield
+        with using_threads(config.num_threads):
+            yield
     finally:
-        torch.set_num_threads(threads)
         torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
@@ -577,19 +579,28 @@ def _run_epochs(loop: _Loop, start: int) -> None:
     for epoch in range(start + 1, loop.plan.config.epochs + 1):
         record = _epoch(loop, epoch)
         loop.history.append(record)
-        if loop.progress:
-            tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+        if distributed.is_main():
+            _log.info("%s: epoch %d/%d %s", _run_label(loop.dataset, loop.plan), epoch, loop.plan.config.epochs,
+                      " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()
+                               if k != "epoch"))
         _save_epoch(loop, epoch)
 
 
-def _notes(plan: RunPlan, unused: dict[str, float], inputs: Any, said_recipe: bool) -> None:
-    """The lines a run prints before its first epoch (with ``progress``, on rank 0)."""
+def _run_label(dataset: ZSLDataset, plan: RunPlan) -> str:
+    """Which run a log line belongs to: the model, the dataset (``synthetic/validation``: the selection
+    view of the validation protocol) and the split trained on, e.g. ``msdn on synthetic (trainval, seed 0)``."""
+    return f"{plan.model_name} on {dataset.name} ({plan.split}, seed {plan.config.seed})"
+
+
+def _notes(dataset: ZSLDataset, plan: RunPlan, unused: dict[str, float], inputs: Any, said_recipe: bool) -> None:
+    """The lines a run logs before its first epoch (logger ``zslkit.training``, on rank 0)."""
+    label = _run_label(dataset, plan)
     if said_recipe:
-        tqdm.write(plan.recipe.line())
+        _log.info("%s: %s", label, plan.recipe.line())
     if unused:
-        tqdm.write(f"note: config {plan.config.model!r} loss weights {unused} do not apply to {plan.model_name!r}")
+        _log.warning("%s: config %r loss weights %s do not apply to %r", label, plan.config.model, unused, plan.model_name)
     if isinstance(inputs, ResidentFeatures):
-        tqdm.write(f"features held on the device: {inputs!r}")
+        _log.info("%s: features held on the device: %r", label, inputs)
 
 
 def train(
@@ -617,13 +628,13 @@ def train(
         config: a :class:`~zslkit.training.recipes.Recipe`, a :class:`TrainConfig`, a packaged recipe
             name (``"msdn/cub"``), a YAML path, or a dict of TrainConfig fields (``{"epochs": 1}``) over
             the model's recipe for the dataset; ``None``: that recipe
-            (:func:`~zslkit.training.recipes.recipe_for`; its line is printed with ``progress``).
+            (:func:`~zslkit.training.recipes.recipe_for`; its line is logged).
         split: the split whose images are trained on. ``seed``: overrides ``config.seed``.
         on_epoch: called as ``on_epoch(epoch, model)`` after every epoch (model in eval mode, ``epoch``
             from 1); a returned dict is merged into that epoch's history entry.
         out_dir: checkpoints (one per epoch) and ``history.csv``/``history.json`` go here; a new run
             refuses a directory that already holds checkpoints.
-        progress: show a progress bar and a line per epoch.
+        progress: a progress bar on stderr; each epoch logs a line either way (logger ``zslkit.training``, INFO).
         resume: continue from the latest checkpoint in ``out_dir`` (same dataset, split and recipe;
             only :data:`~zslkit.training.guards.RESUMABLE_CHANGES` may change).
         backbone: fine-tune end to end: any module mapping images ``(B, 3, S, S)`` to a feature map
@@ -643,8 +654,8 @@ def train(
     start, history = start_run(dataset, plan, net, optimizer, rng)
     parallel = wrap(net, plan.device)
     held = resident_inputs(plan)
-    if progress:
-        _notes(plan, unused, held, said_recipe=config is None or isinstance(config, dict))
+    if distributed.is_main():
+        _notes(dataset, plan, unused, held, said_recipe=config is None or isinstance(config, dict))
     losses_of = _losses_of(parallel, net, plan)
     loop = _Loop(dataset, plan, net, parallel, optimizer, rng, held, losses_of, history, on_epoch, progress)
     with process_settings(cfg):
