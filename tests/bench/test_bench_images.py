@@ -20,8 +20,9 @@ def bench(tmp_path, *extra: str) -> list[str]:
 
 def test_models_train_through_the_backbone_and_cells_record_it(tmp_path, capsys):
     assert main(bench(tmp_path, "--model", "pooled,apn", *BACKBONE)) == 0
-    out = capsys.readouterr().out
-    assert "apn/synthetic_images" in out  # both rows train with APN's recipe for the images
+    captured = capsys.readouterr()
+    assert "| pooled |" in captured.out and "| apn |" in captured.out  # the table on stdout
+    assert "apn/synthetic_images" in captured.err  # the recipe line (a log line): both rows train with APN's recipe
     cells = json.loads((tmp_path / "results.json").read_text())["cells"]
     assert [c["method"] for c in cells] == ["pooled", "apn"]
     backbone = {"model_name": "resnet10t", "random_init": True, "channels": [8, 8, 16, 16], "stem_width": 8, "output_stride": 8}
