@@ -7,7 +7,10 @@ For queries ``t`` ``(..., Q, d)`` and a memory ``m`` ``(..., K, d)``:
 3. feed-forward: ``z = LN_3(t + drop(FFN(t)))``.
 
 Queries shared by the batch (``(Q, d)``, e.g. attribute tokens) run the self-attention
-and their projections once; the memory then brings the batch axis.
+and their projections once; the memory then brings the batch axis. So the dropout masks of
+that self-attention are drawn once per batch, shared by its images; under
+:func:`~zslkit.attention.dropout.torch_dropout_draws` (checking only) the queries are repeated
+per image first, as ``nn.TransformerDecoderLayer`` receives them, so masks are drawn per image.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from zslkit.attention.dropout import Dropout
+from zslkit.attention.dropout import Dropout, torch_draws_active
 from zslkit.attention.feed_forward import FeedForward
 from zslkit.attention.multihead_attention import MultiHeadAttention
 from zslkit.ops.recompute import recomputable
@@ -32,12 +35,15 @@ class DecoderLayer(nn.Module):
         self.norm_self = nn.LayerNorm(dim) if self_attention else None
         self.cross_attn = MultiHeadAttention(dim, heads, dropout)
         self.norm_cross = nn.LayerNorm(dim)
-        self.ffn = FeedForward(dim, ffn_dim, dropout)
-        self.dropout_self = Dropout(dropout)
-        self.dropout_cross = Dropout(dropout)
+        # the reference (nn.TransformerDecoderLayer) holds its tensors as (token, batch, dim)
+        self.ffn = FeedForward(dim, ffn_dim, dropout, token_first=True)
+        self.dropout_self = Dropout(dropout, token_first=True)
+        self.dropout_cross = Dropout(dropout, token_first=True)
 
     def forward(self, queries: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         t = queries
+        if queries.ndim < memory.ndim and self.training and torch_draws_active():
+            t = queries.expand(*memory.shape[:-2], *queries.shape)  # checking only: one mask per image
         if self.self_attn is not None:
             t = self.norm_self(t + self.dropout_self(self.self_attn(t, t)[0]))
         attended, maps = self.cross_attn(t, memory)
