@@ -19,13 +19,16 @@ after ``--steps`` Adam steps (lr 1e-4, weight decay 1e-4, new masks every step).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import types
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from zslkit.attention import dropout as dropout_module
 from zslkit.attention.dropout import torch_dropout_draws
 from zslkit.interop import _transformer_keys, load_official_transzero, load_official_transzero_pp
 
@@ -102,6 +105,55 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
 
 
+@contextlib.contextmanager
+def record_masks():
+    """zslkit's masks ``(keep, scale)`` in the order its dropouts draw them."""
+    masks, draw = [], dropout_module.keep_mask
+
+    def recording(x, p, token_first=False):
+        keep, scale = draw(x, p, token_first)
+        masks.append((keep, scale))
+        return keep, scale
+
+    dropout_module.keep_mask = recording
+    try:
+        yield masks
+    finally:
+        dropout_module.keep_mask = draw
+
+
+def _their_layout(keep: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """A zslkit mask in the layout of the authors' tensor ``shape``: the same elements
+    (batch-first, or the decoder's ``(token, batch, ...)``), or one mask shared by the batch."""
+    if keep.numel() == shape.numel() and (keep.shape[0] == shape[0] or keep.dim() == len(shape) + 1):
+        return keep.reshape(shape)  # batch first; attention weights (B, heads, Q, K) as (B heads, Q, K)
+    if keep.numel() == shape.numel():  # token first: zslkit's (B, T, ...) (or (B T, F)) as (T, B, ...)
+        return keep.reshape(shape[1], shape[0], *shape[2:]).transpose(0, 1)
+    if keep.dim() == 2:  # (T, d) drawn once per batch -> (T, B, d)
+        return keep.unsqueeze(1).expand(shape)
+    return keep.reshape(1, *shape[1:]).expand(shape)  # (heads, T, T) once per batch -> (B heads, T, T)
+
+
+@contextlib.contextmanager
+def replay_masks(masks):
+    """The authors' dropouts (``F.dropout``, also inside ``nn.MultiheadAttention``) apply ``masks`` in order."""
+    queue, original = list(masks), F.dropout
+
+    def replaying(x, p=0.5, training=True, inplace=False):
+        if not training or p == 0:
+            return x
+        keep, scale = queue.pop(0)
+        return x * _their_layout(keep, x.shape).to(x.dtype) * scale
+
+    F.dropout = replaying
+    try:
+        yield
+    finally:
+        F.dropout = original
+        if queue:
+            raise AssertionError(f"{len(queue)} zslkit masks left unused: zslkit draws more dropouts than the authors' code")
+
+
 def _key_bias(key: str) -> bool:
     """Biases that shift every logit of a softmax alike (the key projection's; the geometry term's
     where its ReLU is active everywhere): their exact gradient is 0, the computed one rounding noise."""
@@ -122,11 +174,17 @@ def compare(args) -> dict[str, float]:
     opt_ours = torch.optim.Adam([p for p in ours.parameters() if p.requires_grad], lr=1e-4, weight_decay=1e-4)
     errors: dict[str, float] = {}
     for step in range(args.steps):
-        torch.manual_seed(1000 + step)
-        lt = official_losses(theirs, pp, x, labels)
-        torch.manual_seed(1000 + step)
-        with torch_dropout_draws():
-            lo = ours.loss(ours(x), labels)
+        if args.masks == "torch":
+            torch.manual_seed(1000 + step)
+            lt = official_losses(theirs, pp, x, labels)
+            torch.manual_seed(1000 + step)
+            with torch_dropout_draws():
+                lo = ours.loss(ours(x), labels)
+        else:  # zslkit's own masks (per batch where it shares them), replayed into the authors' dropouts
+            with record_masks() as masks:
+                lo = ours.loss(ours(x), labels)
+            with replay_masks(masks):
+                lt = official_losses(theirs, pp, x, labels)
         opt_theirs.zero_grad(set_to_none=True)
         opt_ours.zero_grad(set_to_none=True)
         lt["total"].backward()
@@ -161,6 +219,9 @@ def main(argv=None) -> None:
     parser.add_argument("--grid", type=int, nargs=2, default=(7, 7))
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--masks", choices=("torch", "replay"), default="torch",
+                        help="torch: both draw nn.Dropout's masks (zslkit in torch_dropout_draws); replay: zslkit's own "
+                        "masks (shared by the batch where it shares them) applied in the authors' dropouts")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     np.random.seed(args.seed)
