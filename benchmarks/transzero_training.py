@@ -13,7 +13,7 @@ Rows (``--codes``):
 * ``zslkit_official_init``: zslkit's model on the authors' initial weights (``zslkit.interop``);
 * ``zslkit_torch_draws``: that, with masks drawn as ``nn.Dropout`` draws them (checking mode).
 
-    python benchmarks/transzero_training.py --official /tmp/TransZero_pp --model transzero_pp --epochs 4 --seeds 0 1 2
+    python benchmarks/transzero_training.py --official /tmp/TransZero_pp --model transzero_pp --epochs 4 10 --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -82,12 +82,15 @@ def scores(model, features: torch.Tensor, official: bool) -> np.ndarray:
     return torch.cat([o["S_pp"] if official else o.scores for o in out]).numpy()
 
 
-def run(code: str, args, data, module, pp: bool) -> dict[str, float]:
+def run(code: str, args, data, module, pp: bool) -> dict[int, dict[str, float]]:
+    """``{epoch: metrics}`` at each of ``args.epochs`` (one training, scored on the way)."""
     model, step_loss, context = build(code, args, data, module, pp)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=1e-4)
     train = data.splits["trainval"]
     features, labels = torch.as_tensor(data.features[train]), torch.as_tensor(data.labels[train]).long()
-    for _ in range(len(train) * args.epochs // args.batch):
+    torch.manual_seed(args.seed)  # the same batches (and torch masks) whatever the build drew
+    results, steps_per_epoch = {}, len(train) / args.batch
+    for step in range(1, int(len(train) * max(args.epochs) // args.batch) + 1):
         model.train()
         optimizer.zero_grad()
         idx = torch.randperm(len(train))[: args.batch]
@@ -95,8 +98,14 @@ def run(code: str, args, data, module, pp: bool) -> dict[str, float]:
             loss = step_loss(model, features[idx], labels[idx])
         loss.backward()
         optimizer.step()
+        for epoch in args.epochs:
+            if step == int(epoch * steps_per_epoch):
+                results[epoch] = evaluate(model, data, code == "official")
+    return results
+
+
+def evaluate(model, data, official: bool) -> dict[str, float]:
     test = [torch.as_tensor(data.features[data.splits[s]]) for s in ("test_seen", "test_unseen")]
-    official = code == "official"
     return evaluate_scores(data, scores(model, test[0], official), scores(model, test[1], official), calibration=0.0)
 
 
@@ -105,7 +114,7 @@ def main(argv=None) -> None:
     parser.add_argument("--official", required=True, help="the authors' checkout (model.py or model_tzpp.py)")
     parser.add_argument("--model", choices=("transzero", "transzero_pp"), default="transzero_pp")
     parser.add_argument("--codes", nargs="+", choices=CODES, default=list(CODES))
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, nargs="+", default=[4, 10], help="score after these epochs (one training)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--ffn", type=int, default=128)
@@ -120,19 +129,21 @@ def main(argv=None) -> None:
     data = zslkit.load_dataset("synthetic", seed=args.dataset_seed, images_per_class=args.images_per_class)
     source = Path(args.official) / ("model_tzpp.py" if pp else "model.py")
     module = load_official_module(source, tuple(data.feature_shape[1:]), data.feature_dim, data.attribute_embeddings.shape[1])
-    print("code\tseed\tT1\tU\tS\tH\tseconds")
-    rows: dict[str, list] = {}
+    print("code\tseed\tepochs\tT1\tU\tS\tH\tAUSUC\tseconds")
+    rows: dict[tuple[str, int], list] = {}
     for code in args.codes:
         for seed in args.seeds:
             args.seed = seed
             start = time.perf_counter()
-            m = run(code, args, data, module, pp)
-            rows.setdefault(code, []).append([m["T1"], m["U"], m["S"], m["H"]])
-            print(f"{code}\t{seed}\t{m['T1']:.3f}\t{m['U']:.3f}\t{m['S']:.3f}\t{m['H']:.3f}\t{time.perf_counter() - start:.0f}", flush=True)
-    for code, values in rows.items():
+            for epoch, m in run(code, args, data, module, pp).items():
+                values = [m[k] for k in ("T1", "U", "S", "H", "AUSUC")]
+                rows.setdefault((code, epoch), []).append(values)
+                cells = "\t".join(f"{v:.3f}" for v in values)
+                print(f"{code}\t{seed}\t{epoch}\t{cells}\t{time.perf_counter() - start:.0f}", flush=True)
+    for (code, epoch), values in rows.items():
         v = np.array(values)
         cells = "\t".join(f"{mu:.3f}+-{sd:.3f}" for mu, sd in zip(v.mean(0), v.std(0)))
-        print(f"mean+-sd {code} ({len(values)} seeds, {args.epochs} epochs)\t{cells}", file=sys.stdout)
+        print(f"mean+-sd\t{code}\t{epoch} epochs, {len(values)} seeds\t{cells}", file=sys.stdout)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from torch import nn
 
 from zslkit.ops.recompute import recomputable, recomputing
 
-__all__ = ["Dropout", "keep_mask", "relu_dropout", "torch_dropout_draws", "torch_draws_active"]
+__all__ = ["Dropout", "keep_mask", "relu_dropout", "torch_dropout_draws"]
 
 _LANES = 65536  # values of one 16-bit lane
 _TORCH_DRAWS = contextvars.ContextVar("torch_dropout_draws", default=False)
@@ -45,18 +45,12 @@ _TORCH_DRAWS = contextvars.ContextVar("torch_dropout_draws", default=False)
 def torch_dropout_draws() -> Iterator[None]:
     """Checking only: inside, every active dropout draws its mask as ``torch.nn.Dropout`` on the
     CPU does (``bernoulli_(1 - p)`` on a tensor of the reference's shape, default generator, the
-    exact ``p``), and the decoder layers run queries shared by the batch once per image (so their
-    masks are drawn per image, as the authors' code draws them). Slower; not for training."""
+    exact ``p``). Slower; not for training."""
     token = _TORCH_DRAWS.set(True)
     try:
         yield
     finally:
         _TORCH_DRAWS.reset(token)
-
-
-def torch_draws_active() -> bool:
-    """Whether :func:`torch_dropout_draws` is on."""
-    return _TORCH_DRAWS.get()
 
 
 def _torch_keep(x: torch.Tensor, p: float, token_first: bool) -> tuple[torch.Tensor, float]:
