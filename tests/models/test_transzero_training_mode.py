@@ -158,3 +158,24 @@ def test_training_step_with_its_own_masks_equals_the_math(pp, monkeypatch):
     for kind, tol in (("loss", TOL_LOSS), ("grad", TOL_GRAD)):
         worst = max((k for k in errors if k.startswith(kind)), key=errors.get)
         assert errors[worst] < tol, f"{worst}: relative error {errors[worst]:.2e}"
+
+
+def test_attention_projections_start_as_in_the_released_code():
+    """Issue 28: the encoder's projections Xavier-uniform each (ScaledDotProductGeometryAttention.init_weights),
+    the decoder's q/k/v one Xavier draw over the packed (3d, d) matrix (nn.MultiheadAttention), biases zero."""
+    import math
+
+    import zslkit
+
+    dim = 300
+    torch.manual_seed(0)
+    model = zslkit.create_model("transzero_pp", class_attributes=torch.rand(K, I), seen_classes=[0, 2, 4], feature_dim=C, embedding_dim=D)
+    for branch in model.branches.values():
+        encoder, decoder = branch.encoder.layers[0].attn, branch.decoder.cross_attn
+        for attn, bound, names in ((encoder, math.sqrt(6 / (2 * dim)), "qkv out"), (decoder, math.sqrt(6 / (4 * dim)), "qkv")):
+            for name in names.split():
+                for linear in ([attn.to_q, attn.to_k, attn.to_v] if name == "qkv" else [attn.to_out]):
+                    w = linear.weight
+                    assert float(w.abs().max()) <= bound and abs(float(w.std()) - bound / math.sqrt(3)) < 0.02 * bound
+            assert all(float(lin.bias.abs().max()) == 0 for lin in (attn.to_q, attn.to_k, attn.to_v, attn.to_out))
+        assert float(decoder.to_out.weight.abs().max()) <= 1 / math.sqrt(dim)  # nn.Linear's default, as out_proj's
