@@ -21,7 +21,12 @@ def labels():
     return torch.tensor([0, 2, 4])  # seen classes (mask_bias -1 at even indices)
 
 
-def close(ours, ref, tol=1e-4):
+#: Relative to the reference's largest value. Measured over the math tests below: up to 1.3e-5, the floor
+#: of the geometry embedding the model computes in float32 arithmetic as the authors' code does (1e-6 elsewhere).
+TOL = 5e-5
+
+
+def close(ours, ref, tol=TOL):
     ours, ref = ours.double(), ref.double()
     err = float((ours.detach() - ref).abs().max() / ref.abs().max())
     assert err < tol, f"relative error {err:.2e}"
@@ -49,7 +54,10 @@ def test_transzero_equals_its_math(grid, heads, satt):
     close(out.attribute_scores["s2v"], e)
     close(out.maps["s2v"], maps)
     y = labels()
-    close(model.loss(out, y)["total"], math_ref.stream_loss(scores, e, y, st, 0.3, 0.005))
+    losses = model.loss(out, y)
+    for name, term in zip(("attribute_ce", "self_calibration", "attribute_regression"), math_ref.stream_terms(scores, e, y, st)):
+        close(losses[name], term)  # each term: one with a small weight would hide in the total
+    close(losses["total"], math_ref.stream_loss(scores, e, y, st, 0.3, 0.005))
 
 
 @pytest.mark.parametrize("grid", [(7, 7), (14, 14)])
@@ -68,9 +76,15 @@ def test_transzero_pp_equals_its_math(grid, heads, satt):
     close(out.maps["s2v"], m_s2v)
     close(out.maps["v2s"], m_v2s)
     y = labels()
+    losses = model.loss(out, y)
+    terms = dict(zip(("attribute_ce", "self_calibration", "attribute_regression"), math_ref.stream_terms(y_s2v, e_s2v, y, st)))
+    terms |= dict(zip(("attribute_ce_v2s", "self_calibration_v2s", "attribute_regression_v2s"), math_ref.stream_terms(y_v2s, e_v2s, y, st)))
+    terms |= {"attribute_consistency": ((e_s2v - e_v2s) ** 2).mean(), "class_consistency": ((y_s2v - y_v2s) ** 2).mean()}
+    for name, term in terms.items():
+        close(losses[name], term)  # each term: the s2v regression is 7e-5 of the total at CUB scale
     total = (math_ref.stream_loss(y_s2v, e_s2v, y, st, 0.2, 1e-4) + 0.1 * math_ref.stream_loss(y_v2s, e_v2s, y, st, 0.2, 1e-4)
-             + 0.001 * ((e_s2v - e_v2s) ** 2).mean() + 0.01 * ((y_s2v - y_v2s) ** 2).mean())
-    close(model.loss(out, y)["total"], total)
+             + 0.001 * terms["attribute_consistency"] + 0.01 * terms["class_consistency"])
+    close(losses["total"], total)
 
 
 def test_checkpoint_file_loaded_weights_only_and_extra_tensors_ignored(tmp_path):

@@ -5,13 +5,13 @@ own ``encoder``) and attribute embeddings ``v_i`` ``(D,)``:
 
 * attribute tokens ``t_i = W_attr v_i + b_attr`` (``D -> d``), the same for every image;
 * one post-norm decoder layer (:class:`~zslkit.attention.decoder_layer.DecoderLayer`):
-  optional attribute self-attention over ``t`` (computed once per batch: its input does
-  not depend on the image), cross-attention with ``t`` as queries and ``m`` as keys and
+  optional attribute self-attention over ``t`` (computed once per batch when no dropout
+  acts on it: its input does not depend on the image; per image in training), cross-attention with ``t`` as queries and ``m`` as keys and
   values, feed-forward -> ``z_{b,i}`` ``(d,)``;
 * attribute scores ``e_{b,i} = v_i W_1 z_{b,i}`` (``W_1`` ``(D, d)``, init ``N(0, 1)``);
 * maps: the cross-attention weights averaged over heads ``(B, I, R)`` (softmax over regions).
 
-Dropout masks of the self-attention part are shared by the images of a batch (it runs once).
+Dropout masks are drawn per image, as in the authors' code.
 """
 
 from __future__ import annotations

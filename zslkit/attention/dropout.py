@@ -14,27 +14,64 @@ probability; compiled code draws from its own random stream in any case).
 
 Backward saves the boolean mask only, and inside :func:`zslkit.ops.recompute.recompute_saved`
 that mask is kept bit-packed (8 elements a byte).
+
+For checking only, :func:`torch_dropout_draws` makes every mask the one ``torch.nn.Dropout``
+draws on the CPU: ``torch.empty(shape).bernoulli_(1 - p)`` from the default generator, the exact
+``p`` and scale ``1 / (1 - p)``, and -- for a module marked ``token_first`` -- drawn in the
+``(token, batch, ...)`` layout of ``nn.TransformerDecoderLayer`` and transposed to zslkit's
+``(batch, token, ...)``. With it, a model whose modules draw in the authors' order reproduces
+the authors' training step (``docs/transzero.md``, "Training mode").
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
 from zslkit.ops.recompute import recomputable, recomputing
 
-__all__ = ["Dropout", "keep_mask", "relu_dropout"]
+__all__ = ["Dropout", "keep_mask", "relu_dropout", "torch_dropout_draws"]
 
 _LANES = 65536  # values of one 16-bit lane
+_TORCH_DRAWS = contextvars.ContextVar("torch_dropout_draws", default=False)
 
 
-def keep_mask(x: torch.Tensor, p: float) -> tuple[torch.Tensor, float]:
+@contextlib.contextmanager
+def torch_dropout_draws() -> Iterator[None]:
+    """Checking only: inside, every active dropout draws its mask as ``torch.nn.Dropout`` on the
+    CPU does (``bernoulli_(1 - p)`` on a tensor of the reference's shape, default generator, the
+    exact ``p``). Slower; not for training."""
+    token = _TORCH_DRAWS.set(True)
+    try:
+        yield
+    finally:
+        _TORCH_DRAWS.reset(token)
+
+
+def _torch_keep(x: torch.Tensor, p: float, token_first: bool) -> tuple[torch.Tensor, float]:
+    """``nn.Dropout``'s CPU draw for ``x`` (of its ``(token, batch, ...)`` transpose if ``token_first``)."""
+    if not 0 < p < 1:
+        raise ValueError(f"dropout p={p}: give 0 < p < 1")
+    shape = (x.shape[1], x.shape[0], *x.shape[2:]) if token_first else x.shape
+    keep = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(1 - p).ne_(0).to(torch.bool)
+    return (keep.transpose(0, 1).contiguous() if token_first else keep), 1.0 / (1.0 - p)
+
+
+def keep_mask(x: torch.Tensor, p: float, token_first: bool = False) -> tuple[torch.Tensor, float]:
     """``(keep, scale)``: a boolean mask shaped like ``x``, each element ``True`` with
     probability ``1 - T / 65536`` (``T = round(65536 p)``, ``0 < p < 1``), and the scale
     ``65536 / (65536 - T)`` that makes ``x * keep * scale`` unbiased.
+
+    Inside :func:`torch_dropout_draws`: ``nn.Dropout``'s mask and scale ``1 / (1 - p)``
+    (``token_first``: drawn for ``x`` with its first two axes swapped).
     """
+    if _TORCH_DRAWS.get():
+        return _torch_keep(x, p, token_first)
     threshold = round(p * _LANES)
     if not 0 < threshold < _LANES:
         raise ValueError(f"dropout p={p} rounds to {threshold}/65536: give 0 < p < 1 (p = 0 and p = 1 are handled by Dropout)")
@@ -51,7 +88,15 @@ def keep_mask(x: torch.Tensor, p: float) -> tuple[torch.Tensor, float]:
 
 
 class Dropout(nn.Dropout):
-    """Shapes: any -> the same. A subclass of ``nn.Dropout``: ``p`` and ``train()``/``eval()`` as there."""
+    """Shapes: any -> the same. A subclass of ``nn.Dropout``: ``p`` and ``train()``/``eval()`` as there.
+
+    ``token_first``: the reference implementation holds this tensor as ``(token, batch, ...)``
+    (``nn.TransformerDecoderLayer``); only :func:`torch_dropout_draws` reads it.
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, token_first: bool = False):
+        super().__init__(p, inplace)
+        self.token_first = bool(token_first)
 
     def _active(self) -> bool:
         return self.training and 0 < round(self.p * _LANES) < _LANES
@@ -59,7 +104,7 @@ class Dropout(nn.Dropout):
     def _keep(self, x: torch.Tensor) -> tuple[torch.Tensor, float, torch.Tensor | None]:
         """:func:`keep_mask` and, when recomputing, its bit-packed copy (the mask is then marked
         recomputable from it, so a product saving the mask keeps the copy instead)."""
-        keep, scale = keep_mask(x, self.p)
+        keep, scale = keep_mask(x, self.p, self.token_first)
         if not recomputing():
             return keep, scale, None
         packed = _pack_bits(keep)
@@ -118,8 +163,9 @@ class _ReluDropout(torch.autograd.Function):
     """``drop(ReLU(x))`` saving only its output: the gradient passes where the output is > 0."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
-        keep, scale = keep_mask(x, p)
+    def forward(ctx, x: torch.Tensor, p: float, shape: torch.Size, token_first: bool) -> torch.Tensor:
+        keep, scale = keep_mask(x.view(shape), p, token_first)
+        keep = keep.reshape(x.shape)
         out = x.relu_().mul_(keep).mul_(scale)  # in place: x is a product's output nothing else reads
         del keep
         ctx.mark_dirty(out)
@@ -131,15 +177,17 @@ class _ReluDropout(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (out,) = ctx.saved_tensors
         # ReLU(x) > 0 and kept <=> out > 0 (the scale is positive): ReLU's own backward on the output
-        return torch.ops.aten.threshold_backward(grad, out, 0.0).mul_(ctx.scale), None
+        return torch.ops.aten.threshold_backward(grad, out, 0.0).mul_(ctx.scale), None, None, None
 
 
-def relu_dropout(x: torch.Tensor, dropout: Dropout) -> torch.Tensor:
+def relu_dropout(x: torch.Tensor, dropout: Dropout, shape: torch.Size | None = None) -> torch.Tensor:
     """``dropout(torch.relu(x))`` with the same values and random draws; backward saves the output only.
 
     In training it overwrites ``x``: give it a tensor nothing else needs and that is no view
     (a 2-D product's output; on a view autograd would copy the gradient in backward).
+    ``shape``: the shape the mask is drawn for (``x`` viewed so, e.g. tokens before flattening).
     """
+    shape = x.shape if shape is None else torch.Size(shape)
     if not dropout._active() or not torch.is_grad_enabled():
-        return dropout(torch.relu(x))
-    return _ReluDropout.apply(x, dropout.p)
+        return dropout(torch.relu(x).view(shape)).view(x.shape)
+    return _ReluDropout.apply(x, dropout.p, shape, dropout.token_first)

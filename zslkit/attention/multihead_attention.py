@@ -8,6 +8,11 @@ width ``d / h``:
   e.g. TransZero's relative-geometry term, the same for every head);
 * weights ``a = softmax_k(l)``, dropout on ``a``; ``out = concat_n(a_n v_n) W_o + b_o``.
 
+Initialisation (``init``), as the reference modules of TransZero's released code do it:
+``"torch_mha"`` (default) is ``nn.MultiheadAttention``'s -- ``W_q, W_k, W_v`` from one Xavier-uniform
+draw over the packed ``(3d, d)`` matrix, ``W_o`` as ``nn.Linear``, every bias zero; ``"xavier"`` is
+the geometry encoder's -- each of the four ``(d, d)`` weights Xavier-uniform, every bias zero.
+
 The leading ``...`` axes broadcast: attribute queries ``(I, d)`` against encoded regions
 ``(B, R, d)`` project the queries once, not once per image. ``forward`` also returns
 the weights averaged over the heads (before dropout) -- the attention maps.
@@ -23,20 +28,39 @@ from torch import nn
 
 from zslkit.attention.dropout import Dropout
 
-__all__ = ["MultiHeadAttention"]
+__all__ = ["ATTENTION_INITS", "MultiHeadAttention"]
+
+#: The ``init`` schemes of :class:`MultiHeadAttention`.
+ATTENTION_INITS: tuple[str, ...] = ("torch_mha", "xavier")
 
 
 class MultiHeadAttention(nn.Module):
     """Shapes: ``forward(queries (..., Q, d), keys (..., K, d), values=keys, bias (Q, K) | None)``
     -> ``out (..., Q, d)``, ``maps (..., Q, K)`` (heads averaged), ``...`` broadcast."""
 
-    def __init__(self, dim: int, heads: int = 1, dropout: float = 0.0):
+    def __init__(self, dim: int, heads: int = 1, dropout: float = 0.0, init: str = "torch_mha"):
         super().__init__()
         if heads < 1 or dim % heads:
             raise ValueError(f"heads must divide the width: dim={dim}, heads={heads}")
+        if init not in ATTENTION_INITS:
+            raise ValueError(f"init must be one of {ATTENTION_INITS}, got {init!r}")
         self.heads = heads
         self.to_q, self.to_k, self.to_v, self.to_out = (nn.Linear(dim, dim) for _ in range(4))
         self.dropout = Dropout(dropout)
+        self._initialise(init)
+
+    @torch.no_grad()
+    def _initialise(self, init: str) -> None:
+        projections = (self.to_q, self.to_k, self.to_v)
+        if init == "xavier":
+            for linear in (*projections, self.to_out):
+                nn.init.xavier_uniform_(linear.weight)
+        else:  # one draw over the packed (3d, d) in-projection, as nn.MultiheadAttention
+            packed = nn.init.xavier_uniform_(torch.empty(3 * self.to_q.out_features, self.to_q.in_features))
+            for linear, rows in zip(projections, packed.chunk(3)):
+                linear.weight.copy_(rows)
+        for linear in (*projections, self.to_out):
+            nn.init.zeros_(linear.bias)
 
     def forward(
         self,

@@ -35,7 +35,7 @@ class GeometryEncoderLayer(nn.Module):
 
     def __init__(self, dim: int, ffn_dim: int, dropout: float, attention_dropout: float):
         super().__init__()
-        self.attn = MultiHeadAttention(dim, heads=1, dropout=attention_dropout)
+        self.attn = MultiHeadAttention(dim, heads=1, dropout=attention_dropout, init="xavier")  # the released code's init
         self.dropout_attn = Dropout(dropout)
         self.norm_attn = nn.LayerNorm(dim)
         self.dropout = Dropout(dropout)
