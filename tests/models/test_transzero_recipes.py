@@ -72,7 +72,7 @@ FULL = {
 }
 #: The recipe keys the test below checks; a recipe with another key fails until the test checks it too.
 CHECKED_KEYS = {"model", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "momentum", "seed", "sampler", "loss_weights", "model_options"}
-CHECKED_OPTIONS = {"margin", "normalize_embeddings", "encoder", "branches"}
+CHECKED_OPTIONS = {"scorer", "normalize_embeddings", "encoder", "branches"}
 
 
 def effective_weights(a):
@@ -108,7 +108,9 @@ def test_every_recipe_key_and_the_initialisation_it_sets(model, dataset):
     assert built.loss_weights.keys() == expected.keys()
     assert all(built.loss_weights[k] == pytest.approx(v, rel=1e-12) for k, v in expected.items()), built.loss_weights
     assert built.branch_weights == pytest.approx({"s2v": a.get("w_s2v", 1.0)} | ({"v2s": 1 - a["w_s2v"]} if "w_s2v" in a else {}))
-    assert built.options["margin"] == 1.0 and built.normalize_embeddings == a["norm_v"]
+    assert raw["model_options"]["scorer"] == {"scorer": "unit_rows", "margin": 1.0}  # unit class rows, margin 1
+    assert type(built.scorer).__name__ == "UnitRows" and built.scorer.margin == 1.0 and built.scorer.unit_rows
+    assert built.normalize_embeddings == a["norm_v"]
     for name, module in built.named_modules():
         if isinstance(module, torch.nn.Dropout):  # the encoder's attention weights: 0.1 whatever tf_dropout is
             assert module.p == (0.1 if ".layers.0.attn." in name else a["dropout"]), name

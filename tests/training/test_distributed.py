@@ -47,12 +47,15 @@ def single(data):
     return train(data, "msdn", worker.CONFIG, split=worker.SPLIT, progress=False)
 
 
-def assert_matches(model: torch.nn.Module, path: Path, rtol: float = 1e-5) -> None:
-    """Every float tensor of ``path`` within ``rtol`` (relative to the tensor's largest entry) of ``model``'s."""
+def assert_matches(model: torch.nn.Module, path: Path, rtol: float = 1e-5, noise_only: tuple[str, ...] = ()) -> None:
+    """Every float tensor of ``path`` within ``rtol`` (relative to the tensor's largest entry) of ``model``'s,
+    but those whose names end with one of ``noise_only``."""
     theirs = load_file(str(path))
     ours = model.state_dict()
     assert theirs.keys() == ours.keys()
     for key, value in ours.items():
+        if key.endswith(noise_only):
+            continue
         if value.is_floating_point():
             scale = float(value.abs().max()) or 1.0
             assert float((value - theirs[key]).abs().max()) <= rtol * scale, key
@@ -81,8 +84,12 @@ def test_ddp_training_equals_single_process_with_the_same_global_batch(ddp_out, 
 @pytest.mark.slow
 def test_ddp_transzero_pp_equals_single_process(ddp_out, data):
     single_tzpp = train(data, "transzero_pp", worker.TZPP_CONFIG, split=worker.SPLIT, progress=False)
+    # softmax ignores a key bias (q . (k + b) shifts every logit of a row alike): its true gradient is 0, it starts
+    # at 0 (the released code's init) and both runs step Adam on rounding noise, so its values are not compared
+    skip = ("attn.to_k.bias",)
+    assert any(k.endswith(skip) for k in single_tzpp.model.state_dict())
     for rank in (0, 1):
-        assert_matches(single_tzpp.model, ddp_out / f"transzero_pp_{rank}.safetensors")
+        assert_matches(single_tzpp.model, ddp_out / f"transzero_pp_{rank}.safetensors", noise_only=skip)
 
 
 @pytest.mark.slow
