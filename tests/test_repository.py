@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -64,7 +65,10 @@ def _dry_run(tmp_path: Path, target: str) -> list[str]:
     for name in ("pyproject.toml", "plugins/zslkit-example-plugin/pyproject.toml"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).touch()
-    result = subprocess.run(["make", "-n", target], cwd=tmp_path, capture_output=True, text=True, check=True)
+    # under `make test` (CI) the parent make's MAKELEVEL/MAKEFLAGS would add "Entering directory" lines
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    result = subprocess.run(["make", "--no-print-directory", "-n", target], cwd=tmp_path, capture_output=True,
+                            text=True, check=True, env=env)
     return result.stdout.splitlines()
 
 
