@@ -5,6 +5,10 @@ The option maps an entry name to a spec ``{"adapter": name, "place": place, "blo
 (one of :data:`~zslkit.adapters.tokens.PLACES`) of block ``k`` (from 0; negative counts from
 the last block), built as ``factory(token_dim=D, embedding_dim=D_e, num_attributes=I, **options)``.
 Several adapters at one place run in the order the option lists them.
+
+``{"share": other_entry, "place": ..., "block": k}`` runs the module of ``other_entry`` (same
+weights, e.g. one module applied after two blocks) at another place; such an entry takes no
+options of its own. What an adapter adds to ``state.extras`` is filed as ``"{entry}.{name}"``.
 """
 
 from __future__ import annotations
@@ -31,9 +35,13 @@ class AdapterSpec:
     place: str
     block: int
     options: dict[str, Any] = field(default_factory=dict)
+    #: the entry whose module (weights) this one runs, or ``None`` for its own
+    share: str | None = None
 
     def to_spec(self) -> dict[str, Any]:
         """The dict form (JSON-friendly), as checkpoints record it."""
+        if self.share is not None:
+            return {"share": self.share, "place": self.place, "block": self.block}
         return {"adapter": self.component, "place": self.place, "block": self.block, **self.options}
 
 
@@ -43,18 +51,25 @@ def parse_adapter_specs(specs: Mapping[str, Any] | None, depth: int) -> list[Ada
         return []
     if not isinstance(specs, Mapping):
         raise ValueError(f"adapters must be a dict of name -> {{'adapter': name, 'place': ..., 'block': k}}, got {specs!r}")
-    parsed = []
+    parsed: list[AdapterSpec] = []
     for entry, spec in specs.items():
         if not isinstance(spec, Mapping):
             raise ValueError(f"adapters[{entry!r}] must be a dict {{'adapter': name, 'place': ..., 'block': k}}, got {spec!r}")
         options = dict(spec)
+        share = options.pop("share", None)
         component, place, block = options.pop("adapter", entry), options.pop("place", None), options.pop("block", None)
         if place not in PLACES:
             raise ValueError(f"adapters[{entry!r}]['place'] must be one of {PLACES}, got {place!r}")
         if not isinstance(block, int) or isinstance(block, bool) or not -depth <= block < depth:
             raise ValueError(f"adapters[{entry!r}]['block'] must be a block index in [{-depth}, {depth}) of this "
                              f"{depth}-block backbone, got {block!r}")
-        parsed.append(AdapterSpec(entry, component, place, block % depth, options))
+        if share is not None:
+            owner = next((p for p in parsed if p.entry == share and p.share is None), None)
+            if owner is None or options or "adapter" in spec:
+                raise ValueError(f"adapters[{entry!r}]['share'] must name an earlier entry with its own module and come "
+                                 f"with only 'place' and 'block'; got {spec!r} (entries before it: {[p.entry for p in parsed]})")
+            component, options = owner.component, {}
+        parsed.append(AdapterSpec(entry, component, place, block % depth, options, share))
     return parsed
 
 
@@ -68,7 +83,10 @@ class AdapterPlan(nn.Module):
         super().__init__()
         shape = {"token_dim": token_dim, "embedding_dim": embedding_dim, "num_attributes": num_attributes}
         self.specs = list(specs)
-        self.by_entry = nn.ModuleDict({s.entry: create("adapter", s.component, **shape, **s.options) for s in specs})
+        self.by_entry = nn.ModuleDict({s.entry: create("adapter", s.component, **shape, **s.options)
+                                       for s in specs if s.share is None})
+        #: entry -> the entry whose module it runs (itself, or the one it shares)
+        self._module_of = {s.entry: s.share or s.entry for s in specs}
         self._at: dict[tuple[str, int], list[str]] = {}
         for s in specs:
             self._at.setdefault((s.place, s.block), []).append(s.entry)
@@ -80,9 +98,10 @@ class AdapterPlan(nn.Module):
     def run(self, place: str, block: int, state: TokenState, context: AdapterContext) -> TokenState:
         """``state`` through every adapter at ``place`` of ``block``, in order, each checked."""
         for entry in self._at.get((place, block), ()):
-            result = self.by_entry[entry](state, context)
+            result = self.by_entry[self._module_of[entry]](state, context)
             self._check(entry, state, result)
-            state = result
+            added = {f"{entry}.{name}": value for name, value in result.extras.items() if name not in state.extras}
+            state = result.replace(extras={**state.extras, **added}) if added else result
         return state
 
     def _check(self, entry: str, before: TokenState, after: Any) -> None:
@@ -107,4 +126,4 @@ class AdapterPlan(nn.Module):
                                 "changed in place of the old ones, and the tokens as they were")
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{s.entry}={s.component}@{s.place}:{s.block}" for s in self.specs)
+        return ", ".join(f"{s.entry}={s.share or s.component}@{s.place}:{s.block}" for s in self.specs)

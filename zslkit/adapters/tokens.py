@@ -12,12 +12,20 @@ that attention maps over the remaining tokens can be put back on the input grid
 At the place ``queries`` the state also carries block ``k``'s attention queries
 ``(B, heads, T, head_dim)`` (after timm's ``q_norm``); at the place ``attention`` block
 ``k``'s attention weights ``(B, heads, T, T)`` (softmax over keys, before dropout).
+
+``extras`` carries what adapters computed for the model's losses and maps, per image
+(batch-first tensors): an adapter adds its own names to it, and the
+:class:`~zslkit.adapters.AdapterPlan` files them as ``"{entry}.{name}"``. The model puts them
+in ``ModelOutput.extras["adapters"]``; an entry's ``maps`` ``(B, I, N)`` (over the current patch
+tokens) and ``scores`` ``(B, I)`` also become ``ModelOutput.maps[entry]`` and
+``attribute_scores[entry]`` (maps put back on the input grid), so that ``viz attention`` and
+localisation read them as they read a branch's.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -42,6 +50,12 @@ class AdapterContext:
 
     embeddings: torch.Tensor
     labels: torch.Tensor | None = None
+    #: ``(1, P, D)`` the backbone's own prefix tokens (CLS, distillation, registers) as they enter block 0 before
+    #: the position embedding; filled by the backbone (``None`` until then).
+    prefix_tokens: torch.Tensor | None = None
+    #: ``(1, P + N, D)`` the position embedding added to this input's tokens (resampled to its grid as timm does;
+    #: ``(1, N, D)`` for models whose prefix tokens take none); filled by the backbone, ``None`` for a model without.
+    position_embedding: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,7 @@ class TokenState:
     source: torch.Tensor | None = None
     queries: torch.Tensor | None = None
     attention: torch.Tensor | None = None
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def prefix(self) -> torch.Tensor:

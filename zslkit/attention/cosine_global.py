@@ -8,7 +8,8 @@ With region features ``f_{b,r}`` ``(C,)`` (GEM-ZSL: raw, ``normalize_features=Fa
 
 Scored through class attributes normalised as ``a_k / (||a_k|| + eps)`` (the model's
 scorer ``cosine_rows``), the class scores are ``s * cos(g_b V_g, a_k)`` up to
-the two ``eps = 1e-5`` of the authors' code. ``V_g`` starts ``N(0, 1)`` elementwise; it is
+the two ``eps = 1e-5`` of the authors' code. ``V_g`` starts ``N(0, 1)`` elementwise (GEM-ZSL), or
+``N(0, init_std^2)`` truncated at two standard deviations (``init_std=0.01``: PSVMA); it is
 returned (transposed, ``(I, C)``) as ``constants["weights"]``.
 """
 
@@ -35,6 +36,7 @@ class CosineGlobal(nn.Module):
         scale: ``s``.
         learn_scale: train ``s`` (the authors' ``SCALE <= 0`` setting, starting at 20).
         eps: added to the norm of ``g_b V_g``.
+        init_std: ``None``: ``V_g ~ N(0, 1)``; else a normal of this standard deviation truncated at ``±2 init_std``.
     """
 
     def __init__(
@@ -45,11 +47,14 @@ class CosineGlobal(nn.Module):
         scale: float = 20.0,
         learn_scale: bool = False,
         eps: float = 1e-5,
+        init_std: float | None = None,
     ):
         super().__init__()
         if num_attributes is None:
             raise ValueError("cosine_global needs num_attributes: V_g has one column per attribute")
         self.V = nn.Parameter(torch.randn(feature_dim, num_attributes))
+        if init_std is not None:
+            nn.init.trunc_normal_(self.V, std=init_std, a=-2 * init_std, b=2 * init_std)
         self.scale = nn.Parameter(torch.tensor(float(scale)), requires_grad=learn_scale)
         self.eps = float(eps)
 

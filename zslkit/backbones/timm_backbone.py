@@ -23,6 +23,7 @@ timm's own ``resample_abs_pos_embed``, as timm does for its pretrained weights.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ import torch
 from torch import nn
 
 from zslkit.registry import did_you_mean, register
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["FEATURE_RECIPE", "BackboneWeightsError", "TimmBackbone", "feature_recipe_note", "load_weights"]
 
@@ -65,6 +68,11 @@ def load_weights(model: nn.Module, weights: Path, model_name: str) -> None:
     except Exception as exc:  # noqa: BLE001 - torch/safetensors raise many types for bad files
         raise BackboneWeightsError(f"{weights}: cannot read weights ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
     heads = _head_prefixes(model)
+    if isinstance(getattr(model, "norm", None), nn.Identity) and any(k.startswith("norm.") for k in state):
+        # a ViT built without its final norm (timm's final_norm=False, as PSVMA runs it): the file's norm is not used
+        logger.info("%s: the file's final norm (norm.*) is not used: timm model %r was built with final_norm=False",
+                    weights, model_name)
+        heads = (*heads, "norm.")
     state = _resample_pos_embed(model, {k: v for k, v in state.items() if not k.startswith(heads)})
     try:
         result = model.load_state_dict(state, strict=False)

@@ -15,10 +15,14 @@ With ``adapters`` (an :class:`~zslkit.adapters.AdapterPlan`) and a ``context``, 
 (timm's own module, iterated from ``model.blocks``) runs with the adapters at its places; a block
 with adapters at ``queries`` or ``attention`` computes its attention from its own qkv weights
 (:mod:`zslkit.backbones.adapted_block`), every other block keeps timm's fused attention.
+The adapters' context also gets the backbone's own prefix tokens and this input's position
+embedding (``AdapterContext.prefix_tokens``, ``position_embedding``), for adapters that embed
+tokens again (e.g. ``reembed``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +94,8 @@ class TimmTokens(TimmBackbone):
             return state.replace(tokens=self.model.norm(self.model.blocks(state.tokens)))
         if context is None:
             raise ValueError("timm_tokens: adapters need a context (the model's attribute embeddings and labels)")
+        context = dataclasses.replace(context, prefix_tokens=self.prefix_tokens(),
+                                      position_embedding=self.position_embedding(state.grid))
         for index, block in enumerate(self.model.blocks):
             state = adapters.run("before_block", index, state, context)
             if adapters.has("queries", index) or adapters.has("attention", index):
@@ -98,6 +104,23 @@ class TimmTokens(TimmBackbone):
                 state = state.replace(tokens=block(state.tokens))
             state = adapters.run("after_block", index, state, context)
         return state.replace(tokens=self.model.norm(state.tokens))
+
+    def prefix_tokens(self) -> torch.Tensor | None:
+        """``(1, P, D)`` the model's learnt prefix tokens (CLS, distillation, registers) in the order timm puts them."""
+        names = ("cls_token", "dist_token", "reg_token")
+        tokens = [t.reshape(1, -1, t.shape[-1]) for t in (getattr(self.model, n, None) for n in names) if t is not None]
+        return torch.cat(tokens, dim=1) if tokens else None
+
+    def position_embedding(self, grid: tuple[int, int]) -> torch.Tensor | None:
+        """The position embedding timm adds to an input of patch ``grid`` (resampled by timm's own function as its
+        ``_pos_embed`` does); ``(1, P + N, D)``, or ``(1, N, D)`` for ``no_embed_class`` models; ``None`` without one."""
+        model = self.model
+        if model.pos_embed is None or not getattr(model, "dynamic_img_size", False):
+            return model.pos_embed
+        from timm.layers import resample_abs_pos_embed
+
+        return resample_abs_pos_embed(model.pos_embed, new_size=grid, old_size=model.patch_embed.grid_size,
+                                      num_prefix_tokens=0 if model.no_embed_class else model.num_prefix_tokens)
 
     @torch.no_grad()
     def feature_shape(self, image_size: int) -> tuple[int, int, int]:

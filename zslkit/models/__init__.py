@@ -15,10 +15,11 @@ from zslkit.models.gem_zsl import GEMZSL
 from zslkit.models.msdn import MSDN
 from zslkit.models.output import ModelOutput
 from zslkit.models.parts import Part, parse_parts
+from zslkit.models.psvma import PSVMA
 from zslkit.models.token_model import TokenAttentionModel
 from zslkit.models.transzero import TransZero, TransZeroPP
 
 # the converters register themselves (kind "converter"); imported after the models they build
 from zslkit.models import apn_official, gem_zsl_official, msdn_official, transzero_official  # noqa: E402,F401  isort: skip
 
-__all__ = ["APN", "DAZLE", "GEMZSL", "MSDN", "AttentionZSLModel", "BackboneModel", "ClassSpace", "ModelOutput", "Part", "TokenAttentionModel", "TransZero", "TransZeroPP", "parse_parts"]
+__all__ = ["APN", "DAZLE", "GEMZSL", "MSDN", "PSVMA", "AttentionZSLModel", "BackboneModel", "ClassSpace", "ModelOutput", "Part", "TokenAttentionModel", "TransZero", "TransZeroPP", "parse_parts"]

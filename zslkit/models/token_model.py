@@ -13,7 +13,10 @@ whose forward takes images ``(B, 3, S, S)``:
    stands for its own patch the branches see the grid, otherwise ``grid=None``;
 3. every branch's maps ``(B, I, N)`` are put back on the input patch grid ``(B, I, H*W)``
    (:func:`~zslkit.adapters.scatter_to_grid`: dropped patches 0, merged tokens left out), and
-   ``output.grid`` is ``(H, W)``; ``output.global_token`` is the CLS token ``(B, D)``.
+   ``output.grid`` is ``(H, W)``; ``output.global_token`` is the CLS token ``(B, D)``;
+4. what the adapters computed (``TokenState.extras``) is ``output.extras["adapters"]``; an adapter
+   entry that gave ``maps`` and ``scores`` also appears in ``output.maps`` and
+   ``output.attribute_scores`` under its entry name (not in ``branch_scores``: it does not predict).
 
 Checkpoints rebuild it from their JSON and tensors alone: :attr:`rebuild_options` builds the
 backbone with random weights, which the stored state then replaces (no weights file needed);
@@ -138,8 +141,9 @@ class TokenAttentionModel(AttentionZSLModel):
         return getattr(self, "token_dim", None) or self.feature_dim  # while the base class builds: feature_dim is D
 
     def prepare_features(self, features: torch.Tensor) -> torch.Tensor:
-        """Patch tokens ``(B, D, N)`` in the model's dtype, normalised per token if ``normalize_features``."""
-        features = features.to(dtype=self.V.dtype, device=self.V.device)
+        """Patch tokens ``(B, D, H, W)`` or ``(B, D, N)`` -> ``(B, D, N)`` in the model's dtype, normalised per token if
+        ``normalize_features``."""
+        features = features.flatten(2).to(dtype=self.V.dtype, device=self.V.device)
         if not self.normalize_features:
             return features
         return recomputable(normalize_regions(features), normalize_regions, features)
@@ -159,4 +163,17 @@ class TokenAttentionModel(AttentionZSLModel):
         cells = grid[0] * grid[1]
         maps = {name: None if m is None else scatter_to_grid(m, state.source, cells) for name, m in output.maps.items()}
         cls = state.prefix[:, 0] if state.num_prefix else None
-        return dataclasses.replace(output, maps=maps, grid=grid, global_token=cls)
+        output = dataclasses.replace(output, maps=maps, grid=grid, global_token=cls)
+        return self._with_adapter_extras(output, state.extras, state.source, cells) if state.extras else output
+
+    def _with_adapter_extras(self, output: ModelOutput, extras: dict[str, torch.Tensor], source: torch.Tensor | None,
+                             cells: int) -> ModelOutput:
+        """``output`` with the adapters' extras in ``extras["adapters"]``, and each entry's ``maps`` ``(B, I, N)`` /
+        ``scores`` ``(B, I)`` as ``maps[entry]`` (on the input grid) / ``attribute_scores[entry]``."""
+        maps, scores = dict(output.maps), dict(output.attribute_scores)
+        for spec in self.adapters.specs:
+            if f"{spec.entry}.maps" in extras and f"{spec.entry}.scores" in extras:
+                maps[spec.entry] = scatter_to_grid(extras[f"{spec.entry}.maps"], source, cells)
+                scores[spec.entry] = extras[f"{spec.entry}.scores"]
+        return dataclasses.replace(output, maps=maps, attribute_scores=scores,
+                                   extras={**output.extras, "adapters": dict(extras)})
