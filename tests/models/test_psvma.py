@@ -202,7 +202,7 @@ def test_debias_reference_classes():
 
 def test_bad_adapter_specs_are_refused():
     with pytest.raises(ValueError, match="share"):
-        build(**{}) if False else zslkit.create(
+        zslkit.create(
             "model", "psvma", class_attributes=torch.rand(6, 6), attribute_embeddings=torch.randn(6, 7), seen_classes=SEEN,
             backbone_random_init=True, backbone_options=BACKBONE,
             adapters={**adapters(), "dsvtm_2": {"share": "nowhere", "place": "after_block", "block": -1}})
