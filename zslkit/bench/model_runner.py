@@ -42,7 +42,8 @@ class ModelRunner:
     ...}``, :class:`~zslkit.backbones.timm_backbone.TimmBackbone`) to train each model through,
     end to end, on a dataset whose ``features`` are images (``synthetic_images``); built afresh for
     every fit, its random initialisation seeded by the fit's seed. ``None``: the models read the
-    dataset's feature maps.
+    dataset's feature maps. A model that owns its backbone (``psvma``: its recipe's ``model_options`` build it)
+    reads the images itself, without ``backbone``.
     """
 
     kind = "model"
@@ -128,6 +129,11 @@ class ModelRunner:
         """``{"backbone": ..., "inputs": the images}`` for :func:`~zslkit.training.train`, or ``{}`` without one;
         refuses images without a backbone and feature maps with one."""
         images = dataset.metadata.get("form") == "images"
+        if self._owns_backbone():  # a model that owns its ViT (psvma): it reads the images itself
+            if self.backbone is not None or not images:
+                raise ValueError(f"model {self.component!r} owns its backbone (its recipe's model_options set it) and "
+                                 f"reads images: give an image dataset (e.g. synthetic_images) and no --backbone")
+            return {}
         if self.backbone is None:
             if images:
                 raise ValueError(f"dataset {dataset.name!r} holds images, which model {self.component!r} reads through a "
@@ -142,6 +148,12 @@ class ModelRunner:
 
         torch.manual_seed(seed)
         return {"backbone": zslkit.create("backbone", "timm", **self.backbone), "inputs": dataset.features}
+
+    def _owns_backbone(self) -> bool:
+        """Whether the model builds its own image backbone (a class with ``image_reader``, e.g. a TokenAttentionModel)."""
+        import zslkit
+
+        return hasattr(zslkit.get_component("model", self.component), "image_reader")
 
     def scores(self, predictor: ZSLModel, dataset: ZSLDataset, indices: np.ndarray) -> np.ndarray:
         return np.asarray(_training().predict_scores(predictor, self.on_device(dataset), np.asarray(indices)))
