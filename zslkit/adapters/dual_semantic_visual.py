@@ -39,12 +39,16 @@ class DualSemanticVisual(nn.Module):
     """PSVMA's semantic-visual module at the place ``after_block`` (see the module docstring).
 
     Args:
-        token_dim, embedding_dim, num_attributes: ``D``, ``D_e``, ``I`` (given by the model).
+        token_dim: ``D`` (given by the model, as ``embedding_dim`` ``D_e`` and ``num_attributes`` ``I``).
+        embedding_dim: ``D_e``, the width of the attribute embeddings.
+        num_attributes: ``I``.
         groups: the attribute groups of the gate (its hidden width is ``I // groups``; PSVMA: CUB 28,
             SUN 4, AWA2 9).
-        group_gate: use the gate ``g``; ``token_mixer``: use the mixer across the patch tokens.
+        group_gate: use the gate ``g``.
+        token_mixer: use the mixer across the patch tokens.
         num_patches: ``N`` the mixer is built for (196: a 224 px image in 16 px patches).
-        mixer_hidden: the mixer's hidden width; ``ffn_ratio``: the final FFN's width over ``D``.
+        mixer_hidden: the mixer's hidden width.
+        ffn_ratio: the final FFN's width over ``D``.
     """
 
     def __init__(self, token_dim: int, embedding_dim: int, num_attributes: int, groups: int = 28,
