@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from zslkit.models.gem_zsl import GEMZSL
 from zslkit.models.token_model import TokenAttentionModel
 from zslkit.registry import register
 
@@ -42,13 +43,9 @@ class PSVMA(TokenAttentionModel):
         "reembed": {"adapter": "reembed", "place": "after_block", "block": -2},
         "dsvtm_2": {"share": "dsvtm", "place": "after_block", "block": -1},
     }
-    #: raw class attributes scored as ``a_k / (||a_k|| + 1e-5)``; the raw, fixed word vectors; the tokens as they are
-    default_options: ClassVar[dict[str, Any]] = {
-        "scorer": {"scorer": "cosine_rows", "eps": 1e-5, "margin": 0.0},
-        "normalize_features": False,
-        "train_embeddings": False,
-        "unit_embeddings": False,
-    }
+    #: GEM-ZSL's (the authors' code base grew from it): raw class attributes scored as ``a_k / (||a_k|| + 1e-5)``,
+    #: the raw, fixed word vectors, the tokens as they are
+    default_options: ClassVar[dict[str, Any]] = dict(GEMZSL.default_options)
     default_branches: ClassVar[dict[str, Any]] = {
         "base": {"attention": "cosine_global", "weight": 1.0, "scale": 25.0, "init_std": 0.01},
     }
