@@ -151,7 +151,7 @@ def test_scores_losses_and_maps_equal_the_plain_torch_computation(model):
     scores, expected, logits = reference(model, images, labels)
     assert relative(output.scores, scores) < 1e-5
     for name, value in expected.items():
-        assert abs(float(terms[name]) - float(value)) <= 1e-5 * abs(float(value)), name
+        assert abs(float(terms[name].detach()) - float(value.detach())) <= 1e-5 * abs(float(value.detach())), name
     assert relative(output.maps["dsvtm_2"], logits[3]) < 1e-5  # the second pass's attribute->patch attention
     assert relative(output.attribute_scores["dsvtm"], logits[1].max(-1).values) < 1e-5
     assert output.grid == (4, 4) and output.maps["dsvtm_2"].shape == (3, 6, 16)

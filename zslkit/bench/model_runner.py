@@ -130,9 +130,9 @@ class ModelRunner:
         refuses images without a backbone and feature maps with one."""
         images = dataset.metadata.get("form") == "images"
         if self._owns_backbone():  # a model that owns its ViT (psvma): it reads the images itself
-            if self.backbone is not None or not images:
+            if self.backbone is not None:
                 raise ValueError(f"model {self.component!r} owns its backbone (its recipe's model_options set it) and "
-                                 f"reads images: give an image dataset (e.g. synthetic_images) and no --backbone")
+                                 "reads the images itself: give no --backbone")
             return {}
         if self.backbone is None:
             if images:
