@@ -55,17 +55,23 @@ class RecordGemms(TorchDispatchMode):
 
 
 def replay(calls) -> list:
-    """Closures that run each recorded multiply on fresh random tensors (attention as its plain products)."""
+    """Closures that run each recorded multiply on random tensors of its shapes (attention as its plain products);
+    one tensor per shape, shared by the calls (the 12 blocks repeat their shapes), so the floor holds little memory."""
+    pool: dict[tuple[int, ...], torch.Tensor] = {}
+
+    def tensor(*shape) -> torch.Tensor:
+        return pool.setdefault(tuple(shape), torch.randn(*shape))
+
     runs = []
     for func, shapes in calls:
         name = func._schema.name.split("::")[-1]
         if name in ATTENTION:
             b, h, t, d = shapes[0] if name.endswith("cpu") else shapes[1]
-            q, k, w = torch.randn(b * h, t, d), torch.randn(b * h, d, t), torch.randn(b * h, t, t)
+            q, k, w = tensor(b * h, t, d), tensor(b * h, d, t), tensor(b * h, t, t)
             count = 1 if name.endswith("cpu") else 2  # forward: QK^T and AV; backward: four products
             runs += [lambda q=q, k=k: torch.bmm(q, k), lambda w=w, q=q: torch.bmm(w, q)] * count
             continue
-        tensors = [torch.randn(s) if isinstance(s, torch.Size) else s for s in shapes]
+        tensors = [tensor(*s) if isinstance(s, torch.Size) else s for s in shapes]
         runs.append(lambda func=func, tensors=tensors: func(*tensors))
     return runs
 
@@ -157,6 +163,9 @@ def main(argv=None) -> None:
         times["zslkit"].append(timed(fns["zslkit"]))
         times["floor"].append(timed(lambda: [run() for run in floor_runs]))
     load = (load, os.getloadavg())
+    calls = len(recorder.calls)
+    floor_runs.clear()  # the memory runs below each build their own models, in a fresh process
+    del fns, theirs, ours, recorder
     memory = {}
     for who in ("authors", "zslkit"):
         out = subprocess.run([sys.executable, __file__, "--official", str(args.official), "--threads", str(args.threads),
@@ -164,7 +173,7 @@ def main(argv=None) -> None:
         memory[who] = json.loads(out.strip().splitlines()[-1])["rss_added_kib"] / 1024
     median = {k: statistics.median(v) for k, v in times.items()}
     print(f"PSVMA training step, ViT-B/16 224 px, batch {BATCH}, CUB shapes, {args.threads} threads, "
-          f"load average {load[0][0]:.1f} -> {load[1][0]:.1f}; {len(recorder.calls)} multiplies in the floor")
+          f"load average {load[0][0]:.1f} -> {load[1][0]:.1f}; {calls} multiplies in the floor")
     for who in ("floor", "zslkit", "authors"):
         extra = f", peak RSS added {memory[who]:.0f} MiB" if who in memory else ""
         print(f"  {who:8s} median {median[who]:.2f} s over {args.repeats} ({', '.join(f'{t:.2f}' for t in times[who])})"
