@@ -10,7 +10,8 @@ warm-up step, and the **floor**: the matrix multiplies of zslkit's step alone (e
 ``TorchDispatchMode``, timm's fused attention counted as its two products forward and four
 backward), replayed on random tensors of the same shapes. Memory: each code's second step in a
 fresh process, the peak resident set size sampled every millisecond above the resident size
-before the step ("RSS added").
+before the step ("RSS added"); ``--memory-only`` also gives the tensors' peak above the start from
+the profiler's memory timeline (what the allocator holds, not what glibc keeps).
 
     python benchmarks/psvma_step.py --official /tmp/PSVMA --threads 2 [--repeats 3]
 """
@@ -132,7 +133,17 @@ def memory_child(args) -> None:
     theirs, ours, att = build_pair(args.official, **CUB)
     fns, _, _ = step_fns(theirs, ours, att, CUB["seen"])
     fns[args.memory]()  # the first step allocates the gradients and the momentum buffers
-    print(json.dumps({"rss_added_kib": peak_added(fns[args.memory])}))
+    rss = peak_added(fns[args.memory])
+    from step_bench import peak_step_memory_mib  # the profiler's memory timeline, as for MSDN's step
+
+    print(json.dumps({"rss_added_kib": rss, "tensor_peak_mib": peak_step_memory_mib("cpu", fns[args.memory])}))
+
+
+def memory_run(args, who: str) -> dict:
+    """The memory figures of ``who``'s second step, measured in a fresh process."""
+    out = subprocess.run([sys.executable, __file__, "--official", str(args.official), "--threads", str(args.threads),
+                          "--memory", who], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main(argv=None) -> None:
@@ -141,9 +152,15 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--memory", choices=("authors", "zslkit"), help=argparse.SUPPRESS)  # the child of a memory run
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only the memory runs: RSS added and the profiler's tensor peak of each code's second step")
     args = parser.parse_args(argv)
     if args.memory:
         return memory_child(args)
+    if args.memory_only:
+        for who in ("authors", "zslkit"):
+            print(who, memory_run(args, who))
+        return None
     torch.set_num_threads(args.threads)
     theirs, ours, att = build_pair(args.official, **CUB)
     fns, images, labels = step_fns(theirs, ours, att, CUB["seen"])
@@ -166,11 +183,7 @@ def main(argv=None) -> None:
     calls = len(recorder.calls)
     floor_runs.clear()  # the memory runs below each build their own models, in a fresh process
     del fns, theirs, ours, recorder
-    memory = {}
-    for who in ("authors", "zslkit"):
-        out = subprocess.run([sys.executable, __file__, "--official", str(args.official), "--threads", str(args.threads),
-                              "--memory", who], capture_output=True, text=True, check=True).stdout
-        memory[who] = json.loads(out.strip().splitlines()[-1])["rss_added_kib"] / 1024
+    memory = {who: memory_run(args, who)["rss_added_kib"] / 1024 for who in ("authors", "zslkit")}
     median = {k: statistics.median(v) for k, v in times.items()}
     print(f"PSVMA training step, ViT-B/16 224 px, batch {BATCH}, CUB shapes, {args.threads} threads, "
           f"load average {load[0][0]:.1f} -> {load[1][0]:.1f}; {calls} multiplies in the floor")
