@@ -8,13 +8,15 @@ tokens (:class:`~zslkit.adapters.tokens.TokenState`), the model's attribute embe
 training, the batch's labels (:class:`~zslkit.adapters.tokens.AdapterContext`).
 
 A factory is called as ``factory(token_dim=D, embedding_dim=D_e, num_attributes=I, **options)``.
-Registered: ``identity`` and ``keep_attended`` (keep the patch tokens the CLS token attends to most).
+Registered: ``identity``, ``keep_attended`` (keep the patch tokens the CLS token attends to most) and
+``semantic_query`` (the label's attributes mixed into the CLS query in training: ZSLViT's injection).
 """
 
 from zslkit.adapters.identity import IdentityAdapter
 from zslkit.adapters.keep_attended import KeepAttended
+from zslkit.adapters.semantic_query import SemanticQuery
 from zslkit.adapters.plan import AdapterPlan, AdapterSpec, parse_adapter_specs
 from zslkit.adapters.tokens import PLACES, AdapterContext, TokenState, scatter_to_grid
 
-__all__ = ["PLACES", "AdapterContext", "AdapterPlan", "AdapterSpec", "IdentityAdapter", "KeepAttended", "TokenState",
+__all__ = ["PLACES", "AdapterContext", "AdapterPlan", "AdapterSpec", "IdentityAdapter", "KeepAttended", "SemanticQuery", "TokenState",
            "parse_adapter_specs", "scatter_to_grid"]

@@ -9,6 +9,7 @@ Several adapters at one place run in the order the option lists them.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,10 +78,16 @@ class AdapterPlan(nn.Module):
         """Whether an adapter runs at ``place`` of ``block``."""
         return (place, block) in self._at
 
+    def prefix_rows_only(self, block: int) -> bool:
+        """Whether adapters run at ``attention`` of ``block`` and every one reads only the prefix rows of the weights
+        (declares ``attention_rows = "prefix"``): the backbone then computes those rows alone."""
+        entries = self._at.get(("attention", block), ())
+        return bool(entries) and all(getattr(self.by_entry[e], "attention_rows", "all") == "prefix" for e in entries)
+
     def run(self, place: str, block: int, state: TokenState, context: AdapterContext) -> TokenState:
         """``state`` through every adapter at ``place`` of ``block``, in order, each checked."""
         for entry in self._at.get((place, block), ()):
-            result = self.by_entry[entry](state, context)
+            result = self.by_entry[entry](state, dataclasses.replace(context, entry=entry))
             self._check(entry, state, result)
             state = result
         return state

@@ -9,6 +9,8 @@ from zslkit.losses.attribute_regression import AttributeRegression
 from zslkit.losses.base import PerBranchLoss, select_branches
 from zslkit.losses.compactness import Compactness, peak_distances
 from zslkit.losses.consistency import AttributeConsistency, ClassConsistency, Consistency
+from zslkit.losses.global_alignment import GlobalAlignment
+from zslkit.losses.query_regression import QueryRegression
 from zslkit.losses.self_calibration import SelfCalibration
 from zslkit.losses.semantic_distillation import SemanticDistillation, jensen_shannon, weighted_difference
 
@@ -20,7 +22,9 @@ __all__ = [
     "ClassConsistency",
     "Compactness",
     "Consistency",
+    "GlobalAlignment",
     "PerBranchLoss",
+    "QueryRegression",
     "SelfCalibration",
     "SemanticDistillation",
     "group_norms",

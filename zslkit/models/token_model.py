@@ -13,7 +13,9 @@ whose forward takes images ``(B, 3, S, S)``:
    stands for its own patch the branches see the grid, otherwise ``grid=None``;
 3. every branch's maps ``(B, I, N)`` are put back on the input patch grid ``(B, I, H*W)``
    (:func:`~zslkit.adapters.scatter_to_grid`: dropped patches 0, merged tokens left out), and
-   ``output.grid`` is ``(H, W)``; ``output.global_token`` is the CLS token ``(B, D)``.
+   ``output.grid`` is ``(H, W)``; ``output.global_token`` is the CLS token ``(B, D)`` (also handed to
+   branches that take a ``global_token``); what adapters record (``TokenState.extras``) is in
+   ``output.extras[entry]``. The adapters' context carries the class space's attribute rows.
 
 Checkpoints rebuild it from their JSON and tensors alone: :attr:`rebuild_options` builds the
 backbone with random weights, which the stored state then replaces (no weights file needed);
@@ -103,6 +105,10 @@ class TokenAttentionModel(AttentionZSLModel):
         self.adapters = AdapterPlan(specs, token_dim=backbone.feature_dim, embedding_dim=self.embedding_dim,
                                     num_attributes=self.num_attributes)
         backbone.check_adapters(self.adapters)
+        clash = sorted(set(self.adapters.by_entry) & set(self.branches))
+        if clash:
+            raise ValueError(f"{type(self).__name__}: adapter entry {clash[0]!r} is also a branch name; the extras an "
+                             "adapter records go to ModelOutput.extras[entry]: rename one of them")
         self.options.update(
             feature_dim=channels, timm_model=timm_model,
             backbone_weights=None if backbone_weights is None else str(backbone.weights),
@@ -148,15 +154,15 @@ class TokenAttentionModel(AttentionZSLModel):
         """Score images ``(B, 3, S, S)``; ``labels`` ``(B,)`` (training) go to the adapters. See the module docstring."""
         if images.ndim != 4 or images.shape[1] != self.feature_dim:
             raise ValueError(f"{type(self).__name__} reads images (B, {self.feature_dim}, S, S); found shape {tuple(images.shape)}")
-        context = AdapterContext(self.attribute_embeddings(), labels)
+        context = AdapterContext(self.attribute_embeddings(), labels, self.classes.attributes)
         state = self.backbone(images.to(dtype=self.V.dtype, device=self.V.device), self.adapters, context)
         grid = state.grid
         if state.source is None:  # every token its own patch: the branches see them on the grid
             features = rearrange(state.patches, "batch (height width) dim -> batch dim height width", height=grid[0])
         else:
             features = rearrange(state.patches, "batch token dim -> batch dim token")
-        output = super().forward(features)
+        cls = state.prefix[:, 0] if state.num_prefix else None
+        output = super().forward(features, cls)
         cells = grid[0] * grid[1]
         maps = {name: None if m is None else scatter_to_grid(m, state.source, cells) for name, m in output.maps.items()}
-        cls = state.prefix[:, 0] if state.num_prefix else None
-        return dataclasses.replace(output, maps=maps, grid=grid, global_token=cls)
+        return dataclasses.replace(output, maps=maps, grid=grid, global_token=cls, extras={**output.extras, **state.extras})

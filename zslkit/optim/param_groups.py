@@ -77,7 +77,8 @@ def _split(module: nn.Module, rate: float, role: str, weight_decay: float, norm_
 def parameter_groups(net: nn.Module, *, lr: float, backbone_lr: float, weight_decay: float,
                      norm_bias_decay: bool = True, layer_decay: float = 0.0) -> list[dict[str, Any]]:
     """The optimizer's groups: the head (a model alone, or a :class:`BackboneModel`'s head) at ``lr``,
-    the backbone at ``backbone_lr``.
+    the backbone at ``backbone_lr``. A model that owns its backbone and lists submodule names in
+    ``backbone_lr_modules`` (ZSLViT) trains those at ``backbone_lr`` and the rest as its head.
 
     ``backbone_lr == 0`` freezes the backbone (no gradients, no group). ``norm_bias_decay=False``
     puts every 1-d parameter (norms, biases) and the timm model's ``no_weight_decay()`` names in
@@ -90,6 +91,10 @@ def parameter_groups(net: nn.Module, *, lr: float, backbone_lr: float, weight_de
         raise ValueError("layer_decay applies to a fine-tuned backbone (train(..., backbone=...)); "
                          "this model has none: set layer_decay to 0")
     if not isinstance(net, BackboneModel):
+        owned = [getattr(net, name) for name in getattr(net, "backbone_lr_modules", ())]
+        if owned:
+            return _owned_groups(net, owned, lr=lr, backbone_lr=backbone_lr, norm_bias_decay=norm_bias_decay,
+                                 layer_decay=layer_decay)
         return _split(net, lr, "head", weight_decay, norm_bias_decay, 0.0)
     groups = _split(net.head, lr, "head", weight_decay, norm_bias_decay, 0.0)
     if backbone_lr == 0:
@@ -100,6 +105,24 @@ def parameter_groups(net: nn.Module, *, lr: float, backbone_lr: float, weight_de
         raise ValueError(f"layer_decay needs a backbone that names its layers (a timm model's group_matcher); "
                          f"{type(root).__name__} has none: set layer_decay to 0")
     return groups + _split(root, backbone_lr, "backbone", weight_decay, norm_bias_decay, layer_decay)
+
+
+def _owned_groups(net: nn.Module, owned: list[nn.Module], *, lr: float, backbone_lr: float, norm_bias_decay: bool,
+                  layer_decay: float) -> list[dict[str, Any]]:
+    """Groups of a model that owns its backbone and names, in ``backbone_lr_modules``, the submodules that train at
+    ``backbone_lr`` (e.g. ZSLViT's ``backbone`` and ``adapters``); the rest is the head at ``lr``."""
+    if layer_decay or not norm_bias_decay:
+        raise ValueError(f"{type(net).__name__} names its backbone-rate parts (backbone_lr_modules); layer_decay and "
+                         "norm_bias_decay=false are not supported for it: set layer_decay 0 and norm_bias_decay true")
+    inside = {id(p) for module in owned for p in module.parameters()}
+    head = [p for p in net.parameters() if p.requires_grad and id(p) not in inside]
+    groups = [{"params": head, "lr": lr, "role": "head"}]
+    if backbone_lr == 0:
+        for module in owned:
+            module.requires_grad_(False)
+        return groups
+    rest = [p for module in owned for p in module.parameters() if p.requires_grad]
+    return groups + [{"params": rest, "lr": backbone_lr, "role": "backbone"}]
 
 
 def group_roles(param_groups: list[dict[str, Any]]) -> list[str]:
