@@ -42,7 +42,8 @@ class ModelRunner:
     ...}``, :class:`~zslkit.backbones.timm_backbone.TimmBackbone`) to train each model through,
     end to end, on a dataset whose ``features`` are images (``synthetic_images``); built afresh for
     every fit, its random initialisation seeded by the fit's seed. ``None``: the models read the
-    dataset's feature maps.
+    dataset's feature maps. A model that owns its backbone (``image_reader``: a
+    :class:`~zslkit.models.TokenAttentionModel`) reads the images through its own, whatever ``backbone`` says.
     """
 
     kind = "model"
@@ -128,6 +129,11 @@ class ModelRunner:
         """``{"backbone": ..., "inputs": the images}`` for :func:`~zslkit.training.train`, or ``{}`` without one;
         refuses images without a backbone and feature maps with one."""
         images = dataset.metadata.get("form") == "images"
+        import zslkit
+
+        if images and hasattr(zslkit.get_component("model", self.component), "image_reader"):
+            # a model that owns its backbone (TokenAttentionModel) reads the images itself; --backbone is for the others
+            return {}
         if self.backbone is None:
             if images:
                 raise ValueError(f"dataset {dataset.name!r} holds images, which model {self.component!r} reads through a "
@@ -137,8 +143,6 @@ class ModelRunner:
             raise ValueError(f"a backbone reads images, but dataset {dataset.name!r} holds feature maps; "
                              "give an image dataset (e.g. synthetic_images) or no backbone")
         import torch
-
-        import zslkit
 
         torch.manual_seed(seed)
         return {"backbone": zslkit.create("backbone", "timm", **self.backbone), "inputs": dataset.features}
