@@ -27,7 +27,6 @@ import argparse
 import ast
 import json
 import logging
-import math
 import subprocess
 import sys
 import types

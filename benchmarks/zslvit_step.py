@@ -77,7 +77,7 @@ def build_step(variant: str, args):
     theirs, ours = build_pair(official, blocks=BLOCKS, attributes=attributes, seen=seen, depth=12, dim=768, heads=12,
                               size=args.size, dataset="CUB", dtype=torch.float32)
     if variant == "theirs":
-        del ours
+        ours = None  # only theirs steps here
         theirs.train()
         optimizer = torch.optim.Adam([{"params": theirs["vit"].parameters(), "lr": 1e-5, "weight_decay": 1e-4},
                                       {"params": theirs["mlp_g"].parameters(), "lr": 5e-3, "weight_decay": 1e-5}])
@@ -89,7 +89,7 @@ def build_step(variant: str, args):
             optimizer.step()
             return float(loss)
         return step
-    del theirs
+    theirs = None  # only ours steps here
     ours.train()
     groups = parameter_groups(ours, lr=5e-3, backbone_lr=1e-5, weight_decay=1e-4)
     for group in groups:  # their head's weight decay (one recipe weight_decay cannot say it)

@@ -19,14 +19,14 @@ from zslkit.adapters import AdapterContext, AdapterPlan, parse_adapter_specs
 from zslkit.models.zslvit import zslvit_adapters
 from zslkit.registry import register_component, unregister
 
-K, I, SEEN = 7, 6, [0, 1, 2, 4]
+K, NA, SEEN = 7, 6, [0, 1, 2, 4]
 BLOCKS, KEEP = (1, 2), 0.7
 BACKBONE = {"img_size": 64, "depth": 4, "embed_dim": 48, "num_heads": 3, "drop_path_rate": 0.0}
 
 
 def build(seed=0, **options):
     torch.manual_seed(seed)
-    attributes = torch.rand(K, I)
+    attributes = torch.rand(K, NA)
     model = zslkit.create_model("zslvit", class_attributes=attributes, seen_classes=SEEN, feature_dim=3,
                                 timm_model="deit_tiny_patch16_224", backbone_random_init=True, backbone_options=BACKBONE,
                                 adapters=zslvit_adapters(BLOCKS, keep=KEEP), **options)
@@ -127,7 +127,7 @@ def test_eval_prunes_without_injection_and_maps_land_on_the_input_grid(model):
     probabilities = (psi @ model.classes.attributes.T).softmax(dim=1)  # seen and unseen: every class here
     torch.testing.assert_close(output.scores, probabilities, rtol=1e-10, atol=1e-12)
     head = model.branches["global"].linear
-    expected = torch.zeros(2, I, 16, dtype=torch.float64)
+    expected = torch.zeros(2, NA, 16, dtype=torch.float64)
     for b in range(2):
         for n, cell in enumerate(cells[b].tolist()):
             if cell >= 0:
@@ -156,11 +156,11 @@ def test_the_cls_row_alone_equals_the_full_attention_row_and_the_block_output_is
         net = zslkit.create("backbone", "timm_tokens", model_name="deit_tiny_patch16_224", random_init=True,
                             **{k: v for k, v in BACKBONE.items() if k != "drop_path_rate"}).eval()
         plan = AdapterPlan(parse_adapter_specs({"r": {"adapter": "test_prefix_recorder", "place": "attention", "block": 2}}, 4),
-                           token_dim=48, embedding_dim=5, num_attributes=I)
+                           token_dim=48, embedding_dim=5, num_attributes=NA)
         images = torch.randn(2, 3, 64, 64)
         PrefixRecorder.seen.clear()
         with torch.no_grad():
-            got = net(images, plan, AdapterContext(torch.randn(I, 5)))
+            got = net(images, plan, AdapterContext(torch.randn(NA, 5)))
             x = net.embed(images).tokens
             for block in net.model.blocks[:2]:
                 x = block(x)

@@ -11,11 +11,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 
 import zslkit
 import zslkit.viz
+from tests.viz_capture import capture_drawings, save_picture
 from zslkit.cli import main
 from zslkit.training import load_config, load_model, train
 
@@ -59,17 +59,8 @@ def test_rebuilds_from_the_checkpoint_alone(runs, data):
 
 def test_viz_draws_maps_on_the_input_grid_with_tokens_dropped(runs, data, tmp_path, monkeypatch):
     work, _ = runs
-    picture = data.features[0].transpose(1, 2, 0)
-    picture = ((picture - picture.min()) / (picture.max() - picture.min()) * 255).astype(np.uint8)
-    Image.fromarray(picture).save(tmp_path / "image.png")
-    drawn = {}
-    draw = zslkit.viz.attention_figure
-
-    def catch(model, image, features, **kwargs):
-        drawn.update(model=model, features=features, panels=zslkit.viz.top_attribute_maps(model, features, top_k=2))
-        return draw(model, image, features, **kwargs)
-
-    monkeypatch.setattr(zslkit.viz, "attention_figure", catch)
+    save_picture(data.features[0], tmp_path / "image.png")
+    drawn = capture_drawings(monkeypatch)
     argv = ["viz", "attention", "--checkpoint", str(work / "A"), "--image", str(tmp_path / "image.png"),
             "--image-size", "32", "--top-k", "2", "--out", str(tmp_path / "maps.png")]
     assert main(argv) == 0 and (tmp_path / "maps.png").stat().st_size > 0

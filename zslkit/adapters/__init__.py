@@ -14,8 +14,8 @@ Registered: ``identity``, ``keep_attended`` (keep the patch tokens the CLS token
 
 from zslkit.adapters.identity import IdentityAdapter
 from zslkit.adapters.keep_attended import KeepAttended
-from zslkit.adapters.semantic_query import SemanticQuery
 from zslkit.adapters.plan import AdapterPlan, AdapterSpec, parse_adapter_specs
+from zslkit.adapters.semantic_query import SemanticQuery
 from zslkit.adapters.tokens import PLACES, AdapterContext, TokenState, scatter_to_grid
 
 __all__ = ["PLACES", "AdapterContext", "AdapterPlan", "AdapterSpec", "IdentityAdapter", "KeepAttended", "SemanticQuery", "TokenState",

@@ -4,36 +4,27 @@ For every adapter entry ``e`` that recorded ``semantic`` ``s_e`` ``(B, D)`` (``s
 the MLP of the label's attributes) and the model's global token ``g`` ``(B, D)`` (the CLS token after
 the final norm), ``L = sum_e mean_{b,d} |s_{e,b,d} - g_{b,d}|`` (ZSLViT's ``loss_global_alignment``:
 ``F.l1_loss`` per injection block, summed). Gradients reach both ``s`` and ``g``.
+``adapters``: the entries to read (default: every entry that recorded ``semantic``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from zslkit.losses.adapter_records import adapter_records
+from zslkit.losses.adapter_records import RecordL1
 from zslkit.registry import register
 
 __all__ = ["GlobalAlignment"]
 
 
 @register("loss", "global_alignment")
-class GlobalAlignment(nn.Module):
-    """Sum over adapter entries of the mean absolute difference of their ``semantic`` record and the global token.
+class GlobalAlignment(RecordL1):
+    """Sum over adapter entries of the mean absolute difference of their ``semantic`` record and the global token."""
 
-    ``adapters``: the entries to read (default: every entry that recorded ``semantic``).
-    """
+    record = "semantic"
 
-    def __init__(self, adapters: Sequence[str] | None = None) -> None:
-        super().__init__()
-        self.adapters = None if adapters is None else list(adapters)
-
-    def forward(self, output, labels: torch.Tensor, classes) -> torch.Tensor:
+    def target(self, output, labels: torch.Tensor, classes) -> torch.Tensor:
         if output.global_token is None:
             raise ValueError("loss 'global_alignment' needs the model's global (CLS) token (ModelOutput.global_token): "
                              "use it with a model that owns a ViT backbone")
-        found = adapter_records(output, "semantic", self.adapters, "global_alignment")
-        return torch.stack([F.l1_loss(s, output.global_token) for s in found]).sum()
+        return output.global_token

@@ -78,7 +78,8 @@ def load_official_zslvit(
     Args:
         source: path of a ``torch.save``-d state dict (read with ``weights_only=True``) or the state dict.
         class_attributes: ``(K, I)`` the class attributes as their scripts read them (``att_splits.mat``'s ``att``).
-        seen_classes, unseen_classes: the split (their ``trainval`` and ``test_unseen`` classes).
+        seen_classes: the seen classes (their ``trainval`` classes).
+        unseen_classes: the unseen classes (default: every other class).
         blocks: the injection and pruning blocks (``drop_loc``: ``(3, 6, 9)``; SUN ``(3, 6)``).
         timm_model: the timm ViT of the same shape as theirs (DeiT-B/16; ``depth``, ``embed_dim`` and
             ``num_heads`` in ``backbone_options`` for a smaller one).
