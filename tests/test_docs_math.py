@@ -17,7 +17,7 @@ import pytest
 from tests.docs_site import BROWSER, NO_BROWSER, parse, rendered_dom
 
 #: pages with math, and the fewest math elements each holds (inline + display)
-PAGES = {"msdn": 5, "performance": 20, "distributed": 4, "apn_gem": 8}
+PAGES = {"msdn": 5, "dazle": 4, "performance": 20, "distributed": 4, "apn_gem": 8}
 
 pytestmark = pytest.mark.skipif(BROWSER is None, reason=NO_BROWSER)
 
