@@ -37,6 +37,12 @@ PACKAGE = {
         """
         from pkg.other import run
 
+        #: The sizes a :class:`Thing` takes,
+        #: smallest first.
+        SIZES = (1, 2)
+
+        UNDOCUMENTED = 3
+
 
         def helper():
             """Calls :func:`run` and :meth:`Thing.go`."""
@@ -109,6 +115,11 @@ def test_short_names_resolve_from_the_documented_object(package):
     assert doc(package, "") == (
         f"The package: {link('pkg.core.Thing', 'Thing')} is imported here, {link('pkg.core', 'pkg.core')} defines it."
     )
+
+
+def test_an_attribute_gets_its_doc_comment_with_its_roles_linked(package):
+    assert doc(package, "core.SIZES") == f"The sizes a {link('pkg.core.Thing', 'Thing')} takes,\nsmallest first."
+    assert package["core.UNDOCUMENTED"].docstring is None
 
 
 def test_a_name_defined_once_in_the_package_resolves_from_anywhere_and_two_never(package):

@@ -14,7 +14,9 @@ in every docstring of a loaded package, before mkdocstrings renders it:
 * an unresolvable target (another library's object, a typo, two candidates) becomes plain code.
 
 Titles follow Sphinx: ``~a.b.c`` shows ``c``, ``title <target>`` shows ``title``, ``!target`` is never
-a link. No docstring in the code base changes; only what the site shows.
+a link. An attribute with no docstring gets the Sphinx doc-comment above it (``#: ...`` lines), so
+the module constants those roles name are rendered too. No source file changes; only what the site
+shows.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ _log = logging.getLogger("mkdocs.plugins.zslkit.sphinx_roles")
 ROLE = re.compile(r":(?:py:)?(?P<role>func|class|meth|mod|attr|data|exc|obj|const|type):`(?P<body>[^`]+)`")
 EXPLICIT = re.compile(r"(?P<title>.*?\S)\s*<(?P<target>[^<>]+)>", re.DOTALL)
 FENCE = re.compile(r"^\s*(```|~~~)")
+DOC_COMMENT = re.compile(r"^\s*#:\s?(?P<text>.*)$")
 _LOOKUP_ERRORS = (KeyError, ValueError, griffe.AliasResolutionError, griffe.CyclicAliasError)
 
 
@@ -57,6 +60,19 @@ def real_objects(obj: griffe.Object) -> Iterator[griffe.Object]:
     for member in obj.members.values():
         if not member.is_alias:
             yield from real_objects(member)
+
+
+def doc_comment(attribute: griffe.Object) -> str | None:
+    """The ``#:`` lines right above ``attribute``'s assignment (Sphinx's doc-comment), joined; None if none."""
+    if attribute.filepath is None or attribute.lineno is None:
+        return None
+    lines = attribute.lines_collection[attribute.filepath]
+    comment: list[str] = []
+    row = attribute.lineno - 2  # the line above, 0-based
+    while row >= 0 and (match := DOC_COMMENT.match(lines[row])):
+        comment.insert(0, match["text"])
+        row -= 1
+    return "\n".join(comment) or None
 
 
 class Resolver:
@@ -133,6 +149,8 @@ class SphinxRoles(griffe.Extension):
         resolver = Resolver(loader.modules_collection, pkg)
         counts: dict[str, int] = {}
         for obj in real_objects(pkg):
+            if obj.is_attribute and obj.docstring is None and (comment := doc_comment(obj)):
+                obj.docstring = griffe.Docstring(comment, parent=obj)
             if obj.docstring is not None and ":`" in obj.docstring.value:
                 obj.docstring.value = rewrite(obj.docstring.value, obj, resolver, counts)
         _log.debug("%s: %d roles linked, %d left as code", pkg.path, counts.get("linked", 0), counts.get("code", 0))
