@@ -34,7 +34,7 @@ def test_the_manifest_equals_the_live_registry():
     """)
     live = [tuple(row) for row in json.loads(result.stdout)]
     listed = [astuple(e) for e in builtin_entries()]
-    stale = "zslkit/builtin_components.py is stale: regenerate it with `python -m zslkit.manifest`"
+    stale = "zslkit/_builtin_components.py is stale: regenerate it with `python -m zslkit.manifest`"
     assert listed == live, f"{stale}; first difference: {next((a, b) for a, b in zip(listed + [None] * len(live), live + [None] * len(listed)) if a != b)}"
     assert {e[0] for e in live} >= {"model", "attention", "backbone", "method", "dataset"}  # the registry was filled
 

@@ -2,7 +2,7 @@
 
 Registering a built-in component means importing its module, and zslkit's modules import
 PyTorch, timm and scikit-learn: seconds of CPU time for a listing. ``zslkit list`` reads
-:data:`zslkit.builtin_components.COMPONENTS` instead -- kind, name, where it is defined and
+:data:`zslkit._builtin_components.COMPONENTS` instead -- kind, name, where it is defined and
 the first paragraph of its docstring, for every built-in component -- a file generated from the
 live registry by::
 
@@ -26,7 +26,7 @@ from pathlib import Path
 __all__ = ["MANIFEST_FILE", "Entry", "builtin_entries", "entries_of", "live_entries", "render", "write_manifest"]
 
 #: The generated module holding the manifest.
-MANIFEST_FILE = Path(__file__).with_name("builtin_components.py")
+MANIFEST_FILE = Path(__file__).with_name("_builtin_components.py")
 
 
 @dataclass(frozen=True, order=True)
@@ -64,7 +64,7 @@ def live_entries(*, builtin_only: bool = True) -> list[Entry]:
 
 def builtin_entries() -> list[Entry]:
     """The built-in components as the generated manifest lists them (nothing of torch is imported)."""
-    from zslkit.builtin_components import COMPONENTS
+    from zslkit._builtin_components import COMPONENTS
 
     return [Entry(*row) for row in COMPONENTS]
 
