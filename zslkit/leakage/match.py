@@ -10,10 +10,11 @@ lemma of an unrelated synset) are reported as excluded and do not make a class o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from zslkit.leakage.label_sets import LabelSet, label_set
+from zslkit.leakage.label_sets import label_set
 from zslkit.leakage.names import (
     SYNONYMS,
     head,
@@ -107,8 +108,10 @@ class LeakageReport:
         }
 
 
-def _index(labels: LabelSet) -> dict[str, dict[str, list[tuple[str, str, str]]]]:
-    """Per comparison form (exact, squashed, possessive): key -> [(synset, lemma, definition)]."""
+@functools.lru_cache(maxsize=8)
+def _index(name: str) -> dict[str, dict[str, list[tuple[str, str, str]]]]:
+    """Per comparison form (exact, squashed, possessive): key -> [(synset, lemma, definition)] of label set ``name``."""
+    labels = label_set(name)
     forms = {"exact": lambda lemma: (lemma_key(lemma),), "squashed": lambda lemma: (squash(lemma_key(lemma)),),
              "possessive": possessive_keys}
     index: dict[str, dict[str, list[tuple[str, str, str]]]] = {form: {} for form in forms}
@@ -157,7 +160,7 @@ def match_classes(names: Sequence[str], label_sets: Iterable[str], indices: Sequ
         raise ValueError(f"match_classes: {len(indices)} indices for {len(names)} names")
     classes = [ClassMatch(i, str(n), normalise(n)) for i, n in zip(indices, names)]
     for set_name in sets:
-        index = _index(label_set(set_name))
+        index = _index(set_name)
         for cls in classes:
             seen = {m.synset for m in cls.matches}
             cls.matches += [m for m in _match_one(index, set_name, cls.normalised) if m.synset not in seen]
