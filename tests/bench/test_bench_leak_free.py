@@ -7,7 +7,14 @@ import pytest
 
 from tests.bench.scripted import DATA, ScriptedRunner
 from zslkit.bench import protocols, run_benchmark
-from zslkit.bench.leakage import NO_CLEAN, WEB_SCALE, attach_leakage, found_pretraining, leak_columns
+from zslkit.bench.leakage import (
+    NO_CLEAN,
+    WEB_SCALE,
+    attach_leakage,
+    for_runner,
+    found_pretraining,
+    leak_columns,
+)
 from zslkit.datasets import make_synthetic
 from zslkit.datasets.store import create_store, open_store
 from zslkit.leakage import pretraining_of
@@ -109,3 +116,26 @@ def test_bench_rows_and_table(small_options):
     assert f"| {WEB_SCALE} | {WEB_SCALE} | - |" in web.table()
     plain = run_benchmark(["synthetic"], ["eszsl"], seeds=1, dataset_options=options, progress=False)
     assert "U_leak_free" not in plain.table() and "leakage" not in plain.cells[0]
+
+
+def test_a_runner_with_its_own_backbone_is_checked_against_its_pretraining(dataset):
+    """A CLIP-like runner names its pretraining: web-scale rows say unknown; a known one gets its own clean set."""
+    unseen = np.sort(dataset.unseen_classes)
+    dataset.class_names[int(unseen[0])] = "mallard"  # in ImageNet-21k, not in ImageNet-1k
+    attach_leakage("mine", dataset, pretraining_of("in1k"))
+    assert dataset.metadata["leakage"]["clean"] == [int(k) for k in unseen]
+
+    class Own(ScriptedRunner):
+        pretraining = "in21k"
+
+    runner = Own({"a1": [5]}, {"a1": [5]})
+    view = for_runner("mine", dataset, runner)
+    assert view.metadata["leakage"]["clean"] == [int(k) for k in unseen[1:]] and view.labels is dataset.labels
+    assert dataset.metadata["leakage"]["label_sets"] == ["in1k"]  # the shared dataset is untouched
+    out = protocols.validation_protocol.run(runner, view, 0, False)
+    u = 7 / 15  # classes 2..8 of the sorted 16 are recognised (quality 5: the first 8, less the leaked first)
+    assert out["leak_free"]["U"] == pytest.approx(u)
+    runner.pretraining = "openai"
+    web = for_runner("mine", dataset, runner).metadata["leakage"]
+    assert web["web_scale"] and web["clean"] is None
+    assert for_runner("mine", dataset, ScriptedRunner({"a1": [5]}, {"a1": [5]})) is dataset

@@ -34,7 +34,7 @@ from zslkit.bench.cache import CellCache, plain, settings_hash
 from zslkit.bench.case import BenchmarkCase, select_cases
 from zslkit.bench.code import record_component, recording
 from zslkit.bench.environment import environment
-from zslkit.bench.leakage import LEAK_COLUMNS, attach_leakage, leak_caption, leak_columns
+from zslkit.bench.leakage import LEAK_COLUMNS, attach_leakage, for_runner, leak_caption, leak_columns
 from zslkit.bench.plots import plot_protocol_gap, plot_seen_unseen_curves, plot_training_curves
 from zslkit.bench.protocols import Protocol, get_protocol, run_protocols
 from zslkit.bench.published import PUBLISHED_SOURCES, published
@@ -314,7 +314,7 @@ def _cells(protos: list[Protocol], dataset: tuple[str, Callable[[], Any]], optio
     found = {name: cache.fetch(path) for name, (_, _, path) in keys.items()}
     missing = [p for p in protos if found[p.name] is None]
     if missing:
-        data = load()
+        data = for_runner(dataset_name, load(), fit)  # a runner with its own backbone names its pretraining
         start = time.perf_counter()
         outcomes = run_protocols(missing, fit, data, seed, progress)
         if hasattr(fit, "recipe"):  # deep models: the recipe they trained with

@@ -7,7 +7,9 @@ The pretraining of a dataset's backbone is, in this order of authority:
    ``backbone`` when it carries a weight tag (``vit_base_patch16_224.augreg2_in21k_ft_in1k``);
 3. the end-to-end backbone of ``--backbone`` (``--random-init``: none; a model name with a tag).
 
-Given and found pretrainings that disagree are refused. :func:`attach_leakage` checks the dataset's
+Given and found pretrainings that disagree are refused. A runner with its own backbone (a CLIP
+case, say) sets ``pretraining`` (a tag, e.g. ``"openai"``) on itself: its rows are checked against
+that instead (:func:`for_runner`). :func:`attach_leakage` checks the dataset's
 unseen classes (:mod:`zslkit.leakage`; the packaged xlsa17 names for cub, sun and awa2) and stores
 the outcome in ``dataset.metadata["leakage"]``; :func:`with_leak_free` then adds the leak-free
 ``U``/``H`` to each test evaluation, and :func:`leak_columns` turns a row's cells into its columns.
@@ -15,6 +17,7 @@ the outcome in ``dataset.metadata["leakage"]``; :func:`with_leak_free` then adds
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 from typing import Any
@@ -25,7 +28,8 @@ from zslkit.leakage import XLSA17_DATASETS, Pretraining, clean_unseen, pretraini
 from zslkit.metrics.evaluation import Evaluation
 from zslkit.metrics.leak_free import leak_free_accuracy
 
-__all__ = ["LEAK_COLUMNS", "attach_leakage", "found_pretraining", "leak_caption", "leak_columns", "with_leak_free"]
+__all__ = ["LEAK_COLUMNS", "attach_leakage", "for_runner", "found_pretraining", "leak_caption", "leak_columns",
+           "leakage_record", "with_leak_free"]
 
 #: the table's extra columns: U and H on the clean unseen classes, and H minus the leak-free H
 LEAK_COLUMNS: tuple[str, ...] = ("U_leak_free", "H_leak_free", "H_leak_gap")
@@ -71,8 +75,24 @@ def attach_leakage(name: str, dataset: Any, given: Pretraining | None, backbone:
     """Check ``dataset``'s unseen classes against its backbone's pretraining; the record goes to
     ``dataset.metadata["leakage"]`` (nothing when no pretraining is known). Returns ``dataset``."""
     pretraining = _resolve(given, found_pretraining(dataset, backbone), name)
-    if pretraining is None:
+    if pretraining is not None:
+        dataset.metadata["leakage"] = leakage_record(name, dataset, pretraining)
+    return dataset
+
+
+def for_runner(name: str, dataset: Any, runner: Any) -> Any:
+    """``dataset``, or, for a runner that names its own ``pretraining``, a shallow copy checked against that."""
+    own = getattr(runner, "pretraining", None)
+    if own is None:
         return dataset
+    view = copy.copy(dataset)
+    view.metadata = {**dataset.metadata, "leakage": leakage_record(name, dataset, pretraining_of(str(own)))}
+    return view
+
+
+def leakage_record(name: str, dataset: Any, pretraining: Pretraining) -> dict[str, Any]:
+    """The check of ``dataset``'s unseen classes against ``pretraining``: label sets, clean class indices
+    (``None`` when unknown: web-scale, or no class names), overlapping class names."""
     unseen = [int(k) for k in dataset.unseen_classes]
     record: dict[str, Any] = {"pretraining": pretraining.source, "label_sets": list(pretraining.label_sets),
                               "web_scale": pretraining.web_scale, "unseen": len(unseen), "clean": None, "overlapping": None}
@@ -80,10 +100,9 @@ def attach_leakage(name: str, dataset: Any, given: Pretraining | None, backbone:
     report = clean_unseen(names, unseen, pretraining) if names is not None else None
     if report is not None:
         record.update(clean=report.clean_indices(), overlapping=[c.name for c in report.overlapping])
-    dataset.metadata["leakage"] = record
     _log.info("%s: backbone pretraining %s; %s", name, pretraining.describe(),
               "leakage unknown" if report is None else f"{len(report.clean)} of {len(unseen)} unseen classes clean")
-    return dataset
+    return record
 
 
 def with_leak_free(ev: Evaluation, scores: np.ndarray, labels: np.ndarray, dataset: Any) -> Evaluation:
