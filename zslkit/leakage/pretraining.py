@@ -35,7 +35,7 @@ __all__ = ["IMAGENET_TOKENS", "WEB_TOKENS", "Pretraining", "pretraining_of"]
 #: tag word(s) -> the ImageNet label sets they name
 IMAGENET_TOKENS: dict[str, tuple[str, ...]] = {
     "in1k": ("in1k",), "in12k": ("in12k",), "in21k": ("in21k",), "in22k": ("in22k",), "inw21k": ("in21k",),
-    "miil_in21k": ("in21k-miil",), "mae": ("in1k",), "fcmae": ("in1k",), "dino": ("in1k",), "ijepa": ("in1k",),
+    "miil_in21k": ("in21k-miil",), "mae": ("in1k",), "fcmae": ("in1k",), "dino": ("in1k",),
 }
 
 #: tag words of web-scale or other non-ImageNet data (the label set is unknown)
