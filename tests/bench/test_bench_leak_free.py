@@ -87,7 +87,8 @@ def test_pretraining_found_in_the_store_and_contradictions_refused(tmp_path, dat
     with pytest.raises(ValueError, match="--pretraining in1k contradicts mine's backbone"):
         attach_leakage("mine", dataset, pretraining_of("in1k"))
     dataset.features = None
-    assert found_pretraining(dataset, {"model_name": "resnet10t", "random_init": True}).label_sets == ()
+    assert found_pretraining(dataset, {"model_name": "resnet10t.a1_in1k", "weights": "w.pth"}).label_sets == ("in1k",)
+    assert found_pretraining(dataset, {"model_name": "resnet10t.a1_in1k", "random_init": True}) is None
     assert found_pretraining(dataset, {"model_name": "resnet10t", "weights": "w.pth"}) is None  # the file says nothing
 
 

@@ -5,7 +5,8 @@ The pretraining of a dataset's backbone is, in this order of authority:
 1. ``--pretraining`` (``run_benchmark(pretraining=...)``), a label set or timm weight tag;
 2. what the features say: a feature store's ``pretraining`` metadata, else the timm model name of its
    ``backbone`` when it carries a weight tag (``vit_base_patch16_224.augreg2_in21k_ft_in1k``);
-3. the end-to-end backbone of ``--backbone`` (``--random-init``: none; a model name with a tag).
+3. the end-to-end backbone of ``--backbone``, when its model name carries a weight tag (a random
+   initialisation saw nothing: the table stays as it is, ``--pretraining none`` adds equal columns).
 
 Given and found pretrainings that disagree are refused. A runner with its own backbone (a CLIP
 case, say) sets ``pretraining`` (a tag, e.g. ``"openai"``) on itself: its rows are checked against
@@ -48,11 +49,8 @@ def found_pretraining(dataset: Any, backbone: dict[str, Any] | None = None) -> P
         model = (metadata.get("backbone") or {}).get("model") if isinstance(metadata.get("backbone"), dict) else None
         if model and "." in str(model):
             return pretraining_of(str(model))
-    if backbone:
-        if backbone.get("random_init"):
-            return pretraining_of("none")
-        if "." in str(backbone.get("model_name", "")):
-            return pretraining_of(str(backbone["model_name"]))
+    if backbone and not backbone.get("random_init") and "." in str(backbone.get("model_name", "")):
+        return pretraining_of(str(backbone["model_name"]))  # a random init saw nothing: no columns to add
     return None
 
 
