@@ -70,3 +70,9 @@ def test_cli_errors(capsys, argv, message):
     assert main(["leakage", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_bench_refuses_an_unknown_pretraining_before_any_work(capsys):
+    assert main(["bench", "--dataset", "synthetic", "--pretraining", "in5k"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "zslkit bench: error: --pretraining: pretraining 'in5k'" in err[0]
