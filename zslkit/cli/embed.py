@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from zslkit.cli import CLIError
 
 
@@ -21,6 +19,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    import numpy as np
+
     from zslkit.datasets import read_attribute_names
     from zslkit.embed_attributes import attribute_phrase, embed_attributes
 

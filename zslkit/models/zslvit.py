@@ -60,6 +60,7 @@ class ZSLViT(TokenAttentionModel):
         "train_embeddings": False,
         "unit_embeddings": False,
     }
-    #: Submodules that train at the recipe's ``backbone_lr`` (the authors' ``vit`` group holds the ViT and the
-    #: injection MLPs; their head ``mlp_g`` alone trains at the head's rate): see :func:`zslkit.optim.parameter_groups`.
-    backbone_lr_modules: ClassVar[tuple[str, ...]] = ("backbone", "adapters")
+    #: Submodules besides the backbone that train at the recipe's ``backbone_lr`` (the authors' ``vit`` group holds
+    #: the ViT and the injection MLPs; their head ``mlp_g`` alone trains at the head's rate):
+    #: see :func:`zslkit.optim.param_groups.backbone_rate_parts`.
+    backbone_lr_modules: ClassVar[tuple[str, ...]] = ("adapters",)
