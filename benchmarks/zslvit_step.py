@@ -13,10 +13,11 @@ attributes and 150 of 200 classes seen. Variants, each in its own process:
 * ``floor``: the step's matrix multiplies alone (every forward GEMM of the step at its token counts and the
   two GEMMs of its backward, attention's batched ones included), on preallocated tensors.
 
-Printed (stdout, one JSON object): the median seconds per step of each (after one warm-up step), the ratios,
-the peak resident memory each step adds (Linux ``VmHWM`` reset through ``/proc/self/clear_refs`` after the
-warm-up step and ``malloc_trim``, minus ``VmRSS`` then), the first step's loss of both, and the load average
-before and after (the machine may be shared). Progress goes to stderr.
+Printed (stdout, one JSON object): the seconds per step of each, all three built in one process and run in turns
+(``--steps`` rounds after a warm-up round: a shared machine's load falls on all alike), their medians and ratios;
+the peak resident memory one step of each adds, each in its own process (Linux ``VmHWM`` reset through
+``/proc/self/clear_refs`` after a warm-up step and ``malloc_trim``, minus ``VmRSS`` then); the first step's loss
+of both, and the load average before and after. Progress goes to stderr.
 
     python benchmarks/zslvit_step.py --official /work/.mirror/shiming-chen+ZSLViT/repo --threads 2 --steps 3
 """
@@ -143,19 +144,31 @@ def build_floor(args):
     return step
 
 
-def worker(variant: str, args) -> dict:
+def memory_worker(variant: str, args) -> dict:
+    """The peak resident memory one step of ``variant`` adds (after a warm-up step), in its own process."""
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
     step = build_floor(args) if variant == "floor" else build_step(variant, args)
     first = step()  # warm-up (Adam's state is made here)
     baseline = reset_peak()
-    times = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
+    step()
+    return {"variant": variant, "first_loss": first, "peak_added_mb": (memory_kb("VmHWM") - baseline) / 1024}
+
+
+def timing_worker(variants: list[str], args) -> dict:
+    """Seconds per step of every variant, built in one process and run in turns (``--steps`` rounds after a warm-up
+    round), so that a shared machine's load falls on all of them alike."""
+    torch.set_num_threads(args.threads)
+    steps = {v: build_floor(args) if v == "floor" else build_step(v, args) for v in variants}
+    for step in steps.values():
         step()
-        times.append(time.perf_counter() - start)
-    return {"variant": variant, "first_loss": first, "seconds": times, "median_s": statistics.median(times),
-            "peak_added_mb": (memory_kb("VmHWM") - baseline) / 1024}
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    for round_ in range(args.steps):
+        for variant, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[variant].append(time.perf_counter() - start)
+        LOG.info("round %d: %s", round_, {v: round(t[-1], 2) for v, t in times.items()})
+    return {v: {"seconds": t, "median_s": statistics.median(t), "min_s": min(t)} for v, t in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,28 +182,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    if args.worker:
-        print(json.dumps(worker(args.worker, args)))
+    variants = args.variants.split(",")
+    if args.worker == "timing":
+        print(json.dumps(timing_worker(variants, args)))
         return 0
-    record = {"threads": args.threads, "batch": args.batch, "size": args.size, "steps": args.steps,
-              "cpu": os.cpu_count(), "load_before": os.getloadavg(), "variants": {}}
+    if args.worker:
+        print(json.dumps(memory_worker(args.worker, args)))
+        return 0
+    record = {"threads": args.threads, "batch": args.batch, "size": args.size, "rounds": args.steps,
+              "cpu": os.cpu_count(), "load_before": os.getloadavg(), "memory": {}}
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}  # large tensors go back to the system when freed
-    for variant in args.variants.split(","):
-        LOG.info("running %s ...", variant)
-        command = [sys.executable, __file__, "--worker", variant, "--official", str(args.official), "--threads",
-                   str(args.threads), "--steps", str(args.steps), "--batch", str(args.batch), "--size", str(args.size)]
-        done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
-        record["variants"][variant] = json.loads(done.stdout.strip().splitlines()[-1])
-        LOG.info("%s: %s", variant, record["variants"][variant])
+    common = ["--official", str(args.official), "--threads", str(args.threads), "--steps", str(args.steps),
+              "--batch", str(args.batch), "--size", str(args.size), "--variants", args.variants]
+
+    def run(worker: str) -> dict:
+        done = subprocess.run([sys.executable, __file__, "--worker", worker, *common], check=True, stdout=subprocess.PIPE,
+                              text=True, env=env)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    for variant in variants:
+        LOG.info("memory of one %s step ...", variant)
+        record["memory"][variant] = run(variant)
+    LOG.info("timing %s in turns ...", ", ".join(variants))
+    record["timing"] = run("timing")
     record["load_after"] = os.getloadavg()
-    runs = record["variants"]
-    if {"zslkit", "floor"} <= set(runs):
-        record["zslkit_over_floor"] = runs["zslkit"]["median_s"] / runs["floor"]["median_s"]
-    if {"zslkit", "theirs"} <= set(runs):
-        record["zslkit_over_theirs"] = runs["zslkit"]["median_s"] / runs["theirs"]["median_s"]
-        record["theirs_over_floor"] = runs["theirs"]["median_s"] / runs.get("floor", runs["theirs"])["median_s"]
-        record["memory_zslkit_over_theirs"] = runs["zslkit"]["peak_added_mb"] / runs["theirs"]["peak_added_mb"]
-        record["first_loss_rel"] = abs(runs["zslkit"]["first_loss"] - runs["theirs"]["first_loss"]) / abs(runs["theirs"]["first_loss"])
+    time_of = {v: t["median_s"] for v, t in record["timing"].items()}
+    memory = record["memory"]
+    if {"zslkit", "floor"} <= set(time_of):
+        record["zslkit_over_floor"] = time_of["zslkit"] / time_of["floor"]
+    if {"zslkit", "theirs"} <= set(time_of):
+        record["zslkit_over_theirs"] = time_of["zslkit"] / time_of["theirs"]
+        record["theirs_over_floor"] = time_of["theirs"] / time_of.get("floor", time_of["theirs"])
+        record["memory_zslkit_over_theirs"] = memory["zslkit"]["peak_added_mb"] / memory["theirs"]["peak_added_mb"]
+        record["first_loss_rel"] = abs(memory["zslkit"]["first_loss"] - memory["theirs"]["first_loss"]) / abs(
+            memory["theirs"]["first_loss"])
     print(json.dumps(record, indent=1))
     return 0
 
