@@ -50,6 +50,8 @@ __all__ = ["HARNESS_VERSION", "BenchmarkResult", "run_benchmark", "write_outputs
 HARNESS_VERSION = 4
 
 _log = logging.getLogger("zslkit.bench")
+#: What marks a row whose backbone's pretraining may have seen the unseen classes (CLIP rows; the caption says why).
+LEAKAGE_MARK = "†"
 
 
 @dataclass
@@ -97,6 +99,8 @@ class BenchmarkResult:
             row.update(_mean_std([c["metrics"] for c in cells]))
             row["gamma"] = float(np.mean([c["gamma"] for c in cells]))
             row["wall_s"] = float(sum(c["wall_s"] for c in cells))
+            if cells[0].get("leakage_note"):
+                row["leakage_note"] = cells[0]["leakage_note"]
             rows.append(row)
         return rows
 
@@ -142,6 +146,9 @@ class BenchmarkResult:
         sources = sorted({PUBLISHED_SOURCES[r["method"]] for r in self._published_rows(rows)}) if with_published else []
         if sources:
             parts.append("Rows marked (published) are not measured here: " + "; ".join(sources) + ".")
+        notes = sorted({r["leakage_note"] for r in (self.rows() if rows is None else rows) if r.get("leakage_note")})
+        if notes:
+            parts.append(f"Rows marked {LEAKAGE_MARK} (CLIP): " + "; ".join(notes) + ".")
         return " ".join(parts)
 
     def _published_rows(self, rows: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
@@ -171,8 +178,9 @@ class BenchmarkResult:
             gaps.setdefault(gap["method"], []).append(gap)
         for method in dict.fromkeys(r["method"] for r in measured):
             mine = [r for r in measured if r["method"] == method]
+            label = f"{method} {LEAKAGE_MARK}" if mine[0].get("leakage_note") else method
             for name in (p.name for p in self.protocols):
-                rows += [{**r, "method": f"{method} ({name})" if several else method} for r in mine if r["protocol"] == name]
+                rows += [{**r, "method": f"{label} ({name})" if several else label} for r in mine if r["protocol"] == name]
             for gap in gaps.get(method, []):
                 rows.append({**gap, "method": f"{method} ({gap['protocol'].replace(' - ', ' − ')})", "signed": True})
             rows += [{**ref, "method": f"{method} (published)"} for key, ref in extra.items() if key[1] == method]
@@ -191,14 +199,18 @@ def _mean_std(metrics: list[dict[str, float]]) -> dict[str, float]:
 
 
 def _cell_settings(dataset: str, dataset_options: dict[str, Any], case: BenchmarkCase, recipe: Any, protocol: str,
-                   seed: int, backbone: dict[str, Any] | None = None) -> dict[str, Any]:
+                   seed: int, backbone: dict[str, Any] | None = None,
+                   clip: dict[str, Any] | None = None) -> dict[str, Any]:
     """What a cell's numbers depend on besides the code (its cache key): for a deep model, the recipe's
     config too (less the thread count, a machine setting), so that editing a recipe file recomputes the
     cells trained with it. The code is checked separately (the cell's ``code``, :class:`CellCache`).
 
     ``recipe``: the case's recipe for ``dataset`` (``None`` for a method without one); ``backbone``: the
-    models' backbone options (recorded only when given, so cells without one keep their keys)."""
+    models' backbone options (recorded only when given, so cells without one keep their keys); ``clip``: the
+    CLIP model of the CLIP rows (recorded for those rows only)."""
     through = {} if backbone is None or case.kind != "model" else {"backbone": backbone}
+    if case.clip is not None:
+        through["clip_model"] = clip
     config = {k: v for k, v in recipe.config.to_dict().items() if k != "num_threads"} if recipe is not None else None
     return {"dataset": dataset, "dataset_options": dataset_options, "case": case.name, **case.settings(), **through,
             "recipe": config, "protocol": protocol, "seed": seed,
@@ -227,6 +239,7 @@ def run_benchmark(
     backbone: dict[str, Any] | None = None,
     recompute: bool = False,
     threads: int | None = None,
+    clip: dict[str, Any] | None = None,
 ) -> BenchmarkResult:
     """Run ``methods`` (case names; ``None``: the defaults) on ``datasets`` under ``protocol``.
 
@@ -239,7 +252,9 @@ def run_benchmark(
     and refreshes the cache. What was reused is logged (logger ``zslkit.bench``).
     ``backbone``: options of the ``timm`` backbone the models train through, end to end, on image
     datasets (``synthetic_images``; :class:`~zslkit.bench.model_runner.ModelRunner`). ``threads``:
-    CPU threads for the deep models' trainings (``None``: :func:`zslkit.threads.thread_count`).
+    CPU threads for the deep models' trainings (``None``: :func:`zslkit.threads.thread_count`). ``clip``: the
+    CLIP model of the CLIP rows (:func:`zslkit.clip.load_clip`'s arguments, e.g. ``{"model": "ViT-B-16",
+    "weights": PATH}``; :class:`~zslkit.bench.clip_runner.ClipRunner`).
     """
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
@@ -258,14 +273,14 @@ def run_benchmark(
         dataset = _once(zslkit.load_dataset, dataset_name, **options.get(dataset_name, {}))
         for case in cases:
             with recording() as used:  # the packages of every component the case builds
-                runner = case.runner(progress=progress, backbone=backbone, threads=threads)  # one per case: every seed
+                runner = case.runner(progress=progress, backbone=backbone, threads=threads, clip=clip)  # every seed
                 recipe = runner.recipe(dataset_name) if hasattr(runner, "recipe") else None
                 for kind, name in ((case.kind, case.component), ("dataset", dataset_name)):
                     record_component(component_info(kind, name))
                 for seed in seed_list:
                     bar.set_postfix_str(f"{dataset_name}/{case.name}/seed {seed}")
                     cells += _cells(protos, (dataset_name, dataset), options.get(dataset_name, {}), case, seed,
-                                    cache, env, (runner, recipe), progress, used, backbone)
+                                    cache, env, (runner, recipe), progress, used, (backbone, clip))
                     bar.update(len(protos))
     bar.close()
     cache.report()
@@ -280,18 +295,19 @@ def _once(make: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], A
 def _cells(protos: list[Protocol], dataset: tuple[str, Callable[[], Any]], options: dict[str, Any],
            case: BenchmarkCase, seed: int, cache: CellCache, env: dict[str, Any], runner: tuple[Any, Any],
            progress: bool, used: frozenset[str] | set[str] = frozenset(),
-           backbone: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+           ends: tuple[dict[str, Any] | None, dict[str, Any] | None] = (None, None)) -> list[dict[str, Any]]:
     """The cells of (dataset, case, seed) under ``protos``: cached ones read, the others computed together.
 
     ``dataset`` is (name, loader; loaded once, shared by the seeds) and ``runner`` is (the case's runner,
     its recipe for the dataset or ``None``), both shared by the seeds. ``used``: the packages of the
     components the case built so far (:func:`~zslkit.bench.code.recording`), recorded as the cells' code.
+    ``ends``: the run's (backbone, CLIP model) options, part of the cells' settings where they apply.
     """
     dataset_name, load = dataset
     fit, recipe = runner
     keys = {}
     for proto in protos:
-        settings = _cell_settings(dataset_name, options, case, recipe, proto.name, seed, backbone)
+        settings = _cell_settings(dataset_name, options, case, recipe, proto.name, seed, *ends)
         digest = settings_hash(settings)
         keys[proto.name] = (settings, digest, cache.path(dataset_name, case.name, proto.name, seed, digest))
     found = {name: cache.fetch(path) for name, (_, _, path) in keys.items()}
@@ -304,6 +320,9 @@ def _cells(protos: list[Protocol], dataset: tuple[str, Callable[[], Any]], optio
             record = fit.recipe(data).record()  # remembered by the runner: derived once per dataset
             for outcome in outcomes.values():
                 outcome["recipe"] = dict(record)
+        if getattr(fit, "leakage_note", None):  # CLIP rows: what their pretraining says of leakage
+            for outcome in outcomes.values():
+                outcome["leakage_note"] = fit.leakage_note
         wall = time.perf_counter() - start
         finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
         code = cache.digests.code_of(used)

@@ -1,0 +1,113 @@
+"""Runs the CLIP rows: a method fitted on what a CLIP model makes of the images and of the class semantics.
+
+:class:`ClipRunner` is a :class:`~zslkit.bench.method_runner.MethodRunner` whose inputs come from a
+CLIP model (:func:`zslkit.clip.load_clip`, weights from a local file) instead of pooled features:
+
+* ``semantics="names"``: the inputs are the images' unit CLIP embeddings ``(N, D)`` and the class
+  semantics the text embeddings of the class-name prompts ``(K, D)`` (``clip_names``, ``clip_linear``);
+* ``semantics="attributes"``: the inputs are each image's cosine with each attribute's prompt
+  ``(N, I)`` and the class semantics the dataset's class-attribute matrix (``clip_attributes``:
+  class names are never used).
+
+Prompts come from the dataset's class and attribute names (:mod:`zslkit.clip.prompts`); ``ensemble``
+averages every template of the dataset's set. The images are the dataset's pictures (an image dataset,
+``synthetic_images``, whose metadata says how its pixels were normalised). A CLIP row is marked
+(:attr:`ClipRunner.leakage_note`): its pretraining is web-scale, so which unseen classes it saw is unknown.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from zslkit.bench.method_runner import MethodRunner
+from zslkit.datasets import ZSLDataset
+
+__all__ = ["CLIP_SEMANTICS", "ClipRunner", "clip_note"]
+
+#: The class semantics a CLIP row can read.
+CLIP_SEMANTICS: tuple[str, ...] = ("names", "attributes")
+_WEB = "web-scale pretraining, leakage unknown (clip_attributes never reads class names: the row to read)"
+_RANDOM = "random-init CLIP: a plumbing check, not a measurement"
+_log = logging.getLogger("zslkit.bench")
+
+
+def clip_note(model: dict[str, Any]) -> str:
+    """What a CLIP row's table says of its model: web-scale pretraining, or a random-init plumbing check."""
+    return _RANDOM if model.get("random_init") else _WEB
+
+
+class ClipRunner(MethodRunner):
+    """Fit ``component`` (a registered method) on a CLIP model's view of the images and classes.
+
+    Args:
+        component, options, param_grid: as :class:`MethodRunner`.
+        semantics: ``"names"`` or ``"attributes"`` (see the module docstring).
+        ensemble: average the prompts of every template of the dataset's set (default: the first alone).
+        model: ``{"model": NAME, "weights": PATH}`` or ``{"model": NAME, "random_init": True}``
+            (:func:`zslkit.clip.load_clip`'s arguments); ``None`` refuses to run, saying what to give.
+    """
+
+    def __init__(self, component: str, options: dict[str, Any] | None = None, param_grid: Any = None, *,
+                 semantics: str = "names", ensemble: bool = False, model: dict[str, Any] | None = None):
+        super().__init__(component, options, param_grid)
+        if semantics not in CLIP_SEMANTICS:
+            raise ValueError(f"CLIP row {component!r}: semantics must be one of {CLIP_SEMANTICS}, got {semantics!r}")
+        wants = getattr(self.factory, "clip_semantics", semantics)
+        if wants != semantics:
+            raise ValueError(f"CLIP row {component!r} reads semantics {wants!r}, not {semantics!r}")
+        self.semantics_kind, self.ensemble = semantics, bool(ensemble)
+        self.model = None if model is None else dict(model)
+        self.leakage_note = None if model is None else clip_note(model)
+        self._encoder = None
+        self._images: dict[int, tuple[Any, np.ndarray]] = {}
+        self._texts: dict[tuple[str, str, tuple[str, ...]], np.ndarray] = {}
+
+    def encoder(self):
+        """The CLIP model, built on first use."""
+        if self._encoder is None:
+            if self.model is None:
+                raise ValueError(f"CLIP row {self.component!r} needs a CLIP model: zslkit bench --clip MODEL "
+                                 "--clip-weights PATH (or --clip zslkit-tiny --clip-random-init for a plumbing check)")
+            from zslkit.clip import load_clip
+
+            self._encoder = load_clip(**self.model)
+            if self.model.get("random_init"):
+                _log.warning("CLIP rows run a random-init %s: a plumbing check, not a measurement", self.model["model"])
+        return self._encoder
+
+    def image_embeddings(self, dataset: ZSLDataset) -> np.ndarray:
+        """``(N, D)`` unit CLIP embeddings of every image (computed once per image array; views share it)."""
+        if dataset.metadata.get("form") != "images":
+            raise ValueError(f"CLIP row {self.component!r} reads images, but dataset {dataset.name!r} holds features; "
+                             "give an image dataset (e.g. synthetic_images)")
+        pixels = dataset.metadata.get("pixels")
+        if not isinstance(pixels, dict) or not {"mean", "std"} <= set(pixels):
+            raise ValueError(f"dataset {dataset.name!r} holds images but its metadata lacks 'pixels' "
+                             "({'mean': m, 'std': s}: how they were normalised), which CLIP needs to undo")
+        cached = self._images.get(id(dataset.features))
+        if cached is None or cached[0] is not dataset.features:
+            from zslkit.clip import image_embeddings
+
+            cached = (dataset.features, image_embeddings(self.encoder(), dataset.features, pixels))
+            self._images[id(dataset.features)] = cached
+        return cached[1]
+
+    def _prompts(self, dataset: ZSLDataset, what: str) -> np.ndarray:
+        from zslkit.clip import attribute_prompts, class_prompts, prompt_embeddings
+
+        names = tuple(dataset.class_names if what == "class" else dataset.attribute_names)
+        key = (what, dataset.name, names)
+        if key not in self._texts:
+            make = class_prompts if what == "class" else attribute_prompts
+            self._texts[key] = prompt_embeddings(self.encoder(), make(names, dataset.name, self.ensemble))
+        return self._texts[key]
+
+    def inputs(self, dataset: ZSLDataset) -> np.ndarray:
+        images = self.image_embeddings(dataset)
+        return images if self.semantics_kind == "names" else images @ self._prompts(dataset, "attribute").T
+
+    def semantics(self, dataset: ZSLDataset) -> np.ndarray:
+        return self._prompts(dataset, "class") if self.semantics_kind == "names" else dataset.class_attributes
