@@ -18,7 +18,7 @@ from zslkit.clip.model import (
     require_open_clip,
 )
 from zslkit.clip.prompts import attribute_prompts, class_phrase, class_prompts, templates_for
-from zslkit.clip.zero_shot import image_embeddings, prompt_embeddings
+from zslkit.clip.zero_shot import image_embeddings, name_embeddings, prompt_embeddings
 
 __all__ = [
     "TINY_CLIP",
@@ -30,6 +30,7 @@ __all__ = [
     "class_prompts",
     "image_embeddings",
     "load_clip",
+    "name_embeddings",
     "prompt_embeddings",
     "require_open_clip",
     "templates_for",
