@@ -11,7 +11,8 @@ CLIP model (:func:`zslkit.clip.load_clip`, weights from a local file) instead of
 
 Prompts come from the dataset's class and attribute names (:mod:`zslkit.clip.prompts`); ``ensemble``
 averages every template of the dataset's set. The images are the dataset's pictures (an image dataset,
-``synthetic_images``, whose metadata says how its pixels were normalised). A CLIP row is marked
+``synthetic_images``, whose metadata says how its pixels were normalised), or, on real data, the rows of a
+feature store written by ``zslkit extract --clip MODEL`` (the ``clip_image`` backbone) with the same model. A CLIP row is marked
 (:attr:`ClipRunner.leakage_note`): its pretraining is web-scale, so which unseen classes it saw is unknown.
 """
 
@@ -37,6 +38,12 @@ _log = logging.getLogger("zslkit.bench")
 def clip_note(model: dict[str, Any]) -> str:
     """What a CLIP row's table says of its model: web-scale pretraining, or a random-init plumbing check."""
     return _RANDOM if model.get("random_init") else _WEB
+
+
+def _identity(described: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes two CLIP models the same: the name, and the weights' SHA-256 (or the random-init seed)."""
+    random = bool(described.get("random_init"))
+    return (described.get("model"), described.get("seed") if random else described.get("weights_sha256"))
 
 
 class ClipRunner(MethodRunner):
@@ -79,21 +86,38 @@ class ClipRunner(MethodRunner):
         return self._encoder
 
     def image_embeddings(self, dataset: ZSLDataset) -> np.ndarray:
-        """``(N, D)`` unit CLIP embeddings of every image (computed once per image array; views share it)."""
-        if dataset.metadata.get("form") != "images":
-            raise ValueError(f"CLIP row {self.component!r} reads images, but dataset {dataset.name!r} holds features; "
-                             "give an image dataset (e.g. synthetic_images)")
+        """``(N, D)`` unit CLIP embeddings of every image (computed once per image array; views share it):
+        the dataset's pictures through the image tower, or the rows of a store ``zslkit extract --clip`` wrote
+        with the same CLIP model."""
+        cached = self._images.get(id(dataset.features))
+        if cached is None or cached[0] is not dataset.features:
+            made = self._from_images(dataset) if dataset.metadata.get("form") == "images" else self._from_store(dataset)
+            cached = (dataset.features, made)
+            self._images[id(dataset.features)] = cached
+        return cached[1]
+
+    def _from_images(self, dataset: ZSLDataset) -> np.ndarray:
+        from zslkit.clip import image_embeddings
+
         pixels = dataset.metadata.get("pixels")
         if not isinstance(pixels, dict) or not {"mean", "std"} <= set(pixels):
             raise ValueError(f"dataset {dataset.name!r} holds images but its metadata lacks 'pixels' "
                              "({'mean': m, 'std': s}: how they were normalised), which CLIP needs to undo")
-        cached = self._images.get(id(dataset.features))
-        if cached is None or cached[0] is not dataset.features:
-            from zslkit.clip import image_embeddings
+        return image_embeddings(self.encoder(), dataset.features, pixels)
 
-            cached = (dataset.features, image_embeddings(self.encoder(), dataset.features, pixels))
-            self._images[id(dataset.features)] = cached
-        return cached[1]
+    def _from_store(self, dataset: ZSLDataset) -> np.ndarray:
+        stored = getattr(dataset.features, "metadata", None)
+        backbone = stored.get("backbone") if isinstance(stored, dict) else None
+        if not isinstance(backbone, dict) or backbone.get("name") != "clip_image":
+            raise ValueError(f"CLIP row {self.component!r} reads CLIP image embeddings, but dataset {dataset.name!r} holds "
+                             "other features; give features=STORE written by zslkit extract --clip MODEL (or an image "
+                             "dataset such as synthetic_images)")
+        ours = self.encoder().describe()
+        if _identity(backbone) != _identity(ours):
+            raise ValueError(f"dataset {dataset.name!r}: its CLIP embeddings come from {_identity(backbone)}, not from the "
+                             f"run's CLIP model {_identity(ours)}; give the same --clip and --clip-weights as the extraction")
+        rows = dataset.pooled_features().astype(np.float64)
+        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
     def _prompts(self, dataset: ZSLDataset, what: str) -> np.ndarray:
         from zslkit.clip import attribute_prompts, class_prompts, prompt_embeddings

@@ -74,7 +74,11 @@ class ClipEncoder:
         if tuple(x.shape[-2:]) != (self.image_size, self.image_size):
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True,
                               align_corners=False)
-        return F.normalize(self.model.encode_image((x - self.mean) / self.std).float(), dim=-1)
+        return self.encode_normalised((x - self.mean.to(x.device)) / self.std.to(x.device))
+
+    def encode_normalised(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, S, S)`` images already normalised with :attr:`mean` and :attr:`std` -> ``(B, D)`` unit vectors."""
+        return F.normalize(self.model.encode_image(images).float(), dim=-1)
 
     @torch.no_grad()
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
