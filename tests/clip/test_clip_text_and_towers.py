@@ -94,7 +94,8 @@ def test_clip_rows_read_a_store_of_clip_embeddings(tmp_path):
         expected = F.normalize(tiny().encode_image(batch), dim=-1)
     torch.testing.assert_close(torch.as_tensor(np.asarray(store[:3]))[:, :, 0, 0], expected, rtol=1e-4, atol=1e-5)
 
-    on_store = dataclasses.replace(data, features=store, metadata={k: v for k, v in data.metadata.items() if k != "form"})
+    on_store = dataclasses.replace(data, features=store, metadata={k: v for k, v in data.metadata.items() if k != "form"},
+                                   global_features=np.ones((data.num_images, 5), np.float32))  # as res101 beside a store
     runner = available_cases()["clip_names"].runner(clip={"model": "zslkit-tiny", "random_init": True})
     scores = runner.scores(runner.fit(on_store, {}, seed=0).predictor, on_store, np.arange(data.num_images))
     tokenizer = open_clip.SimpleTokenizer(context_length=32)

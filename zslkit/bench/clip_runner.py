@@ -116,7 +116,11 @@ class ClipRunner(MethodRunner):
         if _identity(backbone) != _identity(ours):
             raise ValueError(f"dataset {dataset.name!r}: its CLIP embeddings come from {_identity(backbone)}, not from the "
                              f"run's CLIP model {_identity(ours)}; give the same --clip and --clip-weights as the extraction")
-        rows = dataset.pooled_features().astype(np.float64)
+        store = dataset.features  # its rows, not the dataset's global features (res101 on xlsa17)
+        if tuple(store.shape[2:]) != (1, 1):
+            raise ValueError(f"dataset {dataset.name!r}: a CLIP embedding store holds (N, D, 1, 1) rows, found {tuple(store.shape)}")
+        rows = np.concatenate([np.asarray(store[i:i + 1024], dtype=np.float64).reshape(-1, store.shape[1])
+                               for i in range(0, len(store), 1024)])
         return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
     def _prompts(self, dataset: ZSLDataset, what: str) -> np.ndarray:
