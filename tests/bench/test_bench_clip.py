@@ -103,9 +103,10 @@ def test_bench_rows_are_marked_and_keyed_by_the_clip_model(tmp_path):
                            dataset_options={"synthetic_images": SMALL}, progress=False, clip=TINY, out_dir=tmp_path)
     table = result.table()
     assert "| clip_names † |" in table and "| clip_attributes † |" in table
-    assert "Rows marked † (CLIP): random-init CLIP: a plumbing check, not a measurement." in table
+    assert "Rows marked †: random-init CLIP: a plumbing check, not a measurement." in table
+    assert "leak_free" not in table  # a random init saw nothing: no leak-free columns
     for cell in result.cells:
-        assert cell["settings"]["clip_model"] == TINY and cell["leakage_note"].startswith("random-init CLIP")
+        assert cell["settings"]["clip_model"] == TINY and cell["caveat"].startswith("random-init CLIP")
     assert {c["settings"]["clip"]["semantics"] for c in result.cells} == {"names", "attributes"}
     other = run_benchmark(["synthetic_images"], ["clip_names"], dataset_options={"synthetic_images": SMALL},
                           progress=False, clip={**TINY, "seed": 1}, out_dir=tmp_path)
@@ -127,3 +128,22 @@ def test_cli_refuses_contradicting_clip_flags(flags, message, capsys):
     assert main(["bench", "--dataset", "synthetic_images", "--model", "clip_names", *flags]) == 2
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1
+
+
+def test_rows_with_real_weights_say_web_scale_leakage_unknown(tmp_path):
+    """Weights from a file (a config added to open_clip, its state saved): the leak-free columns say why they are empty."""
+    import json
+
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "zslkit-test-bench.json").write_text(json.dumps(TINY_CLIP_CONFIG))
+    open_clip.add_model_config(tmp_path / "configs")
+    torch.manual_seed(2)
+    torch.save(open_clip.CLIP(**TINY_CLIP_CONFIG).state_dict(), tmp_path / "weights.pt")
+    model = {"model": "zslkit-test-bench", "weights": str(tmp_path / "weights.pt")}
+    result = run_benchmark(["synthetic_images"], ["clip_attributes"], dataset_options={"synthetic_images": SMALL},
+                           progress=False, clip=model)
+    row = result.rows()[0]
+    assert row["U_leak_free"] == row["H_leak_free"] == "leakage unknown (web-scale)" and "caveat" not in row
+    assert result.cells[0]["leakage"]["pretraining"] == "clip_zslkit-test-bench" and result.cells[0]["leakage"]["web_scale"]
+    table = result.table()
+    assert "| clip_attributes |" in table and "web-scale, leakage unknown" in table and "†" not in table

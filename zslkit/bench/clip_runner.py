@@ -12,8 +12,11 @@ CLIP model (:func:`zslkit.clip.load_clip`, weights from a local file) instead of
 Prompts come from the dataset's class and attribute names (:mod:`zslkit.clip.prompts`); ``ensemble``
 averages every template of the dataset's set. The images are the dataset's pictures (an image dataset,
 ``synthetic_images``, whose metadata says how its pixels were normalised), or, on real data, the rows of a
-feature store written by ``zslkit extract --clip MODEL`` (the ``clip_image`` backbone) with the same model. A CLIP row is marked
-(:attr:`ClipRunner.leakage_note`): its pretraining is web-scale, so which unseen classes it saw is unknown.
+feature store written by ``zslkit extract --clip MODEL`` (the ``clip_image`` backbone) with the same model.
+
+With real weights a CLIP row names its pretraining (``pretraining``: web-scale), so the bench's leak-free
+columns say "leakage unknown (web-scale)" for it; with random weights it states a ``caveat`` (a plumbing
+check, not a measurement), which marks its rows and goes into the caption.
 """
 
 from __future__ import annotations
@@ -26,18 +29,18 @@ import numpy as np
 from zslkit.bench.method_runner import MethodRunner
 from zslkit.datasets import ZSLDataset
 
-__all__ = ["CLIP_SEMANTICS", "ClipRunner", "clip_note"]
+__all__ = ["CLIP_SEMANTICS", "ClipRunner", "clip_pretraining"]
 
 #: The class semantics a CLIP row can read.
 CLIP_SEMANTICS: tuple[str, ...] = ("names", "attributes")
-_WEB = "web-scale pretraining, leakage unknown (clip_attributes never reads class names: the row to read)"
 _RANDOM = "random-init CLIP: a plumbing check, not a measurement"
 _log = logging.getLogger("zslkit.bench")
 
 
-def clip_note(model: dict[str, Any]) -> str:
-    """What a CLIP row's table says of its model: web-scale pretraining, or a random-init plumbing check."""
-    return _RANDOM if model.get("random_init") else _WEB
+def clip_pretraining(model: dict[str, Any]) -> str | None:
+    """The pretraining a CLIP row names for the bench's leak-free columns (:func:`zslkit.bench.leakage.for_runner`):
+    ``clip_<model>``, web-scale (leakage unknown), for real weights; ``None`` for a random init, which saw nothing."""
+    return None if model.get("random_init") else f"clip_{model['model']}".replace(".", "_")
 
 
 def _identity(described: dict[str, Any]) -> tuple[Any, ...]:
@@ -50,7 +53,7 @@ class ClipRunner(MethodRunner):
     """Fit ``component`` (a registered method) on a CLIP model's view of the images and classes.
 
     Args:
-        component, options, param_grid: as :class:`MethodRunner`.
+        component: the registered method; options: its fixed options; param_grid: as :class:`MethodRunner`.
         semantics: ``"names"`` or ``"attributes"`` (see the module docstring).
         ensemble: average the prompts of every template of the dataset's set (default: the first alone).
         model: ``{"model": NAME, "weights": PATH}`` or ``{"model": NAME, "random_init": True}``
@@ -67,7 +70,10 @@ class ClipRunner(MethodRunner):
             raise ValueError(f"CLIP row {component!r} reads semantics {wants!r}, not {semantics!r}")
         self.semantics_kind, self.ensemble = semantics, bool(ensemble)
         self.model = None if model is None else dict(model)
-        self.leakage_note = None if model is None else clip_note(model)
+        #: read by the harness: the leak-free columns say "leakage unknown (web-scale)" for real weights
+        self.pretraining = None if model is None else clip_pretraining(model)
+        #: read by the harness: rows marked, the caption says why
+        self.caveat = _RANDOM if model is not None and model.get("random_init") else None
         self._encoder = None
         self._images: dict[int, tuple[Any, np.ndarray]] = {}
         self._texts: dict[tuple[str, str, tuple[str, ...]], np.ndarray] = {}

@@ -10,7 +10,10 @@ PNG plots there, and caches each finished cell in ``DIR/cells`` so that a
 restarted run only computes what is missing; a cached cell is reused only while
 the code that computed it is unchanged, and the run says (on stderr) how many
 cells it reused and from where (``--recompute``: compute them all again). The
-table alone goes to stdout; progress and messages to stderr.
+table alone goes to stdout; progress and messages to stderr. When the backbone's
+pretraining is known (``--pretraining in21k``, or the feature store's metadata), each
+row adds ``U_leak_free``/``H_leak_free`` on the unseen classes outside its label set
+and ``H_leak_gap`` (H minus the leak-free H; see ``zslkit leakage``).
 """
 
 from __future__ import annotations
@@ -68,6 +71,10 @@ def add_parser(sub) -> None:
     p.add_argument("--clip-weights", default=None, metavar="PATH",
                    help="with --clip: the model's local open_clip checkpoint; nothing is downloaded (default: none)")
     p.add_argument("--clip-random-init", action="store_true", help="with --clip: random weights (a plumbing check)")
+    p.add_argument("--pretraining", default=None, metavar="TAG",
+                   help="what the backbone of the features was pretrained on: in1k, in12k, in21k, in22k, or a timm weight "
+                        "tag such as augreg_in21k_ft_in1k; adds U/H on the unseen classes outside that label set "
+                        "(zslkit leakage) (default: what the feature store's metadata or --backbone say, else none)")
     p.add_argument("--no-published", action="store_true", help="do not show published reference rows")
     p.add_argument("--no-cache", action="store_true",
                    help="neither read nor write the cell cache in --out (default: reuse the cells cached there "
@@ -176,6 +183,13 @@ def run(args) -> int:
     cases, seeds = _names(args.model, "--model", "benchmark case"), _seeds(args.seed, args.seed_count)
     dataset_options = parse_dataset_options(args.dataset_option, datasets)
     backbone, clip = backbone_options(args), clip_options(args)
+    if args.pretraining is not None:
+        from zslkit.leakage import pretraining_of
+
+        try:
+            pretraining_of(args.pretraining)
+        except ValueError as exc:
+            raise CLIError(f"--pretraining: {exc}") from None
     for name in datasets:  # before any progress bar starts
         require_dataset_options(name, dataset_options[name], "--dataset-option", f"{name}." if len(datasets) > 1 else "")
     check_out_dir(args.out)
@@ -209,4 +223,5 @@ def _run(args, datasets: list[str], cases, seeds, dataset_options: dict[str, dic
         recompute=args.recompute,
         threads=args.threads,
         clip=clip,
+        pretraining=args.pretraining,
     )

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from zslkit.cli import CLIError
 
 
@@ -42,7 +40,10 @@ def _npy(path: str, flag: str) -> Path:
     return out
 
 
-def _save(out: Path, vectors: np.ndarray, what: str) -> None:
+def _save(out: Path, vectors, what: str) -> None:
+    """Write ``(n, D)`` ``vectors`` to ``out`` and say so on stdout."""
+    import numpy as np
+
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, vectors)
     print(f"wrote {out}: {vectors.shape[0]} x {vectors.shape[1]} {what} vectors")

@@ -34,6 +34,9 @@ def add_parser(sub) -> None:
     p.add_argument("--format", choices=("npy", "safetensors"), default="npy", help="store file format (default: %(default)s)")
     p.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument("--workers", type=int, default=4, help="DataLoader workers decoding images (default: %(default)s)")
+    p.add_argument("--pretraining", default=None, metavar="TAG",
+                   help="what the backbone's weights were pretrained on (in1k, in21k, ... or a timm weight tag), recorded "
+                        "in the store for zslkit bench's leak-free columns (default: none; a model name with a tag says it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -73,13 +76,14 @@ def run(args) -> int:
     if images.missing:
         raise CLIError(images.missing_report())
     backbone = _backbone(args)
+    recorded = {} if args.pretraining is None else {"pretraining": _pretraining(args.pretraining)}
     with distributed.process_group(args.device):
         store = extract_features(
             images, backbone, args.out,
             image_size=args.image_size, crop_pct=args.crop_pct, interpolation=args.interpolation,
             batch_size=args.batch_size, dtype=args.dtype, format=args.format, device=args.device,
             num_workers=args.workers, progress=not args.no_progress,
-            metadata={"dataset": xlsa17.name, "split_files_sha256": split_file_checksums(xlsa17)},
+            metadata={"dataset": xlsa17.name, "split_files_sha256": split_file_checksums(xlsa17), **recorded},
         )
         main = distributed.is_main()
     if not main:
@@ -87,3 +91,14 @@ def run(args) -> int:
     shape = " x ".join(str(s) for s in store.shape)
     print(f"wrote {store.path}: {shape} {store.dtype.name} ({store.nbytes / 1e9:.2f} GB)")
     return 0
+
+
+def _pretraining(text: str) -> str:
+    """``--pretraining``, checked (a label set or timm weight tag zslkit knows), as given."""
+    from zslkit.leakage import pretraining_of
+
+    try:
+        pretraining_of(text)
+    except ValueError as exc:
+        raise CLIError(f"--pretraining: {exc}") from None
+    return text
