@@ -26,7 +26,8 @@ def add_parser(sub) -> None:
     p.add_argument("--ensemble", action="store_true", help="with --clip: average every template of the set (default: the first)")
     p.add_argument("--class-names", default=None, metavar="FILE",
                    help="with --clip: also embed these class names (CUB classes.txt, AwA2 classes.txt, one per line) (default: none)")
-    p.add_argument("--class-out", default=None, metavar="FILE", help="with --class-names: output .npy file, (K, D) float32")
+    p.add_argument("--class-out", default=None, metavar="FILE",
+                   help="with --class-names: output .npy file, (K, D) float32 (default: none)")
     p.add_argument("--batch-size", type=int, default=64, help="phrases per forward (default: %(default)s)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: sentence-transformers' choice)")
     p.add_argument("--phrases", action="store_true", help="only print the phrases that would be embedded")
