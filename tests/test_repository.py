@@ -77,9 +77,10 @@ def test_make_demo_installs_only_what_the_demo_needs_and_make_test_the_rest(tmp_
     demo = _dry_run(tmp_path, "demo")
     installs = [line for line in demo if " install " in f" {line} " and "--upgrade pip" not in line]
     assert len(installs) == 1, demo
-    assert "-e . -e plugins/zslkit-example-plugin" in installs[0] and "[" not in installs[0], installs[0]
+    assert '-e ".[clip]" -e plugins/zslkit-example-plugin' in installs[0], installs[0]  # clip: the CLIP rows' check
     assert all(" -q " in line for line in installs), installs
-    assert demo[-2].endswith("zslkit bench --dataset synthetic --out runs/demo")
+    assert demo[-3].endswith("zslkit bench --dataset synthetic --out runs/demo")
+    assert "--model clip_names,clip_attributes,clip_linear --clip zslkit-tiny --clip-random-init" in demo[-2], demo[-2]
     assert ".venv/bin/zslkit" in demo[-1] and "source .venv/bin/activate" in demo[-1], demo[-1]
     for target in ("test", "lint"):
         lines = _dry_run(tmp_path, target)

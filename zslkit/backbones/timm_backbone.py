@@ -2,7 +2,9 @@
 
 The model is built without weights (``pretrained=False``); the given file -- a state
 dict ``.pth``/``.bin`` (read with ``weights_only=True``) or ``.safetensors``, in timm's key
-layout, which for ResNets is also torchvision's -- is loaded into it strictly: every
+layout, which for ResNets is also torchvision's, or a whole open_clip / OpenAI CLIP checkpoint
+whose image tower timm converts (``vit_base_patch16_clip_224`` and the other CLIP towers;
+``docs/clip.md``) -- is loaded into it strictly: every
 parameter except the classifier head must be in the file, with the right shape.
 Nothing is ever downloaded.
 
@@ -68,6 +70,7 @@ def load_weights(model: nn.Module, weights: Path, model_name: str) -> None:
         state = load_state_dict(str(weights), weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch/safetensors raise many types for bad files
         raise BackboneWeightsError(f"{weights}: cannot read weights ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    state = _from_clip_checkpoint(model, state)
     heads = _head_prefixes(model)
     state = _resample_pos_embed(model, {k: v for k, v in state.items() if not k.startswith(heads)})
     try:
@@ -83,6 +86,21 @@ def load_weights(model: nn.Module, weights: Path, model_name: str) -> None:
             else f"has {len(result.unexpected_keys)} tensors that timm model {model_name!r} does not (first: {result.unexpected_keys[0]})"
         )
         raise BackboneWeightsError(f"{weights}: {problem}; is it a checkpoint of this model?")
+
+
+def _from_clip_checkpoint(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An open_clip / OpenAI CLIP checkpoint (both towers, image tower under ``visual.``) as the timm image
+    tower's keys, by timm's own conversion (the ``checkpoint_filter_fn`` of the model's module: CLIP ViTs
+    and ResNets); any other state as it is."""
+    if not any(k.startswith(("visual.", "module.visual.")) for k in state):
+        return state
+    import importlib
+
+    convert = getattr(importlib.import_module(type(model).__module__), "checkpoint_filter_fn", None)
+    if convert is None:
+        raise BackboneWeightsError(f"a CLIP checkpoint (keys visual.*) does not convert to timm's {type(model).__name__}; "
+                               "give a CLIP tower (vit_*_clip_*, resnet*_clip) or weights in timm's layout")
+    return convert(state, model)
 
 
 def _resample_pos_embed(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

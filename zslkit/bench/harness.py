@@ -52,6 +52,8 @@ __all__ = ["HARNESS_VERSION", "BenchmarkResult", "run_benchmark", "write_outputs
 HARNESS_VERSION = 4
 
 _log = logging.getLogger("zslkit.bench")
+#: What marks the rows whose runner states a caveat (a random-init CLIP's plumbing check); the caption says it.
+CAVEAT_MARK = "†"
 
 
 @dataclass
@@ -100,6 +102,8 @@ class BenchmarkResult:
             row.update(leak_columns(cells))  # U/H on the unseen classes the pretraining did not see, when known
             row["gamma"] = float(np.mean([c["gamma"] for c in cells]))
             row["wall_s"] = float(sum(c["wall_s"] for c in cells))
+            if cells[0].get("caveat"):
+                row["caveat"] = cells[0]["caveat"]
             rows.append(row)
         return rows
 
@@ -145,6 +149,9 @@ class BenchmarkResult:
         sources = sorted({PUBLISHED_SOURCES[r["method"]] for r in self._published_rows(rows)}) if with_published else []
         if sources:
             parts.append("Rows marked (published) are not measured here: " + "; ".join(sources) + ".")
+        caveats = sorted({r["caveat"] for r in (self.rows() if rows is None else rows) if r.get("caveat")})
+        if caveats:
+            parts.append(f"Rows marked {CAVEAT_MARK}: " + "; ".join(caveats) + ".")
         leak = leak_caption(self.cells)
         return " ".join(parts + [leak] if leak else parts)
 
@@ -175,8 +182,9 @@ class BenchmarkResult:
             gaps.setdefault(gap["method"], []).append(gap)
         for method in dict.fromkeys(r["method"] for r in measured):
             mine = [r for r in measured if r["method"] == method]
+            label = f"{method} {CAVEAT_MARK}" if mine[0].get("caveat") else method
             for name in (p.name for p in self.protocols):
-                rows += [{**r, "method": f"{method} ({name})" if several else method} for r in mine if r["protocol"] == name]
+                rows += [{**r, "method": f"{label} ({name})" if several else label} for r in mine if r["protocol"] == name]
             for gap in gaps.get(method, []):
                 rows.append({**gap, "method": f"{method} ({gap['protocol'].replace(' - ', ' − ')})", "signed": True})
             rows += [{**ref, "method": f"{method} (published)"} for key, ref in extra.items() if key[1] == method]
@@ -196,15 +204,19 @@ def _mean_std(metrics: list[dict[str, float]]) -> dict[str, float]:
 
 
 def _cell_settings(dataset: str, dataset_options: dict[str, Any], case: BenchmarkCase, recipe: Any, protocol: str,
-                   seed: int, backbone: dict[str, Any] | None = None, pretraining: str | None = None) -> dict[str, Any]:
+                   seed: int, backbone: dict[str, Any] | None = None, pretraining: str | None = None,
+                   clip: dict[str, Any] | None = None) -> dict[str, Any]:
     """What a cell's numbers depend on besides the code (its cache key): for a deep model, the recipe's
     config too (less the thread count, a machine setting), so that editing a recipe file recomputes the
     cells trained with it. The code is checked separately (the cell's ``code``, :class:`CellCache`).
 
     ``recipe``: the case's recipe for ``dataset`` (``None`` for a method without one); ``backbone``: the
     models' backbone options (recorded only when given, so cells without one keep their keys); ``pretraining``:
-    the ``--pretraining`` given (likewise; one the features say is part of the features)."""
+    the ``--pretraining`` given (likewise; one the features say is part of the features); ``clip``: the CLIP
+    model of the CLIP rows (recorded for those rows only)."""
     through = {} if backbone is None or case.kind != "model" else {"backbone": backbone}
+    if case.clip is not None:
+        through["clip_model"] = clip
     config = {k: v for k, v in recipe.config.to_dict().items() if k != "num_threads"} if recipe is not None else None
     return {"dataset": dataset, "dataset_options": dataset_options, "case": case.name, **case.settings(), **through,
             "recipe": config, "protocol": protocol, "seed": seed, **({"pretraining": pretraining} if pretraining else {}),
@@ -234,6 +246,7 @@ def run_benchmark(
     recompute: bool = False,
     threads: int | None = None,
     pretraining: str | None = None,
+    clip: dict[str, Any] | None = None,
 ) -> BenchmarkResult:
     """Run ``methods`` (case names; ``None``: the defaults) on ``datasets`` under ``protocol``.
 
@@ -249,7 +262,9 @@ def run_benchmark(
     CPU threads for the deep models' trainings (``None``: :func:`zslkit.threads.thread_count`).
     ``pretraining``: what the backbone was pretrained on (a label set such as ``in21k`` or a timm weight
     tag; default: what the features or ``backbone`` say, if anything): the rows add U and H on the unseen
-    classes outside its label set (:mod:`zslkit.bench.leakage`).
+    classes outside its label set (:mod:`zslkit.bench.leakage`). ``clip``: the CLIP model of the CLIP rows
+    (:func:`zslkit.clip.load_clip`'s arguments, e.g. ``{"model": "ViT-B-16", "weights": PATH}``;
+    :class:`~zslkit.bench.clip_runner.ClipRunner`, which names its own pretraining: web-scale).
     """
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
@@ -269,14 +284,14 @@ def run_benchmark(
         dataset = _once(_load, dataset_name, options.get(dataset_name, {}), given, backbone)
         for case in cases:
             with recording() as used:  # the packages of every component the case builds
-                runner = case.runner(progress=progress, backbone=backbone, threads=threads)  # one per case: every seed
+                runner = case.runner(progress=progress, backbone=backbone, threads=threads, clip=clip)  # every seed
                 recipe = runner.recipe(dataset_name) if hasattr(runner, "recipe") else None
                 for kind, name in ((case.kind, case.component), ("dataset", dataset_name)):
                     record_component(component_info(kind, name))
                 for seed in seed_list:
                     bar.set_postfix_str(f"{dataset_name}/{case.name}/seed {seed}")
                     cells += _cells(protos, (dataset_name, dataset), options.get(dataset_name, {}), case, seed,
-                                    cache, env, (runner, recipe), progress, used, backbone, given)
+                                    cache, env, (runner, recipe), progress, used, backbone, given, clip)
                     bar.update(len(protos))
     bar.close()
     cache.report()
@@ -296,19 +311,21 @@ def _once(make: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], A
 def _cells(protos: list[Protocol], dataset: tuple[str, Callable[[], Any]], options: dict[str, Any],
            case: BenchmarkCase, seed: int, cache: CellCache, env: dict[str, Any], runner: tuple[Any, Any],
            progress: bool, used: frozenset[str] | set[str] = frozenset(),
-           backbone: dict[str, Any] | None = None, pretraining: Pretraining | None = None) -> list[dict[str, Any]]:
+           backbone: dict[str, Any] | None = None, pretraining: Pretraining | None = None,
+           clip: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The cells of (dataset, case, seed) under ``protos``: cached ones read, the others computed together.
 
     ``dataset`` is (name, loader; loaded once, shared by the seeds) and ``runner`` is (the case's runner,
     its recipe for the dataset or ``None``), both shared by the seeds. ``used``: the packages of the
     components the case built so far (:func:`~zslkit.bench.code.recording`), recorded as the cells' code.
+    ``backbone``, ``pretraining``, ``clip``: the run's, part of the cells' settings where they apply.
     """
     dataset_name, load = dataset
     fit, recipe = runner
     keys = {}
     for proto in protos:
         settings = _cell_settings(dataset_name, options, case, recipe, proto.name, seed, backbone,
-                                  None if pretraining is None else pretraining.source)
+                                  None if pretraining is None else pretraining.source, clip)
         digest = settings_hash(settings)
         keys[proto.name] = (settings, digest, cache.path(dataset_name, case.name, proto.name, seed, digest))
     found = {name: cache.fetch(path) for name, (_, _, path) in keys.items()}
@@ -321,6 +338,9 @@ def _cells(protos: list[Protocol], dataset: tuple[str, Callable[[], Any]], optio
             record = fit.recipe(data).record()  # remembered by the runner: derived once per dataset
             for outcome in outcomes.values():
                 outcome["recipe"] = dict(record)
+        if getattr(fit, "caveat", None):  # e.g. a random-init CLIP: a plumbing check
+            for outcome in outcomes.values():
+                outcome["caveat"] = fit.caveat
         wall = time.perf_counter() - start
         finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
         code = cache.digests.code_of(used)
