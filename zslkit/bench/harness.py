@@ -199,7 +199,9 @@ def _cell_settings(dataset: str, dataset_options: dict[str, Any], case: Benchmar
     ``recipe``: the case's recipe for ``dataset`` (``None`` for a method without one); ``backbone``: the
     models' backbone options (recorded only when given, so cells without one keep their keys)."""
     through = {} if backbone is None or case.kind != "model" else {"backbone": backbone}
-    config = {k: v for k, v in recipe.config.to_dict().items() if k != "num_threads"} if recipe is not None else None
+    # the thread count (a machine setting) and the loggers (where the numbers go) change no number
+    config = {k: v for k, v in recipe.config.to_dict().items() if k not in ("num_threads", "loggers")} \
+        if recipe is not None else None
     return {"dataset": dataset, "dataset_options": dataset_options, "case": case.name, **case.settings(), **through,
             "recipe": config, "protocol": protocol, "seed": seed,
             "harness_version": HARNESS_VERSION, "zslkit": zslkit.__version__}

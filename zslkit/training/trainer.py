@@ -77,6 +77,7 @@ __all__ = [
     "process_settings",
     "resident_inputs",
     "resolve_run",
+    "run_name",
     "seed_run",
     "start_run",
     "train",
@@ -504,6 +505,8 @@ class _Loop:
     on_epoch: EpochCallback | None
     progress: bool
     checkpoint: Path | None = None
+    #: the run's metric loggers (kind ``logger``), sent every epoch's record (rank 0)
+    loggers: Any = None
     #: the loss weights after the head-only epochs (see :func:`_stage`)
     stage_weights: dict[str, float] = field(init=False)
     #: the recipe's learning-rate schedule, or ``None`` for constant rates (see :func:`_schedule`)
@@ -584,12 +587,36 @@ def _run_epochs(loop: _Loop, start: int) -> None:
                       " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()
                                if k != "epoch"))
         _save_epoch(loop, epoch)
+        if loop.loggers and distributed.is_main():
+            loop.loggers.log_metrics(record, epoch)
 
 
 def _run_label(dataset: ZSLDataset, plan: RunPlan) -> str:
     """Which run a log line belongs to: the model, the dataset (``synthetic/validation``: the selection
     view of the validation protocol) and the split trained on, e.g. ``msdn on synthetic (trainval, seed 0)``."""
     return f"{plan.model_name} on {dataset.name} ({plan.split}, seed {plan.config.seed})"
+
+
+def run_name(dataset: ZSLDataset, plan: RunPlan) -> str:
+    """The run's name for metric loggers: ``msdn-synthetic-trainval-seed0`` (no ``/``: a validation view's
+    dataset name ``synthetic/validation`` becomes ``synthetic-validation``)."""
+    return f"{plan.model_name}-{dataset.name}-{plan.split}-seed{plan.config.seed}".replace("/", "-")
+
+
+def _open_loggers(dataset: ZSLDataset, plan: RunPlan, loggers: Any) -> tuple[Any, bool]:
+    """``(loggers, opened here)``: those given, else the recipe's ``loggers`` built for this run under
+    ``out_dir`` and sent the run's config (rank 0 only; other ranks log nothing)."""
+    from zslkit.loggers import LoggerSet, build_loggers
+
+    if loggers is not None or not plan.config.loggers or not distributed.is_main():
+        return (None if loggers is None else LoggerSet(loggers)), False
+    if plan.out_dir is None:
+        raise ValueError(f"the recipe's loggers {plan.config.loggers} write under out_dir, which was not given; "
+                         "give out_dir, or loggers=[] to log nothing")
+    opened = build_loggers(plan.config.loggers, plan.out_dir, run_name(dataset, plan))
+    opened.log_config({"model": plan.model_name, "dataset": dataset.name, "split": plan.split,
+                       "recipe": plan.recipe.name, **plan.config.to_dict()})
+    return opened, True
 
 
 def _notes(dataset: ZSLDataset, plan: RunPlan, unused: dict[str, float], inputs: Any, said_recipe: bool) -> None:
@@ -616,6 +643,7 @@ def train(
     resume: bool = False,
     backbone: torch.nn.Module | None = None,
     inputs: Any = None,
+    loggers: Any = None,
     **model_options: Any,
 ) -> TrainResult:
     """Train a registered model (by name) on the images of ``split``.
@@ -644,6 +672,10 @@ def train(
         inputs: what the model reads for image ``i``: ``inputs[i]``. Default ``dataset.features``;
             with a ``backbone``, the images, required: an ``(N, 3, S, S)`` array-like or a map-style
             torch ``Dataset`` of ``(3, S, S)`` tensors, in the dataset's image order.
+        loggers: metric loggers (kind ``logger``, :mod:`zslkit.loggers`) sent each epoch's history entry
+            (``log_metrics(record, epoch)``, on rank 0); the caller opens and closes them. ``None``: the
+            recipe's ``loggers`` (names), opened here for this run under ``out_dir`` (sent the config first)
+            and closed at the end.
         model_options: extra options for ``zslkit.create_model`` (over ``config.model_options``).
     """
     plan = resolve_run(dataset, model, config, split=split, seed=seed, backbone=backbone, inputs=inputs,
@@ -657,9 +689,14 @@ def train(
     if distributed.is_main():
         _notes(dataset, plan, unused, held, said_recipe=config is None or isinstance(config, dict))
     losses_of = _losses_of(parallel, net, plan)
-    loop = _Loop(dataset, plan, net, parallel, optimizer, rng, held, losses_of, history, on_epoch, progress)
-    with process_settings(cfg):
-        _run_epochs(loop, start)
+    loggers, opened = _open_loggers(dataset, plan, loggers)
+    loop = _Loop(dataset, plan, net, parallel, optimizer, rng, held, losses_of, history, on_epoch, progress, loggers=loggers)
+    try:
+        with process_settings(cfg):
+            _run_epochs(loop, start)
+    finally:
+        if opened:
+            loggers.close()
     net.eval()
     resident = held if isinstance(held, ResidentFeatures) else None
     return TrainResult(net, history, cfg, plan.out_dir, loop.checkpoint, unused, resident, plan.recipe)
