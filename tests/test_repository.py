@@ -19,7 +19,7 @@ else:  # pragma: no cover
 REPO = Path(__file__).resolve().parents[1]
 
 #: Every entry the repository root may hold (tracked files). A new one is a decision: add it here.
-ROOT_ENTRIES = {".ci", ".gitignore", "LICENSE", "Makefile", "README.md", "benchmarks", "docs", "mkdocs.yml", "plugins",
+ROOT_ENTRIES = {".ci", ".gitignore", "LICENSE", "Makefile", "README.md", "benchmarks", "docs", "hubconf.py", "mkdocs.yml", "plugins",
                 "pyproject.toml", "tests", "zslkit"}
 
 
