@@ -72,11 +72,15 @@ def model_config(model: torch.nn.Module) -> dict[str, Any]:
     if isinstance(model, BackboneModel):
         raise PretrainedError("a model fine-tuned through a separate backbone (BackboneModel) cannot be rebuilt from "
                               "a folder alone; save a model that owns its backbone (TokenAttentionModel) or the head")
-    import zslkit
+    from importlib import metadata
 
+    try:
+        version = metadata.version("zslkit")
+    except metadata.PackageNotFoundError:  # a source tree
+        version = "0.0.0+unknown"
     classes = model.classes
     return json.loads(json.dumps({
-        "format": FORMAT, "format_version": FORMAT_VERSION, "zslkit_version": zslkit.__version__,
+        "format": FORMAT, "format_version": FORMAT_VERSION, "zslkit_version": version,
         "model": registered_name(model), "options": getattr(model, "options", {}),
         "seen_classes": classes.seen, "unseen_classes": classes.unseen,
         "attribute_names": getattr(model, "attribute_names", None), "class_names": getattr(model, "class_names", None),
