@@ -52,9 +52,10 @@ def create_model(name: str, **options):
 def from_pretrained(directory):
     """The model saved in a model folder (``model.save_pretrained(dir)``, ``zslkit export RUN DIR``), rebuilt
     from the folder alone: :func:`zslkit.pretrained.from_pretrained`."""
-    from zslkit.pretrained import from_pretrained as load
+    import importlib
 
-    return load(directory)
+    # by name, as the registry imports the built-ins: zslkit.pretrained sits above the package's API
+    return importlib.import_module("zslkit.pretrained").from_pretrained(directory)
 
 
 def load_dataset(name: str, **options):

@@ -1,7 +1,7 @@
 """``zslkit export RUN DIR``: a training run's latest checkpoint as a shareable model folder with its model card.
 
 RUN is a ``zslkit train --out`` directory (or one checkpoint's JSON); DIR gets ``config.json``,
-``model.safetensors`` and ``README.md`` (:mod:`zslkit.pretrained`), read back by ``zslkit.from_pretrained(DIR)``.
+``model.safetensors`` and ``README.md`` (:mod:`zslkit.model_folder`), read back by ``zslkit.from_pretrained(DIR)``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def card_of(checkpoint, run: Path, folder: Path) -> dict:
 
 
 def run(args) -> int:
-    from zslkit.pretrained import save_pretrained
+    from zslkit.model_folder import save_pretrained
     from zslkit.training.checkpoint import build_model, load_checkpoint
 
     source = Path(args.run)

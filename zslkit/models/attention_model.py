@@ -129,8 +129,8 @@ class AttentionZSLModel(nn.Module):
 
     def save_pretrained(self, directory, card=None):
         """Write this model to ``directory`` as a shareable folder (``config.json``, ``model.safetensors``,
-        ``README.md`` model card): :func:`zslkit.pretrained.save_pretrained`; ``zslkit.from_pretrained`` reads it."""
-        from zslkit.pretrained import save_pretrained
+        ``README.md`` model card): :func:`zslkit.model_folder.save_pretrained`; ``zslkit.from_pretrained`` reads it."""
+        from zslkit.model_folder import save_pretrained
 
         return save_pretrained(self, directory, card)
 
