@@ -175,3 +175,63 @@ def test_a_recipes_loggers_are_used_by_train(tmp_path):
     logged = read_csv(tmp_path / "csv" / "msdn-synthetic-trainval-seed0" / "history.csv")
     assert logged == read_csv(tmp_path / "history.csv") and len(result.history) == 2
     assert json.loads((tmp_path / "csv" / "msdn-synthetic-trainval-seed0" / "config.json").read_text())["loggers"] == ["csv"]
+
+
+class MemoryLogger:
+    """A plugin's logger: keeps every call."""
+
+    runs: list = []
+
+    def __init__(self, *, out_dir, run, group=None):
+        self.calls = []
+        MemoryLogger.runs.append((run, self.calls))
+
+    def log_config(self, config):
+        self.calls.append(("config", dict(config)))
+
+    def log_metrics(self, metrics, step):
+        self.calls.append(("metrics", step, dict(metrics)))
+
+    def log_summary(self, summary):
+        self.calls.append(("summary", dict(summary)))
+
+    def log_table(self, name, rows, markdown):
+        self.calls.append(("table", name))
+
+    def log_image(self, name, path):
+        self.calls.append(("image", name))
+
+    def close(self):
+        self.calls.append(("close",))
+
+
+def test_a_plugin_adds_a_logger_through_the_hook(tmp_path):
+    import zslkit
+    from zslkit import plugins, registry
+    from zslkit.contracts import ContractError
+
+    class Plugin:
+        @zslkit.hookimpl
+        def zslkit_register_components(self, registrar):
+            registrar.register("logger", "memory", MemoryLogger)
+
+    info = plugins.register_plugin(Plugin(), name="memory-logger")
+    try:
+        assert info.error is None and ("logger", "memory") in info.components
+        MemoryLogger.runs.clear()
+        assert main(["train", "--model", "msdn", "--epochs", "2", "--no-progress", "--out", str(tmp_path), *OPTIONS,
+                     "--logger", "memory"]) == 0
+        ((run, calls),) = MemoryLogger.runs
+        history = read_csv(tmp_path / "history.csv")
+        assert run == RUN and [c[0] for c in calls] == ["config", "metrics", "metrics", "summary", "table", "close"]
+        assert [(c[1], c[2]["loss"]) for c in calls[1:3]] == [(int(h["epoch"]), float(h["loss"])) for h in history]
+    finally:
+        registry.unregister("logger", "memory")
+        plugins.get_plugin_manager().unregister(name="memory-logger")
+        plugins._plugins.pop("memory-logger")
+
+    def no_run(*, out_dir):
+        return None
+
+    with pytest.raises(ContractError, match="logger 'broken'.*must accept keyword options out_dir, run, group; missing run, group"):
+        registry.register_component("logger", "broken", no_run)
