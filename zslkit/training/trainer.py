@@ -77,6 +77,7 @@ __all__ = [
     "process_settings",
     "resident_inputs",
     "resolve_run",
+    "run_loggers",
     "run_name",
     "seed_run",
     "start_run",
@@ -603,20 +604,23 @@ def run_name(dataset: ZSLDataset, plan: RunPlan) -> str:
     return f"{plan.model_name}-{dataset.name}-{plan.split}-seed{plan.config.seed}".replace("/", "-")
 
 
-def _open_loggers(dataset: ZSLDataset, plan: RunPlan, loggers: Any) -> tuple[Any, bool]:
-    """``(loggers, opened here)``: those given, else the recipe's ``loggers`` built for this run under
-    ``out_dir`` and sent the run's config (rank 0 only; other ranks log nothing)."""
+@contextmanager
+def run_loggers(dataset: ZSLDataset, plan: RunPlan, loggers: Any = None) -> Iterator[Any]:
+    """The run's metric loggers (a :class:`~zslkit.loggers.LoggerSet`): ``loggers`` as given (not closed here),
+    else the recipe's ``loggers`` built for this run under ``out_dir``, sent the run's config and closed on exit;
+    none off rank 0."""
     from zslkit.loggers import LoggerSet, build_loggers
 
     if loggers is not None or not plan.config.loggers or not distributed.is_main():
-        return (None if loggers is None else LoggerSet(loggers)), False
+        yield LoggerSet(loggers or ())
+        return
     if plan.out_dir is None:
         raise ValueError(f"the recipe's loggers {plan.config.loggers} write under out_dir, which was not given; "
                          "give out_dir, or loggers=[] to log nothing")
-    opened = build_loggers(plan.config.loggers, plan.out_dir, run_name(dataset, plan))
-    opened.log_config({"model": plan.model_name, "dataset": dataset.name, "split": plan.split,
-                       "recipe": plan.recipe.name, **plan.config.to_dict()})
-    return opened, True
+    with build_loggers(plan.config.loggers, plan.out_dir, run_name(dataset, plan)) as opened:
+        opened.log_config({"model": plan.model_name, "dataset": dataset.name, "split": plan.split,
+                           "recipe": plan.recipe.name, **plan.config.to_dict()})
+        yield opened
 
 
 def _notes(dataset: ZSLDataset, plan: RunPlan, unused: dict[str, float], inputs: Any, said_recipe: bool) -> None:
@@ -642,8 +646,7 @@ def train(
     progress: bool = True,
     resume: bool = False,
     backbone: torch.nn.Module | None = None,
-    inputs: Any = None,
-    loggers: Any = None,
+    inputs: Any = None, loggers: Any = None,
     **model_options: Any,
 ) -> TrainResult:
     """Train a registered model (by name) on the images of ``split``.
@@ -672,10 +675,7 @@ def train(
         inputs: what the model reads for image ``i``: ``inputs[i]``. Default ``dataset.features``;
             with a ``backbone``, the images, required: an ``(N, 3, S, S)`` array-like or a map-style
             torch ``Dataset`` of ``(3, S, S)`` tensors, in the dataset's image order.
-        loggers: metric loggers (kind ``logger``, :mod:`zslkit.loggers`) sent each epoch's history entry
-            (``log_metrics(record, epoch)``, on rank 0); the caller opens and closes them. ``None``: the
-            recipe's ``loggers`` (names), opened here for this run under ``out_dir`` (sent the config first)
-            and closed at the end.
+        loggers: metric loggers sent each epoch's entry on rank 0 (the caller's); ``None``: :func:`run_loggers`.
         model_options: extra options for ``zslkit.create_model`` (over ``config.model_options``).
     """
     plan = resolve_run(dataset, model, config, split=split, seed=seed, backbone=backbone, inputs=inputs,
@@ -684,19 +684,13 @@ def train(
     rng = seed_run(cfg)
     net, unused, optimizer = build_run(dataset, plan, model_options, backbone)
     start, history = start_run(dataset, plan, net, optimizer, rng)
-    parallel = wrap(net, plan.device)
-    held = resident_inputs(plan)
+    parallel, held = wrap(net, plan.device), resident_inputs(plan)
     if distributed.is_main():
         _notes(dataset, plan, unused, held, said_recipe=config is None or isinstance(config, dict))
     losses_of = _losses_of(parallel, net, plan)
-    loggers, opened = _open_loggers(dataset, plan, loggers)
-    loop = _Loop(dataset, plan, net, parallel, optimizer, rng, held, losses_of, history, on_epoch, progress, loggers=loggers)
-    try:
-        with process_settings(cfg):
-            _run_epochs(loop, start)
-    finally:
-        if opened:
-            loggers.close()
-    net.eval()
+    with run_loggers(dataset, plan, loggers) as loggers, process_settings(cfg):
+        loop = _Loop(dataset, plan, net, parallel, optimizer, rng, held, losses_of, history, on_epoch, progress,
+                     loggers=loggers)
+        _run_epochs(loop, start)
     resident = held if isinstance(held, ResidentFeatures) else None
-    return TrainResult(net, history, cfg, plan.out_dir, loop.checkpoint, unused, resident, plan.recipe)
+    return TrainResult(net.eval(), history, cfg, plan.out_dir, loop.checkpoint, unused, resident, plan.recipe)
