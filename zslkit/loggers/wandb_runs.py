@@ -35,11 +35,13 @@ class WandbLogger:
         self.run = self.wandb.init(dir=str(folder), project=project or os.environ.get("WANDB_PROJECT") or "zslkit",
                                    name=run, group=group, mode=mode or os.environ.get("WANDB_MODE") or "offline",
                                    reinit="create_new", settings=self.wandb.Settings(console="off", silent=True))
+        self.step = 0  # the last epoch logged: tables and images join its row
 
     def log_config(self, config: Mapping[str, Any]) -> None:
         self.run.config.update(json.loads(json.dumps(dict(config), default=str)), allow_val_change=True)
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
+        self.step = max(self.step, step)
         self.run.log(scalars(metrics), step=step)
 
     def log_summary(self, summary: Mapping[str, Any]) -> None:
@@ -48,10 +50,10 @@ class WandbLogger:
     def log_table(self, name: str, rows: list[dict[str, Any]], markdown: str) -> None:
         columns = list(dict.fromkeys(k for row in rows for k in row))
         data = [[_cell(row.get(k)) for k in columns] for row in rows]
-        self.run.log({name: self.wandb.Table(columns=columns, data=data)})
+        self.run.log({name: self.wandb.Table(columns=columns, data=data)}, step=self.step)
 
     def log_image(self, name: str, path: Path) -> None:
-        self.run.log({name: self.wandb.Image(str(path))})
+        self.run.log({name: self.wandb.Image(str(path))}, step=self.step)
 
     def close(self) -> None:
         self.run.finish()
