@@ -138,7 +138,10 @@ class TokenAttentionModel(AttentionZSLModel):
         return getattr(self, "token_dim", None) or self.feature_dim  # while the base class builds: feature_dim is D
 
     def prepare_features(self, features: torch.Tensor) -> torch.Tensor:
-        """Patch tokens ``(B, D, N)`` in the model's dtype, normalised per token if ``normalize_features``."""
+        """Patch tokens ``(B, D, H, W)`` (on the grid) or ``(B, D, N)`` -> ``(B, D, N)`` in the model's dtype,
+        normalised per token if ``normalize_features``."""
+        if features.ndim == 4:
+            features = rearrange(features, "batch dim height width -> batch dim (height width)")
         features = features.to(dtype=self.V.dtype, device=self.V.device)
         if not self.normalize_features:
             return features

@@ -86,7 +86,8 @@ class TrainConfig:
             (:func:`zslkit.threads.thread_count`). A machine setting (the CLI's ``--threads``):
             recipe files may not set it.
         backbone_lr: learning rate of the backbone when fine-tuning end to end
-            (``train(..., backbone=...)``); 0 freezes it. The head uses ``lr``.
+            (``train(..., backbone=...)``) or of the backbone a model owns (its ``image_backbone``,
+            e.g. a :class:`~zslkit.models.TokenAttentionModel`'s ViT); 0 freezes it. The head uses ``lr``.
         backbone_batchnorm: the backbone's BatchNorm layers when fine-tuning, one of
             :data:`~zslkit.models.backbone_model.BATCHNORM_MODES` (``frozen``,
             ``train``, ``sync``).

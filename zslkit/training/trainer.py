@@ -42,7 +42,13 @@ from zslkit.distributed import shard_range
 from zslkit.models.backbone_model import BackboneModel, backbone_channels
 from zslkit.models.class_space import MissingAttributeGroupsError
 from zslkit.models.output import check_model_output
-from zslkit.optim.param_groups import freeze_stages, group_rate, group_roles, parameter_groups
+from zslkit.optim.param_groups import (
+    freeze_stages,
+    group_rate,
+    group_roles,
+    parameter_groups,
+    trained_backbone,
+)
 from zslkit.registry import create
 from zslkit.threads import using_threads
 from zslkit.training.augment import augment_batch, build_augment
@@ -192,9 +198,10 @@ def _feature_dim(dataset, backbone, sample) -> int:
 
 def _parameters(net, config: TrainConfig) -> list[dict[str, Any]]:
     """What the optimizer trains (:func:`~zslkit.optim.parameter_groups`): the head at ``lr``, the backbone at
-    ``backbone_lr`` when fine-tuning, less its ``freeze_backbone`` parameters."""
-    if isinstance(net, BackboneModel) and config.freeze_backbone:
-        freeze_stages(net.backbone, config.freeze_backbone)
+    ``backbone_lr`` when fine-tuning (or owning) one, less its ``freeze_backbone`` parameters."""
+    backbone = trained_backbone(net)
+    if backbone is not None and config.freeze_backbone:
+        freeze_stages(backbone, config.freeze_backbone)
     return parameter_groups(net, lr=config.lr, backbone_lr=config.backbone_lr, weight_decay=config.weight_decay,
                             norm_bias_decay=config.norm_bias_decay, layer_decay=config.layer_decay)
 
@@ -238,9 +245,9 @@ def _stage(net, optimizer, cfg: TrainConfig, epoch: int, loss_weights: dict[str,
 
 
 def _backbone_lr(optimizer: torch.optim.Optimizer, net) -> dict[str, float]:
-    """``{"backbone_lr": ...}`` (its top layer's rate) when fine-tuning a backbone that is not frozen, else ``{}``."""
+    """``{"backbone_lr": ...}`` (its top layer's rate) when fine-tuning (or owning) a backbone that is not frozen, else ``{}``."""
     groups = [g for g, role in zip(optimizer.param_groups, group_roles(optimizer.param_groups)) if role == "backbone"]
-    if isinstance(net, BackboneModel) and groups:
+    if trained_backbone(net) is not None and groups:
         return {"backbone_lr": max(g["lr"] for g in groups)}
     return {}
 
