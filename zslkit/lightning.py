@@ -35,6 +35,7 @@ except ImportError:
     raise ImportError("zslkit.lightning needs the lightning package, which is not installed: "
                       "pip install 'zslkit[lightning]'") from None
 
+from zslkit.datasets.container import ZSLDataset
 from zslkit.metrics import ZSLAccuracy
 from zslkit.training.data import batch_indices, read_batch
 from zslkit.training.trainer import (
@@ -99,7 +100,7 @@ class ZSLModule(lightning.LightningModule):
         calibration: the gamma of the validation metrics (0: none; ``"best"``: swept on the scored images).
     """
 
-    def __init__(self, dataset, model: Any = None, config: Any = None, *, split: str = "trainval", seed: int | None = None,
+    def __init__(self, dataset: ZSLDataset, model: Any = None, config: Any = None, *, split: str = "trainval", seed: int | None = None,
                  inputs: Any = None, calibration: float | str = 0.0, **model_options: Any) -> None:
         super().__init__()
         plan = resolve_run(dataset, model, config, split=split, seed=seed, inputs=inputs)
