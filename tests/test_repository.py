@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: Every entry the repository root may hold (tracked files). A new one is a decision: add it here.
 ROOT_ENTRIES = {".ci", ".gitignore", "CHANGELOG.md", "CITATION.cff", "CONTRIBUTING.md", "LICENSE", "Makefile", "README.md",
-                "benchmarks", "docs", "mkdocs.yml", "plugins", "pyproject.toml", "tests", "zslkit"}
+                "benchmarks", "docs", "hubconf.py", "mkdocs.yml", "plugins", "pyproject.toml", "tests", "zslkit"}
 
 
 def test_the_repository_root_holds_only_the_listed_entries():

@@ -217,7 +217,9 @@ def _cell_settings(dataset: str, dataset_options: dict[str, Any], case: Benchmar
     through = {} if backbone is None or case.kind != "model" else {"backbone": backbone}
     if case.clip is not None:
         through["clip_model"] = clip
-    config = {k: v for k, v in recipe.config.to_dict().items() if k != "num_threads"} if recipe is not None else None
+    # the thread count (a machine setting) and the loggers (where the numbers go) change no number
+    config = {k: v for k, v in recipe.config.to_dict().items() if k not in ("num_threads", "loggers")} \
+        if recipe is not None else None
     return {"dataset": dataset, "dataset_options": dataset_options, "case": case.name, **case.settings(), **through,
             "recipe": config, "protocol": protocol, "seed": seed, **({"pretraining": pretraining} if pretraining else {}),
             "harness_version": HARNESS_VERSION, "zslkit": zslkit.__version__}

@@ -86,7 +86,8 @@ class ModelRunner:
         """The ``TrainConfig`` for ``dataset``, with the case's overrides, ``epochs`` when given and the
         runner's ``threads`` (a machine setting: not part of the recipe, nor of the cache key)."""
         config = self.recipe(dataset).config
-        changes = {"epochs": epochs, "num_threads": self.threads}
+        # the harness logs each cell once it is done (zslkit.bench.tracking), not each of its trainings
+        changes = {"epochs": epochs, "num_threads": self.threads, "loggers": [] if config.loggers else None}
         changes = {k: v for k, v in changes.items() if v is not None}
         return _training().load_config(config, **changes) if changes else config
 

@@ -27,8 +27,10 @@ from zslkit.cli.options import (
     RenamedStore,
     add_dataset_options,
     add_import_option,
+    add_logger_option,
     add_threads_option,
     check_out_dir,
+    logger_names,
     note_other_name,
     parse_dataset_options,
     require_dataset_options,
@@ -82,6 +84,7 @@ def add_parser(sub) -> None:
     p.add_argument("--recompute", action="store_true",
                    help="compute every cell again and replace the cached ones in --out")
     add_threads_option(p)
+    add_logger_option(p)
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars or per-epoch lines: one line per cell on stderr")
     p.add_argument("--list", action="store_true", help="list the available cases and protocols, then exit")
@@ -193,6 +196,7 @@ def run(args) -> int:
     for name in datasets:  # before any progress bar starts
         require_dataset_options(name, dataset_options[name], "--dataset-option", f"{name}." if len(datasets) > 1 else "")
     check_out_dir(args.out)
+    loggers = logger_names(args.logger, None, args.out)
     # --no-progress: no bars, nor the trainings' per-epoch lines and the protocols' phases; one line per cell remains
     with quieter(*(("zslkit.training", "zslkit.bench.protocols") if args.no_progress else ())):
         result = _run(args, datasets, cases, seeds, dataset_options, (backbone, clip))
@@ -202,6 +206,11 @@ def run(args) -> int:
     if args.out:
         paths = write_outputs(result, args.out, with_published=not args.no_published)
         log.info("wrote %d files to %s (table.md, results.csv, results.json, plots)", len(paths), args.out)
+        if loggers:
+            from zslkit.bench.tracking import log_benchmark
+
+            log_benchmark(result, loggers, args.out, paths, with_published=not args.no_published)
+            log.info("logged %d runs to %s", len(result.cells) + 1, ", ".join(loggers))
     return 0
 
 

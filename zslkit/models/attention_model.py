@@ -128,6 +128,13 @@ class AttentionZSLModel(nn.Module):
     #: features once per branch for no memory saved (``docs/performance.md``).
     default_recompute_activations: ClassVar[bool] = False
 
+    def save_pretrained(self, directory, card=None):
+        """Write this model to ``directory`` as a shareable folder (``config.json``, ``model.safetensors``,
+        ``README.md`` model card): :func:`zslkit.model_folder.save_pretrained`; ``zslkit.from_pretrained`` reads it."""
+        from zslkit.model_folder import save_pretrained
+
+        return save_pretrained(self, directory, card)
+
     def __init__(
         self,
         class_attributes: ArrayLike,
