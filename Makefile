@@ -14,11 +14,14 @@ BIN := $(VENV)/bin
 # quiet pip: no progress bars, no "new pip available", no script-location warnings; errors still show
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 PIP_INSTALL := $(PIP) install --no-warn-script-location --progress-bar off
-# what `make demo` needs: zslkit (CPU PyTorch) and the example plugin, both editable
+# what `make demo` needs: zslkit with its clip extra (CPU PyTorch) and the example plugin, both editable
 DEMO_STAMP := $(VENV)/.zslkit-demo
 # what `make test` and `make lint` add: the dev (pytest, ruff, triton), docs (mkdocs) and text
 # (sentence-transformers) extras
 TEST_STAMP := $(VENV)/.zslkit-test
+
+# the CLIP rows, run by `make demo` through a tiny random-init CLIP: a plumbing check (docs/clip.md)
+CLIP_ROWS := clip_names,clip_attributes,clip_linear
 
 .PHONY: demo test install install-dev lint docs bench clean
 
@@ -27,7 +30,7 @@ $(BIN)/python:
 	$(PIP_INSTALL) --upgrade pip
 
 $(DEMO_STAMP): pyproject.toml plugins/zslkit-example-plugin/pyproject.toml | $(BIN)/python
-	$(PIP_INSTALL) $(TORCH_SPEC) -e . -e plugins/zslkit-example-plugin
+	$(PIP_INSTALL) $(TORCH_SPEC) -e ".[clip]" -e plugins/zslkit-example-plugin
 	touch $(DEMO_STAMP)
 
 $(TEST_STAMP): $(DEMO_STAMP)
@@ -40,6 +43,7 @@ install-dev: $(TEST_STAMP)
 
 demo: $(DEMO_STAMP)
 	$(BIN)/zslkit bench --dataset synthetic --out runs/demo
+	$(BIN)/zslkit bench --dataset synthetic_images --dataset-option images_per_class=10 --model $(CLIP_ROWS) --clip zslkit-tiny --clip-random-init --out runs/demo-clip
 	@echo "zslkit is installed in $(VENV): run $(BIN)/zslkit --help, or 'source $(BIN)/activate' and then 'zslkit --help'"
 
 test: $(TEST_STAMP)

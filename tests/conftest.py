@@ -15,6 +15,15 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ZSLKIT_SHARED_DATA") or REPO.parent / "shared" / "data")
 
 
+@pytest.fixture(scope="session")
+def docs_site(tmp_path_factory):
+    """The docs site, built once per session with ``mkdocs build --strict`` (tests/docs_site.py)."""
+    pytest.importorskip("mkdocs", reason="building the docs needs the docs extra: pip install -e '.[docs]'")
+    from tests.docs_site import build_site
+
+    return build_site(tmp_path_factory.mktemp("site"))
+
+
 @pytest.fixture
 def shared_data():
     """``shared_data(name)``: ``<checkout>/../shared/data/<name>`` (real CUB/SUN/AWA2 metadata).

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file, save_file
 
 import zslkit
 import zslkit.viz
+from tests.viz_capture import capture_drawings, save_picture
 from zslkit.adapters import AdapterContext
 from zslkit.bench import BenchmarkCase, run_benchmark
 from zslkit.datasets import ZSLDataset
@@ -178,17 +178,8 @@ def test_viz_draws_the_maps_of_the_checkpoint(runs, tmp_path, monkeypatch, capsy
     from zslkit.cli import main
 
     work, data, straight = runs
-    picture = data.features[0].transpose(1, 2, 0)
-    picture = ((picture - picture.min()) / (picture.max() - picture.min()) * 255).astype(np.uint8)
-    Image.fromarray(picture).save(tmp_path / "image.png")
-    drawn = {}
-    draw = zslkit.viz.attention_figure
-
-    def catch(model, image, features, **kwargs):
-        drawn.update(model=model, features=features, panels=zslkit.viz.top_attribute_maps(model, features, top_k=2))
-        return draw(model, image, features, **kwargs)
-
-    monkeypatch.setattr(zslkit.viz, "attention_figure", catch)
+    save_picture(data.features[0], tmp_path / "image.png")
+    drawn = capture_drawings(monkeypatch)
     argv = ["viz", "attention", "--checkpoint", str(work / "A"), "--image", str(tmp_path / "image.png"),
             "--image-size", "32", "--top-k", "2", "--out", str(tmp_path / "maps.png")]
     assert main(argv) == 0

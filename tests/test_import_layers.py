@@ -244,6 +244,7 @@ LAYER_RULES = [
     ("zslkit.training", "zslkit.cli"),
     ("zslkit.bench", "zslkit.cli"),
     ("zslkit.registry", "zslkit.plugins"),
+    ("zslkit.registry", "zslkit.manifest"),
     *[(low, high) for low in COMPONENTS for high in ORCHESTRATION],
     # dataset file readers sit below the loaders
     *[
@@ -280,7 +281,7 @@ def private_registry_uses(path: Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("module", ["zslkit", "zslkit.plugins"])
+@pytest.mark.parametrize("module", ["zslkit", "zslkit.plugins", "zslkit.manifest"])
 def test_the_package_and_the_plugin_loader_use_only_the_public_registry_api(module):
     uses = private_registry_uses(module_names()[module])
     assert not uses, f"{module} must use the public registry API instead of {uses}"

@@ -19,8 +19,8 @@ else:  # pragma: no cover
 REPO = Path(__file__).resolve().parents[1]
 
 #: Every entry the repository root may hold (tracked files). A new one is a decision: add it here.
-ROOT_ENTRIES = {".ci", ".gitignore", "LICENSE", "Makefile", "README.md", "benchmarks", "docs", "mkdocs.yml", "plugins",
-                "pyproject.toml", "tests", "zslkit"}
+ROOT_ENTRIES = {".ci", ".gitignore", "CHANGELOG.md", "CITATION.cff", "CONTRIBUTING.md", "LICENSE", "Makefile", "README.md",
+                "benchmarks", "docs", "hubconf.py", "mkdocs.yml", "plugins", "pyproject.toml", "tests", "zslkit"}
 
 
 def test_the_repository_root_holds_only_the_listed_entries():
@@ -77,9 +77,10 @@ def test_make_demo_installs_only_what_the_demo_needs_and_make_test_the_rest(tmp_
     demo = _dry_run(tmp_path, "demo")
     installs = [line for line in demo if " install " in f" {line} " and "--upgrade pip" not in line]
     assert len(installs) == 1, demo
-    assert "-e . -e plugins/zslkit-example-plugin" in installs[0] and "[" not in installs[0], installs[0]
+    assert '-e ".[clip]" -e plugins/zslkit-example-plugin' in installs[0], installs[0]  # clip: the CLIP rows' check
     assert all(" -q " in line for line in installs), installs
-    assert demo[-2].endswith("zslkit bench --dataset synthetic --out runs/demo")
+    assert demo[-3].endswith("zslkit bench --dataset synthetic --out runs/demo")
+    assert "--model clip_names,clip_attributes,clip_linear --clip zslkit-tiny --clip-random-init" in demo[-2], demo[-2]
     assert ".venv/bin/zslkit" in demo[-1] and "source .venv/bin/activate" in demo[-1], demo[-1]
     for target in ("test", "lint"):
         lines = _dry_run(tmp_path, target)
@@ -94,3 +95,34 @@ def test_the_install_docs_install_from_a_checkout_or_a_wheel_and_say_how_to_run_
         assert f"| `{target}` |" in install, target
     readme = (REPO / "README.md").read_text()
     assert "source .venv/bin/activate" in readme and ".venv/bin/zslkit" in readme
+
+
+def test_citation_cff_is_valid_cff_1_2_0_and_matches_the_package():
+    yaml = pytest.importorskip("yaml")
+    citation = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    # the keys CFF 1.2.0 requires, with the types its schema gives them
+    assert citation["cff-version"] == "1.2.0"
+    assert isinstance(citation["message"], str) and citation["message"].strip()
+    assert isinstance(citation["title"], str) and citation["title"].strip()
+    authors = citation["authors"]
+    assert isinstance(authors, list) and authors
+    assert all(isinstance(a, dict) and (a.get("name") or a.get("family-names")) for a in authors), authors
+    assert citation.get("type", "software") in ("software", "dataset")
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert str(citation["version"]) == project["version"] and citation["license"] == project["license"]
+
+
+def test_contributing_names_real_files_and_the_changelog_starts_at_the_package_version():
+    contributing = (REPO / "CONTRIBUTING.md").read_text()
+    assert "(docs/contributing.md)" in contributing and "## Checklist for a new built-in model" in contributing
+    for item in ("Model file", "Registration", "Recipes", "Converter", "Bench defaults", "Published numbers",
+                 "Docs page", "Tests"):
+        assert f"- [ ] **{item}.**" in contributing, item
+    named = set(re.findall(r"`((?:zslkit|tests|docs)/[\w/.]+\.(?:py|md|yaml))`", contributing))
+    named |= set(re.findall(r"\]\(((?:docs/)?[\w.-]+\.(?:md|cff))(?:#[\w-]+)?\)", contributing))
+    assert len(named) > 10
+    for path in named:
+        assert (REPO / path).is_file(), f"CONTRIBUTING.md names {path}, which does not exist"
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    releases = re.findall(r"^## (\d+\.\d+\.\d+)", (REPO / "CHANGELOG.md").read_text(), flags=re.M)
+    assert releases and releases[0] == version

@@ -49,6 +49,15 @@ def create_model(name: str, **options):
     return create("model", name, **options)
 
 
+def from_pretrained(directory):
+    """The model saved in a model folder (``model.save_pretrained(dir)``, ``zslkit export RUN DIR``), rebuilt
+    from the folder alone: :func:`zslkit.pretrained.from_pretrained`."""
+    import importlib
+
+    # by name, as the registry imports the built-ins: zslkit.pretrained sits above the package's API
+    return importlib.import_module("zslkit.pretrained").from_pretrained(directory)
+
+
 def load_dataset(name: str, **options):
     """Build a registered dataset, e.g. ``zslkit.load_dataset("synthetic", seed=0)``."""
     return create("dataset", name, **options)
@@ -62,6 +71,7 @@ __all__ = [
     "component_info",
     "create",
     "create_model",
+    "from_pretrained",
     "get_component",
     "hookimpl",
     "list_components",

@@ -56,6 +56,7 @@ REQUIRED_OPTIONS: dict[str, tuple[str, ...]] = {
     "converter": ("source",),
     "optimizer": ("params", "lr", "weight_decay", "momentum"),
     "schedule": ("epochs",),
+    "logger": ("out_dir", "run", "group"),
 }
 
 

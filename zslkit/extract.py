@@ -11,6 +11,11 @@ The store's metadata records the preprocessing (``preprocessing``: input size, c
 crop mode, interpolation, mean, std) and every image's original ``[width, height]``
 (``image_sizes``), which together map a feature cell back to the pixels it came from.
 
+A ViT-family backbone's prefix tokens (CLS, distillation, registers) after the final norm are
+stored beside its patch map (the store's ``prefix``; ``prefix_shape`` in ``store.json``): any
+backbone with a ``forward_with_prefix(images) -> (map, prefix or None)`` method
+(:meth:`~zslkit.backbones.TimmBackbone.forward_with_prefix`) gets them stored.
+
 Extraction is resumable: run the same call again after an interruption and it continues
 after the last batch that reached the disk (see :func:`extract_features`).
 
@@ -154,7 +159,8 @@ def extract_features(
             up to ``done`` of the rows up to ``stop`` this process writes.
 
     Returns:
-        The finished store, opened for reading: ``(N, C, H, W)`` rows in image order.
+        The finished store, opened for reading: ``(N, C, H, W)`` rows in image order, and
+        ``store.prefix`` ``(N, P, C)`` for a backbone that gives prefix tokens (see the module docstring).
 
     Inside a process group every rank must call it with the same arguments; each
     extracts its slice of the images (see the module docstring).
@@ -170,15 +176,17 @@ def extract_features(
     backbone = distributed.broadcast_module(backbone.to(device).eval())
     transform, config = preprocessing(backbone, image_size, crop_pct=crop_pct, interpolation=interpolation)
     with torch.inference_mode():
-        probe = backbone(torch.zeros(1, *config["input_size"], device=device))
+        probe, prefix = _forward(backbone, torch.zeros(1, *config["input_size"], device=device))
     check_backbone_output(probe, batch=1, feature_dim=getattr(backbone, "feature_dim", None),
                           name=type(backbone).__name__, source=_origin(backbone))
     channels, height, width = probe.shape[1:]
+    prefix_tokens = None if prefix is None else (int(prefix.shape[1]), int(prefix.shape[2]))
     settings = {"backbone": describe_backbone(backbone, weights_checksum=True), "image_size": int(image_size),
                 "preprocessing": config, "files": list(files), "image_sizes": image_sizes(paths), **(metadata or {})}
 
     def open_writer(rows: tuple[int, int] | None = None) -> StoreWriter:
-        return create_store(out, (len(paths), channels, height, width), dtype=dtype, format=format, metadata=settings, rows=rows)
+        return create_store(out, (len(paths), channels, height, width), dtype=dtype, format=format, metadata=settings,
+                            rows=rows, prefix_tokens=prefix_tokens)
 
     def run(writer: StoreWriter) -> None:
         _extract_rows(writer, ImageFiles(paths, transform), backbone, device, dtype, batch_size, num_workers,
@@ -200,6 +208,18 @@ def extract_features(
     return open_store(out)
 
 
+def _forward(backbone: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(maps (B, C, H, W), prefix tokens (B, P, C) or None)`` of a batch (see the module docstring)."""
+    with_prefix = getattr(backbone, "forward_with_prefix", None)
+    if with_prefix is None:
+        return backbone(images), None
+    maps, prefix = with_prefix(images)
+    if prefix is not None and (prefix.ndim != 3 or prefix.shape[0] != maps.shape[0] or prefix.shape[1] < 1):
+        raise ValueError(f"{type(backbone).__name__}.forward_with_prefix gave prefix tokens of shape {tuple(prefix.shape)}; "
+                         f"expected ({maps.shape[0]}, P, C) with P >= 1, or None")
+    return maps, prefix
+
+
 def _extract_rows(
     writer: StoreWriter, images: ImageFiles, backbone: nn.Module, device: torch.device, dtype: str, batch_size: int,
     num_workers: int, *, progress: bool, on_batch: Callable[[int, int], None] | None,
@@ -217,8 +237,10 @@ def _extract_rows(
                desc=f"extract {writer.path.name}", disable=not progress)
     with torch.inference_mode(), bar:
         for batch in loader:
-            maps = backbone(batch.to(device)).to(getattr(torch, dtype)).cpu().numpy()
-            writer.write(writer.done, maps)
+            maps, prefix = _forward(backbone, batch.to(device))
+            as_stored = getattr(torch, dtype)
+            writer.write(writer.done, maps.to(as_stored).cpu().numpy(),
+                         None if prefix is None else prefix.to(as_stored).cpu().numpy())
             bar.update(len(maps))
             if on_batch is not None:
                 on_batch(writer.done, writer.stop)

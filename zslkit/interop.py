@@ -12,6 +12,7 @@ converter          function                                         key table
 ``gem_zsl``        :func:`load_official_gem_zsl`                    :mod:`zslkit.models.gem_zsl_official`
 ``transzero``      :func:`load_official_transzero`                  :mod:`zslkit.models.transzero_official`
 ``transzero_pp``   :func:`load_official_transzero_pp`               :mod:`zslkit.models.transzero_official`
+``zslvit``         :func:`load_official_zslvit`                     :mod:`zslkit.models.zslvit_official`
 =================  ===============================================  ===================================
 
 This module keeps ``from zslkit.interop import load_official_msdn`` (and the others) working.
@@ -24,6 +25,7 @@ from zslkit.models.gem_zsl_official import load_official_gem_zsl
 from zslkit.models.msdn_official import OFFICIAL_MSDN_KEYS, load_official_msdn
 from zslkit.models.official import read_state_dict
 from zslkit.models.transzero_official import load_official_transzero, load_official_transzero_pp
+from zslkit.models.zslvit_official import load_official_zslvit
 
 __all__ = [
     "OFFICIAL_MSDN_KEYS",
@@ -32,5 +34,6 @@ __all__ = [
     "load_official_msdn",
     "load_official_transzero",
     "load_official_transzero_pp",
+    "load_official_zslvit",
     "read_state_dict",
 ]

@@ -41,6 +41,7 @@ __all__ = [
     "PluginWarning",
     "Registrar",
     "get_plugin_manager",
+    "installed_plugins",
     "list_plugins",
     "load_plugins",
     "register_plugin",
@@ -172,19 +173,7 @@ def load_plugins() -> list[PluginInfo]:
         if _autoloaded:
             return list(_plugins.values())
         _autoloaded = True
-        if os.environ.get(AUTOLOAD_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
-            return list(_plugins.values())
-        disabled = _disabled_names()
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            dist = getattr(ep, "dist", None)
-            dist_name = dist.metadata["Name"] if dist is not None else None
-            if ep.name in disabled or (dist_name and dist_name in disabled):
-                continue
-            info = PluginInfo(
-                name=ep.name,
-                version=dist.version if dist is not None else None,
-                distribution=dist_name,
-            )
+        for ep, info in _enabled_entry_points():
             _plugins[ep.name] = info
             try:
                 plugin = ep.load()
@@ -201,6 +190,27 @@ def load_plugins() -> list[PluginInfo]:
             except Exception as exc:  # noqa: BLE001
                 _report(info, "zslkit_register_components", exc)
         return list(_plugins.values())
+
+
+def _enabled_entry_points() -> list[tuple[metadata.EntryPoint, PluginInfo]]:
+    """The ``zslkit`` entry points that autoloading would load (none under ``ZSLKIT_DISABLE_PLUGIN_AUTOLOAD``,
+    less ``ZSLKIT_DISABLED_PLUGINS``), each with its (not yet loaded) :class:`PluginInfo`; nothing is imported."""
+    if os.environ.get(AUTOLOAD_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
+        return []
+    disabled, found = _disabled_names(), []
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        dist_name = dist.metadata["Name"] if dist is not None else None
+        if ep.name in disabled or (dist_name and dist_name in disabled):
+            continue
+        found.append((ep, PluginInfo(name=ep.name, version=dist.version if dist is not None else None, distribution=dist_name)))
+    return found
+
+
+def installed_plugins() -> list[PluginInfo]:
+    """The plugins that the first registry lookup would load, read from the package metadata without importing
+    them (``components`` empty: only loading a plugin tells them; see :func:`list_plugins`)."""
+    return sorted((info for _, info in _enabled_entry_points()), key=lambda p: p.name)
 
 
 def list_plugins() -> list[PluginInfo]:

@@ -57,7 +57,7 @@ __all__ = [
 
 #: The kinds of component zslkit knows, in the order they appear in listings.
 KINDS: tuple[str, ...] = ("backbone", "adapter", "attention", "encoder", "scorer", "loss", "model", "method", "dataset", "sampler",
-                          "optimizer", "schedule", "converter")
+                          "optimizer", "schedule", "converter", "logger")
 
 #: Modules whose import registers the built-in components.
 _BUILTIN_MODULES: tuple[str, ...] = (
@@ -71,6 +71,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "zslkit.methods",
     "zslkit.datasets",
     "zslkit.optim",
+    "zslkit.loggers",
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

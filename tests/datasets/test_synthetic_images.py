@@ -32,6 +32,10 @@ def test_same_classes_attributes_and_splits_as_the_feature_form():
     assert images.splits.keys() == features.splits.keys()
     for split in features.splits:
         np.testing.assert_array_equal(images.splits[split], features.splits[split])
+    # metadata["pixels"] says how the stored bytes became the values read (CLIP undoes it)
+    norm = images.metadata["pixels"]
+    np.testing.assert_allclose(images.features[[0]] * norm["std"] + norm["mean"], images.features.pixels[[0]] / 255.0,
+                               atol=1e-6)
     again = zslkit.load_dataset("synthetic_images", **SMALL)
     np.testing.assert_array_equal(again.features.pixels, images.features.pixels)
     other = zslkit.load_dataset("synthetic_images", **{**SMALL, "seed": 6})

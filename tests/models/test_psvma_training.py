@@ -53,5 +53,3 @@ def test_bench_runs_psvma_on_synthetic_images(tmp_path, capsys):
     assert "| psvma |" in capsys.readouterr().out
     cell = json.loads((tmp_path / "results.json").read_text())["cells"][0]
     assert cell["method"] == "psvma" and all(0.0 <= cell["metrics"][k] <= 100.0 for k in ("T1", "U", "S", "H"))
-    assert main([*argv, "--backbone", "resnet10t", "--random-init"]) == 2
-    assert "owns its backbone" in capsys.readouterr().err

@@ -42,6 +42,15 @@ def test_optimizer_and_cpu_rng_state_round_trip(tmp_path):
         assert all(torch.equal(torch.as_tensor(restored["state"][index][k]), torch.as_tensor(v)) for k, v in values.items())
 
 
+def test_an_optimizer_grouped_otherwise_is_refused_in_one_line(tmp_path):
+    model, optimizer = stepped_model()
+    path = save_checkpoint(tmp_path, 1, model, optimizer)
+    head, backbone = list(model[0].parameters()), list(model[2].parameters())
+    regrouped = torch.optim.Adam([{"params": head}, {"params": backbone, "lr": 1e-3}], lr=1e-2)
+    with pytest.raises(ValueError, match="the checkpoint's optimizer has 1 parameter groups, this run's has 2"):
+        restore_training_state(load_checkpoint(path), regrouped)
+
+
 def test_cuda_states_are_restored_where_cuda_is_available():
     """A checkpoint with ``rng.cuda.0``: set into device 0 with CUDA, left aside without (a GPU run resumed on a CPU)."""
     torch.manual_seed(3)

@@ -15,8 +15,8 @@ On the patch tokens ``x`` ``(B, N, D)`` of the state and the attribute embedding
 
 The patch tokens become ``x''``; the prefix tokens pass unchanged. Options ``group_gate=False``
 (``g`` the identity) and ``token_mixer=False`` (``mixer`` the identity) take those parts out.
-Added to ``state.extras``: ``first_scores = max_n s_1``, ``scores = max_n s_2`` ``(B, I)`` and
-``maps = s_2`` ``(B, I, N)`` (PSVMA regresses both scores onto the label's attributes; the maps
+Recorded under the adapter's entry (``state.record``): ``first_scores = max_n s_1``, ``scores = max_n s_2``
+``(B, I)`` and ``maps = s_2`` ``(B, I, N)`` (PSVMA regresses both scores onto the label's attributes; the maps
 are its attribute localisation). PSVMA runs one module after block 11 and the same module
 (``share``) after block 12 of a ViT-B/16; see :mod:`zslkit.models.psvma`.
 """
@@ -79,6 +79,6 @@ class DualSemanticVisual(nn.Module):
         _, out = self.decode(x, refined, refined)
         mixed = self.mixer(x + out)
         patches = mixed + self.ffn(mixed)
-        extras = {**state.extras, "first_scores": reduce(first, "b i n -> b i", "max"),
-                  "scores": reduce(second, "b i n -> b i", "max"), "maps": second}
-        return state.replace(tokens=torch.cat([state.prefix, patches], dim=1), extras=extras)
+        return state.replace(tokens=torch.cat([state.prefix, patches], dim=1)).record(
+            context.entry, first_scores=reduce(first, "b i n -> b i", "max"), scores=reduce(second, "b i n -> b i", "max"),
+            maps=second)

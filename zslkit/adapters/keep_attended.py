@@ -5,7 +5,11 @@ At the place ``attention`` of block ``k``, with that block's attention weights
 averaged over heads, ``s_n = mean_h a[h, cls_index, P + n]``; the ``ceil(keep * N)`` patch
 tokens of largest ``s`` stay, in their input order. With ``fuse=True`` the others are merged
 into one token appended after them, ``sum_n s_n x_n / sum_n s_n`` over the dropped ``n``
-(its ``source`` is ``-1``: it stands for no single patch). As in EViT (Liang et al., ICLR 2022).
+(``normalize_fused=False``: ``sum_n s_n x_n``, as EViT's and ZSLViT's code fuse them); its
+``source`` is ``-1``: it stands for no single patch. As in EViT (Liang et al., ICLR 2022).
+
+It reads only the prefix rows of the attention (``attention_rows = "prefix"``), so the backbone
+computes those rows alone and keeps its fused attention for the block's output.
 """
 
 from __future__ import annotations
@@ -24,14 +28,19 @@ __all__ = ["KeepAttended"]
 
 @register("adapter", "keep_attended")
 class KeepAttended(nn.Module):
-    """Keeps a fraction ``keep`` of the patch tokens by prefix attention; ``fuse``: merge the rest into one token."""
+    """Keeps a fraction ``keep`` of the patch tokens by prefix attention; ``fuse``: merge the rest into one token
+    (weighted by their normalised attention, or ``normalize_fused=False``: by the attention itself)."""
+
+    #: reads the prefix rows of the attention weights only (see :mod:`zslkit.backbones.adapted_block`)
+    attention_rows = "prefix"
 
     def __init__(self, token_dim: int, embedding_dim: int, num_attributes: int, keep: float = 0.5, fuse: bool = True,
-                 cls_index: int = 0) -> None:
+                 cls_index: int = 0, normalize_fused: bool = True) -> None:
         super().__init__()
         if not 0 < keep <= 1:
             raise ValueError(f"keep_attended: keep must be a fraction in (0, 1], got {keep}")
         self.keep, self.fuse, self.cls_index = float(keep), bool(fuse), int(cls_index)
+        self.normalize_fused = bool(normalize_fused)
 
     def forward(self, state: TokenState, context: AdapterContext) -> TokenState:
         if state.attention is None:
@@ -46,10 +55,11 @@ class KeepAttended(nn.Module):
         if self.fuse and count < patches.shape[1]:
             dropped = torch.ones_like(scores, dtype=torch.bool).scatter(1, chosen, False)
             weights = scores * dropped
-            weights = weights / weights.sum(dim=1, keepdim=True)
+            if self.normalize_fused:
+                weights = weights / weights.sum(dim=1, keepdim=True)
             tokens.append(torch.einsum("bn,bnd->bd", weights, patches)[:, None])
             source.append(torch.full_like(source[0][:, :1], -1))
         return state.replace(tokens=torch.cat(tokens, dim=1), source=torch.cat(source, dim=1))
 
     def extra_repr(self) -> str:
-        return f"keep={self.keep}, fuse={self.fuse}, cls_index={self.cls_index}"
+        return f"keep={self.keep}, fuse={self.fuse}, cls_index={self.cls_index}, normalize_fused={self.normalize_fused}"

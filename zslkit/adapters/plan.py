@@ -8,11 +8,12 @@ Several adapters at one place run in the order the option lists them.
 
 ``{"share": other_entry, "place": ..., "block": k}`` runs the module of ``other_entry`` (same
 weights, e.g. one module applied after two blocks) at another place; such an entry takes no
-options of its own. What an adapter adds to ``state.extras`` is filed as ``"{entry}.{name}"``.
+options of its own, and records its extras under its own entry name.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,13 +96,18 @@ class AdapterPlan(nn.Module):
         """Whether an adapter runs at ``place`` of ``block``."""
         return (place, block) in self._at
 
+    def prefix_rows_only(self, block: int) -> bool:
+        """Whether adapters run at ``attention`` of ``block`` and every one reads only the prefix rows of the weights
+        (declares ``attention_rows = "prefix"``): the backbone then computes those rows alone."""
+        entries = self._at.get(("attention", block), ())
+        return bool(entries) and all(getattr(self.by_entry[self._module_of[e]], "attention_rows", "all") == "prefix" for e in entries)
+
     def run(self, place: str, block: int, state: TokenState, context: AdapterContext) -> TokenState:
         """``state`` through every adapter at ``place`` of ``block``, in order, each checked."""
         for entry in self._at.get((place, block), ()):
-            result = self.by_entry[self._module_of[entry]](state, context)
+            result = self.by_entry[self._module_of[entry]](state, dataclasses.replace(context, entry=entry))
             self._check(entry, state, result)
-            added = {f"{entry}.{name}": value for name, value in result.extras.items() if name not in state.extras}
-            state = result.replace(extras={**state.extras, **added}) if added else result
+            state = result
         return state
 
     def _check(self, entry: str, before: TokenState, after: Any) -> None:

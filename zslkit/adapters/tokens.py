@@ -11,21 +11,18 @@ that attention maps over the remaining tokens can be put back on the input grid
 
 At the place ``queries`` the state also carries block ``k``'s attention queries
 ``(B, heads, T, head_dim)`` (after timm's ``q_norm``); at the place ``attention`` block
-``k``'s attention weights ``(B, heads, T, T)`` (softmax over keys, before dropout).
+``k``'s attention weights ``(B, heads, T, T)`` (softmax over keys, before dropout), or only
+their prefix rows ``(B, heads, P, T)`` where every adapter at that place declares
+``attention_rows = "prefix"`` (:mod:`zslkit.backbones.adapted_block`).
 
-``extras`` carries what adapters computed for the model's losses and maps, per image
-(batch-first tensors): an adapter adds its own names to it, and the
-:class:`~zslkit.adapters.AdapterPlan` files them as ``"{entry}.{name}"``. The model puts them
-in ``ModelOutput.extras["adapters"]``; an entry's ``maps`` ``(B, I, N)`` (over the current patch
-tokens) and ``scores`` ``(B, I)`` also become ``ModelOutput.maps[entry]`` and
-``attribute_scores[entry]`` (maps put back on the input grid), so that ``viz attention`` and
-localisation read them as they read a branch's.
+``extras``: per-image tensors ``(B, ...)`` that adapters record for the model's loss terms,
+by adapter entry (:meth:`TokenState.record`; the model puts them in ``ModelOutput.extras[entry]``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -46,10 +43,16 @@ class AdapterContext:
     Attributes:
         embeddings: ``(I, D_e)`` the model's attribute embeddings (as its branches see them).
         labels: ``(B,)`` class indices of the batch in training, ``None`` otherwise.
+        class_attributes: ``(K, I)`` the model's class-attribute rows (as its class space stores
+            them), or ``None``.
+        entry: the entry name of the adapter being run (set by
+            :meth:`~zslkit.adapters.plan.AdapterPlan.run`), under which it records extras.
     """
 
     embeddings: torch.Tensor
     labels: torch.Tensor | None = None
+    class_attributes: torch.Tensor | None = None
+    entry: str = ""
     #: ``(1, P, D)`` the backbone's own prefix tokens (CLS, distillation, registers) as they enter block 0 before
     #: the position embedding; filled by the backbone (``None`` until then).
     prefix_tokens: torch.Tensor | None = None
@@ -68,7 +71,7 @@ class TokenState:
     source: torch.Tensor | None = None
     queries: torch.Tensor | None = None
     attention: torch.Tensor | None = None
-    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    extras: dict[str, dict[str, torch.Tensor]] = dataclasses.field(default_factory=dict)
 
     @property
     def prefix(self) -> torch.Tensor:
@@ -83,6 +86,10 @@ class TokenState:
     def replace(self, **changes) -> TokenState:
         """A copy with ``changes`` (``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
+
+    def record(self, entry: str, **tensors: torch.Tensor) -> TokenState:
+        """A copy with ``tensors`` (each ``(B, ...)``) added to ``extras[entry]``."""
+        return self.replace(extras={**self.extras, entry: {**self.extras.get(entry, {}), **tensors}})
 
     def sources(self) -> torch.Tensor:
         """``(B, N)`` ``source``, the identity ``0..N-1`` when it is ``None``."""

@@ -2,7 +2,8 @@
 
 ``forward(features (B, C, R), embeddings (I, D))`` returns :class:`AttentionOutput`
 (``scores`` ``(B, I)``, ``maps`` ``(B, I, R)`` or ``None``); a block whose ``forward``
-has a ``grid`` parameter is also given the region grid ``(H, W)`` (or ``None``). Importing this package
+has a ``grid`` parameter is also given the region grid ``(H, W)`` (or ``None``), one with a
+``global_token`` parameter the global (CLS) token ``(B, D)`` of a model that owns a token backbone. Importing this package
 registers the built-in blocks.
 """
 
@@ -16,6 +17,7 @@ from zslkit.attention.decoder_layer import DecoderLayer
 from zslkit.attention.encoder_spec import build_encoder, parse_encoder_spec
 from zslkit.attention.feed_forward import FeedForward
 from zslkit.attention.gated_attribute_to_visual import GatedAttributeToVisual
+from zslkit.attention.global_linear import GlobalLinear
 from zslkit.attention.multihead_attention import MultiHeadAttention
 from zslkit.attention.prototype import Prototype
 from zslkit.attention.region_query_decoder import RegionQueryDecoder
@@ -30,6 +32,7 @@ __all__ = [
     "DecoderLayer",
     "FeedForward",
     "GatedAttributeToVisual",
+    "GlobalLinear",
     "MultiHeadAttention",
     "Prototype",
     "RegionQueryDecoder",

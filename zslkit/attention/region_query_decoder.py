@@ -39,8 +39,12 @@ class RegionQueryDecoder(nn.Module):
 
     Args:
         feature_dim: ``C``, channels of the (normalised) region features.
-        embedding_dim: ``D``. num_attributes: part of the block contract (unused).
-        heads, ffn_dim, dropout, self_attention: of the decoder, as in ``attribute_query_decoder``.
+        embedding_dim: ``D``.
+        num_attributes: part of the block contract (unused).
+        heads: of the decoder, as in ``attribute_query_decoder``.
+        ffn_dim: of the decoder, as in ``attribute_query_decoder``.
+        dropout: of the decoder, as in ``attribute_query_decoder``.
+        self_attention: of the decoder, as in ``attribute_query_decoder``.
         encoder: the spec of the branch's own encoder; it must have ``tokens`` and ``encode``
             (as ``geometry_encoder``), since the branch reads the tokens before encoding.
         score_init: ``"zeros"`` (CUB, AWA2) or ``"normal"`` (SUN) for ``W_1`` (the authors' ``tf_v2s_init``).

@@ -7,6 +7,8 @@ other block runs as timm's module (fused attention). The steps are those of timm
     h = norm1(x);  q, k, v = qkv(h) split by heads;  q, k = q_norm(q), k_norm(k)
     q = adapters at 'queries' (state.queries = q)
     a = softmax(q * scale @ k^T)                         (B, heads, T, T), when weights are asked for
+        (only its prefix rows (B, heads, P, T) where every adapter at 'attention' declares
+        attention_rows = "prefix"; the output then comes from the fused attention)
     o = attn_drop(a) @ v  -- else timm's fused scaled_dot_product_attention(q, k, v) (its unfused path if it uses that)
     x = x + drop_path1(ls1(proj_drop(proj(norm(o)))))   (times timm's gate where the block has one)
     state = adapters at 'attention' (state.attention = a): may select or merge tokens
@@ -46,15 +48,20 @@ def check_adaptable(block: nn.Module, index: int) -> None:
 
 
 def _attention(attn: nn.Module, h: torch.Tensor, state: TokenState, plan: AdapterPlan, index: int,
-               context: AdapterContext) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(output (B, T, D) before the residual, weights (B, heads, T, T) or None)`` of the block's attention on ``h``."""
+               context: AdapterContext) -> tuple[torch.Tensor, torch.Tensor | None, TokenState]:
+    """``(output (B, T, D) before the residual, weights (B, heads, T, T), its prefix rows (B, heads, P, T) or None,
+    state with what the adapters at 'queries' recorded)`` of the block's attention on ``h``."""
     qkv = rearrange(attn.qkv(h), "b t (three heads d) -> three b heads t d", three=3, heads=attn.num_heads)
     q, k, v = qkv.unbind(0)
     q, k = attn.q_norm(q), attn.k_norm(k)
     if plan.has("queries", index):
-        q = plan.run("queries", index, state.replace(queries=q), context).queries
+        state = plan.run("queries", index, state.replace(queries=q), context)
+        q, state = state.queries, state.replace(queries=None)
     weights = None
-    if plan.has("attention", index) or not getattr(attn, "fused_attn", True):
+    prefix_rows = plan.prefix_rows_only(index) and getattr(attn, "fused_attn", True)
+    if prefix_rows:  # the adapters read the prefix rows alone: those rows only, the output by the fused attention
+        weights = ((q[:, :, : state.num_prefix] * attn.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+    if not prefix_rows and (plan.has("attention", index) or not getattr(attn, "fused_attn", True)):
         weights = ((q * attn.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
         out = attn.attn_drop(weights) @ v
     else:
@@ -63,14 +70,14 @@ def _attention(attn: nn.Module, h: torch.Tensor, state: TokenState, plan: Adapte
     gate = getattr(attn, "gate", None)
     if gate is not None:
         out = out * gate(h).sigmoid()
-    return attn.proj_drop(attn.proj(out)), weights if plan.has("attention", index) else None
+    return attn.proj_drop(attn.proj(out)), weights if plan.has("attention", index) else None, state
 
 
 def run_adapted_block(block: nn.Module, state: TokenState, plan: AdapterPlan, index: int,
                       context: AdapterContext) -> TokenState:
     """Block ``index`` of the backbone on ``state``, with the adapters at its ``queries`` and ``attention`` places."""
     x = state.tokens
-    out, weights = _attention(block.attn, block.norm1(x), state, plan, index, context)
+    out, weights, state = _attention(block.attn, block.norm1(x), state, plan, index, context)
     state = state.replace(tokens=x + block.drop_path1(block.ls1(out)))
     if weights is not None:
         state = plan.run("attention", index, state.replace(attention=weights), context).replace(attention=None)

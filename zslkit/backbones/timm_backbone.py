@@ -2,7 +2,9 @@
 
 The model is built without weights (``pretrained=False``); the given file -- a state
 dict ``.pth``/``.bin`` (read with ``weights_only=True``) or ``.safetensors``, in timm's key
-layout, which for ResNets is also torchvision's -- is loaded into it strictly: every
+layout, which for ResNets is also torchvision's, or a whole open_clip / OpenAI CLIP checkpoint
+whose image tower timm converts (``vit_base_patch16_clip_224`` and the other CLIP towers;
+``docs/clip.md``) -- is loaded into it strictly: every
 parameter except the classifier head must be in the file, with the right shape.
 Nothing is ever downloaded.
 
@@ -10,9 +12,12 @@ The last feature map is ``forward_features`` when that is spatial (CNNs; channel
 outputs such as Swin's are permuted to ``(B, C, H, W)``), else the patch tokens of the last
 block of timm's ``forward_intermediates`` after the model's final norm (vision transformers,
 whose patch tokens it reshapes to a grid; the prefix tokens -- CLS, distillation, registers --
-are not part of a region map: the ``timm_tokens`` backbone gives them). Feature stores record
-this for ViTs (``describe()["features"] == "final_norm"``); ViT features extracted before zslkit applied
-the final norm lack the field, and reading them says so (:func:`feature_recipe_note`).
+are not part of a region map: :meth:`TimmBackbone.forward_with_prefix` gives them beside it, after
+the same final norm, and ``zslkit extract`` stores them beside the map; the ``timm_tokens`` backbone
+gives them too). Feature stores record this for ViTs (``describe()["features"] == "final_norm"``,
+and the store's ``prefix_shape``); ViT features extracted before zslkit applied the final norm lack
+the field, and reading them says so (:func:`feature_recipe_note`); those extracted before zslkit
+kept the prefix tokens have no ``prefix_shape`` (:func:`prefix_tokens_note`).
 
 ViT-family models are built with timm's ``dynamic_img_size=True`` (unless given), so they read
 any image size (448 px through 224 px weights): timm resamples the position embeddings to each
@@ -34,7 +39,8 @@ from zslkit.registry import did_you_mean, register
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FEATURE_RECIPE", "BackboneWeightsError", "TimmBackbone", "feature_recipe_note", "load_weights"]
+__all__ = ["FEATURE_RECIPE", "BackboneWeightsError", "TimmBackbone", "feature_recipe_note", "load_weights",
+           "prefix_tokens_note"]
 
 #: How the region maps of a ViT-family :class:`TimmBackbone` are made, as its description records it
 #: (``features``): the last block's patch tokens after the model's final norm. ViT descriptions without
@@ -67,6 +73,7 @@ def load_weights(model: nn.Module, weights: Path, model_name: str) -> None:
         state = load_state_dict(str(weights), weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch/safetensors raise many types for bad files
         raise BackboneWeightsError(f"{weights}: cannot read weights ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    state = _from_clip_checkpoint(model, state)
     heads = _head_prefixes(model)
     if isinstance(getattr(model, "norm", None), nn.Identity) and any(k.startswith("norm.") for k in state):
         # a ViT built without its final norm (timm's final_norm=False, as PSVMA runs it): the file's norm is not used
@@ -87,6 +94,21 @@ def load_weights(model: nn.Module, weights: Path, model_name: str) -> None:
             else f"has {len(result.unexpected_keys)} tensors that timm model {model_name!r} does not (first: {result.unexpected_keys[0]})"
         )
         raise BackboneWeightsError(f"{weights}: {problem}; is it a checkpoint of this model?")
+
+
+def _from_clip_checkpoint(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An open_clip / OpenAI CLIP checkpoint (both towers, image tower under ``visual.``) as the timm image
+    tower's keys, by timm's own conversion (the ``checkpoint_filter_fn`` of the model's module: CLIP ViTs
+    and ResNets); any other state as it is."""
+    if not any(k.startswith(("visual.", "module.visual.")) for k in state):
+        return state
+    import importlib
+
+    convert = getattr(importlib.import_module(type(model).__module__), "checkpoint_filter_fn", None)
+    if convert is None:
+        raise BackboneWeightsError(f"a CLIP checkpoint (keys visual.*) does not convert to timm's {type(model).__name__}; "
+                               "give a CLIP tower (vit_*_clip_*, resnet*_clip) or weights in timm's layout")
+    return convert(state, model)
 
 
 def _resample_pos_embed(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -145,6 +167,24 @@ def feature_recipe_note(described: dict[str, Any]) -> str | None:
             "normalised tokens")
 
 
+def prefix_tokens_note(described: dict[str, Any]) -> str:
+    """Why region features a backbone ``described`` (its ``describe()``) made come without prefix (CLS) tokens."""
+    model = described.get("model")
+    if described.get("name") == "timm" and isinstance(model, str):
+        try:
+            token_model = is_token_model(model)
+        except Exception:  # noqa: BLE001 - an unknown or since-renamed timm model
+            token_model = None
+        if token_model is False:
+            return f"timm model {model!r} is not a ViT-family model: its maps have no prefix tokens"
+        if token_model and "features" not in described:
+            return (f"ViT {model!r} features extracted before zslkit applied the final norm and kept the CLS token; "
+                    "re-extract them with `zslkit extract`")
+        if token_model:
+            return f"ViT {model!r} features extracted before zslkit kept the CLS token; re-extract them with `zslkit extract`"
+    return "its backbone gave none; extract with a ViT-family timm backbone to get them"
+
+
 @register("backbone", "timm")
 class TimmBackbone(nn.Module):
     """Images ``(B, 3, S, S)`` -> last feature map ``(B, C, H, W)`` of a timm model.
@@ -200,6 +240,16 @@ class TimmBackbone(nn.Module):
         if not hasattr(self.model, "forward_intermediates"):
             raise RuntimeError(f"timm model {self.model_name!r} gives no spatial feature map (no forward_intermediates)")
         return self.model.forward_intermediates(images, indices=1, intermediates_only=True, norm=True)[-1]
+
+    def forward_with_prefix(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(map (B, C, H, W), prefix (B, P, C))``: a ViT's patch map (as :meth:`forward`) and its prefix tokens
+        (CLS, distillation, registers) after the same final norm -- timm's ``forward_features`` split at ``P``.
+        ``prefix`` is ``None`` for models without prefix tokens (CNNs, ViTs built without a class token)."""
+        if not self.token_model or not int(self.model.num_prefix_tokens):
+            return self(images), None
+        maps, prefix = self.model.forward_intermediates(images, indices=1, intermediates_only=True, norm=True,
+                                                        return_prefix_tokens=True)[-1]
+        return maps, prefix
 
     def data_config(self) -> dict[str, Any]:
         """timm's preprocessing config of the model (mean, std, interpolation, crop_pct...)."""

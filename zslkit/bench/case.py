@@ -22,6 +22,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from zslkit.bench.clip_runner import ClipRunner
 from zslkit.bench.method_runner import MethodRunner
 from zslkit.bench.model_runner import ModelRunner
 from zslkit.bench.protocols import PROTOCOLS, Protocol, register_protocol
@@ -29,7 +30,7 @@ from zslkit.bench.runner import Runner
 from zslkit.plugins import PluginWarning, get_plugin_manager
 from zslkit.registry import ComponentNotFoundError, component_info, did_you_mean, list_components
 
-__all__ = ["DEFAULT_MODELS", "BenchmarkCase", "available_cases", "select_cases"]
+__all__ = ["DEFAULT_MODELS", "BenchmarkCase", "available_cases", "clip_cases", "select_cases"]
 
 #: Deep models in the default run when they are registered.
 DEFAULT_MODELS: tuple[str, ...] = ("msdn", "dazle")
@@ -53,6 +54,9 @@ class BenchmarkCase:
         datasets: datasets it runs on by default (empty: any).
         default: whether it runs when no ``--model`` are given.
         source: who defined it (``"zslkit"`` or the plugin name); set by the harness.
+        clip: ``kind="method"`` only: a CLIP row, ``{"semantics": "names" | "attributes", "ensemble": bool}``
+            (:class:`~zslkit.bench.clip_runner.ClipRunner`: the method reads a CLIP model's image and text
+            embeddings, the model given to the run); ``None``: pooled features and class attributes.
     """
 
     name: str
@@ -64,6 +68,7 @@ class BenchmarkCase:
     datasets: tuple[str, ...] = ()
     default: bool = False
     source: str = "zslkit"
+    clip: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -71,21 +76,28 @@ class BenchmarkCase:
         if self.kind not in _KINDS:
             raise ValueError(f"BenchmarkCase {self.name!r}: kind must be one of {_KINDS}, got {self.kind!r}")
         object.__setattr__(self, "datasets", tuple(self.datasets))
+        if self.clip is not None and self.kind != "method":
+            raise ValueError(f"BenchmarkCase {self.name!r}: clip= is for kind='method' rows, not {self.kind!r}")
 
     def applies_to(self, dataset: str) -> bool:
         return not self.datasets or dataset in self.datasets
 
     def settings(self) -> dict[str, Any]:
         """Everything about the case that changes its numbers, as JSON-compatible data."""
+        clip = {} if self.clip is None else {"clip": self.clip}
         return json.loads(json.dumps(
             {"component": self.component, "kind": self.kind, "options": self.options,
-             "param_grid": self.param_grid, "train_config": self.train_config},
+             "param_grid": self.param_grid, "train_config": self.train_config, **clip},
             sort_keys=True, default=repr,
         ))
 
-    def runner(self, progress: bool = False, backbone: dict[str, Any] | None = None, threads: int | None = None) -> Runner:
+    def runner(self, progress: bool = False, backbone: dict[str, Any] | None = None, threads: int | None = None,
+               clip: dict[str, Any] | None = None) -> Runner:
         """A fresh runner for this case (``backbone``: models train through it, :class:`ModelRunner`;
-        ``threads``: a deep model's CPU threads, ``None``: the machine's choice)."""
+        ``threads``: a deep model's CPU threads, ``None``: the machine's choice; ``clip``: the CLIP model
+        of a CLIP row, :func:`zslkit.clip.load_clip`'s arguments)."""
+        if self.clip is not None:
+            return ClipRunner(self.component, self.options, self.param_grid, model=clip, **self.clip)
         if self.kind == "method":
             return MethodRunner(self.component, self.options, self.param_grid)
         return ModelRunner(self.component, self.options, self.param_grid, self.train_config, progress=progress,
@@ -106,8 +118,24 @@ def pooled_case() -> BenchmarkCase:
     return BenchmarkCase("pooled", component="apn", kind="model", options={"branches": branches, "losses": losses})
 
 
+def clip_cases() -> list[BenchmarkCase]:
+    """The CLIP rows (run when named, with a CLIP model: ``zslkit bench --clip MODEL --clip-weights PATH``).
+
+    ``clip_names`` (class-name prompts; ``clip_names+ensemble``: every template of the dataset's set),
+    ``clip_attributes`` (attribute prompts through the class-attribute matrix, no class names) and
+    ``clip_linear``: ESZSL (the pooled-feature baseline) on CLIP image embeddings with the class-name
+    text embeddings as class semantics (:mod:`zslkit.methods.clip`, :mod:`zslkit.bench.clip_runner`).
+    """
+    names = {"semantics": "names", "ensemble": False}
+    return [BenchmarkCase("clip_names", "clip_names", clip=names),
+            BenchmarkCase("clip_names+ensemble", "clip_names", clip={**names, "ensemble": True}),
+            BenchmarkCase("clip_attributes", "clip_attributes", clip={"semantics": "attributes", "ensemble": False}),
+            BenchmarkCase("clip_linear", "eszsl", clip=names)]
+
+
 def _builtin_cases() -> list[BenchmarkCase]:
     cases = [pooled_case()] if "apn" in list_components("model") else []
+    cases += clip_cases()
     for kind in _KINDS:
         for name in list_components(kind):
             if any(c.name == name for c in cases):

@@ -34,10 +34,12 @@ from zslkit.bench.cache import CellCache, plain, settings_hash
 from zslkit.bench.case import BenchmarkCase, select_cases
 from zslkit.bench.code import record_component, recording
 from zslkit.bench.environment import environment
+from zslkit.bench.leakage import LEAK_COLUMNS, attach_leakage, for_runner, leak_caption, leak_columns
 from zslkit.bench.plots import plot_protocol_gap, plot_seen_unseen_curves, plot_training_curves
 from zslkit.bench.protocols import Protocol, get_protocol, run_protocols
 from zslkit.bench.published import PUBLISHED_SOURCES, published
 from zslkit.bench.table import COLUMNS, format_markdown, write_csv
+from zslkit.leakage import Pretraining, pretraining_of
 from zslkit.registry import component_info
 
 __all__ = ["HARNESS_VERSION", "BenchmarkResult", "run_benchmark", "write_outputs"]
@@ -50,6 +52,8 @@ __all__ = ["HARNESS_VERSION", "BenchmarkResult", "run_benchmark", "write_outputs
 HARNESS_VERSION = 4
 
 _log = logging.getLogger("zslkit.bench")
+#: What marks the rows whose runner states a caveat (a random-init CLIP's plumbing check); the caption says it.
+CAVEAT_MARK = "†"
 
 
 @dataclass
@@ -95,8 +99,11 @@ class BenchmarkResult:
             row: dict[str, Any] = {"dataset": dataset, "method": method, "kind": cells[0]["kind"],
                                    "protocol": protocol, "seeds": [c["seed"] for c in cells]}
             row.update(_mean_std([c["metrics"] for c in cells]))
+            row.update(leak_columns(cells))  # U/H on the unseen classes the pretraining did not see, when known
             row["gamma"] = float(np.mean([c["gamma"] for c in cells]))
             row["wall_s"] = float(sum(c["wall_s"] for c in cells))
+            if cells[0].get("caveat"):
+                row["caveat"] = cells[0]["caveat"]
             rows.append(row)
         return rows
 
@@ -142,7 +149,11 @@ class BenchmarkResult:
         sources = sorted({PUBLISHED_SOURCES[r["method"]] for r in self._published_rows(rows)}) if with_published else []
         if sources:
             parts.append("Rows marked (published) are not measured here: " + "; ".join(sources) + ".")
-        return " ".join(parts)
+        caveats = sorted({r["caveat"] for r in (self.rows() if rows is None else rows) if r.get("caveat")})
+        if caveats:
+            parts.append(f"Rows marked {CAVEAT_MARK}: " + "; ".join(caveats) + ".")
+        leak = leak_caption(self.cells)
+        return " ".join(parts + [leak] if leak else parts)
 
     def _published_rows(self, rows: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         """The published numbers of the measured (dataset, method) pairs; ``rows``: :meth:`rows`, if at hand."""
@@ -171,12 +182,14 @@ class BenchmarkResult:
             gaps.setdefault(gap["method"], []).append(gap)
         for method in dict.fromkeys(r["method"] for r in measured):
             mine = [r for r in measured if r["method"] == method]
+            label = f"{method} {CAVEAT_MARK}" if mine[0].get("caveat") else method
             for name in (p.name for p in self.protocols):
-                rows += [{**r, "method": f"{method} ({name})" if several else method} for r in mine if r["protocol"] == name]
+                rows += [{**r, "method": f"{label} ({name})" if several else label} for r in mine if r["protocol"] == name]
             for gap in gaps.get(method, []):
                 rows.append({**gap, "method": f"{method} ({gap['protocol'].replace(' - ', ' − ')})", "signed": True})
             rows += [{**ref, "method": f"{method} (published)"} for key, ref in extra.items() if key[1] == method]
-        return format_markdown(rows, title=self._caption(with_published, measured))
+        columns = COLUMNS + LEAK_COLUMNS if any("U_leak_free" in r for r in measured) else COLUMNS
+        return format_markdown(rows, columns, title=self._caption(with_published, measured), signed_columns=("H_leak_gap",))
 
 
 def _mean_std(metrics: list[dict[str, float]]) -> dict[str, float]:
@@ -191,17 +204,24 @@ def _mean_std(metrics: list[dict[str, float]]) -> dict[str, float]:
 
 
 def _cell_settings(dataset: str, dataset_options: dict[str, Any], case: BenchmarkCase, recipe: Any, protocol: str,
-                   seed: int, backbone: dict[str, Any] | None = None) -> dict[str, Any]:
+                   seed: int, backbone: dict[str, Any] | None = None, pretraining: str | None = None,
+                   clip: dict[str, Any] | None = None) -> dict[str, Any]:
     """What a cell's numbers depend on besides the code (its cache key): for a deep model, the recipe's
     config too (less the thread count, a machine setting), so that editing a recipe file recomputes the
     cells trained with it. The code is checked separately (the cell's ``code``, :class:`CellCache`).
 
     ``recipe``: the case's recipe for ``dataset`` (``None`` for a method without one); ``backbone``: the
-    models' backbone options (recorded only when given, so cells without one keep their keys)."""
+    models' backbone options (recorded only when given, so cells without one keep their keys); ``pretraining``:
+    the ``--pretraining`` given (likewise; one the features say is part of the features); ``clip``: the CLIP
+    model of the CLIP rows (recorded for those rows only)."""
     through = {} if backbone is None or case.kind != "model" else {"backbone": backbone}
-    config = {k: v for k, v in recipe.config.to_dict().items() if k != "num_threads"} if recipe is not None else None
+    if case.clip is not None:
+        through["clip_model"] = clip
+    # the thread count (a machine setting) and the loggers (where the numbers go) change no number
+    config = {k: v for k, v in recipe.config.to_dict().items() if k not in ("num_threads", "loggers")} \
+        if recipe is not None else None
     return {"dataset": dataset, "dataset_options": dataset_options, "case": case.name, **case.settings(), **through,
-            "recipe": config, "protocol": protocol, "seed": seed,
+            "recipe": config, "protocol": protocol, "seed": seed, **({"pretraining": pretraining} if pretraining else {}),
             "harness_version": HARNESS_VERSION, "zslkit": zslkit.__version__}
 
 
@@ -227,6 +247,8 @@ def run_benchmark(
     backbone: dict[str, Any] | None = None,
     recompute: bool = False,
     threads: int | None = None,
+    pretraining: str | None = None,
+    clip: dict[str, Any] | None = None,
 ) -> BenchmarkResult:
     """Run ``methods`` (case names; ``None``: the defaults) on ``datasets`` under ``protocol``.
 
@@ -240,11 +262,17 @@ def run_benchmark(
     ``backbone``: options of the ``timm`` backbone the models train through, end to end, on image
     datasets (``synthetic_images``; :class:`~zslkit.bench.model_runner.ModelRunner`). ``threads``:
     CPU threads for the deep models' trainings (``None``: :func:`zslkit.threads.thread_count`).
+    ``pretraining``: what the backbone was pretrained on (a label set such as ``in21k`` or a timm weight
+    tag; default: what the features or ``backbone`` say, if anything): the rows add U and H on the unseen
+    classes outside its label set (:mod:`zslkit.bench.leakage`). ``clip``: the CLIP model of the CLIP rows
+    (:func:`zslkit.clip.load_clip`'s arguments, e.g. ``{"model": "ViT-B-16", "weights": PATH}``;
+    :class:`~zslkit.bench.clip_runner.ClipRunner`, which names its own pretraining: web-scale).
     """
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
         raise ValueError("seeds: need at least one seed")
     options = dataset_options or {}
+    given = pretraining_of(pretraining) if pretraining is not None else None
     for name in datasets:  # unknown names fail here, before any work
         zslkit.get_component("dataset", name)
     plan = [(d, select_cases(methods, d)) for d in datasets]
@@ -255,21 +283,26 @@ def run_benchmark(
     bar = tqdm(total=sum(len(cases) for _, cases in plan) * len(seed_list) * len(protos), desc="bench",
                unit="cell", disable=not progress)
     for dataset_name, cases in plan:
-        dataset = _once(zslkit.load_dataset, dataset_name, **options.get(dataset_name, {}))
+        dataset = _once(_load, dataset_name, options.get(dataset_name, {}), given, backbone)
         for case in cases:
             with recording() as used:  # the packages of every component the case builds
-                runner = case.runner(progress=progress, backbone=backbone, threads=threads)  # one per case: every seed
+                runner = case.runner(progress=progress, backbone=backbone, threads=threads, clip=clip)  # every seed
                 recipe = runner.recipe(dataset_name) if hasattr(runner, "recipe") else None
                 for kind, name in ((case.kind, case.component), ("dataset", dataset_name)):
                     record_component(component_info(kind, name))
                 for seed in seed_list:
                     bar.set_postfix_str(f"{dataset_name}/{case.name}/seed {seed}")
                     cells += _cells(protos, (dataset_name, dataset), options.get(dataset_name, {}), case, seed,
-                                    cache, env, (runner, recipe), progress, used, backbone)
+                                    cache, env, (runner, recipe), progress, used, backbone, given, clip)
                     bar.update(len(protos))
     bar.close()
     cache.report()
     return BenchmarkResult(protos, list(datasets), cells, env)
+
+
+def _load(name: str, options: dict[str, Any], given: Pretraining | None, backbone: dict[str, Any] | None) -> Any:
+    """The dataset ``name``, with the check of its unseen classes against its backbone's pretraining."""
+    return attach_leakage(name, zslkit.load_dataset(name, **options), given, backbone)
 
 
 def _once(make: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], Any]:
@@ -280,30 +313,36 @@ def _once(make: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], A
 def _cells(protos: list[Protocol], dataset: tuple[str, Callable[[], Any]], options: dict[str, Any],
            case: BenchmarkCase, seed: int, cache: CellCache, env: dict[str, Any], runner: tuple[Any, Any],
            progress: bool, used: frozenset[str] | set[str] = frozenset(),
-           backbone: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+           backbone: dict[str, Any] | None = None, pretraining: Pretraining | None = None,
+           clip: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The cells of (dataset, case, seed) under ``protos``: cached ones read, the others computed together.
 
     ``dataset`` is (name, loader; loaded once, shared by the seeds) and ``runner`` is (the case's runner,
     its recipe for the dataset or ``None``), both shared by the seeds. ``used``: the packages of the
     components the case built so far (:func:`~zslkit.bench.code.recording`), recorded as the cells' code.
+    ``backbone``, ``pretraining``, ``clip``: the run's, part of the cells' settings where they apply.
     """
     dataset_name, load = dataset
     fit, recipe = runner
     keys = {}
     for proto in protos:
-        settings = _cell_settings(dataset_name, options, case, recipe, proto.name, seed, backbone)
+        settings = _cell_settings(dataset_name, options, case, recipe, proto.name, seed, backbone,
+                                  None if pretraining is None else pretraining.source, clip)
         digest = settings_hash(settings)
         keys[proto.name] = (settings, digest, cache.path(dataset_name, case.name, proto.name, seed, digest))
     found = {name: cache.fetch(path) for name, (_, _, path) in keys.items()}
     missing = [p for p in protos if found[p.name] is None]
     if missing:
-        data = load()
+        data = for_runner(dataset_name, load(), fit)  # a runner with its own backbone names its pretraining
         start = time.perf_counter()
         outcomes = run_protocols(missing, fit, data, seed, progress)
         if hasattr(fit, "recipe"):  # deep models: the recipe they trained with
             record = fit.recipe(data).record()  # remembered by the runner: derived once per dataset
             for outcome in outcomes.values():
                 outcome["recipe"] = dict(record)
+        if getattr(fit, "caveat", None):  # e.g. a random-init CLIP: a plumbing check
+            for outcome in outcomes.values():
+                outcome["caveat"] = fit.caveat
         wall = time.perf_counter() - start
         finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
         code = cache.digests.code_of(used)
@@ -315,6 +354,7 @@ def _cells(protos: list[Protocol], dataset: tuple[str, Callable[[], Any]], optio
                 "settings": settings, "settings_hash": digest, **outcomes[proto.name],
                 "wall_s": wall, "shared_with": [p.name for p in missing if p is not proto],
                 "environment": env, "code": code, "finished": finished,
+                **({"leakage": data.metadata["leakage"]} if "leakage" in data.metadata else {}),
             })
             cache.save(path, found[proto.name])
             cache.computed += 1
@@ -345,7 +385,9 @@ def write_outputs(result: BenchmarkResult, out_dir: str | Path, with_published: 
         line.update(cell["metrics"])
         line["device"] = cell["environment"]["device"]
         line["versions"] = {"python": cell["environment"]["python"], **cell["environment"]["packages"]}
-        lines.append({k: line.get(k) for k in (*_CSV_FIELDS, "device", "versions")})
+        leak = ("U_leak_free", "H_leak_free", "leakage") if any("leakage" in c for c in result.cells) else ()
+        line.update({f"{k}_leak_free": v for k, v in (cell.get("leak_free") or {}).items()}, leakage=cell.get("leakage"))
+        lines.append({k: line.get(k) for k in (*_CSV_FIELDS, *leak, "device", "versions")})
     written = [write_csv(lines, out / "results.csv")]
     names = [p.name for p in result.protocols]
     gaps = result.gaps()

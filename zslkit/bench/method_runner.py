@@ -19,8 +19,10 @@ class MethodRunner:
 
     Features are the datasets' pooled features, standardised with the mean and
     standard deviation of the images the method is fitted on (never of test
-    images). The pooled features of a dataset are computed once and shared with
-    its validation view. Fitting and scoring run single-threaded (small matrices).
+    images; unless the method's class attribute ``standardize`` is false). The pooled
+    features of a dataset are computed once and shared with its validation view.
+    :meth:`inputs` and :meth:`semantics` say what a method is fitted on (the CLIP runner,
+    :class:`~zslkit.bench.clip_runner.ClipRunner`, gives others). Fitting and scoring run single-threaded (small matrices).
     """
 
     kind = "method"
@@ -62,11 +64,12 @@ class MethodRunner:
                 raise ValueError(f"method {self.component!r} has no 'epochs' parameter to stop at epoch {epochs}")
             estimator.set_params(epochs=epochs)
         train = dataset.splits["trainval"]
-        features = self.pooled(dataset)[train]
-        mean = features.mean(axis=0)
-        std = features.std(axis=0)
-        std[std == 0] = 1.0
-        args = ((features - mean) / std, dataset.labels[train], dataset.class_attributes, dataset.seen_classes)
+        features = self.inputs(dataset)[train]
+        mean, std = np.zeros(features.shape[1]), np.ones(features.shape[1])
+        if getattr(self.factory, "standardize", True):
+            mean, std = features.mean(axis=0), features.std(axis=0)
+            std[std == 0] = 1.0
+        args = ((features - mean) / std, dataset.labels[train], self.semantics(dataset), dataset.seen_classes)
         with single_threaded():
             if getattr(estimator, "iterative", False) and on_epoch is not None:
                 estimator.fit(*args, on_epoch=lambda epoch, est: on_epoch(epoch, (est, mean, std)))
@@ -77,4 +80,12 @@ class MethodRunner:
     def scores(self, predictor, dataset: ZSLDataset, indices: np.ndarray) -> np.ndarray:
         estimator, mean, std = predictor
         with single_threaded():
-            return estimator.decision_function((self.pooled(dataset)[indices] - mean) / std)
+            return estimator.decision_function((self.inputs(dataset)[indices] - mean) / std)
+
+    def inputs(self, dataset: ZSLDataset) -> np.ndarray:
+        """``(N, d)``: what the method reads of every image (here: its pooled features)."""
+        return self.pooled(dataset)
+
+    def semantics(self, dataset: ZSLDataset) -> np.ndarray:
+        """``(K, d')``: the class semantics the method is fitted with (here: the class attributes)."""
+        return dataset.class_attributes

@@ -42,8 +42,8 @@ class ModelRunner:
     ...}``, :class:`~zslkit.backbones.timm_backbone.TimmBackbone`) to train each model through,
     end to end, on a dataset whose ``features`` are images (``synthetic_images``); built afresh for
     every fit, its random initialisation seeded by the fit's seed. ``None``: the models read the
-    dataset's feature maps. A model that owns its backbone (``psvma``: its recipe's ``model_options`` build it)
-    reads the images itself, without ``backbone``.
+    dataset's feature maps. A model that owns its backbone (``image_reader``: a
+    :class:`~zslkit.models.TokenAttentionModel`) reads the images through its own, whatever ``backbone`` says.
     """
 
     kind = "model"
@@ -86,7 +86,8 @@ class ModelRunner:
         """The ``TrainConfig`` for ``dataset``, with the case's overrides, ``epochs`` when given and the
         runner's ``threads`` (a machine setting: not part of the recipe, nor of the cache key)."""
         config = self.recipe(dataset).config
-        changes = {"epochs": epochs, "num_threads": self.threads}
+        # the harness logs each cell once it is done (zslkit.bench.tracking), not each of its trainings
+        changes = {"epochs": epochs, "num_threads": self.threads, "loggers": [] if config.loggers else None}
         changes = {k: v for k, v in changes.items() if v is not None}
         return _training().load_config(config, **changes) if changes else config
 
@@ -129,10 +130,10 @@ class ModelRunner:
         """``{"backbone": ..., "inputs": the images}`` for :func:`~zslkit.training.train`, or ``{}`` without one;
         refuses images without a backbone and feature maps with one."""
         images = dataset.metadata.get("form") == "images"
-        if self._owns_backbone():  # a model that owns its ViT (psvma): it reads the images itself
-            if self.backbone is not None:
-                raise ValueError(f"model {self.component!r} owns its backbone (its recipe's model_options set it) and "
-                                 "reads the images itself: give no --backbone")
+        import zslkit
+
+        if images and hasattr(zslkit.get_component("model", self.component), "image_reader"):
+            # a model that owns its backbone (TokenAttentionModel) reads the images itself; --backbone is for the others
             return {}
         if self.backbone is None:
             if images:
@@ -144,16 +145,8 @@ class ModelRunner:
                              "give an image dataset (e.g. synthetic_images) or no backbone")
         import torch
 
-        import zslkit
-
         torch.manual_seed(seed)
         return {"backbone": zslkit.create("backbone", "timm", **self.backbone), "inputs": dataset.features}
-
-    def _owns_backbone(self) -> bool:
-        """Whether the model builds its own image backbone (a class with ``image_reader``, e.g. a TokenAttentionModel)."""
-        import zslkit
-
-        return hasattr(zslkit.get_component("model", self.component), "image_reader")
 
     def scores(self, predictor: ZSLModel, dataset: ZSLDataset, indices: np.ndarray) -> np.ndarray:
         return np.asarray(_training().predict_scores(predictor, self.on_device(dataset), np.asarray(indices)))

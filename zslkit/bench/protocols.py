@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from zslkit.bench.cache import settings_hash
 from zslkit.bench.evaluate import thin_curve
+from zslkit.bench.leakage import with_leak_free
 from zslkit.bench.runner import Runner
 from zslkit.datasets import DatasetError, ZSLDataset
 from zslkit.metrics.evaluation import Evaluation, evaluate
@@ -134,8 +135,13 @@ def evaluate_test(runner: Runner, predictor: Any, dataset: ZSLDataset, calibrati
     """The evaluation on test (``test_seen`` + ``test_unseen``): the only place test labels are read.
 
     ``scores``: the predictor's test scores when already computed (several evaluations of one epoch).
+    With a pretraining check on the dataset (``metadata["leakage"]``) the evaluation carries its
+    leak-free ``U``/``H`` too (:func:`~zslkit.bench.leakage.with_leak_free`).
     """
-    return _score(runner, predictor, dataset, dataset.labels[_eval_indices(dataset)], calibration, scores)
+    if scores is None:
+        scores = runner.scores(predictor, dataset, _eval_indices(dataset))
+    labels = dataset.labels[_eval_indices(dataset)]
+    return with_leak_free(_score(runner, predictor, dataset, labels, calibration, scores), scores, labels, dataset)
 
 
 def _outcome(ev: Evaluation, selected: dict[str, Any], epochs: list[dict[str, Any]],
@@ -147,6 +153,7 @@ def _outcome(ev: Evaluation, selected: dict[str, Any], epochs: list[dict[str, An
         "curve": thin_curve(ev.curve),
         "epochs": epochs,
         "train_history": history,
+        **({"leak_free": ev.leak_free} if ev.leak_free is not None else {}),
     }
 
 

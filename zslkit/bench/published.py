@@ -1,7 +1,7 @@
 """Published reference numbers, shown beside measured rows and labelled "published".
 
 All values are per-class mean top-1 accuracies in percent on the xlsa17
-proposed split with ResNet-101 features.
+proposed split, with ResNet-101 features except where said (ZSLViT).
 
 * Embedding baselines: Xian, Lampert, Schiele and Akata, "Zero-Shot Learning -
   A Comprehensive Evaluation of the Good, the Bad and the Ugly", TPAMI 2018
@@ -28,6 +28,11 @@ proposed split with ResNet-101 features.
   2020, as its repository's README gives them (github.com/wenjiaXu/APN-ZSL, "Model
   zoo": the ZSL accuracy, T1, and the GZSL accuracy, H, of the released models). The
   README gives no U and S, so those cells stay empty.
+* ZSLViT: Chen et al., "Progressive Semantic-Guided Vision Transformer for Zero-Shot
+  Learning", CVPR 2024, as restated in github.com/shiming-chen/ZSLViT (README, "Results
+  of our released models"): a DeiT-B/16 fine-tuned end to end (ImageNet-1k weights), not
+  ResNet-101 features; the released checkpoints run at 448 px (ZSLViT issue #4). Best epoch
+  on test (their train.py keeps the best test H), calibration gamma fixed per dataset.
 * PSVMA: Liu et al., "Progressive Semantic-Visual Mutual Adaption for Generalized
   Zero-Shot Learning", CVPR 2023 (arXiv:2303.15322), main results table, with a ViT-B/16
   fine-tuned end to end (not ResNet-101 features). Its repository's README gives no numbers
@@ -49,12 +54,14 @@ _MSDN = "Chen et al., CVPR 2022 (MSDN), best epoch on test"
 _APN = "Xu et al., NeurIPS 2020 (APN), the README's released models (T1 and H only)"
 _TZ = "Chen et al., AAAI 2022 (TransZero), README of the released code, best epoch on test"
 _TZPP = "Chen et al., TPAMI 2022 (TransZero++), README of the released code, best epoch on test"
+_ZSLVIT = "Chen et al., CVPR 2024 (ZSLViT), README of the released code (DeiT-B/16 end to end), best epoch on test"
 _PSVMA = "Liu et al., CVPR 2023 (PSVMA), paper's table (unverified copy), ViT-B/16, best epoch on test"
 
 #: Source of each method's published numbers.
 PUBLISHED_SOURCES: dict[str, str] = {
     "devise": _GBU, "sje": _GBU, "latem": _GBU, "eszsl": _GBU, "ale": _GBU, "sae": _GBU, "msdn": _MSDN,
-    "transzero": _TZ, "transzero_pp": _TZPP, "apn": _APN, "psvma": _PSVMA,
+    "transzero": _TZ, "transzero_pp": _TZPP, "apn": _APN,
+    "zslvit": _ZSLVIT, "psvma": _PSVMA,
 }
 
 #: method -> dataset -> (T1, U, S, H) in percent; ``None`` where the source gives no value.
@@ -69,6 +76,7 @@ PUBLISHED: dict[str, dict[str, tuple[float | None, float | None, float | None, f
     "apn": {"cub": (72.1, None, None, 67.2), "sun": (61.5, None, None, 37.5), "awa2": (68.6, None, None, 67.4)},
     "transzero": {"cub": (76.8, 69.3, 68.3, 68.8), "sun": (65.6, 52.6, 33.4, 40.8), "awa2": (70.1, 61.3, 82.3, 70.2)},
     "transzero_pp": {"cub": (78.3, 67.5, 73.6, 70.4), "sun": (67.6, 48.6, 37.8, 42.5), "awa2": (72.6, 64.6, 82.7, 72.5)},
+    "zslvit": {"cub": (78.9, 69.4, 78.2, 73.6), "sun": (68.3, 45.9, 48.4, 47.3), "awa2": (70.7, 66.1, 84.6, 74.2)},
     "psvma": {"cub": (73.8, 70.1, 77.8, 73.8), "sun": (77.8, 61.7, 45.3, 52.3), "awa2": (78.6, 73.6, 77.3, 75.4)},
 }
 

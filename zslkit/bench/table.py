@@ -14,19 +14,22 @@ __all__ = ["COLUMNS", "format_markdown", "format_value", "write_csv", "write_res
 
 def format_value(value: float | None, std: float | None = None, signed: bool = False) -> str:
     """A fraction as a percentage with one decimal, ``mean ± std`` when ``std`` is given, ``-`` when missing;
-    ``signed``: with its sign (``+4.5``), for differences."""
+    ``signed``: with its sign (``+4.5``), for differences. A text (why there is no number) is shown as it is."""
     if value is None:
         return "-"
+    if isinstance(value, str):
+        return value
     mean = f"{100 * value:+.1f}" if signed else f"{100 * value:.1f}"
     return mean if std is None else f"{mean} ± {100 * std:.1f}"
 
 
-def format_markdown(rows: list[dict[str, Any]], columns=COLUMNS, title: str | None = None) -> str:
+def format_markdown(rows: list[dict[str, Any]], columns=COLUMNS, title: str | None = None,
+                    signed_columns: tuple[str, ...] = ()) -> str:
     """Pivot rows into one Markdown table.
 
     Each row is a dict with ``method``, optionally ``dataset``, metric values in
     [0, 1] under the column names, optional ``<column>_std`` and optional ``signed``
-    (a row of differences, shown with signs). Rows of the same
+    (a row of differences, shown with signs; ``signed_columns``: columns that are always differences). Rows of the same
     method on different datasets share a line; each dataset gets a block of
     columns (headed ``<dataset> <column>`` when there are several datasets).
     """
@@ -41,7 +44,8 @@ def format_markdown(rows: list[dict[str, Any]], columns=COLUMNS, title: str | No
         values = []
         for dataset in datasets:
             row = cell.get((method, dataset), {})
-            values += [format_value(row.get(c), row.get(f"{c}_std"), row.get("signed", False)) for c in columns]
+            values += [format_value(row.get(c), row.get(f"{c}_std"), row.get("signed", False) or c in signed_columns)
+                       for c in columns]
         lines.append("| " + " | ".join([method, *values]) + " |")
     return "\n".join(lines)
 

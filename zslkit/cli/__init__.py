@@ -15,7 +15,8 @@ import os
 import sys
 
 #: Modules of ``zslkit.cli`` that define subcommands, in help order.
-COMMANDS: tuple[str, ...] = ("listing", "data", "extract", "embed", "train", "evaluate", "viz", "bench")
+COMMANDS: tuple[str, ...] = ("listing", "data", "extract", "embed", "train", "evaluate", "export", "viz", "bench",
+                             "leakage")
 
 
 class CLIError(Exception):

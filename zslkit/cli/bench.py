@@ -10,7 +10,10 @@ PNG plots there, and caches each finished cell in ``DIR/cells`` so that a
 restarted run only computes what is missing; a cached cell is reused only while
 the code that computed it is unchanged, and the run says (on stderr) how many
 cells it reused and from where (``--recompute``: compute them all again). The
-table alone goes to stdout; progress and messages to stderr.
+table alone goes to stdout; progress and messages to stderr. When the backbone's
+pretraining is known (``--pretraining in21k``, or the feature store's metadata), each
+row adds ``U_leak_free``/``H_leak_free`` on the unseen classes outside its label set
+and ``H_leak_gap`` (H minus the leak-free H; see ``zslkit leakage``).
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from zslkit.cli.options import (
     RenamedStore,
     add_dataset_options,
     add_import_option,
+    add_logger_option,
     add_threads_option,
     check_out_dir,
+    logger_names,
     note_other_name,
     parse_dataset_options,
     require_dataset_options,
@@ -61,6 +66,17 @@ def add_parser(sub) -> None:
     p.add_argument("--weights", default=None,
                    help="with --backbone: local weights file (.pth state dict or .safetensors) (default: none)")
     p.add_argument("--random-init", action="store_true", help="with --backbone: random weights, seeded by each cell's seed")
+    p.add_argument("--clip", default=None, metavar="MODEL",
+                   help="the CLIP model of the CLIP rows (clip_names, clip_attributes, clip_linear): an open_clip model "
+                        "name, e.g. ViT-B-16-quickgelu, with --clip-weights; or zslkit-tiny with --clip-random-init "
+                        "(a plumbing check) (default: none)")
+    p.add_argument("--clip-weights", default=None, metavar="PATH",
+                   help="with --clip: the model's local open_clip checkpoint; nothing is downloaded (default: none)")
+    p.add_argument("--clip-random-init", action="store_true", help="with --clip: random weights (a plumbing check)")
+    p.add_argument("--pretraining", default=None, metavar="TAG",
+                   help="what the backbone of the features was pretrained on: in1k, in12k, in21k, in22k, or a timm weight "
+                        "tag such as augreg_in21k_ft_in1k; adds U/H on the unseen classes outside that label set "
+                        "(zslkit leakage) (default: what the feature store's metadata or --backbone say, else none)")
     p.add_argument("--no-published", action="store_true", help="do not show published reference rows")
     p.add_argument("--no-cache", action="store_true",
                    help="neither read nor write the cell cache in --out (default: reuse the cells cached there "
@@ -68,6 +84,7 @@ def add_parser(sub) -> None:
     p.add_argument("--recompute", action="store_true",
                    help="compute every cell again and replace the cached ones in --out")
     add_threads_option(p)
+    add_logger_option(p)
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars or per-epoch lines: one line per cell on stderr")
     p.add_argument("--list", action="store_true", help="list the available cases and protocols, then exit")
@@ -131,6 +148,19 @@ def backbone_options(args) -> dict[str, Any] | None:
     return {"model_name": args.backbone, **fixed, **options}
 
 
+def clip_options(args) -> dict[str, Any] | None:
+    """The CLIP model of ``--clip`` and its flags (:func:`zslkit.clip.load_clip`'s arguments), or ``None``."""
+    if args.clip is None:
+        if args.clip_weights is not None or args.clip_random_init:
+            raise CLIError("--clip-weights and --clip-random-init need --clip MODEL (an open_clip model name)")
+        return None
+    if (args.clip_weights is None) == (not args.clip_random_init):
+        raise CLIError("--clip needs exactly one of --clip-weights PATH (a local file; nothing is downloaded) "
+                       "or --clip-random-init")
+    return {"model": args.clip, "weights": args.clip_weights} if args.clip_weights else {
+        "model": args.clip, "random_init": True}
+
+
 def _print_list() -> int:
     from zslkit.bench import PROTOCOLS, available_cases
 
@@ -155,26 +185,40 @@ def run(args) -> int:
     datasets = _names(args.dataset, "--dataset", "dataset")
     cases, seeds = _names(args.model, "--model", "benchmark case"), _seeds(args.seed, args.seed_count)
     dataset_options = parse_dataset_options(args.dataset_option, datasets)
-    backbone = backbone_options(args)
+    backbone, clip = backbone_options(args), clip_options(args)
+    if args.pretraining is not None:
+        from zslkit.leakage import pretraining_of
+
+        try:
+            pretraining_of(args.pretraining)
+        except ValueError as exc:
+            raise CLIError(f"--pretraining: {exc}") from None
     for name in datasets:  # before any progress bar starts
         require_dataset_options(name, dataset_options[name], "--dataset-option", f"{name}." if len(datasets) > 1 else "")
     check_out_dir(args.out)
+    loggers = logger_names(args.logger, None, args.out)
     # --no-progress: no bars, nor the trainings' per-epoch lines and the protocols' phases; one line per cell remains
     with quieter(*(("zslkit.training", "zslkit.bench.protocols") if args.no_progress else ())):
-        result = _run(args, datasets, cases, seeds, dataset_options, backbone)
+        result = _run(args, datasets, cases, seeds, dataset_options, (backbone, clip))
     for line in result.recipe_lines():
         log.info("%s", line)
     print(result.table(with_published=not args.no_published))
     if args.out:
         paths = write_outputs(result, args.out, with_published=not args.no_published)
         log.info("wrote %d files to %s (table.md, results.csv, results.json, plots)", len(paths), args.out)
+        if loggers:
+            from zslkit.bench.tracking import log_benchmark
+
+            log_benchmark(result, loggers, args.out, paths, with_published=not args.no_published)
+            log.info("logged %d runs to %s", len(result.cells) + 1, ", ".join(loggers))
     return 0
 
 
 def _run(args, datasets: list[str], cases, seeds, dataset_options: dict[str, dict[str, Any]],
-         backbone: dict[str, Any] | None):
+         ends: tuple[dict[str, Any] | None, dict[str, Any] | None]):
     from zslkit.bench import run_benchmark
 
+    backbone, clip = ends
     return run_benchmark(
         datasets,
         cases,
@@ -187,4 +231,6 @@ def _run(args, datasets: list[str], cases, seeds, dataset_options: dict[str, dic
         backbone=backbone,
         recompute=args.recompute,
         threads=args.threads,
+        clip=clip,
+        pretraining=args.pretraining,
     )

@@ -53,6 +53,12 @@ def describe_store(path: Path) -> list[str]:
         lines.append("backbone: " + ", ".join(f"{k}={v}" for k, v in meta["backbone"].items()))
     if store.recipe_note is not None:
         lines.append(f"note: {store.recipe_note}")
+    if store.prefix is not None:
+        lines.append(f"prefix tokens: {' x '.join(map(str, store.prefix.shape))} (CLS first; after the final norm)")
+    elif store.metadata.get("backbone", {}).get("name") == "timm":
+        from zslkit.backbones.timm_backbone import prefix_tokens_note
+
+        lines.append(f"prefix tokens: none ({prefix_tokens_note(store.metadata['backbone'])})")
     if "preprocessing" in meta:
         lines.append("preprocessing: " + ", ".join(f"{k}={v}" for k, v in meta["preprocessing"].items()))
     if "files" in meta:

@@ -145,6 +145,32 @@ def add_threads_option(parser) -> None:
                              "os.sched_getaffinity, less those other jobs keep busy)")
 
 
+def add_logger_option(parser) -> None:
+    """``--logger NAMES``: the metric loggers of the run (kind ``logger``, see docs/tracking.md)."""
+    parser.add_argument("--logger", default=None, metavar="NAMES",
+                        help="comma-separated metric loggers, written under --out: csv, tensorboard, mlflow, wandb "
+                             "(zslkit list logger) (default: the recipe's loggers, else none: the CSV/JSON files in --out)")
+
+
+def logger_names(text: str | None, recipe: list[str] | None, out: str | None) -> list[str]:
+    """The loggers of ``--logger``, else the recipe's, each registered; ``[]`` when neither names any (the
+    default: the CSV/JSON files the command writes in ``--out`` are the record). They write under ``--out``:
+    naming any without ``--out`` is refused."""
+    from zslkit.cli import CLIError
+    from zslkit.registry import _suggest, list_components
+
+    names = [n.strip() for n in text.split(",") if n.strip()] if text is not None else list(recipe or [])
+    if text is not None and not names:
+        raise CLIError(f"--logger {text!r} names no logger; give comma-separated names, e.g. --logger csv,tensorboard")
+    known = list_components("logger")
+    for name in names:
+        if name not in known:
+            raise CLIError(f"--logger: no logger named {name!r}{_suggest(name, known)} (zslkit list logger)")
+    if names and out is None:
+        raise CLIError(f"the loggers {','.join(names)} write under --out, which was not given; add --out DIR")
+    return names
+
+
 # ----------------------------------------------------------------------------- other names
 def note_other_name(prog: str, used: str | None, name: str, detail: str = "") -> None:
     """The note on stderr (once per option and process) when an option was given by another name (``used``) than ``name``."""

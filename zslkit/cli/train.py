@@ -10,6 +10,7 @@ owns its backbone (e.g. a :class:`~zslkit.models.TokenAttentionModel`) reads the
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 from zslkit.cli import CLIError
 from zslkit.cli.options import (
@@ -17,11 +18,13 @@ from zslkit.cli.options import (
     add_backbone_options,
     add_dataset_options,
     add_import_option,
+    add_logger_option,
     add_threads_option,
     backbone_from_args,
     check_out_dir,
     device_name,
     load_dataset_from_args,
+    logger_names,
     parse_assignments,
     positive_int,
     positive_number,
@@ -51,6 +54,7 @@ def add_parser(sub) -> None:
                    "(default: none, nothing is written)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch remains, on stderr)")
+    add_logger_option(p)
     add_dataset_options(p)
     add_import_option(p)
     add_backbone_options(p, default=None, help="fine-tune end to end through this timm backbone (e.g. resnet101) on the "
@@ -93,15 +97,46 @@ def run(args) -> int:
     config = load_config(config, **overrides)
     recipe = recipe.with_config(config)
     backbone, inputs = image_inputs(args, dataset) if args.backbone else (None, owned_inputs(args, dataset, model, config))
-    with distributed.process_group(config.device):
+    names = logger_names(args.logger, config.loggers, args.out)
+    with distributed.process_group(config.device), _loggers(names, args, dataset, model, recipe) as loggers:
         if distributed.is_main():
             log.info("%s", recipe.line())
         result = train(dataset, model, recipe, out_dir=args.out, progress=not args.no_progress, resume=args.resume,
-                       backbone=backbone, inputs=inputs)
+                       backbone=backbone, inputs=inputs, loggers=loggers)
         metrics = evaluate(result.model, dataset, batch_size=config.eval_batch_size, inputs=inputs)
         processes, main = distributed.world_size(), distributed.is_main()
-    if not main:
-        return 0
+        if not main:
+            return 0
+        row = _result_row(args, model, dataset, config, recipe, result, metrics, processes)
+        title = f"{dataset.name}: {model}, {row['epochs']} epoch{'' if row['epochs'] == 1 else 's'}, seed {config.seed}"
+        table = format_markdown([row], title=title)
+        loggers.log_summary({**metrics, "epoch": row["epochs"], "gamma": 0.0, "wall_s": row["wall_s"]})
+        loggers.log_table("results", [row], table)
+    print(table)
+    if args.out:
+        paths = write_results([row], args.out)
+        log.info("checkpoint %s; wrote %s", result.checkpoint, ", ".join(str(p) for p in paths))
+    return 0
+
+
+@contextmanager
+def _loggers(names: list[str], args, dataset, model: str, recipe):
+    """The run's metric loggers (:mod:`zslkit.loggers`; none off rank 0), sent the config, closed on exit."""
+    from zslkit import distributed
+    from zslkit.loggers import LoggerSet, build_loggers
+
+    if not names or not distributed.is_main():
+        yield LoggerSet()
+        return
+    name = f"{model}-{dataset.name}-trainval-seed{recipe.config.seed}".replace("/", "-")
+    with build_loggers(names, args.out, name) as loggers:
+        loggers.log_config({"command": "train", "model": model, "dataset": dataset.name, "split": "trainval",
+                            "recipe": recipe.name, "backbone": args.backbone, **recipe.config.to_dict()})
+        yield loggers
+
+
+def _result_row(args, model, dataset, config, recipe, result, metrics, processes) -> dict:
+    """The printed table's row: the metrics, what trained and how long."""
     epochs = result.history[-1]["epoch"] if result.history else 0  # what the model trained, resumed runs too
     row = {"method": model, **metrics, "seed": config.seed, "epochs": epochs, "dataset": dataset.name,
            "wall_s": sum(h["wall_s"] for h in result.history), "recipe": recipe.name}
@@ -109,11 +144,7 @@ def run(args) -> int:
         row["processes"] = processes
     if args.backbone:
         row["backbone"] = args.backbone
-    print(format_markdown([row], title=f"{dataset.name}: {model}, {epochs} epoch{'' if epochs == 1 else 's'}, seed {config.seed}"))
-    if args.out:
-        paths = write_results([row], args.out)
-        log.info("checkpoint %s; wrote %s", result.checkpoint, ", ".join(str(p) for p in paths))
-    return 0
+    return row
 
 
 def _owns_backbone(model: str | None) -> bool:

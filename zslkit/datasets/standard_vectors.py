@@ -9,7 +9,7 @@ read checks the file's SHA-256 against the one recorded here (and in ``docs/data
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -65,10 +65,8 @@ def with_standard_vectors(dataset: ZSLDataset, key: str) -> ZSLDataset:
     """
     path = standard_attribute_vectors(key)
     vectors = load_attribute_vectors(path, dataset.num_attributes)
-    print(
-        f"{key}: no attribute_vectors given; using zslkit's packaged word2vec attribute vectors "
-        f"{tuple(vectors.shape)} ({path.name}; see docs/data.md)",
-        file=sys.stderr,
-    )
+    logging.getLogger(__name__).warning(
+        "%s: no attribute_vectors given; using zslkit's packaged word2vec attribute vectors %s (%s; see docs/data.md)",
+        key, tuple(vectors.shape), path.name)
     metadata = {**dataset.metadata, "attribute_vectors": f"packaged:{path.name}"}
     return replace(dataset, attribute_embeddings=vectors, metadata=metadata)

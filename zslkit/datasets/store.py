@@ -7,6 +7,9 @@ A store is a directory::
                        metadata (backbone, image size, image file list, checksums of the
                        split files, ...); written when the store is created
       features.npy     (N, C, H, W) array, float16 by default -- or features.safetensors
+      prefix.npy       (N, P, C) prefix tokens (CLS, distillation, registers) of a ViT's images,
+                       beside its patch map -- or prefix.safetensors; only in stores created with
+                       ``prefix_tokens`` (store.json's ``prefix_shape``), see below
       progress.json    {"done": n}: rows 0..n-1 are written and flushed to disk
       progress-A-B.json  {"start": A, "stop": B, "done": n}: rows A..n-1 of the slice
                        A..B-1 are on disk (one file per process of a parallel extraction)
@@ -29,6 +32,13 @@ The rows on disk are the union of what all progress files record; only a writer
 of the whole store can :meth:`~StoreWriter.finish` it, and only when that union
 covers every row, so ``COMPLETE`` certifies all slices. A resumed extraction, with
 any number of processes, continues each slice after the rows already on disk.
+
+Prefix tokens: ``zslkit extract`` over a ViT-family backbone stores, beside the patch tokens as a
+map, the prefix tokens of every image after the model's final norm (``prefix.npy``; ``store.json``
+records ``prefix_shape`` ``[N, P, C]``). Both arrays are written, flushed and only then counted in the
+progress record, so a row on disk has both. :attr:`FeatureStore.prefix` reads them row by row; stores
+without them (CNN maps, or ViT stores extracted before zslkit kept the prefix tokens) have
+``prefix is None``, and :meth:`FeatureStore.require_prefix` says why in one line.
 """
 
 from __future__ import annotations
@@ -52,11 +62,13 @@ from zslkit.datasets.lazy_rows import LazyRows
 __all__ = [
     "COMPLETE_FILE",
     "METADATA_FILE",
+    "PREFIX_FILES",
     "PROGRESS_FILE",
     "SLICE_PROGRESS_GLOB",
     "STORE_FORMATS",
     "FeatureStore",
     "IncompleteStoreError",
+    "PrefixTokens",
     "StoreWriter",
     "create_store",
     "is_store",
@@ -69,6 +81,7 @@ PROGRESS_FILE = "progress.json"
 COMPLETE_FILE = "COMPLETE"
 SLICE_PROGRESS_GLOB = "progress-*-*.json"
 STORE_FORMATS: dict[str, str] = {"npy": "features.npy", "safetensors": "features.safetensors"}
+PREFIX_FILES: dict[str, str] = {"npy": "prefix.npy", "safetensors": "prefix.safetensors"}
 _SAFETENSORS_DTYPES = {"float16": "F16", "float32": "F32"}
 _DTYPES = ("float16", "float32")
 _STORE_VERSION = 1
@@ -88,19 +101,19 @@ def _npy_header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
     return buffer.getvalue()
 
 
-def _safetensors_header(shape: tuple[int, ...], dtype: np.dtype, metadata: dict[str, str]) -> bytes:
+def _safetensors_header(shape: tuple[int, ...], dtype: np.dtype, metadata: dict[str, str], key: str = "features") -> bytes:
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     header = {
         "__metadata__": metadata,
-        "features": {"dtype": _SAFETENSORS_DTYPES[dtype.name], "shape": list(shape), "data_offsets": [0, nbytes]},
+        key: {"dtype": _SAFETENSORS_DTYPES[dtype.name], "shape": list(shape), "data_offsets": [0, nbytes]},
     }
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)  # keep the array 8-byte aligned
     return struct.pack("<Q", len(text)) + text
 
 
-def _read_layout(path: Path, fmt: str) -> tuple[int, tuple[int, ...], np.dtype]:
-    """``(data offset, shape, dtype)`` of the array file, from its own header."""
+def _read_layout(path: Path, fmt: str, key: str = "features") -> tuple[int, tuple[int, ...], np.dtype]:
+    """``(data offset, shape, dtype)`` of the array file (safetensors: of its tensor ``key``), from its own header."""
     with reading(path, "the feature array header"):
         if fmt == "npy":
             offset, shape, dtype, fortran = npy_layout(path)
@@ -110,7 +123,9 @@ def _read_layout(path: Path, fmt: str) -> tuple[int, tuple[int, ...], np.dtype]:
         with open(path, "rb") as f:
             (length,) = struct.unpack("<Q", f.read(8))
             header = json.loads(f.read(min(length, 1 << 24)))
-        entry = header["features"]
+        if key not in header:
+            raise file_error(path, f"holds no tensor {key!r}")
+        entry = header[key]
         names = {v: k for k, v in _SAFETENSORS_DTYPES.items()}
         return 8 + length + int(entry["data_offsets"][0]), tuple(int(s) for s in entry["shape"]), np.dtype(names[entry["dtype"]])
 
@@ -154,70 +169,30 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- reading
-class FeatureStore(LazyRows):
-    """A finished (or, with ``allow_incomplete``, partial) store opened for reading.
+class _PositionedReads:
+    """Rows of one array file (``array_path``, data at ``_offset``) read with positioned reads; reopened in forked workers."""
 
-    Indexing returns numpy arrays in the stored dtype: ``store[indices]`` ->
-    ``(len(indices), C, H, W)``. ``metadata`` is the caller's metadata of
-    ``store.json``; ``info`` the whole file.
-    """
-
-    def __init__(self, path: str | Path, *, allow_incomplete: bool = False) -> None:
-        self.path = Path(path)
-        self.info = _read_json(self.path / METADATA_FILE)
-        self.format = self.info.get("format")
-        if self.format not in STORE_FORMATS:
-            raise file_error(self.path / METADATA_FILE, f"unknown array format {self.format!r}; expected one of {list(STORE_FORMATS)}")
-        self.array_path = self.path / STORE_FORMATS[self.format]
-        self._offset, self.shape, self.dtype = _read_layout(self.array_path, self.format)
-        recorded = (self.info.get("shape"), self.info.get("dtype"))
-        if not isinstance(recorded[0], list) or recorded != (list(self.shape), self.dtype.name):
-            raise file_error(self.array_path, f"array header says {self.shape} {self.dtype.name}, store.json says {recorded[0]} {recorded[1]}")
-        if not isinstance(self.info.get("metadata", {}), dict):
-            raise file_error(self.path / METADATA_FILE, f"metadata must be a JSON object, found {self.info['metadata']!r}")
-        expected = self._offset + self.nbytes
-        size = self.array_path.stat().st_size
-        if size < expected:
-            raise file_error(self.array_path, f"truncated: {size} bytes, expected {expected} for shape {self.shape} {self.dtype.name}")
-        self.complete = (self.path / COMPLETE_FILE).is_file()
-        self._written = [(0, len(self))] if self.complete else _written_rows(self.path)
-        #: rows 0..done-1 are on disk (an unbroken run from the first row).
-        self.done = _written_until(self._written, 0)
-        #: rows on disk in all (with slices: possibly beyond the first gap too).
-        self.written = sum(stop - start for start, stop in self._written)
-        if not self.complete and not allow_incomplete:
-            raise IncompleteStoreError(
-                f"{self.path}: incomplete feature store ({self.written} of {len(self)} images extracted, no {COMPLETE_FILE} marker); "
-                "rerun the same `zslkit extract` command to resume it"
-            )
-        self._fd: int | None = None
-        self._pid: int | None = None
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        return self.info.get("metadata", {})
-
-    @property
-    def recipe_note(self) -> str | None:
-        """What is known to be wrong with how these features were made (old-style ViT features), or ``None``."""
-        from zslkit.backbones.timm_backbone import feature_recipe_note
-
-        backbone = self.metadata.get("backbone")
-        return feature_recipe_note(backbone) if isinstance(backbone, dict) else None
+    array_path: Path
+    _offset: int
+    _fd: int | None = None
+    _pid: int | None = None
 
     @property
     def row_bytes(self) -> int:
-        return self.nbytes // max(len(self), 1)
+        return self.nbytes // max(len(self), 1)  # type: ignore[attr-defined]
+
+    def _check_size(self) -> None:
+        expected = self._offset + self.nbytes  # type: ignore[attr-defined]
+        size = self.array_path.stat().st_size
+        if size < expected:
+            raise file_error(self.array_path, f"truncated: {size} bytes, expected {expected} for shape {self.shape} {self.dtype.name}")  # type: ignore[attr-defined]
 
     def _file(self) -> int:
         if self._fd is None or self._pid != os.getpid():  # reopen in forked workers
             self._fd, self._pid = os.open(self.array_path, os.O_RDONLY), os.getpid()
         return self._fd
 
-    def _read_run(self, start: int, stop: int, out: np.ndarray) -> None:
-        if _written_until(self._written, start) < stop:
-            missing = max(start, _written_until(self._written, start))
-            raise IncompleteStoreError(f"{self.path}: row {missing} is not extracted yet ({self.written} of {len(self)} are)")
+    def _pread_rows(self, start: int, out: np.ndarray) -> None:
         _pread_into(self._file(), memoryview(out).cast("B"), self._offset + start * self.row_bytes, self.array_path)
 
     def close(self) -> None:
@@ -233,6 +208,97 @@ class FeatureStore(LazyRows):
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
+
+
+class PrefixTokens(_PositionedReads, LazyRows):
+    """The ``(N, P, C)`` prefix tokens of a store (``store.prefix``), read like its features: ``prefix[indices]``."""
+
+    def __init__(self, store: FeatureStore) -> None:
+        self.store = store
+        self.array_path = store.path / PREFIX_FILES[store.format]
+        self._offset, self.shape, self.dtype = _read_layout(self.array_path, store.format, "prefix")
+        recorded = store.info.get("prefix_shape")
+        if list(self.shape) != recorded or self.dtype != store.dtype:
+            raise file_error(self.array_path, f"array header says {self.shape} {self.dtype.name}, store.json says "
+                                              f"{recorded} {store.dtype.name}")
+        self._check_size()
+
+    def _read_run(self, start: int, stop: int, out: np.ndarray) -> None:
+        self.store._check_written(start, stop)
+        self._pread_rows(start, out)
+
+
+class FeatureStore(_PositionedReads, LazyRows):
+    """A finished (or, with ``allow_incomplete``, partial) store opened for reading.
+
+    Indexing returns numpy arrays in the stored dtype: ``store[indices]`` ->
+    ``(len(indices), C, H, W)``. ``metadata`` is the caller's metadata of
+    ``store.json``; ``info`` the whole file. ``prefix`` is the :class:`PrefixTokens`
+    ``(N, P, C)`` of a ViT store that holds them, else ``None``.
+    """
+
+    def __init__(self, path: str | Path, *, allow_incomplete: bool = False) -> None:
+        self.path = Path(path)
+        self.info = _read_json(self.path / METADATA_FILE)
+        self.format = self.info.get("format")
+        if self.format not in STORE_FORMATS:
+            raise file_error(self.path / METADATA_FILE, f"unknown array format {self.format!r}; expected one of {list(STORE_FORMATS)}")
+        self.array_path = self.path / STORE_FORMATS[self.format]
+        self._offset, self.shape, self.dtype = _read_layout(self.array_path, self.format)
+        recorded = (self.info.get("shape"), self.info.get("dtype"))
+        if not isinstance(recorded[0], list) or recorded != (list(self.shape), self.dtype.name):
+            raise file_error(self.array_path, f"array header says {self.shape} {self.dtype.name}, store.json says {recorded[0]} {recorded[1]}")
+        if not isinstance(self.info.get("metadata", {}), dict):
+            raise file_error(self.path / METADATA_FILE, f"metadata must be a JSON object, found {self.info['metadata']!r}")
+        self._check_size()
+        self.complete = (self.path / COMPLETE_FILE).is_file()
+        self._written = [(0, len(self))] if self.complete else _written_rows(self.path)
+        #: rows 0..done-1 are on disk (an unbroken run from the first row).
+        self.done = _written_until(self._written, 0)
+        #: rows on disk in all (with slices: possibly beyond the first gap too).
+        self.written = sum(stop - start for start, stop in self._written)
+        if not self.complete and not allow_incomplete:
+            raise IncompleteStoreError(
+                f"{self.path}: incomplete feature store ({self.written} of {len(self)} images extracted, no {COMPLETE_FILE} marker); "
+                "rerun the same `zslkit extract` command to resume it"
+            )
+        self.prefix = PrefixTokens(self) if self.info.get("prefix_shape") is not None else None
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.info.get("metadata", {})
+
+    def require_prefix(self, purpose: str) -> PrefixTokens:
+        """:attr:`prefix`, or a one-line :class:`DatasetError` saying why this store has none and what to do."""
+        if self.prefix is not None:
+            return self.prefix
+        from zslkit.backbones.timm_backbone import prefix_tokens_note
+
+        backbone = self.metadata.get("backbone")
+        why = prefix_tokens_note(backbone if isinstance(backbone, dict) else {})
+        raise DatasetError(f"{self.path}: {purpose} needs the images' prefix (CLS) tokens, and this store holds none ({why})")
+
+    @property
+    def recipe_note(self) -> str | None:
+        """What is known to be wrong with how these features were made (old-style ViT features), or ``None``."""
+        from zslkit.backbones.timm_backbone import feature_recipe_note
+
+        backbone = self.metadata.get("backbone")
+        return feature_recipe_note(backbone) if isinstance(backbone, dict) else None
+
+    def _check_written(self, start: int, stop: int) -> None:
+        if _written_until(self._written, start) < stop:
+            missing = max(start, _written_until(self._written, start))
+            raise IncompleteStoreError(f"{self.path}: row {missing} is not extracted yet ({self.written} of {len(self)} are)")
+
+    def _read_run(self, start: int, stop: int, out: np.ndarray) -> None:
+        self._check_written(start, stop)
+        self._pread_rows(start, out)
+
+    def close(self) -> None:
+        super().close()
+        if getattr(self, "prefix", None) is not None:
+            self.prefix.close()
 
     def memmap(self) -> np.memmap:
         """A read-only numpy memory map of the whole array (its pages count as resident memory)."""
@@ -329,30 +395,45 @@ class StoreWriter:
     def total(self) -> int:
         return int(self.shape[0])
 
-    def write(self, start: int, rows: np.ndarray) -> None:
-        """Write ``rows`` at ``start`` (must equal ``done``), flush them, then record progress."""
+    def write(self, start: int, rows: np.ndarray, prefix: np.ndarray | None = None) -> None:
+        """Write ``rows`` (and, in a store with prefix tokens, their ``prefix`` ``(n, P, C)``) at ``start``
+        (must equal ``done``), flush them, then record progress."""
         if start != self.done:
             raise DatasetError(f"{self.path}: rows must be written in order: next row is {self.done}, got {start}")
+        arrays = [(self._store, self._checked(start, rows, self._store, "feature", "a store"))]
+        if (prefix is None) != (self._store.prefix is None):
+            made = "with" if self._store.prefix is not None else "without"
+            raise DatasetError(f"{self.path}: the store was created {made} prefix_tokens: give prefix= "
+                               f"{'with every write' if made == 'with' else 'to none of its writes'}")
+        if prefix is not None:
+            arrays.append((self._store.prefix, self._checked(start, prefix, self._store.prefix, "prefix token", "prefix tokens")))
+        if len({len(a) for _, a in arrays}) != 1:
+            raise DatasetError(f"{self.path}: {len(rows)} feature rows but {len(prefix)} prefix-token rows")
+        for target, array in arrays[::-1]:  # the prefix first: the features' row count is what a reader trusts
+            fd = os.open(target.array_path, os.O_WRONLY)
+            try:
+                _pwrite_all(fd, memoryview(array).cast("B"), target._offset + start * target.row_bytes)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self.done = start + rows.shape[0]
+        record = {"done": self.done, "total": self.total} if self.whole else {"start": self.start, "stop": self.stop, "done": self.done}
+        _write_json_atomic(self._progress, record)
+
+    def _checked(self, start: int, rows: np.ndarray, target: LazyRows, what: str, whole: str) -> np.ndarray:
+        """``rows`` as a C-order array of the store's dtype, refused when their shape or values do not fit ``target``."""
         with np.errstate(over="ignore"):  # overflow to inf is reported below
             rows = np.ascontiguousarray(rows, dtype=self.dtype)
-        if rows.shape[1:] != tuple(self.shape[1:]) or start + rows.shape[0] > self.stop:
+        if rows.shape[1:] != tuple(target.shape[1:]) or start + rows.shape[0] > self.stop:
             raise DatasetError(
-                f"{self.path}: cannot write rows of shape {rows.shape} at {start} into rows {self.start}..{self.stop - 1} "
-                f"of a store of shape {self.shape}"
+                f"{self.path}: cannot write {'' if what == 'feature' else what + ' '}rows of shape {rows.shape} at {start} "
+                f"into rows {self.start}..{self.stop - 1} of {whole} of shape {target.shape}"
             )
         if not np.isfinite(rows).all():
             bad = np.argwhere(~np.isfinite(rows))[0]
             hint = " (float16 overflows above 65504: use dtype float32)" if self.dtype == np.float16 else ""
-            raise DatasetError(f"{self.path}: non-finite feature for image {start + int(bad[0])}{hint}")
-        fd = os.open(self._store.array_path, os.O_WRONLY)
-        try:
-            _pwrite_all(fd, memoryview(rows).cast("B"), self._store._offset + start * self._store.row_bytes)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        self.done = start + rows.shape[0]
-        record = {"done": self.done, "total": self.total} if self.whole else {"start": self.start, "stop": self.stop, "done": self.done}
-        _write_json_atomic(self._progress, record)
+            raise DatasetError(f"{self.path}: non-finite {what} for image {start + int(bad[0])}{hint}")
+        return rows
 
     def finish(self) -> FeatureStore:
         """Mark the store complete and open it for reading.
@@ -405,8 +486,12 @@ def create_store(
     format: str = "npy",
     metadata: dict[str, Any] | None = None,
     rows: tuple[int, int] | None = None,
+    prefix_tokens: tuple[int, int] | None = None,
 ) -> StoreWriter:
     """Create a store for an ``(N, C, H, W)`` array -- or reopen the one at ``path`` to resume it.
+
+    ``prefix_tokens=(P, C)``: the store also holds ``(N, P, C)`` prefix tokens (``prefix.npy``), written
+    with the rows (:meth:`StoreWriter.write`'s ``prefix``).
 
     Reopening requires the same shape, dtype, format and ``metadata`` (JSON-serialisable:
     backbone, image size, file list, checksums...); otherwise the error names the first
@@ -424,6 +509,11 @@ def create_store(
     if len(shape) != 4 or min(shape) < 1:
         raise ValueError(f"store shape must be (N, C, H, W) with positive sizes, got {shape}")
     wanted = {"shape": list(shape), "dtype": dtype, "format": format, "metadata": json.loads(json.dumps(metadata or {}))}
+    if prefix_tokens is not None:
+        prefix_shape = [shape[0], *(int(s) for s in prefix_tokens)]
+        if len(prefix_shape) != 3 or min(prefix_shape) < 1:
+            raise ValueError(f"prefix_tokens must be (P, C) with positive sizes, got {prefix_tokens}")
+        wanted["prefix_shape"] = prefix_shape
     if is_store(path):
         info = _read_json(path / METADATA_FILE)
         difference = _first_difference({k: info.get(k) for k in wanted}, wanted)
@@ -434,7 +524,10 @@ def create_store(
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise DatasetError(f"{path}: exists and is not a zslkit feature store; refusing to write into it")
     dt = np.dtype(dtype).newbyteorder("<")
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    arrays = {STORE_FORMATS[format]: ("features", tuple(shape))}
+    if "prefix_shape" in wanted:
+        arrays[PREFIX_FILES[format]] = ("prefix", tuple(wanted["prefix_shape"]))
+    nbytes = sum(int(np.prod(s, dtype=np.int64)) * dt.itemsize for _, s in arrays.values())
     path.parent.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(path.parent).free
     if free < nbytes:
@@ -447,10 +540,12 @@ def create_store(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     info = {"zslkit_store": _STORE_VERSION, "zslkit_version": __version__, "created": _now(), **wanted}
-    header = _npy_header(shape, dt) if format == "npy" else _safetensors_header(shape, dt, {"zslkit_store": str(_STORE_VERSION)})
-    with open(staging / STORE_FORMATS[format], "wb") as f:
-        f.write(header)
-        f.truncate(len(header) + nbytes)  # sparse: disk blocks are allocated as rows arrive
+    for name, (key, array_shape) in arrays.items():
+        header = (_npy_header(array_shape, dt) if format == "npy"
+                  else _safetensors_header(array_shape, dt, {"zslkit_store": str(_STORE_VERSION)}, key))
+        with open(staging / name, "wb") as f:
+            f.write(header)
+            f.truncate(len(header) + int(np.prod(array_shape, dtype=np.int64)) * dt.itemsize)  # sparse: blocks come with the rows
     _write_json_atomic(staging / PROGRESS_FILE, {"done": 0, "total": shape[0]})
     _write_json_atomic(staging / METADATA_FILE, info)
     if path.exists():

@@ -250,7 +250,8 @@ def make_synthetic(
             **knobs,
             "family_of_class": family_of.tolist(),
             "parts": list(parts),
-            **({} if image_size is None else {"form": "images", "image_size": image_size}),
+            **({} if image_size is None else {"form": "images", "image_size": image_size,
+                                              "pixels": {"mean": 0.5, "std": 0.25}}),  # stored (p - mean) / std
         },
     )
 

@@ -62,6 +62,7 @@ __all__ = [
     "read_att_splits",
     "read_res101",
     "split_file_checksums",
+    "store_cls_tokens",
 ]
 
 RES101_FILE = "res101.mat"
@@ -221,6 +222,16 @@ def check_region_features(path: Path, features: LazyRows, res101: Res101, res101
         raise DatasetError(f"{path}: holds {len(features)} images, {res101_path} lists {res101.num_images}")
 
 
+def store_cls_tokens(region: LazyRows | None, path: str | Path | None) -> np.ndarray:
+    """The ``(N, C)`` float32 CLS tokens (the first prefix token) of the feature store ``region`` read from ``path``."""
+    if not isinstance(region, FeatureStore):
+        what = "no features were given" if path is None else f"{path} is not a zslkit feature store"
+        raise DatasetError(f"global_features='cls' reads the CLS tokens of a ViT feature store, but {what}; "
+                           "give features=STORE made by `zslkit extract` with a ViT backbone")
+    prefix = region.require_prefix("global_features='cls'")
+    return np.ascontiguousarray(np.asarray(prefix[:, 0]), dtype=np.float32)
+
+
 # ------------------------------------------------------------------------------ loaders
 @register("dataset", "xlsa17")
 def load_xlsa17(
@@ -230,7 +241,7 @@ def load_xlsa17(
     class_attributes: str = "att",
     attribute_vectors: str | Path | None = None,
     attribute_names: str | Path | None = None,
-    global_features: bool = True,
+    global_features: bool | str = True,
     name: str | None = None,
 ) -> ZSLDataset:
     """Load an ``xlsa17/data/<DATASET>`` folder (``res101.mat`` + ``att_splits.mat``).
@@ -244,8 +255,9 @@ def load_xlsa17(
         attribute_vectors: ``(I, D)`` attribute word vectors, ``.npy`` or ``.pkl``.
         attribute_names: CUB ``attributes.txt``, AwA2 ``predicates.txt``, SUN ``attributes.mat``
             or one name per line.
-        global_features: read the ``(N, 2048)`` ``res101`` features (set False to save memory
-            when region features are given).
+        global_features: ``True``: the ``(N, 2048)`` ``res101`` features; ``False``: none (saves memory
+            when region features are given); ``"cls"``: the CLS token ``(N, C)`` of every image in the
+            feature store ``features`` (a ViT store that holds its prefix tokens; others are refused in one line).
         name: dataset name (default: the folder name, lower-cased).
     """
     folder = Path(path).expanduser()
@@ -254,7 +266,9 @@ def load_xlsa17(
     if class_attributes not in ("att", "original_att"):
         raise ValueError(f"class_attributes must be 'att' or 'original_att', got {class_attributes!r}")
     res101_path, splits_path = folder / RES101_FILE, folder / ATT_SPLITS_FILE
-    res101 = read_res101(res101_path, features=global_features)
+    if global_features not in (True, False, "cls"):
+        raise ValueError(f"global_features must be true, false or 'cls' (the feature store's CLS tokens), got {global_features!r}")
+    res101 = read_res101(res101_path, features=global_features is True)
     num_classes = int(res101.labels.max()) + 1 if res101.num_images else None
     splits = read_att_splits(splits_path, res101.num_images, num_classes)
     if class_attributes == "original_att" and splits.original_att is None:
@@ -272,7 +286,7 @@ def load_xlsa17(
         class_attributes=matrix,
         splits=splits.splits,
         features=region,
-        global_features=res101.features,
+        global_features=store_cls_tokens(region, features) if global_features == "cls" else res101.features,
         class_names=splits.class_names,
         attribute_names=names,
         attribute_embeddings=vectors,

@@ -11,6 +11,8 @@ from zslkit.losses.base import PerBranchLoss, select_branches
 from zslkit.losses.compactness import Compactness, peak_distances
 from zslkit.losses.consistency import AttributeConsistency, ClassConsistency, Consistency
 from zslkit.losses.debias import Debias, debias_loss
+from zslkit.losses.global_alignment import GlobalAlignment
+from zslkit.losses.query_regression import QueryRegression
 from zslkit.losses.self_calibration import SelfCalibration
 from zslkit.losses.semantic_distillation import SemanticDistillation, jensen_shannon, weighted_difference
 
@@ -24,7 +26,9 @@ __all__ = [
     "Compactness",
     "Consistency",
     "Debias",
+    "GlobalAlignment",
     "PerBranchLoss",
+    "QueryRegression",
     "SelfCalibration",
     "SemanticDistillation",
     "group_norms",

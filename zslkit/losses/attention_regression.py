@@ -1,7 +1,7 @@
 """``attention_regression``: attribute scores that adapters computed, regressed onto the label's class attributes.
 
-The adapters of a model that owns its backbone put per-image quantities in
-``output.extras["adapters"]`` as ``"{entry}.{name}"`` (:mod:`zslkit.adapters.tokens`). For every
+The adapters of a model that owns its backbone record per-image quantities in
+``output.extras[entry]`` (:meth:`zslkit.adapters.TokenState.record`). For every
 selected entry and every name in ``keys`` (each ``(B, I)``), with the model's class attributes
 ``A`` ``(K, I)`` as stored (raw rows for a ``cosine_rows`` scorer):
 ``L = sum_{entry, key} mean_{b,i} (s_{b,i} - A_{y_b,i})^2``. PSVMA: both max-pooled
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from zslkit.contracts import ContractError
+from zslkit.losses.adapter_records import adapter_records
 from zslkit.registry import register
 
 __all__ = ["AttentionRegression"]
@@ -23,7 +23,7 @@ __all__ = ["AttentionRegression"]
 
 @register("loss", "attention_regression")
 class AttentionRegression(nn.Module):
-    """Sum of MSEs of adapter outputs ``keys`` (of ``entries``; ``None``: every entry that has them) onto ``A[labels]``."""
+    """Sum of MSEs of adapter records ``keys`` (of ``entries``; ``None``: every entry with them) onto ``A[labels]``."""
 
     def __init__(self, entries: Sequence[str] | None = None, keys: Sequence[str] = ("first_scores", "scores")):
         super().__init__()
@@ -31,17 +31,9 @@ class AttentionRegression(nn.Module):
         self.keys = list(keys)
 
     def forward(self, output, labels: torch.Tensor, classes) -> torch.Tensor:
-        extras = output.extras.get("adapters", {})
-        if self.entries is None:
-            names = [n for n in extras if n.rpartition(".")[2] in self.keys]
-        else:
-            names = [f"{e}.{k}" for e in self.entries for k in self.keys]
-        missing = [n for n in names if n not in extras]
-        if missing or not names:
-            raise ContractError(f"loss 'attention_regression' needs adapter outputs {missing[:1] or self.keys} "
-                                f"(entry.key); the model's adapters gave {sorted(extras)}")
         target = classes.attributes[labels]
-        return torch.stack([(extras[n] - target).square().mean() for n in names]).sum()
+        found = [r for key in self.keys for r in adapter_records(output, key, self.entries, "attention_regression")]
+        return torch.stack([(r - target).square().mean() for r in found]).sum()
 
     def extra_repr(self) -> str:
         return f"entries={self.entries}, keys={self.keys}"

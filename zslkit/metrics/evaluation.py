@@ -37,7 +37,9 @@ class Evaluation:
     """The numbers of one evaluation and the curve they come from.
 
     ``T1``, ``U``, ``S``, ``H`` and ``AUSUC`` are **fractions** in [0, 1] (0.729), where the
-    command line's tables show percent (72.9); the repr shows both.
+    command line's tables show percent (72.9); the repr shows both. ``leak_free``: ``U`` and ``H``
+    on the unseen classes the backbone's pretraining did not see, when the caller computed them
+    (:func:`zslkit.metrics.leak_free.leak_free_accuracy`, the same gamma).
     """
 
     T1: float
@@ -47,6 +49,7 @@ class Evaluation:
     AUSUC: float
     gamma: float
     curve: SeenUnseenCurve
+    leak_free: dict[str, float] | None = None
 
     def metrics(self) -> dict[str, float]:
         """``T1``, ``U``, ``S``, ``H``, ``AUSUC``, as fractions in [0, 1] (the CLI tables show them x 100, in %)."""

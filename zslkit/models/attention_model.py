@@ -7,7 +7,8 @@
    shared by every branch;
 2. every branch (an attention block) maps ``f`` and the attribute embeddings ``V``
    ``(I, D)`` to attribute scores ``psi`` ``(B, I)`` (a block whose ``forward`` has a
-   ``grid`` parameter also gets the grid ``(H, W)``, ``None`` for ``(B, C, R)`` input);
+   ``grid`` parameter also gets the grid ``(H, W)``, ``None`` for ``(B, C, R)`` input; one with a
+   ``global_token`` parameter the ``global_token`` given to ``forward``, ``None`` by default);
 3. class scores of a branch ``y_{b,k} = sum_i r(A)_{k,i} psi_{b,i} + m_k``, by the model's
    scorer (kind ``scorer``, :mod:`zslkit.scorers`): its rows ``r(A)`` of the class-attribute
    matrix (``unit_rows`` by default) and the margin ``m`` of the :class:`ClassSpace`;
@@ -127,6 +128,13 @@ class AttentionZSLModel(nn.Module):
     #: features once per branch for no memory saved (``docs/performance.md``).
     default_recompute_activations: ClassVar[bool] = False
 
+    def save_pretrained(self, directory, card=None):
+        """Write this model to ``directory`` as a shareable folder (``config.json``, ``model.safetensors``,
+        ``README.md`` model card): :func:`zslkit.model_folder.save_pretrained`; ``zslkit.from_pretrained`` reads it."""
+        from zslkit.model_folder import save_pretrained
+
+        return save_pretrained(self, directory, card)
+
     def __init__(
         self,
         class_attributes: ArrayLike,
@@ -185,6 +193,9 @@ class AttentionZSLModel(nn.Module):
         self.branch_weights = {p.entry: p.weight for p in branch_parts}
         #: branches whose block's ``forward`` takes the region grid (a parameter named ``grid``)
         self._grid_branches = {name for name, block in self.branches.items() if "grid" in inspect.signature(block.forward).parameters}
+        #: branches whose block's ``forward`` takes the global (CLS) token (a parameter named ``global_token``)
+        self._global_branches = {name for name, block in self.branches.items()
+                                 if "global_token" in inspect.signature(block.forward).parameters}
         self.loss_terms = nn.ModuleDict({p.entry: create("loss", p.component, **p.options) for p in loss_parts})
         self.loss_weights = {p.entry: p.weight for p in loss_parts}
         #: entry -> (registered name, origin) of each branch, loss term and the encoder, for contract errors.
@@ -315,20 +326,26 @@ class AttentionZSLModel(nn.Module):
         check_encoder_output(encoded, batch=f.shape[0], channels=self.branch_feature_dim, regions=f.shape[2], name=component, source=source)
         return encoded
 
-    def forward(self, features: torch.Tensor) -> ModelOutput:
-        """Score ``features`` ``(B, C, H, W)`` or ``(B, C, R)``; returns a :class:`ModelOutput`."""
+    def forward(self, features: torch.Tensor, global_token: torch.Tensor | None = None) -> ModelOutput:
+        """Score ``features`` ``(B, C, H, W)`` or ``(B, C, R)``; returns a :class:`ModelOutput`.
+
+        ``global_token`` ``(B, D)``: the global (CLS) token of a token backbone, for branches that take one."""
         grid = (int(features.shape[2]), int(features.shape[3])) if features.ndim == 4 else None
         if not self.recompute_activations:
-            return self._forward(features, grid)
+            return self._forward(features, grid, global_token)
         with recompute_saved():
-            return self._forward(features, grid)
+            return self._forward(features, grid, global_token)
 
-    def _forward(self, features: torch.Tensor, grid: tuple[int, int] | None) -> ModelOutput:
+    def _forward(self, features: torch.Tensor, grid: tuple[int, int] | None,
+                 global_token: torch.Tensor | None = None) -> ModelOutput:
         f = self.encode(self.prepare_features(features), grid)
         embeddings = self.attribute_embeddings()
         attribute_scores, maps, branch_scores, extras, constants = {}, {}, {}, {}, {}
         for name, block in self.branches.items():
-            result = block(f, embeddings, grid=grid) if name in self._grid_branches else block(f, embeddings)
+            given = {"grid": grid} if name in self._grid_branches else {}
+            if name in self._global_branches:
+                given["global_token"] = global_token
+            result = block(f, embeddings, **given)
             component, source = self._sources.get(("attention", name), (name, ""))
             check_attention_output(
                 result, batch=f.shape[0], num_attributes=self.num_attributes, regions=f.shape[2], name=component, source=source

@@ -35,7 +35,8 @@ class ModelOutput:
         maps: branch name -> ``(B, I, R)`` attention maps, or ``None`` for blocks
             without one.
         extras: branch name -> the block's per-image quantities, each batch-first
-            ``(B, ...)`` (e.g. attribute features); gathered over processes like the scores.
+            ``(B, ...)`` (e.g. attribute features); gathered over processes like the scores. A model
+            that owns its backbone adds adapter entry -> what the adapter recorded.
         constants: branch name -> the block's image-independent tensors (e.g. attribute
             prototypes ``(I, C)``); identical on every process, never gathered.
         grid: ``(H, W)`` of the region grid when the features came as ``(B, C, H, W)``,

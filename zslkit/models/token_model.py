@@ -13,10 +13,11 @@ whose forward takes images ``(B, 3, S, S)``:
    stands for its own patch the branches see the grid, otherwise ``grid=None``;
 3. every branch's maps ``(B, I, N)`` are put back on the input patch grid ``(B, I, H*W)``
    (:func:`~zslkit.adapters.scatter_to_grid`: dropped patches 0, merged tokens left out), and
-   ``output.grid`` is ``(H, W)``; ``output.global_token`` is the CLS token ``(B, D)``;
-4. what the adapters computed (``TokenState.extras``) is ``output.extras["adapters"]``; an adapter
-   entry that gave ``maps`` and ``scores`` also appears in ``output.maps`` and
-   ``output.attribute_scores`` under its entry name (not in ``branch_scores``: it does not predict).
+   ``output.grid`` is ``(H, W)``; ``output.global_token`` is the CLS token ``(B, D)`` (also handed to
+   branches that take a ``global_token``); what adapters record (``TokenState.extras``) is in
+   ``output.extras[entry]``. The adapters' context carries the class space's attribute rows. An adapter entry that
+   recorded ``maps`` ``(B, I, N)`` and ``scores`` ``(B, I)`` also appears in ``output.maps`` and
+   ``output.attribute_scores`` under its entry name (maps on the input grid; not in ``branch_scores``).
 
 Checkpoints rebuild it from their JSON and tensors alone: :attr:`rebuild_options` builds the
 backbone with random weights, which the stored state then replaces (no weights file needed);
@@ -106,6 +107,10 @@ class TokenAttentionModel(AttentionZSLModel):
         self.adapters = AdapterPlan(specs, token_dim=backbone.feature_dim, embedding_dim=self.embedding_dim,
                                     num_attributes=self.num_attributes)
         backbone.check_adapters(self.adapters)
+        clash = sorted(set(self.adapters.by_entry) & set(self.branches))
+        if clash:
+            raise ValueError(f"{type(self).__name__}: adapter entry {clash[0]!r} is also a branch name; the extras an "
+                             "adapter records go to ModelOutput.extras[entry]: rename one of them")
         self.options.update(
             feature_dim=channels, timm_model=timm_model,
             backbone_weights=None if backbone_weights is None else str(backbone.weights),
@@ -141,9 +146,11 @@ class TokenAttentionModel(AttentionZSLModel):
         return getattr(self, "token_dim", None) or self.feature_dim  # while the base class builds: feature_dim is D
 
     def prepare_features(self, features: torch.Tensor) -> torch.Tensor:
-        """Patch tokens ``(B, D, H, W)`` or ``(B, D, N)`` -> ``(B, D, N)`` in the model's dtype, normalised per token if
-        ``normalize_features``."""
-        features = features.flatten(2).to(dtype=self.V.dtype, device=self.V.device)
+        """Patch tokens ``(B, D, H, W)`` (on the grid) or ``(B, D, N)`` -> ``(B, D, N)`` in the model's dtype,
+        normalised per token if ``normalize_features``."""
+        if features.ndim == 4:
+            features = rearrange(features, "batch dim height width -> batch dim (height width)")
+        features = features.to(dtype=self.V.dtype, device=self.V.device)
         if not self.normalize_features:
             return features
         return recomputable(normalize_regions(features), normalize_regions, features)
@@ -152,28 +159,26 @@ class TokenAttentionModel(AttentionZSLModel):
         """Score images ``(B, 3, S, S)``; ``labels`` ``(B,)`` (training) go to the adapters. See the module docstring."""
         if images.ndim != 4 or images.shape[1] != self.feature_dim:
             raise ValueError(f"{type(self).__name__} reads images (B, {self.feature_dim}, S, S); found shape {tuple(images.shape)}")
-        context = AdapterContext(self.attribute_embeddings(), labels)
+        context = AdapterContext(self.attribute_embeddings(), labels, self.classes.attributes)
         state = self.backbone(images.to(dtype=self.V.dtype, device=self.V.device), self.adapters, context)
         grid = state.grid
         if state.source is None:  # every token its own patch: the branches see them on the grid
             features = rearrange(state.patches, "batch (height width) dim -> batch dim height width", height=grid[0])
         else:
             features = rearrange(state.patches, "batch token dim -> batch dim token")
-        output = super().forward(features)
+        cls = state.prefix[:, 0] if state.num_prefix else None
+        output = super().forward(features, cls)
         cells = grid[0] * grid[1]
         maps = {name: None if m is None else scatter_to_grid(m, state.source, cells) for name, m in output.maps.items()}
-        cls = state.prefix[:, 0] if state.num_prefix else None
-        output = dataclasses.replace(output, maps=maps, grid=grid, global_token=cls)
-        return self._with_adapter_extras(output, state.extras, state.source, cells) if state.extras else output
+        output = dataclasses.replace(output, maps=maps, grid=grid, global_token=cls, extras={**output.extras, **state.extras})
+        return self._with_adapter_maps(output, state.extras, state.source, cells)
 
-    def _with_adapter_extras(self, output: ModelOutput, extras: dict[str, torch.Tensor], source: torch.Tensor | None,
-                             cells: int) -> ModelOutput:
-        """``output`` with the adapters' extras in ``extras["adapters"]``, and each entry's ``maps`` ``(B, I, N)`` /
-        ``scores`` ``(B, I)`` as ``maps[entry]`` (on the input grid) / ``attribute_scores[entry]``."""
-        maps, scores = dict(output.maps), dict(output.attribute_scores)
-        for spec in self.adapters.specs:
-            if f"{spec.entry}.maps" in extras and f"{spec.entry}.scores" in extras:
-                maps[spec.entry] = scatter_to_grid(extras[f"{spec.entry}.maps"], source, cells)
-                scores[spec.entry] = extras[f"{spec.entry}.scores"]
-        return dataclasses.replace(output, maps=maps, attribute_scores=scores,
-                                   extras={**output.extras, "adapters": dict(extras)})
+    def _with_adapter_maps(self, output: ModelOutput, extras: dict, source: torch.Tensor | None, cells: int) -> ModelOutput:
+        """``output`` with each adapter entry's recorded ``maps`` ``(B, I, N)`` / ``scores`` ``(B, I)`` as ``maps[entry]``
+        (on the input grid) / ``attribute_scores[entry]``."""
+        found = {entry: r for entry, r in extras.items() if "maps" in r and "scores" in r}
+        if not found:
+            return output
+        maps = {**output.maps, **{e: scatter_to_grid(r["maps"], source, cells) for e, r in found.items()}}
+        return dataclasses.replace(output, maps=maps, attribute_scores={**output.attribute_scores,
+                                                                        **{e: r["scores"] for e, r in found.items()}})

@@ -164,6 +164,11 @@ def restore_training_state(checkpoint: Checkpoint, optimizer: torch.optim.Optimi
     """Resume where :func:`save_checkpoint` stopped: the optimizer's state (tensors and hyper-parameters)
     and the torch RNG states (:func:`restore_rng_states`). The model's weights are ``checkpoint.section("model")``."""
     opt_meta = checkpoint.meta["optimizer"]
+    saved, built = len(opt_meta["param_groups"]), len(optimizer.param_groups)
+    if saved != built:
+        raise ValueError(f"cannot resume: the checkpoint's optimizer has {saved} parameter groups, this run's has {built} "
+                         "(other recipe options -- backbone_lr, layer_decay, norm_bias_decay, freeze_backbone -- or a "
+                         "zslkit that groups a model's own backbone apart); resume with the run's settings or start a new run")
     state: dict[int, dict[str, Any]] = {}
     for key, tensor in checkpoint.section("optimizer").items():
         index, name = key.split(".", 1)

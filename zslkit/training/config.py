@@ -86,7 +86,8 @@ class TrainConfig:
             (:func:`zslkit.threads.thread_count`). A machine setting (the CLI's ``--threads``):
             recipe files may not set it.
         backbone_lr: learning rate of the backbone when fine-tuning end to end
-            (``train(..., backbone=...)``); 0 freezes it. The head uses ``lr``.
+            (``train(..., backbone=...)``) or of the backbone a model owns (its ``image_backbone``,
+            e.g. a :class:`~zslkit.models.TokenAttentionModel`'s ViT); 0 freezes it. The head uses ``lr``.
         backbone_batchnorm: the backbone's BatchNorm layers when fine-tuning, one of
             :data:`~zslkit.models.backbone_model.BATCHNORM_MODES` (``frozen``,
             ``train``, ``sync``).
@@ -140,6 +141,10 @@ class TrainConfig:
             required (``{input_size: 224, scale: [0.08, 1.0], hflip: 0.5}``). Each image of each
             batch is cropped, resized and flipped with random numbers drawn from ``seed``, the
             epoch and its place in the batch. Only when fine-tuning (the inputs are images).
+        loggers: registered metric loggers (``zslkit list logger``: ``csv``, ``tensorboard``, ``mlflow``,
+            ``wandb``; :mod:`zslkit.loggers`) that ``train(..., out_dir=...)`` sends the run to; ``zslkit train``
+            uses them unless ``--logger`` is given. Where the numbers go, not how they are made: not part of
+            a benchmark cell's settings, and a resumed run may change them.
     """
 
     model: str = "msdn"
@@ -177,6 +182,7 @@ class TrainConfig:
     freeze_backbone: list[str] = field(default_factory=list)
     accumulate_steps: int = 1
     augment: dict[str, Any] = field(default_factory=dict)
+    loggers: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for item in dataclasses.fields(self):
@@ -223,6 +229,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.accumulate_steps must be at least 1 (no accumulation), got {self.accumulate_steps}")
         if not 0 <= self.layer_decay <= 1:
             raise ValueError(f"TrainConfig.layer_decay must be in [0, 1] (0: off), got {self.layer_decay}")
+        if not all(isinstance(name, str) and name for name in self.loggers):
+            raise ValueError(f"TrainConfig.loggers must be a list of registered logger names, got {self.loggers!r}")
         if not all(isinstance(name, str) and name for name in self.freeze_backbone):
             raise ValueError(f"TrainConfig.freeze_backbone must be a list of parameter names, got {self.freeze_backbone!r}")
         if (self.schedule != "constant" or self.schedule_options) and (self.head_only_epochs or self.lr_decay_every):
@@ -234,7 +242,7 @@ class TrainConfig:
         """The optimizer, schedule and sampler are registered and their options build them."""
         import torch
 
-        from zslkit.registry import ComponentNotFoundError, create
+        from zslkit.registry import ComponentNotFoundError, create, list_components
 
         builds = (("optimizer", self.optimizer, "optimizer_options",
                    {"params": [torch.zeros(1, requires_grad=True)], "lr": self.lr, "weight_decay": self.weight_decay,
@@ -250,6 +258,10 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{kind}: {exc} (zslkit list {kind})") from None
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"TrainConfig.{options}: {exc}") from None
+        known = list_components("logger")
+        for name in self.loggers:
+            if name not in known:
+                raise ValueError(f"TrainConfig.loggers: no logger named {name!r}{_suggest(name, known)} (zslkit list logger)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

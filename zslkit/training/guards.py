@@ -9,7 +9,7 @@
   (a later ``--resume`` would otherwise pick up the old run's epochs).
 * :func:`check_same_run`: ``--resume`` refuses a checkpoint of another dataset, split
   or recipe (only :data:`RESUMABLE_CHANGES` may change: ``epochs``, ``device``, ``eval_batch_size``,
-  ``num_threads``, ``resident``, ``compile``).
+  ``num_threads``, ``resident``, ``compile``, ``loggers``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ __all__ = [
 
 #: Config fields that may differ between a checkpoint and the run resuming it.
 RESUMABLE_CHANGES: frozenset[str] = frozenset(
-    {"epochs", "device", "eval_batch_size", "num_threads", "resident", "compile"}
+    {"epochs", "device", "eval_batch_size", "num_threads", "resident", "compile", "loggers"}
 )
 
 

@@ -42,7 +42,13 @@ from zslkit.distributed import shard_range
 from zslkit.models.backbone_model import BackboneModel, backbone_channels
 from zslkit.models.class_space import MissingAttributeGroupsError
 from zslkit.models.output import check_model_output
-from zslkit.optim.param_groups import freeze_stages, group_rate, group_roles, parameter_groups
+from zslkit.optim.param_groups import (
+    freeze_stages,
+    group_rate,
+    group_roles,
+    parameter_groups,
+    trained_backbone,
+)
 from zslkit.registry import create
 from zslkit.threads import using_threads
 from zslkit.training.augment import augment_batch, build_augment
@@ -77,6 +83,8 @@ __all__ = [
     "process_settings",
     "resident_inputs",
     "resolve_run",
+    "run_loggers",
+    "run_name",
     "seed_run",
     "start_run",
     "train",
@@ -190,9 +198,10 @@ def _feature_dim(dataset, backbone, sample) -> int:
 
 def _parameters(net, config: TrainConfig) -> list[dict[str, Any]]:
     """What the optimizer trains (:func:`~zslkit.optim.parameter_groups`): the head at ``lr``, the backbone at
-    ``backbone_lr`` when fine-tuning, less its ``freeze_backbone`` parameters."""
-    if isinstance(net, BackboneModel) and config.freeze_backbone:
-        freeze_stages(net.backbone, config.freeze_backbone)
+    ``backbone_lr`` when fine-tuning (or owning) one, less its ``freeze_backbone`` parameters."""
+    backbone = trained_backbone(net)
+    if backbone is not None and config.freeze_backbone:
+        freeze_stages(backbone, config.freeze_backbone)
     return parameter_groups(net, lr=config.lr, backbone_lr=config.backbone_lr, weight_decay=config.weight_decay,
                             norm_bias_decay=config.norm_bias_decay, layer_decay=config.layer_decay)
 
@@ -236,9 +245,9 @@ def _stage(net, optimizer, cfg: TrainConfig, epoch: int, loss_weights: dict[str,
 
 
 def _backbone_lr(optimizer: torch.optim.Optimizer, net) -> dict[str, float]:
-    """``{"backbone_lr": ...}`` (its top layer's rate) when fine-tuning a backbone that is not frozen, else ``{}``."""
+    """``{"backbone_lr": ...}`` (its top layer's rate) when fine-tuning (or owning) a backbone that is not frozen, else ``{}``."""
     groups = [g for g, role in zip(optimizer.param_groups, group_roles(optimizer.param_groups)) if role == "backbone"]
-    if isinstance(net, BackboneModel) and groups:
+    if trained_backbone(net) is not None and groups:
         return {"backbone_lr": max(g["lr"] for g in groups)}
     return {}
 
@@ -504,6 +513,8 @@ class _Loop:
     on_epoch: EpochCallback | None
     progress: bool
     checkpoint: Path | None = None
+    #: the run's metric loggers (kind ``logger``), sent every epoch's record (rank 0)
+    loggers: Any = None
     #: the loss weights after the head-only epochs (see :func:`_stage`)
     stage_weights: dict[str, float] = field(init=False)
     #: the recipe's learning-rate schedule, or ``None`` for constant rates (see :func:`_schedule`)
@@ -584,12 +595,39 @@ def _run_epochs(loop: _Loop, start: int) -> None:
                       " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()
                                if k != "epoch"))
         _save_epoch(loop, epoch)
+        if loop.loggers and distributed.is_main():
+            loop.loggers.log_metrics(record, epoch)
 
 
 def _run_label(dataset: ZSLDataset, plan: RunPlan) -> str:
     """Which run a log line belongs to: the model, the dataset (``synthetic/validation``: the selection
     view of the validation protocol) and the split trained on, e.g. ``msdn on synthetic (trainval, seed 0)``."""
     return f"{plan.model_name} on {dataset.name} ({plan.split}, seed {plan.config.seed})"
+
+
+def run_name(dataset: ZSLDataset, plan: RunPlan) -> str:
+    """The run's name for metric loggers: ``msdn-synthetic-trainval-seed0`` (no ``/``: a validation view's
+    dataset name ``synthetic/validation`` becomes ``synthetic-validation``)."""
+    return f"{plan.model_name}-{dataset.name}-{plan.split}-seed{plan.config.seed}".replace("/", "-")
+
+
+@contextmanager
+def run_loggers(dataset: ZSLDataset, plan: RunPlan, loggers: Any = None) -> Iterator[Any]:
+    """The run's metric loggers (a :class:`~zslkit.loggers.LoggerSet`): ``loggers`` as given (not closed here),
+    else the recipe's ``loggers`` built for this run under ``out_dir``, sent the run's config and closed on exit;
+    none off rank 0."""
+    from zslkit.loggers import LoggerSet, build_loggers
+
+    if loggers is not None or not plan.config.loggers or not distributed.is_main():
+        yield LoggerSet(loggers or ())
+        return
+    if plan.out_dir is None:
+        raise ValueError(f"the recipe's loggers {plan.config.loggers} write under out_dir, which was not given; "
+                         "give out_dir, or loggers=[] to log nothing")
+    with build_loggers(plan.config.loggers, plan.out_dir, run_name(dataset, plan)) as opened:
+        opened.log_config({"model": plan.model_name, "dataset": dataset.name, "split": plan.split,
+                           "recipe": plan.recipe.name, **plan.config.to_dict()})
+        yield opened
 
 
 def _notes(dataset: ZSLDataset, plan: RunPlan, unused: dict[str, float], inputs: Any, said_recipe: bool) -> None:
@@ -615,7 +653,7 @@ def train(
     progress: bool = True,
     resume: bool = False,
     backbone: torch.nn.Module | None = None,
-    inputs: Any = None,
+    inputs: Any = None, loggers: Any = None,
     **model_options: Any,
 ) -> TrainResult:
     """Train a registered model (by name) on the images of ``split``.
@@ -644,6 +682,7 @@ def train(
         inputs: what the model reads for image ``i``: ``inputs[i]``. Default ``dataset.features``;
             with a ``backbone``, the images, required: an ``(N, 3, S, S)`` array-like or a map-style
             torch ``Dataset`` of ``(3, S, S)`` tensors, in the dataset's image order.
+        loggers: metric loggers sent each epoch's entry on rank 0 (the caller's); ``None``: :func:`run_loggers`.
         model_options: extra options for ``zslkit.create_model`` (over ``config.model_options``).
     """
     plan = resolve_run(dataset, model, config, split=split, seed=seed, backbone=backbone, inputs=inputs,
@@ -652,14 +691,13 @@ def train(
     rng = seed_run(cfg)
     net, unused, optimizer = build_run(dataset, plan, model_options, backbone)
     start, history = start_run(dataset, plan, net, optimizer, rng)
-    parallel = wrap(net, plan.device)
-    held = resident_inputs(plan)
+    parallel, held = wrap(net, plan.device), resident_inputs(plan)
     if distributed.is_main():
         _notes(dataset, plan, unused, held, said_recipe=config is None or isinstance(config, dict))
     losses_of = _losses_of(parallel, net, plan)
-    loop = _Loop(dataset, plan, net, parallel, optimizer, rng, held, losses_of, history, on_epoch, progress)
-    with process_settings(cfg):
+    with run_loggers(dataset, plan, loggers) as loggers, process_settings(cfg):
+        loop = _Loop(dataset, plan, net, parallel, optimizer, rng, held, losses_of, history, on_epoch, progress,
+                     loggers=loggers)
         _run_epochs(loop, start)
-    net.eval()
     resident = held if isinstance(held, ResidentFeatures) else None
-    return TrainResult(net, history, cfg, plan.out_dir, loop.checkpoint, unused, resident, plan.recipe)
+    return TrainResult(net.eval(), history, cfg, plan.out_dir, loop.checkpoint, unused, resident, plan.recipe)
