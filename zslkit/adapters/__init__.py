@@ -8,13 +8,17 @@ tokens (:class:`~zslkit.adapters.tokens.TokenState`), the model's attribute embe
 training, the batch's labels (:class:`~zslkit.adapters.tokens.AdapterContext`).
 
 A factory is called as ``factory(token_dim=D, embedding_dim=D_e, num_attributes=I, **options)``.
-Registered: ``identity`` and ``keep_attended`` (keep the patch tokens the CLS token attends to most).
+Registered: ``identity``, ``keep_attended`` (keep the patch tokens the CLS token attends to most) and
+``semantic_tokens`` (SVIP's learnt tokens added to the patches a model selected). SVIP's patch
+selector (:class:`PatchSelector`) runs before the backbone, on the patch embeddings.
 """
 
 from zslkit.adapters.identity import IdentityAdapter
 from zslkit.adapters.keep_attended import KeepAttended
+from zslkit.adapters.patch_selector import PatchSelector, rollout_targets, selection_mask
 from zslkit.adapters.plan import AdapterPlan, AdapterSpec, parse_adapter_specs
+from zslkit.adapters.semantic_tokens import SemanticTokens
 from zslkit.adapters.tokens import PLACES, AdapterContext, TokenState, scatter_to_grid
 
-__all__ = ["PLACES", "AdapterContext", "AdapterPlan", "AdapterSpec", "IdentityAdapter", "KeepAttended", "TokenState",
-           "parse_adapter_specs", "scatter_to_grid"]
+__all__ = ["PLACES", "AdapterContext", "AdapterPlan", "AdapterSpec", "IdentityAdapter", "KeepAttended", "PatchSelector",
+           "SemanticTokens", "TokenState", "parse_adapter_specs", "rollout_targets", "scatter_to_grid", "selection_mask"]

@@ -38,10 +38,13 @@ class AdapterContext:
     Attributes:
         embeddings: ``(I, D_e)`` the model's attribute embeddings (as its branches see them).
         labels: ``(B,)`` class indices of the batch in training, ``None`` otherwise.
+        selection: ``(B, N)`` per input patch, what the model decided before this forward
+            (1 where a patch is selected, e.g. for replacement; SVIP), ``None`` when it decided nothing.
     """
 
     embeddings: torch.Tensor
     labels: torch.Tensor | None = None
+    selection: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from zslkit.losses.attribute_regression import AttributeRegression
 from zslkit.losses.base import PerBranchLoss, select_branches
 from zslkit.losses.compactness import Compactness, peak_distances
 from zslkit.losses.consistency import AttributeConsistency, ClassConsistency, Consistency
+from zslkit.losses.kl_distillation import KLDistillation, kl_distillation
+from zslkit.losses.patch_selection import PatchSelection
 from zslkit.losses.self_calibration import SelfCalibration
 from zslkit.losses.semantic_distillation import SemanticDistillation, jensen_shannon, weighted_difference
 
@@ -20,11 +22,14 @@ __all__ = [
     "ClassConsistency",
     "Compactness",
     "Consistency",
+    "KLDistillation",
+    "PatchSelection",
     "PerBranchLoss",
     "SelfCalibration",
     "SemanticDistillation",
     "group_norms",
     "jensen_shannon",
+    "kl_distillation",
     "peak_distances",
     "select_branches",
     "weighted_difference",

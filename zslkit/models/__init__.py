@@ -1,4 +1,4 @@
-"""Models assembled from registered parts. Importing this package registers ``msdn``, ``dazle``, ``apn``, ``gem_zsl``, ``transzero`` and ``transzero_pp``,
+"""Models assembled from registered parts. Importing this package registers ``msdn``, ``dazle``, ``apn``, ``gem_zsl``, ``transzero``, ``transzero_pp`` and ``svip``,
 and the converters of the authors' checkpoints (kind ``converter``: ``msdn``, ``apn``, ``gem_zsl``, ``transzero``,
 ``transzero_pp``; one module beside each model, e.g. :mod:`zslkit.models.apn_official`).
 
@@ -15,10 +15,11 @@ from zslkit.models.gem_zsl import GEMZSL
 from zslkit.models.msdn import MSDN
 from zslkit.models.output import ModelOutput
 from zslkit.models.parts import Part, parse_parts
+from zslkit.models.svip import SVIP
 from zslkit.models.token_model import TokenAttentionModel
 from zslkit.models.transzero import TransZero, TransZeroPP
 
 # the converters register themselves (kind "converter"); imported after the models they build
 from zslkit.models import apn_official, gem_zsl_official, msdn_official, transzero_official  # noqa: E402,F401  isort: skip
 
-__all__ = ["APN", "DAZLE", "GEMZSL", "MSDN", "AttentionZSLModel", "BackboneModel", "ClassSpace", "ModelOutput", "Part", "TokenAttentionModel", "TransZero", "TransZeroPP", "parse_parts"]
+__all__ = ["APN", "DAZLE", "GEMZSL", "MSDN", "AttentionZSLModel", "BackboneModel", "ClassSpace", "ModelOutput", "Part", "SVIP", "TokenAttentionModel", "TransZero", "TransZeroPP", "parse_parts"]
