@@ -28,12 +28,10 @@ __all__ = ["KLDistillation", "kl_distillation"]
 
 
 def kl_distillation(student: torch.Tensor, teacher: torch.Tensor, temperature: float, reduction: str = "mean") -> torch.Tensor:
-    """``L`` above for scores ``(B, K)``."""
+    """``L`` above for scores ``(B, K)`` (``torch.nn.functional.kl_div`` of the two at ``temperature``, times ``T^2``)."""
     log_q = F.log_softmax(student / temperature, dim=1)
-    log_p = F.log_softmax(teacher / temperature, dim=1)
-    pointwise = log_p.exp() * (log_p - log_q)
-    value = pointwise.mean() if reduction == "mean" else pointwise.sum() / student.shape[0]
-    return value * temperature * temperature
+    p = F.softmax(teacher / temperature, dim=1)
+    return F.kl_div(log_q, p, reduction=reduction) * (temperature * temperature)
 
 
 @register("loss", "kl_distillation")

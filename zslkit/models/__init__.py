@@ -1,6 +1,6 @@
 """Models assembled from registered parts. Importing this package registers ``msdn``, ``dazle``, ``apn``, ``gem_zsl``, ``transzero``, ``transzero_pp`` and ``svip``,
 and the converters of the authors' checkpoints (kind ``converter``: ``msdn``, ``apn``, ``gem_zsl``, ``transzero``,
-``transzero_pp``; one module beside each model, e.g. :mod:`zslkit.models.apn_official`).
+``transzero_pp``, ``svip``; one module beside each model, e.g. :mod:`zslkit.models.apn_official`).
 
 :class:`BackboneModel` puts an image backbone in front of one of them for end-to-end fine-tuning;
 :class:`TokenAttentionModel` is the base of models that own a ViT backbone, with adapters inside it.
@@ -20,6 +20,6 @@ from zslkit.models.token_model import TokenAttentionModel
 from zslkit.models.transzero import TransZero, TransZeroPP
 
 # the converters register themselves (kind "converter"); imported after the models they build
-from zslkit.models import apn_official, gem_zsl_official, msdn_official, transzero_official  # noqa: E402,F401  isort: skip
+from zslkit.models import apn_official, gem_zsl_official, msdn_official, svip_official, transzero_official  # noqa: E402,F401  isort: skip
 
 __all__ = ["APN", "DAZLE", "GEMZSL", "MSDN", "AttentionZSLModel", "BackboneModel", "ClassSpace", "ModelOutput", "Part", "SVIP", "TokenAttentionModel", "TransZero", "TransZeroPP", "parse_parts"]
