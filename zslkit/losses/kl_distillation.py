@@ -31,7 +31,9 @@ def kl_distillation(student: torch.Tensor, teacher: torch.Tensor, temperature: f
     """``L`` above for scores ``(B, K)`` (``torch.nn.functional.kl_div`` of the two at ``temperature``, times ``T^2``)."""
     log_q = F.log_softmax(student / temperature, dim=1)
     p = F.softmax(teacher / temperature, dim=1)
-    return F.kl_div(log_q, p, reduction=reduction) * (temperature * temperature)
+    pointwise = F.kl_div(log_q, p, reduction="none")  # torch's "mean" is this .mean(), without its deprecation warning
+    value = pointwise.mean() if reduction == "mean" else pointwise.sum() / student.shape[0]
+    return value * (temperature * temperature)
 
 
 @register("loss", "kl_distillation")

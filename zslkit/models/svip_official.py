@@ -83,7 +83,8 @@ def load_official_svip(
         class_attributes: ``(K, I)`` the raw class attributes (``ori_attributes``).
         attribute_embeddings: ``(I, E)`` the attributes' word vectors, raw (their ``w2v`` pickle).
         seen_classes: the training classes; ``unseen_classes``: the others by default.
-        attribute_groups: the groups of the decorrelation term (their ``get_attr_group``).
+        attribute_groups: the groups of the decorrelation term (their ``get_attr_group``); without them the
+            model has no ``att_dec`` term (scores and the other terms are unchanged).
         timm_model: the timm ViT their weights fit (ViT-B/16 in their scripts).
         keep: their ``--keep_token`` (40 on CUB, 45 on SUN and AwA2).
         options: more :class:`~zslkit.models.SVIP` options (``backbone_options``, ``losses``, ...).
@@ -94,6 +95,8 @@ def load_official_svip(
     group = int(round((state["head_1.weight"].shape[1] / state["cls_token"].shape[-1]) ** 0.5))
     branches = {"target": {"attention": "group_head", "weight": 1.0, "group": group, "keep": int(keep), "pool": "mean"}}
     adapters = {"semantic_tokens": {"adapter": "semantic_tokens", "place": "before_block", "block": 0, "group": group}}
+    if attribute_groups is None:
+        options.setdefault("losses", {k: v for k, v in SVIP.default_losses.items() if k != "att_dec"})
     options.setdefault("selector", {"hidden": int(state["token_cls.0.weight"].shape[0]), "grouping": "raster"})
     model = SVIP(class_attributes=class_attributes, attribute_embeddings=attribute_embeddings, seen_classes=seen_classes,
                  unseen_classes=unseen_classes, timm_model=timm_model, backbone_random_init=True, branches=branches,
