@@ -89,7 +89,7 @@ def main(argv=None) -> None:
               "load_average": [load_before, os.getloadavg()], "rollout_max_rel_error": error,
               "rows": {name: {"median_ms": statistics.median(times[name]), "ms": times[name], "peak_step_mib": memory[name]}
                        for name in runs}}
-    print(f"| variant | median ms/step | peak MiB/step |\n|---|---|---|")
+    print("| variant | median ms/step | peak MiB/step |\n|---|---|---|")
     for name, row in record["rows"].items():
         print(f"| {name} | {row['median_ms']:.0f} | {row['peak_step_mib']:.0f} |")
     print(f"load average before/after: {load_before} / {record['load_average'][1]}; threads {record['threads']}")
