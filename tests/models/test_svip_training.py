@@ -3,6 +3,7 @@ checkpoints, resumes bitwise, rebuilds from the checkpoint alone, and its maps l
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -45,3 +46,16 @@ def test_rebuilds_from_the_checkpoint_alone_and_maps_lie_on_the_input_patches(ru
     assert output.grid == (14, 14) and output.maps["target"].shape == (4, data.num_attributes, 196)
     maps = output.maps["target"].reshape(4, data.num_attributes, 7, 2, 7, 2)
     assert torch.equal(maps, maps[:, :, :, :1, :, :1].expand_as(maps))  # one value per 2 x 2 group
+
+
+def test_joins_the_bench_without_a_backbone(runs):
+    """The bench trains a model that owns its backbone on images (no --backbone) and scores the test images."""
+    from zslkit.bench.model_runner import ModelRunner
+
+    _, data, straight = runs
+    runner = ModelRunner("svip", train_config={"epochs": 2, "batch_size": 8})
+    fit = runner.fit(data, {}, seed=0)
+    assert isinstance(fit.predictor, zslkit.models.SVIP) and len(fit.history) == 2
+    unseen = data.splits["test_unseen"][:4]
+    scores = runner.scores(fit.predictor, data, unseen)
+    assert scores.shape == (4, data.num_classes) and np.isfinite(scores[:, data.unseen_classes]).all()
