@@ -12,8 +12,8 @@ backward per block, and the heads' (``head_1`` on the kept groups, the selector'
 
 Times: median ms per step over interleaved rounds. Memory: the profiler's CPU memory timeline of
 one step after a warm-up step (``step_bench.peak_step_memory_mib``: the tensor peak the step adds),
-and each variant's peak RSS added by its first two steps, in a fresh process (``--rss VARIANT``;
-Adam's state, the same for both, included).
+and each variant's peak RSS added by its first two steps, in a fresh process (``--rss VARIANT``
+prints it alone; Adam's state, the same for both, included). ``--no-memory``: times only.
 
     python benchmarks/svip_step.py --official /tmp/svip_official [--batch 8] [--steps 3] [--json OUT]
 """
@@ -131,6 +131,7 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--rss", default=None, help=argparse.SUPPRESS)  # internal: one variant's peak RSS
+    parser.add_argument("--no-memory", action="store_true", help="times only (no profiler timeline, no RSS runs)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.threads:
@@ -144,10 +145,10 @@ def main(argv=None) -> None:
     times = step_bench.interleaved_times(runs, "cpu", args.steps, 1)  # the warm-up round checks the losses too
     error = abs(losses["zslkit"] - losses["authors"]) / abs(losses["authors"])
     print(f"first loss: authors {losses['authors']:.6f}, zslkit {losses['zslkit']:.6f}, rel. error {error:.1e}", file=sys.stderr)
-    memory = {name: step_bench.peak_step_memory_mib("cpu", step) for name, step in runs.items()}
+    memory = {} if args.no_memory else {name: step_bench.peak_step_memory_mib("cpu", step) for name, step in runs.items()}
     load_after = os.getloadavg()
     rss = {}
-    for name in ("authors", "zslkit"):
+    for name in () if args.no_memory else ("authors", "zslkit"):
         command = [sys.executable, __file__, "--official", str(args.official), "--batch", str(args.batch), "--rss", name,
                    "--threads", str(torch.get_num_threads())]
         rss[name] = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
@@ -158,7 +159,7 @@ def main(argv=None) -> None:
     print("| variant | median ms/step | x floor | x authors | tensor peak MiB/step | peak RSS added MiB |\n|---|---|---|---|---|---|")
     for name in runs:
         print(f"| {name} | {median[name]:.0f} | {median[name] / median['matmul floor']:.2f} | {median[name] / median['authors']:.2f} "
-              f"| {memory[name]:.0f} | {rss.get(name, float('nan')):.0f} |")
+              f"| {memory.get(name, float('nan')):.0f} | {rss.get(name, float('nan')):.0f} |")
     print(f"load average before/after: {load_before} / {load_after}; threads {record['threads']}")
     if args.json:
         args.json.write_text(json.dumps(record, indent=1))
