@@ -48,7 +48,7 @@ def test_what_pyproject_declares_exists():
 
 def test_the_description_names_every_attention_model_zslkit_ships():
     description = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["description"]
-    for model in ("MSDN", "DAZLE", "TransZero", "TransZero++", "APN", "GEM-ZSL", "PSVMA"):
+    for model in ("MSDN", "DAZLE", "TransZero", "TransZero++", "APN", "GEM-ZSL", "PSVMA", "SVIP", "ZSLViT"):
         assert re.search(rf"(?<![\w+]){re.escape(model)}(?![\w+])", description), model
     assert "six embedding baselines" in description
 

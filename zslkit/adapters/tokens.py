@@ -47,6 +47,8 @@ class AdapterContext:
             them), or ``None``.
         entry: the entry name of the adapter being run (set by
             :meth:`~zslkit.adapters.plan.AdapterPlan.run`), under which it records extras.
+        selection: ``(B, N)`` per input patch, what the model decided before this forward
+            (1 where a patch is selected, e.g. for replacement; SVIP), ``None`` when it decided nothing.
     """
 
     embeddings: torch.Tensor
@@ -59,6 +61,7 @@ class AdapterContext:
     #: ``(1, P + N, D)`` the position embedding added to this input's tokens (resampled to its grid as timm does;
     #: ``(1, N, D)`` for models whose prefix tokens take none); filled by the backbone, ``None`` for a model without.
     position_embedding: torch.Tensor | None = None
+    selection: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)

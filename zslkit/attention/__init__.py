@@ -18,6 +18,7 @@ from zslkit.attention.encoder_spec import build_encoder, parse_encoder_spec
 from zslkit.attention.feed_forward import FeedForward
 from zslkit.attention.gated_attribute_to_visual import GatedAttributeToVisual
 from zslkit.attention.global_linear import GlobalLinear
+from zslkit.attention.group_head import GroupHead
 from zslkit.attention.multihead_attention import MultiHeadAttention
 from zslkit.attention.prototype import Prototype
 from zslkit.attention.region_query_decoder import RegionQueryDecoder
@@ -33,6 +34,7 @@ __all__ = [
     "FeedForward",
     "GatedAttributeToVisual",
     "GlobalLinear",
+    "GroupHead",
     "MultiHeadAttention",
     "Prototype",
     "RegionQueryDecoder",

@@ -128,7 +128,7 @@ class ModelRunner:
 
     def _backbone_for(self, dataset: ZSLDataset, seed: int) -> dict[str, Any]:
         """``{"backbone": ..., "inputs": the images}`` for :func:`~zslkit.training.train`, or ``{}`` without one;
-        refuses images without a backbone and feature maps with one."""
+        refuses images without a backbone (unless the model owns one: ``image_reader``) and feature maps with one."""
         images = dataset.metadata.get("form") == "images"
         import zslkit
 
@@ -136,7 +136,10 @@ class ModelRunner:
             # a model that owns its backbone (TokenAttentionModel) reads the images itself; --backbone is for the others
             return {}
         if self.backbone is None:
-            if images:
+            import zslkit
+
+            owns = hasattr(zslkit.get_component("model", self.component), "image_reader")  # reads images itself
+            if images and not owns:
                 raise ValueError(f"dataset {dataset.name!r} holds images, which model {self.component!r} reads through a "
                                  "backbone: give one (zslkit bench --backbone NAME --random-init, or backbone=)")
             return {}

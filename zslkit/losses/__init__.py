@@ -12,6 +12,8 @@ from zslkit.losses.compactness import Compactness, peak_distances
 from zslkit.losses.consistency import AttributeConsistency, ClassConsistency, Consistency
 from zslkit.losses.debias import Debias, debias_loss
 from zslkit.losses.global_alignment import GlobalAlignment
+from zslkit.losses.kl_distillation import KLDistillation, kl_distillation
+from zslkit.losses.patch_selection import PatchSelection
 from zslkit.losses.query_regression import QueryRegression
 from zslkit.losses.self_calibration import SelfCalibration
 from zslkit.losses.semantic_distillation import SemanticDistillation, jensen_shannon, weighted_difference
@@ -27,6 +29,8 @@ __all__ = [
     "Consistency",
     "Debias",
     "GlobalAlignment",
+    "KLDistillation",
+    "PatchSelection",
     "PerBranchLoss",
     "QueryRegression",
     "SelfCalibration",
@@ -34,6 +38,7 @@ __all__ = [
     "group_norms",
     "debias_loss",
     "jensen_shannon",
+    "kl_distillation",
     "peak_distances",
     "select_branches",
     "weighted_difference",

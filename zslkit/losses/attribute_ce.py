@@ -12,6 +12,7 @@ Options for APN and GEM-ZSL:
 * ``on_probabilities=True``: the cross-entropy of ``softmax_k(y_b - m)`` taken as logits,
   ``-log softmax(softmax(y_b - m))[label_b]`` (APN's ``nn.CrossEntropyLoss`` applied to the
   class probabilities its model returns).
+* ``scale``: the logits are ``scale * (y_b - m)`` (SVIP: 5 times its cosine scores); 1 by default.
 """
 
 from __future__ import annotations
@@ -31,14 +32,18 @@ __all__ = ["AttributeCrossEntropy"]
 class AttributeCrossEntropy(PerBranchLoss):
     """Cross-entropy of every branch (or of ``branches`` only), summed over branches."""
 
-    def __init__(self, branches: Sequence[str] | None = None, classes: str = "all", on_probabilities: bool = False):
+    def __init__(self, branches: Sequence[str] | None = None, classes: str = "all", on_probabilities: bool = False,
+                 scale: float = 1.0):
         super().__init__(branches)
+        self.scale = float(scale)
         if classes not in ("all", "seen"):
             raise ValueError(f"attribute_ce classes must be 'all' or 'seen', got {classes!r}")
         self.over, self.on_probabilities = classes, bool(on_probabilities)
 
     def branch_loss(self, scores: torch.Tensor, labels: torch.Tensor, classes) -> torch.Tensor:
         logits = scores - classes.margin
+        if self.scale != 1.0:
+            logits = logits * self.scale
         if self.over == "seen":
             # position of each class among the seen ones (-1 for the others: cross_entropy refuses it)
             position = torch.full((classes.num_classes,), -1, dtype=torch.long, device=labels.device)

@@ -15,6 +15,10 @@ selected branches. The groups are the model's ``classes.attribute_groups`` (from
 dataset), all of them in order or the named ones (``groups=[...]``; a name may repeat, as
 in APN's CUB list where ``belly`` appears twice).
 
+``source="attribute_scores"`` reads, instead of a constant, a branch's attribute scores of the
+batch transposed, ``w = psi^T`` ``(I, B)`` (SVIP's decorrelation of its predictions: ``norm="channel"``,
+``eps=0``, ``reduction="mean"``: per group the mean over images of the norm over the group's attributes).
+
 ``merge`` (name -> names of the class space's groups) first unites groups into coarser ones,
 which ``groups`` then names: APN's CUB code regroups CUB's 28 attribute groups into its
 eight parts (:data:`zslkit.datasets.cub_parts.APN_CUB_PARTS`) and loops over the first seven
@@ -58,6 +62,7 @@ class AttributeDecorrelation(nn.Module):
             ``None`` for all of them; with ``merge``, names of the merged groups.
         merge: merged group name -> the class space's group names it unites (each named
             group must exist); ``None``: the class space's groups as they are.
+        source: ``"constants"`` (``constants[key]``) or ``"attribute_scores"`` (``attribute_scores[branch]^T``).
         norm: one of :data:`DECORRELATION_NORMS`.
         reduction: ``"sum"`` or ``"mean"`` over the groups.
         eps: added per channel inside the square root.
@@ -75,8 +80,12 @@ class AttributeDecorrelation(nn.Module):
         reduction: str = "sum",
         eps: float = 1e-8,
         merge: Mapping[str, Sequence[str]] | None = None,
+        source: str = "constants",
     ):
         super().__init__()
+        if source not in ("constants", "attribute_scores"):
+            raise ValueError(f"attribute_decorrelation source must be 'constants' or 'attribute_scores', got {source!r}")
+        self.source = source
         if norm not in DECORRELATION_NORMS:
             raise ValueError(f"attribute_decorrelation norm must be one of {DECORRELATION_NORMS}, got {norm!r}")
         if reduction not in ("sum", "mean"):
@@ -111,6 +120,12 @@ class AttributeDecorrelation(nn.Module):
         return merged
 
     def _weights(self, output) -> list[torch.Tensor]:
+        if self.source == "attribute_scores":
+            names = self.branches or list(output.attribute_scores)
+            missing = [n for n in names if n not in output.attribute_scores]
+            if missing:
+                raise KeyError(f"attribute_decorrelation: no branch {missing[0]!r}; the output has {list(output.attribute_scores)}")
+            return [output.attribute_scores[n].transpose(0, 1) for n in names]
         if self.branches is None:
             found = [c[self.key] for c in output.constants.values() if self.key in c]
             if not found:
