@@ -141,10 +141,20 @@ def test_a_models_folder_its_defaults_file_and_a_file_naming_another_model(tmp_p
 
 def _default_loss_weights(model: str, dataset) -> dict[str, float]:
     """The loss weights of ``model`` as built, before any recipe touches them."""
-    net = zslkit.create_model(model, class_attributes=dataset.class_attributes, attribute_embeddings=dataset.attribute_embeddings,
-                              seen_classes=dataset.seen_classes, unseen_classes=dataset.unseen_classes,
-                              feature_dim=dataset.feature_dim, attribute_groups=dataset.attribute_groups)
-    return dict(net.loss_weights)
+    return dict(_build(model, dataset, {}).loss_weights)
+
+
+def _build(model: str, dataset, options: dict):
+    """``model`` built on ``dataset``'s class space with ``options``; one that owns its ViT gets random weights
+    (its recipe names a pretrained backbone by its timm name, whose weights file only a user has)."""
+    from zslkit.models import TokenAttentionModel
+
+    feature_dim = dataset.feature_dim
+    if issubclass(zslkit.get_component("model", model), TokenAttentionModel):  # it reads images
+        options, feature_dim = {**options, "backbone_random_init": True}, 3
+    return zslkit.create_model(model, class_attributes=dataset.class_attributes, attribute_embeddings=dataset.attribute_embeddings,
+                               seen_classes=dataset.seen_classes, unseen_classes=dataset.unseen_classes,
+                               feature_dim=feature_dim, attribute_groups=dataset.attribute_groups, **options)
 
 
 def test_loss_weights_have_one_home_no_recipe_repeats_a_models_default(tiny):
@@ -201,7 +211,5 @@ def test_every_packaged_recipes_model_options_build_its_model(tiny):
     """A recipe names only options its model has (e.g. ``scorer``, not the ``margin`` flag it replaced)."""
     for name in available_configs():
         config = load_config(name)
-        model = zslkit.create_model(config.model, class_attributes=tiny.class_attributes, attribute_embeddings=tiny.attribute_embeddings,
-                                    seen_classes=tiny.seen_classes, unseen_classes=tiny.unseen_classes, feature_dim=tiny.feature_dim,
-                                    attribute_groups=tiny.attribute_groups, **config.model_options)
+        model = _build(config.model, tiny, config.model_options)
         assert model.component_name == config.model, name
