@@ -86,3 +86,14 @@ def test_python_metrics_say_they_are_fractions():
     ev = evaluate(scores, np.array([0, 1, 2, 3, 1]), np.array([0, 1]), np.array([2, 3]), calibration=0.0)
     assert repr(ev).startswith("Evaluation(T1=1.0000, U=1.0000, S=0.7500, H=0.8571, ")
     assert "fractions of 1, in %: T1 100.0 U 100.0 S 75.0 H 85.7" in repr(ev)
+
+
+def test_a_reader_that_stops_early_ends_the_listing_quietly():
+    """``zslkit list | head -1``: the closed pipe stops the command without an error line or a traceback."""
+    listing = subprocess.Popen([sys.executable, "-m", "zslkit", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    first = listing.stdout.readline()
+    listing.stdout.close()  # what head does after its first line
+    stderr = listing.stderr.read().decode()
+    assert listing.wait(timeout=120) in (0, 141) and first.strip(), (first, stderr)
+    assert stderr == "", stderr
