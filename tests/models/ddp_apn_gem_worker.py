@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
 import zslkit
-from zslkit import distributed
+from tests.models.ddp_compare import save_trained
 from zslkit.training import TrainConfig, train
 
 TINY = dict(num_classes=8, family_size=4, images_per_class=10, channels=8, grid=3, embedding_dim=6, seed=0)
@@ -30,9 +29,4 @@ def trained(model: str) -> torch.nn.Module:
 
 
 if __name__ == "__main__":
-    out = Path(sys.argv[1])
-    with distributed.process_group("cpu"):
-        for name in ("apn", "gem_zsl"):
-            model = trained(name)
-            if distributed.is_main():
-                save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / f"{name}.safetensors"))
+    save_trained(trained, ("apn", "gem_zsl"), Path(sys.argv[1]))

@@ -205,23 +205,11 @@ def test_apn_published_numbers_are_the_readme_model_zoo_with_u_and_s_left_empty(
 
 
 def test_ddp_training_of_both_models_equals_single_process(tmp_path):
-    import importlib.util
     from pathlib import Path
 
-    from safetensors.torch import load_file
+    from tests.models.ddp_compare import assert_ddp_equals_single_process
 
-    from tests.conftest import torchrun
-
-    spec = importlib.util.spec_from_file_location("ddp_apn_gem_worker", Path(__file__).with_name("ddp_apn_gem_worker.py"))
-    worker = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(worker)
-    torchrun(worker.__file__, str(tmp_path), cwd=tmp_path)
-    for name in ("apn", "gem_zsl"):
-        ours, theirs = worker.trained(name).state_dict(), load_file(str(tmp_path / f"{name}.safetensors"))
-        assert ours.keys() == theirs.keys()
-        for key, value in ours.items():
-            scale = float(value.abs().max()) or 1.0 if value.is_floating_point() else 1.0
-            assert float((value.double() - theirs[key].double()).abs().max()) <= 1e-5 * scale, (name, key)
+    assert_ddp_equals_single_process(Path(__file__).with_name("ddp_apn_gem_worker.py"), ("apn", "gem_zsl"), tmp_path)
 
 
 def test_bench_trains_each_model_with_its_own_recipe():

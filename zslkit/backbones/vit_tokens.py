@@ -36,6 +36,9 @@ from zslkit.registry import register
 
 __all__ = ["TimmTokens"]
 
+#: timm's pooling and classifier parts (``forward_head``), which the tokens never pass through
+_UNUSED_HEAD: tuple[str, ...] = ("attn_pool", "fc_norm", "head", "head_dist")
+
 
 @register("backbone", "timm_tokens")
 class TimmTokens(TimmBackbone):
@@ -65,6 +68,10 @@ class TimmTokens(TimmBackbone):
             raise ValueError(f"timm model {model_name!r} ({type(self.model).__name__}) is not built on timm's "
                              "VisionTransformer, whose blocks take the tokens alone; timm_tokens reads ViT, DeiT, CLIP "
                              "and DINOv2 towers")
+        for name in _UNUSED_HEAD:  # never run here: frozen, so DDP does not wait for their gradients
+            part = getattr(self.model, name, None)
+            if isinstance(part, torch.nn.Module):
+                part.requires_grad_(False)
         self.model_kwargs = {"dynamic_img_size": dynamic_img_size, **model_kwargs}
         self.num_prefix = int(self.model.num_prefix_tokens)
         self.depth = len(self.model.blocks)
