@@ -9,6 +9,8 @@ import torch
 from safetensors.torch import load_file
 
 import zslkit
+from tests.viz_capture import capture_drawings, save_picture
+from zslkit.cli import main
 from zslkit.training import load_config, load_model, train
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -46,6 +48,42 @@ def test_rebuilds_from_the_checkpoint_alone_and_maps_lie_on_the_input_patches(ru
     assert output.grid == (14, 14) and output.maps["target"].shape == (4, data.num_attributes, 196)
     maps = output.maps["target"].reshape(4, data.num_attributes, 7, 2, 7, 2)
     assert torch.equal(maps, maps[:, :, :, :1, :, :1].expand_as(maps))  # one value per 2 x 2 group
+
+
+@torch.no_grad()
+def hand_maps(tokens: torch.Tensor, linear: torch.nn.Linear, side: int = 14) -> torch.Tensor:
+    """``(D, side*side)`` row-major patch tokens -> ``(I, side, side)``: on each patch, the head's ``W x + b`` of the
+    2 x 2 group it lies in, ``x`` its four patches' tokens concatenated in row-major order, written with loops."""
+    maps = torch.empty(linear.out_features, side, side)
+    for h in range(side):
+        for w in range(side):
+            top, left = h - h % 2, w - w % 2
+            x = torch.cat([tokens[:, (top + i) * side + left + j] for i in range(2) for j in range(2)])
+            maps[:, h, w] = linear.weight @ x + linear.bias
+    return maps
+
+
+def test_viz_and_localization_maps_are_the_group_scores_on_their_patches(runs, tmp_path, monkeypatch):
+    """``zslkit viz attention`` draws, and ``eval --localization`` reads (``output.maps`` on ``output.grid``), every
+    2 x 2 group's attribute scores on its four patches of the 14 x 14 input grid."""
+    work, data, _ = runs
+    save_picture(data.features[0], tmp_path / "image.png")
+    drawn = capture_drawings(monkeypatch)
+    argv = ["viz", "attention", "--checkpoint", str(work / "A"), "--image", str(tmp_path / "image.png"),
+            "--image-size", "56", "--top-k", "2", "--out", str(tmp_path / "maps.png")]
+    assert main(argv) == 0 and (tmp_path / "maps.png").stat().st_size > 0
+    model, image, branch = drawn["model"], drawn["features"], drawn["model"].branches["target"]
+    seen = {}
+    hook = branch.register_forward_hook(lambda module, args, out: seen.update(tokens=args[0][0]))
+    with torch.no_grad():
+        output = model(image[None])
+    hook.remove()
+    expected = hand_maps(seen["tokens"], branch.head)
+    assert output.grid == (14, 14)
+    torch.testing.assert_close(output.maps["target"][0].reshape(-1, 14, 14), expected, rtol=1e-5, atol=1e-6)
+    assert [item.map.shape for item in drawn["panels"]["target"]] == [(14, 14)] * 2
+    for item in drawn["panels"]["target"]:
+        np.testing.assert_allclose(item.map, expected[item.attribute].numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_joins_the_bench_without_a_backbone(runs):
