@@ -55,20 +55,20 @@ def expected_rate(name: str, lr: float, backbone_lr: float, decay: float) -> flo
         layer = 0
     elif name.startswith("blocks."):
         layer = int(name.split(".")[1]) + 1
-    elif name.startswith("norm."):
-        layer = DEPTH
     else:
-        assert name.startswith("head."), name
-        layer = DEPTH + 1
+        assert name.startswith("norm."), name  # timm's classifier head is never run: frozen, in no group
+        layer = DEPTH
     return backbone_lr * decay ** (DEPTH + 1 - layer)
 
 
 def test_layer_decay_and_backbone_rate_of_an_owned_vit(data):
     net = build(data)
     groups = parameter_groups(net, lr=1e-3, backbone_lr=1e-4, weight_decay=0.05, norm_bias_decay=False, layer_decay=0.5)
-    names = {id(p): n for n, p in net.named_parameters()}
+    names = {id(p): n for n, p in net.named_parameters() if p.requires_grad}
+    frozen = [n for n, p in net.named_parameters() if not p.requires_grad]
+    assert frozen == ["backbone.model.head.weight", "backbone.model.head.bias"]  # timm's classifier, never run
     seen = [names[id(p)] for g in groups for p in g["params"]]
-    assert sorted(seen) == sorted(names.values())  # every parameter, each in exactly one group
+    assert sorted(seen) == sorted(names.values())  # every trained parameter, each in exactly one group
     blocks = set()
     for group in groups:
         for p in group["params"]:
@@ -84,7 +84,7 @@ def test_layer_decay_and_backbone_rate_of_an_owned_vit(data):
 def test_without_layer_decay_the_owned_backbone_trains_at_backbone_lr_and_zero_freezes_it(data):
     net = build(data)
     groups = parameter_groups(net, lr=1e-3, backbone_lr=1e-4, weight_decay=0.0)
-    names = {id(p): n for n, p in net.named_parameters()}
+    names = {id(p): n for n, p in net.named_parameters() if p.requires_grad}  # not timm's classifier, never run
     assert [(g["role"], g["lr"]) for g in groups] == [("head", 1e-3), ("backbone", 1e-4)]
     assert {names[id(p)].startswith("backbone.") for p in groups[1]["params"]} == {True}
     assert len(groups[0]["params"]) + len(groups[1]["params"]) == len(names)
@@ -111,5 +111,6 @@ def test_training_steps_the_owned_backbone_at_its_decayed_rates(data):
         unregister("model", "three_block_vit")
     (rates,) = steps
     assert rates[0] == 1e-2
-    assert sorted(set(rates[1:])) == pytest.approx([1e-3 * 0.5 ** k for k in range(DEPTH + 1, -1, -1)])
+    # layers 0 .. DEPTH; the top layer (timm's classifier, decay ** 0) is frozen, so it has no group
+    assert sorted(set(rates[1:])) == pytest.approx([1e-3 * 0.5 ** k for k in range(DEPTH + 1, 0, -1)])
     assert result.history[-1]["backbone_lr"] == pytest.approx(1e-3)

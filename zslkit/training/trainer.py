@@ -245,10 +245,11 @@ def _stage(net, optimizer, cfg: TrainConfig, epoch: int, loss_weights: dict[str,
 
 
 def _backbone_lr(optimizer: torch.optim.Optimizer, net) -> dict[str, float]:
-    """``{"backbone_lr": ...}`` (its top layer's rate) when fine-tuning (or owning) a backbone that is not frozen, else ``{}``."""
+    """``{"backbone_lr": ...}`` (its top layer's rate, undoing layer decay's ``lr_scale``: the top layer may be frozen)
+    when fine-tuning (or owning) a backbone that is not frozen, else ``{}``."""
     groups = [g for g, role in zip(optimizer.param_groups, group_roles(optimizer.param_groups)) if role == "backbone"]
     if trained_backbone(net) is not None and groups:
-        return {"backbone_lr": max(g["lr"] for g in groups)}
+        return {"backbone_lr": max(g["lr"] / g.get("lr_scale", 1.0) for g in groups)}
     return {}
 
 
