@@ -4,8 +4,6 @@ import inspect
 import re
 from pathlib import Path
 
-import pytest
-
 from zslkit import hookspecs
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
