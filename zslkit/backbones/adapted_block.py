@@ -16,6 +16,15 @@ other block runs as timm's module (fused attention). The steps are those of timm
 
 With adapters that change nothing the result is bitwise timm's block (fused, or unfused
 where the weights are computed), values and gradients.
+
+Inside :func:`zslkit.ops.recompute.recompute_saved` (a training forward of a model that owns its
+ViT) every block runs here, adapters or not, and marks the tensors backward can rebuild from
+tensors it keeps anyway: the outputs of ``norm1`` and ``norm2`` (of their saved inputs) and the
+MLP's activation that ``fc2`` would save (of ``fc1``'s output, which the activation's backward
+keeps). Per token of a block with a ``4 D`` MLP, autograd then keeps ``10 D`` floats (the two
+residual streams, ``qkv``, the attention output, ``fc1``'s output) instead of ``16 D``; backward
+reruns the two norms and the activation, the same operations on the same inputs, so values and
+gradients stay bitwise those of timm's block.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from torch import nn
 
 from zslkit.adapters.plan import AdapterPlan
 from zslkit.adapters.tokens import AdapterContext, TokenState
+from zslkit.ops.recompute import recomputable
 
 __all__ = ["check_adaptable", "run_adapted_block"]
 
@@ -47,39 +57,65 @@ def check_adaptable(block: nn.Module, index: int) -> None:
                          f"(found attention {found}, missing {missing[:2]}); adapters at 'queries' or 'attention' need one")
 
 
-def _attention(attn: nn.Module, h: torch.Tensor, state: TokenState, plan: AdapterPlan, index: int,
-               context: AdapterContext) -> tuple[torch.Tensor, torch.Tensor | None, TokenState]:
+def _has(plan: AdapterPlan | None, place: str, index: int) -> bool:
+    return plan is not None and plan.has(place, index)
+
+
+def _heads_to_tokens(attn: nn.Module, out: torch.Tensor) -> torch.Tensor:
+    """``(B, heads, T, d)`` attention output -> ``(B, T, heads * d)`` through the attention's own ``norm``."""
+    return getattr(attn, "norm", nn.Identity())(rearrange(out, "b heads t d -> b t (heads d)"))
+
+
+def _norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``norm(x)``, marked recomputable (the norm's backward keeps ``x``)."""
+    return recomputable(norm(x), norm, x)
+
+
+def _mlp(mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm's ``Mlp`` on ``x`` ``(B, T, D)``, its activation marked recomputable from ``fc1``'s output where nothing
+    between the activation and ``fc2`` keeps it (no dropout in training, no norm); any other MLP runs as itself."""
+    from timm.layers import Mlp
+
+    plain = type(mlp) is Mlp and isinstance(mlp.norm, nn.Identity) and (not mlp.training or mlp.drop1.p == 0)
+    if not plain:
+        return mlp(x)
+    hidden = mlp.fc1(x)
+    return mlp.drop2(mlp.fc2(recomputable(mlp.act(hidden), mlp.act, hidden)))
+
+
+def _attention(attn: nn.Module, h: torch.Tensor, state: TokenState, plan: AdapterPlan | None, index: int,
+               context: AdapterContext | None) -> tuple[torch.Tensor, torch.Tensor | None, TokenState]:
     """``(output (B, T, D) before the residual, weights (B, heads, T, T), its prefix rows (B, heads, P, T) or None,
     state with what the adapters at 'queries' recorded)`` of the block's attention on ``h``."""
     qkv = rearrange(attn.qkv(h), "b t (three heads d) -> three b heads t d", three=3, heads=attn.num_heads)
     q, k, v = qkv.unbind(0)
     q, k = attn.q_norm(q), attn.k_norm(k)
-    if plan.has("queries", index):
+    if _has(plan, "queries", index):
         state = plan.run("queries", index, state.replace(queries=q), context)
         q, state = state.queries, state.replace(queries=None)
     weights = None
-    prefix_rows = plan.prefix_rows_only(index) and getattr(attn, "fused_attn", True)
+    prefix_rows = plan is not None and plan.prefix_rows_only(index) and getattr(attn, "fused_attn", True)
     if prefix_rows:  # the adapters read the prefix rows alone: those rows only, the output by the fused attention
         weights = ((q[:, :, : state.num_prefix] * attn.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
-    if not prefix_rows and (plan.has("attention", index) or not getattr(attn, "fused_attn", True)):
+    if not prefix_rows and (_has(plan, "attention", index) or not getattr(attn, "fused_attn", True)):
         weights = ((q * attn.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
-        out = attn.attn_drop(weights) @ v
+        out = _heads_to_tokens(attn, attn.attn_drop(weights) @ v)
     else:
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=attn.attn_drop.p if attn.training else 0.0)
-    out = getattr(attn, "norm", nn.Identity())(rearrange(out, "b heads t d -> b t (heads d)"))
+        out = _heads_to_tokens(attn, F.scaled_dot_product_attention(q, k, v, dropout_p=attn.attn_drop.p if attn.training else 0.0))
     gate = getattr(attn, "gate", None)
     if gate is not None:
         out = out * gate(h).sigmoid()
-    return attn.proj_drop(attn.proj(out)), weights if plan.has("attention", index) else None, state
+    return attn.proj_drop(attn.proj(out)), weights if _has(plan, "attention", index) else None, state
 
 
-def run_adapted_block(block: nn.Module, state: TokenState, plan: AdapterPlan, index: int,
-                      context: AdapterContext) -> TokenState:
-    """Block ``index`` of the backbone on ``state``, with the adapters at its ``queries`` and ``attention`` places."""
+def run_adapted_block(block: nn.Module, state: TokenState, plan: AdapterPlan | None, index: int,
+                      context: AdapterContext | None) -> TokenState:
+    """Block ``index`` of the backbone on ``state``, with the adapters at its ``queries`` and ``attention`` places
+    (``plan=None``: none; the block as timm's, its recomputable tensors marked)."""
     x = state.tokens
-    out, weights, state = _attention(block.attn, block.norm1(x), state, plan, index, context)
+    out, weights, state = _attention(block.attn, _norm(block.norm1, x), state, plan, index, context)
     state = state.replace(tokens=x + block.drop_path1(block.ls1(out)))
     if weights is not None:
         state = plan.run("attention", index, state.replace(attention=weights), context).replace(attention=None)
     x = state.tokens
-    return state.replace(tokens=x + block.drop_path2(block.ls2(block.mlp(block.norm2(x)))), queries=None)
+    return state.replace(tokens=x + block.drop_path2(block.ls2(_mlp(block.mlp, _norm(block.norm2, x)))), queries=None)

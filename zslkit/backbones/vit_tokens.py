@@ -14,7 +14,9 @@ every input (a 448 px image through 224 px weights), as its own ``forward_featur
 With ``adapters`` (an :class:`~zslkit.adapters.AdapterPlan`) and a ``context``, block ``k``
 (timm's own module, iterated from ``model.blocks``) runs with the adapters at its places; a block
 with adapters at ``queries`` or ``attention`` computes its attention from its own qkv weights
-(:mod:`zslkit.backbones.adapted_block`), every other block keeps timm's fused attention.
+(:mod:`zslkit.backbones.adapted_block`), every other block keeps timm's fused attention. Inside
+:func:`zslkit.ops.recompute.recompute_saved` every block runs through ``adapted_block`` (the same
+operations as timm's module), which marks what backward can rebuild instead of keeping it.
 The adapters' context also gets the backbone's own prefix tokens and this input's position
 embedding (``AdapterContext.prefix_tokens``, ``position_embedding``), for adapters that embed
 tokens again (e.g. ``reembed``).
@@ -32,6 +34,7 @@ from zslkit.adapters.plan import AdapterPlan
 from zslkit.adapters.tokens import AdapterContext, TokenState
 from zslkit.backbones.adapted_block import check_adaptable, run_adapted_block
 from zslkit.backbones.timm_backbone import TimmBackbone, _check_model_name, is_token_model
+from zslkit.ops.recompute import recomputing
 from zslkit.registry import register
 
 __all__ = ["TimmTokens"]
@@ -98,6 +101,10 @@ class TimmTokens(TimmBackbone):
         """``(B, 3, S, S)`` -> the tokens after the final norm (see the module docstring)."""
         state = self.embed(images)
         if adapters is None or not adapters.specs:
+            if recomputing():  # every block marks what backward can rebuild (adapted_block's docstring)
+                for index, block in enumerate(self.model.blocks):
+                    state = run_adapted_block(block, state, None, index, None)
+                return state.replace(tokens=self.model.norm(state.tokens))
             return state.replace(tokens=self.model.norm(self.model.blocks(state.tokens)))
         if context is None:
             raise ValueError("timm_tokens: adapters need a context (the model's attribute embeddings and labels)")
@@ -105,7 +112,7 @@ class TimmTokens(TimmBackbone):
                                       position_embedding=self.position_embedding(state.grid))
         for index, block in enumerate(self.model.blocks):
             state = adapters.run("before_block", index, state, context)
-            if adapters.has("queries", index) or adapters.has("attention", index):
+            if adapters.has("queries", index) or adapters.has("attention", index) or recomputing():
                 state = run_adapted_block(block, state, adapters, index, context)
             else:
                 state = state.replace(tokens=block(state.tokens))

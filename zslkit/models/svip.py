@@ -105,7 +105,7 @@ class SVIP(TokenAttentionModel):
                                       grouping=selector["grouping"])
         self.options["selector"] = selector
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> ModelOutput:
+    def score_images(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> ModelOutput:
         """Score images ``(B, 3, S, S)``: both branches in training, the target branch in evaluation."""
         if images.ndim != 4 or images.shape[1] != self.feature_dim:
             raise ValueError(f"svip reads images (B, {self.feature_dim}, S, S); found shape {tuple(images.shape)}")

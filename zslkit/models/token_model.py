@@ -40,7 +40,7 @@ from zslkit.adapters.tokens import AdapterContext, scatter_to_grid
 from zslkit.models.attention_model import AttentionZSLModel
 from zslkit.models.output import ModelOutput
 from zslkit.ops import normalize_regions
-from zslkit.ops.recompute import recomputable
+from zslkit.ops.recompute import recomputable, recompute_saved
 from zslkit.registry import create
 
 __all__ = ["TokenAttentionModel"]
@@ -69,6 +69,8 @@ class TokenAttentionModel(AttentionZSLModel):
     default_adapters: ClassVar[dict[str, Any]] = {}
     #: the tokens come out of the backbone's final norm: not normalised again by default
     default_options: ClassVar[dict[str, Any]] = {"normalize_features": False}
+    #: the ViT's blocks keep less for backward (:meth:`forward`); ``recompute_activations=False`` turns it off
+    default_recompute_activations: ClassVar[bool] = True
     #: Options a checkpoint rebuilds the model with instead of the recorded ones: its stored state holds the
     #: fine-tuned backbone, so no weights file is read (see :func:`zslkit.training.checkpoint.build_model`).
     rebuild_options: ClassVar[dict[str, Any]] = {"backbone_weights": None, "backbone_random_init": True}
@@ -156,7 +158,18 @@ class TokenAttentionModel(AttentionZSLModel):
         return recomputable(normalize_regions(features), normalize_regions, features)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> ModelOutput:
-        """Score images ``(B, 3, S, S)``; ``labels`` ``(B,)`` (training) go to the adapters. See the module docstring."""
+        """Score images ``(B, 3, S, S)``; ``labels`` ``(B,)`` (training) go to the adapters. See the module docstring.
+
+        With ``recompute_activations`` (the default here) the forward runs inside
+        :func:`~zslkit.ops.recompute.recompute_saved`: the ViT's blocks keep for backward only what
+        backward cannot rebuild cheaply (:mod:`zslkit.backbones.adapted_block`); values and gradients unchanged."""
+        if not self.recompute_activations:
+            return self.score_images(images, labels)
+        with recompute_saved():
+            return self.score_images(images, labels)
+
+    def score_images(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> ModelOutput:
+        """The forward itself (:meth:`forward` runs it inside or outside ``recompute_saved``)."""
         if images.ndim != 4 or images.shape[1] != self.feature_dim:
             raise ValueError(f"{type(self).__name__} reads images (B, {self.feature_dim}, S, S); found shape {tuple(images.shape)}")
         context = AdapterContext(self.attribute_embeddings(), labels, self.classes.attributes)
