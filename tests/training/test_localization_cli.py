@@ -28,13 +28,14 @@ def cell_centre(width: int, height: int, cell: int, size: int = 64, grid: int = 
     return (u + left) * width / new_w, (v + top) * height / new_h
 
 
-def expected_counts(maps, order, sizes, locations):
-    """Per target: hits, judged pairs, excluded pairs of ``maps`` (rows: images ``order``), by plain loops."""
+def expected_counts(maps, order, sizes, locations, grid: int = 2):
+    """Per target: hits, judged pairs, excluded pairs of ``maps`` (rows: images ``order``; cells: a ``grid`` x ``grid``
+    map of a 64 px crop), by plain loops."""
     hits, pairs, excluded = {}, {}, {}
     for row, image in enumerate(order):
         w, h = sizes[image]
         for attribute, (target, candidates) in TARGETS.items():
-            peak = np.array(cell_centre(w, h, int(maps[row, attribute].argmax())))
+            peak = np.array(cell_centre(w, h, int(maps[row, attribute].argmax()), grid=grid))
             if not candidates:
                 ok = 1.0 <= peak[0] <= w - 2 and 2.0 <= peak[1] <= h - 2
             else:
