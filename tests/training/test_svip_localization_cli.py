@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 import zslkit
 from tests.datasets.conftest import make_tiny_xlsa17, write_jpeg
-from tests.training.test_localization_cli import NAMES, expected_counts, write_cub_parts
+from tests.training.test_localization_cli import NAMES, assert_counts, eval_pixels, write_cub_parts
 from zslkit.cli import main
 from zslkit.datasets import load_xlsa17
 from zslkit.extract import ImageFiles, preprocessing
@@ -60,13 +60,8 @@ def test_localization_reads_the_target_branchs_group_maps_on_the_input_patch_gri
     row-major order, of its highest group: the group's top-left patch."""
     assert main([*tiny.train_argv, "--out", str(tmp_path / "run")]) == 0, capsys.readouterr().err
     locations = write_cub_parts(tmp_path / "CUB_200_2011", tiny.tiny.relative, tiny.sizes, tiny.rng)
-    argv = ["eval", str(tmp_path / "run"), "--dataset", "xlsa17", *tiny.data, "--dataset-root", str(tiny.tiny.image_root),
-            "--image-size", "64", "--localization", "--cub-parts", str(tmp_path / "CUB_200_2011"),
-            "--localization-criterion", "pixels", "--localization-threshold", "15", "--localization-out", str(tmp_path / "loc")]
-    capsys.readouterr()
-    assert main(argv) == 0, capsys.readouterr().err
-    assert "svip (epoch 1)" in capsys.readouterr().out
-    result = json.loads((tmp_path / "loc" / "localization.json").read_text())
+    result, printed = eval_pixels(tmp_path / "run", tiny.data, tiny.tiny.image_root, tmp_path, capsys)
+    assert "svip (epoch 1)" in printed
     assert result["preprocessing"]["input_size"] == [3, 64, 64] and set(result["branches"]) == {"target"}
 
     # the reloaded model on the same JPEGs, preprocessed by a reader of its architecture
@@ -80,11 +75,7 @@ def test_localization_reads_the_target_branchs_group_maps_on_the_input_patch_gri
     blocks = maps.reshape(len(order), 6, 2, 2, 2, 2)  # (group row, patch row, group column, patch column)
     assert torch.equal(blocks, blocks[:, :, :, :1, :, :1].expand_as(blocks))  # one value per 2 x 2 group
     assert not torch.equal(maps, maps[:, :, :1].expand_as(maps))  # and the groups differ
-    hits, pairs, excluded = expected_counts(maps, order, tiny.sizes, locations, grid=4)
-    per = result["branches"]["target"]["per_part"]
-    assert {t: v["hits"] for t, v in per.items() if v["pairs"]} == hits
-    assert {t: v["pairs"] for t, v in per.items() if v["pairs"]} == pairs
-    assert {t: v["excluded"] for t, v in per.items() if v["excluded"]} == excluded
+    hits, pairs = assert_counts(result["branches"]["target"]["per_part"], maps, order, tiny.sizes, locations, grid=4)
     assert result["branches"]["target"]["overall"] == pytest.approx(sum(hits.values()) / sum(pairs.values()))
 
 
