@@ -28,13 +28,14 @@ def cell_centre(width: int, height: int, cell: int, size: int = 64, grid: int = 
     return (u + left) * width / new_w, (v + top) * height / new_h
 
 
-def expected_counts(maps, order, sizes, locations):
-    """Per target: hits, judged pairs, excluded pairs of ``maps`` (rows: images ``order``), by plain loops."""
+def expected_counts(maps, order, sizes, locations, grid: int = 2):
+    """Per target: hits, judged pairs, excluded pairs of ``maps`` (rows: images ``order``; cells: a ``grid`` x ``grid``
+    map of a 64 px crop), by plain loops."""
     hits, pairs, excluded = {}, {}, {}
     for row, image in enumerate(order):
         w, h = sizes[image]
         for attribute, (target, candidates) in TARGETS.items():
-            peak = np.array(cell_centre(w, h, int(maps[row, attribute].argmax())))
+            peak = np.array(cell_centre(w, h, int(maps[row, attribute].argmax()), grid=grid))
             if not candidates:
                 ok = 1.0 <= peak[0] <= w - 2 and 2.0 <= peak[1] <= h - 2
             else:
@@ -46,6 +47,27 @@ def expected_counts(maps, order, sizes, locations):
             hits[target] = hits.get(target, 0) + int(ok)
             pairs[target] = pairs.get(target, 0) + 1
     return hits, pairs, excluded
+
+
+def assert_counts(per_part, maps, order, sizes, locations, grid: int = 2):
+    """A branch's ``per_part`` counts of localization.json are :func:`expected_counts` of ``maps``; returns its hits, pairs."""
+    hits, pairs, excluded = expected_counts(maps, order, sizes, locations, grid=grid)
+    assert {t: v["hits"] for t, v in per_part.items() if v["pairs"]} == hits
+    assert {t: v["pairs"] for t, v in per_part.items() if v["pairs"]} == pairs
+    assert {t: v["excluded"] for t, v in per_part.items() if v["excluded"]} == excluded
+    return hits, pairs
+
+
+def eval_pixels(run, data, image_root, tmp_path, capsys) -> tuple[dict, str]:
+    """``zslkit eval RUN --localization`` of a model that reads the JPEGs under ``image_root`` at 64 px, parts in
+    ``tmp_path / "CUB_200_2011"`` (criterion ``pixels``, 15 px): ``(localization.json, what it printed)``."""
+    argv = ["eval", str(run), "--dataset", "xlsa17", *data, "--dataset-root", str(image_root), "--image-size", "64",
+            "--localization", "--cub-parts", str(tmp_path / "CUB_200_2011"), "--localization-criterion", "pixels",
+            "--localization-threshold", "15", "--localization-out", str(tmp_path / "loc")]
+    capsys.readouterr()
+    assert main(argv) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    return json.loads((tmp_path / "loc" / "localization.json").read_text()), printed
 
 
 def write_cub_parts(folder, relative, sizes, rng):
@@ -113,11 +135,7 @@ def test_eval_localization_on_a_tiny_trained_checkpoint(tmp_path, capsys):
     for branch, maps in output.maps.items():
         if maps is None:
             continue
-        hits, pairs, excluded = expected_counts(maps, order, sizes, locations)
-        per = result["branches"][branch]["per_part"]
-        assert {t: v["hits"] for t, v in per.items() if v["pairs"]} == hits
-        assert {t: v["pairs"] for t, v in per.items() if v["pairs"]} == pairs
-        assert {t: v["excluded"] for t, v in per.items() if v["excluded"]} == excluded
+        hits, pairs = assert_counts(result["branches"][branch]["per_part"], maps, order, sizes, locations)
         assert result["branches"][branch]["overall"] == pytest.approx(sum(hits.values()) / sum(pairs.values()))
         assert branch in printed
     assert "| beak |" in printed and "overall" in printed

@@ -6,7 +6,6 @@ yet the localisation counts equal plain loops over the model's maps on the input
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 import numpy as np
@@ -16,7 +15,7 @@ from safetensors.torch import load_file
 
 import zslkit
 from tests.datasets.conftest import make_tiny_xlsa17, write_jpeg
-from tests.training.test_localization_cli import NAMES, expected_counts, write_cub_parts
+from tests.training.test_localization_cli import NAMES, assert_counts, eval_pixels, write_cub_parts
 from zslkit.cli import main
 from zslkit.datasets import load_xlsa17
 from zslkit.extract import ImageFiles, preprocessing
@@ -75,13 +74,8 @@ def test_eval_and_localization_read_images_through_the_models_own_backbone(regis
                  "--epochs", "1", "--no-progress"]) != 0  # a region model with images and no --backbone: refused
     assert "--dataset-root applies only with --backbone, which was not given" in capsys.readouterr().err
     locations = write_cub_parts(tmp_path / "CUB_200_2011", tiny.relative, sizes, rng)
-    argv = ["eval", str(tmp_path / "run"), "--dataset", "xlsa17", *data, "--dataset-root", str(tiny.image_root),
-            "--image-size", "64", "--localization", "--cub-parts", str(tmp_path / "CUB_200_2011"),
-            "--localization-criterion", "pixels", "--localization-threshold", "15", "--localization-out", str(tmp_path / "loc")]
-    capsys.readouterr()
-    assert main(argv) == 0, capsys.readouterr().err
-    assert "two_by_two_vit (epoch 1)" in capsys.readouterr().out
-    result = json.loads((tmp_path / "loc" / "localization.json").read_text())
+    result, printed = eval_pixels(tmp_path / "run", data, tiny.image_root, tmp_path, capsys)
+    assert "two_by_two_vit (epoch 1)" in printed
     assert result["preprocessing"]["input_size"] == [3, 64, 64]
     model = load_model(tmp_path / "run")
     order = np.sort(dataset.splits["test_unseen"])
@@ -90,8 +84,4 @@ def test_eval_and_localization_read_images_through_the_models_own_backbone(regis
     maps = output.maps["a2v"]
     assert output.grid == (2, 2) and maps.shape == (len(order), 6, 4)
     assert ((maps == 0).sum(dim=2) == 2).all()  # two of the four patches dropped in block 1, on the grid as 0
-    hits, pairs, excluded = expected_counts(maps, order, sizes, locations)
-    per = result["branches"]["a2v"]["per_part"]
-    assert {t: v["hits"] for t, v in per.items() if v["pairs"]} == hits
-    assert {t: v["pairs"] for t, v in per.items() if v["pairs"]} == pairs
-    assert {t: v["excluded"] for t, v in per.items() if v["excluded"]} == excluded
+    assert_counts(result["branches"]["a2v"]["per_part"], maps, order, sizes, locations)
