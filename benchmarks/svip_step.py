@@ -12,8 +12,9 @@ backward per block, and the heads' (``head_1`` on the kept groups, the selector'
 
 Times: median ms per step over interleaved rounds. Memory: the profiler's CPU memory timeline of
 one step after a warm-up step (``step_bench.peak_step_memory_mib``: the tensor peak the step adds),
-and each variant's peak RSS added by its first two steps, in a fresh process (``--rss VARIANT``
-prints it alone; Adam's state, the same for both, included). ``--no-memory``: times only.
+and the peak RSS one step of each variant adds after a warm-up step, in a fresh process run with
+``MALLOC_MMAP_THRESHOLD_=131072`` (freed tensors go back to the system at once; ``--rss VARIANT``
+prints it alone; Adam's state exists before, as in training). ``--no-memory``: times only.
 
     python benchmarks/svip_step.py --official /tmp/svip_official [--batch 8] [--steps 3] [--json OUT]
 """
@@ -21,10 +22,10 @@ prints it alone; Adam's state, the same for both, included). ``--no-memory``: ti
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -115,13 +116,28 @@ def floor_step(batch: int):
 
 
 def peak_rss_added(official: Path, variant: str, batch: int) -> float:
-    """MiB of peak RSS the first two steps of ``variant`` add in this fresh process."""
+    """MiB of peak RSS one step of ``variant`` adds in this fresh process, after a warm-up step (Adam's state exists):
+    Linux's ``VmHWM`` reset through ``/proc/self/clear_refs`` after ``malloc_trim``, minus ``VmRSS`` then."""
     runs, _ = setup(official, batch)
     step = runs[variant] if variant != "floor" else floor_step(batch)
-    with open("/proc/self/statm") as f:
-        before = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    step(), step()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before) / 2**20
+    step()
+    baseline = reset_peak_rss()
+    step()
+    return (status_kib("VmHWM") - baseline) / 1024
+
+
+def status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def reset_peak_rss() -> int:
+    """Give freed heap back to the system, reset the peak RSS to the current one; the current RSS in KiB."""
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    Path("/proc/self/clear_refs").write_text("5")
+    return status_kib("VmRSS")
 
 
 def main(argv=None) -> None:
@@ -151,7 +167,9 @@ def main(argv=None) -> None:
     for name in () if args.no_memory else ("authors", "zslkit"):
         command = [sys.executable, __file__, "--official", str(args.official), "--batch", str(args.batch), "--rss", name,
                    "--threads", str(torch.get_num_threads())]
-        rss[name] = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}  # large tensors go back to the system when freed
+        rss[name] = json.loads(subprocess.run(command, check=True, capture_output=True, text=True,
+                                              env=env).stdout.strip().splitlines()[-1])
     median = {name: statistics.median(t) for name, t in times.items()}
     record = {"batch": args.batch, "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
               "load_average": [load_before, load_after], "first_loss_rel_error": error, "ms": times,

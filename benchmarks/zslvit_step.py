@@ -16,7 +16,10 @@ attributes and 150 of 200 classes seen. Variants, each in its own process:
 Printed (stdout, one JSON object): the seconds per step of each, all three built in one process and run in turns
 (``--steps`` rounds after a warm-up round: a shared machine's load falls on all alike), their medians and ratios;
 the peak resident memory one step of each adds, each in its own process (Linux ``VmHWM`` reset through
-``/proc/self/clear_refs`` after a warm-up step and ``malloc_trim``, minus ``VmRSS`` then); the first step's loss
+``/proc/self/clear_refs`` after a warm-up step and ``malloc_trim``, minus ``VmRSS`` then; these processes run with
+``MALLOC_MMAP_THRESHOLD_=131072`` so that freed tensors go back to the system at once, the timing process without
+it, as a training run: with it every large tensor of every step is a fresh mapping the kernel must zero, which
+slowed zslkit's and the authors' steps by a quarter and the floor's by a fifth); the first step's loss
 of both, and the load average before and after. Progress goes to stderr.
 
     python benchmarks/zslvit_step.py --official /work/.mirror/shiming-chen+ZSLViT/repo --threads 2 --steps 3
@@ -195,9 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     common = ["--official", str(args.official), "--threads", str(args.threads), "--steps", str(args.steps),
               "--batch", str(args.batch), "--size", str(args.size), "--variants", args.variants]
 
-    def run(worker: str) -> dict:
+    def run(worker: str) -> dict:  # the timing runs in the environment a training run has (no mmap threshold)
         done = subprocess.run([sys.executable, __file__, "--worker", worker, *common], check=True, stdout=subprocess.PIPE,
-                              text=True, env=env)
+                              text=True, env=os.environ if worker == "timing" else env)
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     for variant in variants:

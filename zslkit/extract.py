@@ -70,11 +70,17 @@ def preprocessing(
 
 
 class ImageFiles(torch.utils.data.Dataset):
-    """Images read with Pillow (converted to RGB) and transformed, in list order."""
+    """Images read with Pillow (converted to RGB) and transformed, in list order.
 
-    def __init__(self, paths: Sequence[str | Path], transform: Callable[[Any], torch.Tensor]) -> None:
+    ``preprocessing``: what ``transform`` does, as :func:`preprocessing` describes it (its ``config``);
+    a training run records it in its checkpoints, so that evaluation reads images the same way.
+    """
+
+    def __init__(self, paths: Sequence[str | Path], transform: Callable[[Any], torch.Tensor],
+                 preprocessing: dict[str, Any] | None = None) -> None:
         self.paths = [Path(p) for p in paths]
         self.transform = transform
+        self.preprocessing = preprocessing
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -77,28 +77,81 @@ def test_mlp_dropout_in_training_keeps_its_activation():
     assert torch.equal(plain_out, lean_out) and all(torch.equal(plain_grads[n], lean_grads[n]) for n in plain_grads)
 
 
-@pytest.mark.parametrize("recompute", [False, True])
-def test_token_model_forward_runs_inside_recompute_saved_by_default(recompute):
-    """A model that owns its ViT: the default keeps less; ``recompute_activations=False`` keeps timm's tensors;
-    the loss's gradients are the same bits either way."""
+def tiny_zslvit():
     from zslkit.models.zslvit import zslvit_adapters
 
     torch.manual_seed(0)
-    attributes, adapters = torch.rand(5, 4), zslvit_adapters((1,), keep=0.75)
     options = {"img_size": SIZE, "patch_size": PATCH, "depth": DEPTH, "embed_dim": DIM, "num_heads": HEADS}
-    model = zslkit.create_model("zslvit", class_attributes=attributes, seen_classes=[0, 1, 2], feature_dim=3,
-                                timm_model="deit_tiny_patch16_224", backbone_random_init=True, backbone_options=options,
-                                adapters=adapters, recompute_activations=recompute).train()
-    reference = zslkit.create_model("zslvit", class_attributes=attributes, seen_classes=[0, 1, 2], feature_dim=3,
-                                    timm_model="deit_tiny_patch16_224", backbone_random_init=True, backbone_options=options,
-                                    adapters=adapters, recompute_activations=not recompute).train()
-    reference.load_state_dict(model.state_dict())
-    images, labels = torch.randn(B, 3, SIZE, SIZE), torch.tensor([0, 2])
-    held = {}
-    for name, net in (("model", model), ("reference", reference)):
+    return zslkit.create_model("zslvit", class_attributes=torch.rand(5, 4), seen_classes=[0, 1, 2], feature_dim=3,
+                               timm_model="deit_tiny_patch16_224", backbone_random_init=True, backbone_options=options,
+                               adapters=zslvit_adapters((1,), keep=0.75))
+
+
+def tiny_psvma():
+    from tests.models.test_psvma import build
+
+    return build()
+
+
+def tiny_svip():
+    from tests.models.test_svip import build
+
+    return build()
+
+
+@pytest.mark.parametrize("build", [tiny_zslvit, tiny_psvma, tiny_svip], ids=["zslvit", "psvma", "svip"])
+def test_token_models_keep_less_by_default_with_the_same_gradients(build):
+    """Models that own their ViT run inside ``recompute_saved`` by default (``recompute_activations``): less is held
+    after the forward, and the loss's gradients are the same bits as with it off (their adapters' marks included)."""
+    model = build().float().train()
+    assert model.recompute_activations
+    size = model.backbone.model.patch_embed.img_size[0]
+    images, labels = torch.randn(B, 3, size, size), model.classes.seen[:B]
+    held, grads = {}, {}
+    for recompute in (True, False):
+        model.recompute_activations = recompute
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(1)
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            loss = net.loss(net(images, labels), labels)["total"]
-        held[name] = sum(event.cpu_memory_usage for event in prof.events())
+            loss = model.loss(model(images, labels), labels)["total"]
+        held[recompute] = sum(event.cpu_memory_usage for event in prof.events())
         loss.backward()
-    assert all(torch.equal(a.grad, b.grad) for a, b in zip(model.parameters(), reference.parameters()) if a.grad is not None)
-    assert (held["model"] < held["reference"]) == recompute
+        grads[recompute] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    assert grads[True].keys() == grads[False].keys()
+    assert all(torch.equal(grads[True][n], grads[False][n]) for n in grads[True])
+    assert held[True] < held[False]
+
+
+def test_dual_semantic_visual_keeps_its_norm_and_gelu_outputs_as_recipes():
+    """PSVMA's module inside ``recompute_saved``: per image, the LayerNorm outputs its products read (encode twice:
+    ``I D + 2 N D``; decode ``N D + 2 I D``; the two refinements ``I D`` each; the mixer's ``D N``; the FFN's
+    ``N D``) and the GELU outputs (the refinements' ``I D`` each, the mixer's ``2 D h``, the FFN's ``4 N D``)
+    are not held, ``8 I D + 11 N D + 2 D h`` floats; values and gradients the same bits."""
+    from zslkit.adapters import AdapterContext, TokenState
+    from zslkit.adapters.dual_semantic_visual import DualSemanticVisual
+
+    I, D, N, E, H = 6, 16, 9, 5, 12  # noqa: E741  (attributes, width, patches, embedding width, mixer width)
+    torch.manual_seed(0)
+    module = DualSemanticVisual(D, E, I, groups=2, num_patches=N, mixer_hidden=H)
+    for p in module.parameters():
+        p.data.add_(0.1 * torch.randn_like(p))
+    tokens = torch.randn(B, 1 + N, D, requires_grad=True)
+    context = AdapterContext(torch.randn(I, E), entry="dsvtm")
+
+    def run(lean):
+        module.zero_grad(set_to_none=True)
+        tokens.grad = None
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            if lean:
+                with recompute_saved():
+                    state = module(TokenState(tokens, 1, (3, 3)), context)
+            else:
+                state = module(TokenState(tokens, 1, (3, 3)), context)
+        held = sum(event.cpu_memory_usage for event in prof.events())
+        (state.tokens.square().sum() + state.extras["dsvtm"]["scores"].sum()).backward()
+        return held, state.tokens.detach(), [tokens.grad.clone()] + [p.grad.clone() for p in module.parameters()]
+
+    plain_held, plain_out, plain_grads = run(False)
+    lean_held, lean_out, lean_grads = run(True)
+    assert torch.equal(plain_out, lean_out) and all(torch.equal(a, b) for a, b in zip(plain_grads, lean_grads))
+    assert plain_held - lean_held == B * (8 * I * D + 11 * N * D + 2 * D * H) * 4

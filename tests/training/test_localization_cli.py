@@ -58,10 +58,12 @@ def assert_counts(per_part, maps, order, sizes, locations, grid: int = 2):
     return hits, pairs
 
 
-def eval_pixels(run, data, image_root, tmp_path, capsys) -> tuple[dict, str]:
-    """``zslkit eval RUN --localization`` of a model that reads the JPEGs under ``image_root`` at 64 px, parts in
-    ``tmp_path / "CUB_200_2011"`` (criterion ``pixels``, 15 px): ``(localization.json, what it printed)``."""
-    argv = ["eval", str(run), "--dataset", "xlsa17", *data, "--dataset-root", str(image_root), "--image-size", "64",
+def eval_pixels(run, data, image_root, tmp_path, capsys, image_size: int | None = 64) -> tuple[dict, str]:
+    """``zslkit eval RUN --localization`` of a model that reads the JPEGs under ``image_root`` at ``image_size`` px
+    (``None``: no ``--image-size``, the size the run recorded), parts in ``tmp_path / "CUB_200_2011"`` (criterion
+    ``pixels``, 15 px): ``(localization.json, what it printed)``."""
+    size = [] if image_size is None else ["--image-size", str(image_size)]
+    argv = ["eval", str(run), "--dataset", "xlsa17", *data, "--dataset-root", str(image_root), *size,
             "--localization", "--cub-parts", str(tmp_path / "CUB_200_2011"), "--localization-criterion", "pixels",
             "--localization-threshold", "15", "--localization-out", str(tmp_path / "loc")]
     capsys.readouterr()

@@ -60,7 +60,8 @@ def test_localization_reads_the_target_branchs_group_maps_on_the_input_patch_gri
     row-major order, of its highest group: the group's top-left patch."""
     assert main([*tiny.train_argv, "--out", str(tmp_path / "run")]) == 0, capsys.readouterr().err
     locations = write_cub_parts(tmp_path / "CUB_200_2011", tiny.tiny.relative, tiny.sizes, tiny.rng)
-    result, printed = eval_pixels(tmp_path / "run", tiny.data, tiny.tiny.image_root, tmp_path, capsys)
+    # no --image-size: the 64 px the run trained at, which its checkpoints record
+    result, printed = eval_pixels(tmp_path / "run", tiny.data, tiny.tiny.image_root, tmp_path, capsys, image_size=None)
     assert "svip (epoch 1)" in printed
     assert result["preprocessing"]["input_size"] == [3, 64, 64] and set(result["branches"]) == {"target"}
 
@@ -91,3 +92,24 @@ def test_trains_with_its_recipes_augmentation(tiny, tmp_path, capsys):
     stored = load_file(str(tmp_path / "run" / "epoch_001.safetensors"))
     for name, value in same.model.state_dict().items():
         torch.testing.assert_close(stored[f"model.{name}"], value, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_eval_reads_images_at_the_size_the_run_recorded(tiny, tmp_path, capsys, caplog):
+    """A run's checkpoints record how its images were preprocessed; ``zslkit eval`` reads them the same way unless
+    told otherwise (then it says so), and a checkpoint without the record needs ``--image-size``."""
+    assert main([*tiny.train_argv, "--out", str(tmp_path / "run")]) == 0, capsys.readouterr().err
+    meta_path = tmp_path / "run" / "epoch_001.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["inputs"] == preprocessing(zslkit.create("backbone", "timm_tokens", model_name=MODEL["timm_model"],
+                                                         random_init=True, **BACKBONE), 64)[1]
+    argv = ["eval", str(tmp_path / "run"), "--dataset", "xlsa17", *tiny.data, "--dataset-root", str(tiny.tiny.image_root)]
+    capsys.readouterr()
+    assert main([*argv, "--image-size", "96"]) == 0
+    assert "--image-size 96: reading images at 96 px; the run trained at 64 px" in caplog.text
+    del meta["inputs"]
+    meta_path.write_text(json.dumps(meta))
+    capsys.readouterr()
+    assert main(argv) != 0
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "does not record the image size its run trained at" in error[0]
+    assert "give --image-size" in error[0]

@@ -9,6 +9,10 @@
 * :class:`TokenMixer`: ``x + MLP_N(LN(x))``, an MLP across the ``N`` patch tokens (channels fixed),
   ``N -> h -> h -> N`` with GELU.
 * :class:`NormMLP`: ``W_2 gelu(W_1 LN(x))``, Xavier-uniform weights.
+
+Inside :func:`zslkit.ops.recompute.recompute_saved` the LayerNorm outputs and the GELU outputs that a
+product reads are marked recomputable (from the norm's input, the GELU's input: both kept for backward
+anyway), as in the ViT's blocks: backward reruns them instead of keeping them, with the same bits.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import math
 import torch
 from einops import einsum, rearrange, reduce
 from torch import nn
+
+from zslkit.ops.recompute import recomputable
 
 __all__ = ["GroupGate", "NormMLP", "RectifiedAttention", "TokenMixer"]
 
@@ -33,7 +39,8 @@ class RectifiedAttention(nn.Module):
         self.scale = dim ** -0.5
 
     def forward(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        q, k, v = self.to_q(self.norm_q(queries)), self.to_k(self.norm_k(keys)), self.to_v(self.norm_v(values))
+        q, k, v = (self.to_q(_marked(self.norm_q, queries)), self.to_k(_marked(self.norm_k, keys)),
+                   self.to_v(_marked(self.norm_v, values)))
         logits = einsum(q, k, "b q d, b k d -> b q k").relu() * self.scale
         out = einsum(logits.softmax(dim=-1), v, "b q k, b k d -> b q d")
         return logits, self.proj(out)
@@ -69,8 +76,15 @@ class TokenMixer(nn.Module):
         if x.shape[1] != self.num_patches:
             raise ValueError(f"token mixer: built for {self.num_patches} patch tokens, got {x.shape[1]}; set the "
                              "adapter's num_patches to the patch grid of the input (or token_mixer=False)")
-        mixed = self.net(rearrange(self.norm(x), "b n d -> b d n"))
+        net = self.net
+        hidden = net[0](recomputable(self._channels_first(x), self._channels_first, x))
+        hidden = net[2](_marked(net[1], hidden))
+        mixed = net[4](_marked(net[3], hidden))
         return x + rearrange(mixed, "b d n -> b n d")
+
+    def _channels_first(self, x: torch.Tensor) -> torch.Tensor:
+        """``LN(x)`` as ``(B, D, N)``, contiguous: the first product's input (what it keeps for backward)."""
+        return rearrange(self.norm(x), "b n d -> b d n").contiguous()
 
 
 class NormMLP(nn.Module):
@@ -84,4 +98,9 @@ class NormMLP(nn.Module):
             nn.init.uniform_(layer.bias, -1 / math.sqrt(layer.in_features), 1 / math.sqrt(layer.in_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(self.norm(x))))
+        return self.fc2(_marked(self.act, self.fc1(_marked(self.norm, x))))
+
+
+def _marked(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)``, marked recomputable from ``x`` (a norm or an activation, whose backward keeps ``x``)."""
+    return recomputable(layer(x), layer, x)

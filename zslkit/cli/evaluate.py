@@ -8,7 +8,8 @@ attributes, split, word vectors, attribute groups) comes from ``--dataset``, and
 A checkpoint of end-to-end fine-tuning (``zslkit train --backbone``) is scored on the
 dataset's images: its timm backbone is rebuilt from the checkpoint (architecture from the
 checkpoint's description, weights from the checkpoint) and reads the images under
-``--dataset-root`` at ``--image-size``. So does a model that owns its backbone
+``--dataset-root`` at the size the run trained at (its checkpoints record how their images were
+preprocessed; ``--image-size`` overrides it, with a warning naming both sizes). So does a model that owns its backbone
 (``model.image_backbone``, e.g. a :class:`~zslkit.models.TokenAttentionModel`) when
 ``--dataset-root`` is given; without it such a model reads the dataset's features, which must
 then be images (a dataset of images such as the built-in synthetic one in its image form).
@@ -28,6 +29,7 @@ from zslkit.cli.options import (
     parse_assignments,
     positive_int,
     refuse_without,
+    resolve_image_size,
 )
 
 
@@ -51,8 +53,9 @@ def add_parser(sub) -> None:
     p.add_argument("--dataset-root", default=None,
                    help="for a fine-tuned checkpoint or a model that owns its backbone: the folder holding the "
                    "dataset's images (default: none)")
-    p.add_argument("--image-size", type=positive_int, default=448,
-                   help="for a fine-tuned checkpoint: the size it was trained at (default: %(default)s)")
+    p.add_argument("--image-size", type=positive_int, default=None,
+                   help="images are resized and cropped to this many pixels a side (default: the size the checkpoint's "
+                   "run trained at, which it records; with --official it must be given)")
     add_dataset_options(p)
     add_import_option(p)
     add_localization_options(p)
@@ -91,6 +94,7 @@ def run(args) -> int:
     if reader is not None:
         from zslkit.cli.train import image_inputs
 
+        args.image_size = resolve_image_size(args, None if args.official else checkpoint.meta, args.checkpoint)
         _, inputs = image_inputs(args, dataset, reader)
     try:
         check_class_space(model, dataset)

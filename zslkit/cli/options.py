@@ -19,6 +19,7 @@ __all__ = [
     "RenamedAppend",
     "RenamedStore",
     "add_backbone_options",
+    "resolve_image_size",
     "add_dataset_options",
     "add_import_option",
     "add_threads_option",
@@ -296,15 +297,38 @@ def device_name(text: str) -> str:
     return text
 
 
-def add_backbone_options(parser, *, default: str | None, help: str) -> None:
-    """``--backbone`` (a timm model name), ``--weights``, ``--random-init`` and ``--image-size``."""
+def add_backbone_options(parser, *, default: str | None, help: str, image_size: int | None = 448,
+                         image_size_help: str = "images are resized and cropped to this many pixels a side") -> None:
+    """``--backbone`` (a timm model name), ``--weights``, ``--random-init`` and ``--image-size`` (its default
+    ``image_size``; ``None``: the command decides, e.g. from what a checkpoint records)."""
     parser.add_argument("--backbone", default=default, help=help)
     parser.add_argument("--weights", default=None,
                         help="the backbone's local weights file, a .pth state dict or .safetensors (default: none; "
                              "nothing is downloaded, so give this or --random-init)")
     parser.add_argument("--random-init", action="store_true", help="random backbone weights instead of --weights (tests only)")
-    parser.add_argument("--image-size", type=positive_int, default=448,
-                        help="images are resized and cropped to this many pixels a side (default: %(default)s)")
+    parser.add_argument("--image-size", type=positive_int, default=image_size,
+                        help=image_size_help + (" (default: %(default)s)" if image_size is not None else ""))
+
+
+def resolve_image_size(args, meta: dict | None, where) -> int:
+    """The side images are read at: ``--image-size``, else the one the checkpoint's run recorded (``meta``'s
+    ``inputs``; ``None``: an official state dict); a given size other than the recorded one is used, with a
+    warning naming both. ``where``: the checkpoint, for the message."""
+    from zslkit.cli import CLIError
+
+    recorded = None if meta is None else (meta.get("inputs") or {}).get("input_size")
+    trained = None if recorded is None else int(recorded[-1])
+    if args.image_size is None:
+        if trained is None:
+            source = (f"{where}: an official state dict does not record the image size its model was trained at"
+                      if meta is None else f"{where}: the checkpoint does not record the image size its run trained at "
+                      "(runs of older zslkit versions do not)")
+            raise CLIError(f"{source}; give --image-size, e.g. --image-size 224")
+        return trained
+    if trained is not None and args.image_size != trained:
+        logging.getLogger("zslkit.cli").warning("--image-size %d: reading images at %d px; the run trained at %d px",
+                                                args.image_size, args.image_size, trained)
+    return args.image_size
 
 
 def backbone_from_args(args):

@@ -187,5 +187,5 @@ def image_inputs(args, dataset, backbone=None):
     if images.missing:
         raise CLIError(images.missing_report())
     backbone = backbone_from_args(args) if backbone is None else backbone
-    transform, _ = preprocessing(backbone, args.image_size)
-    return backbone, ImageFiles(images.paths, transform)
+    transform, config = preprocessing(backbone, args.image_size)
+    return backbone, ImageFiles(images.paths, transform, config)

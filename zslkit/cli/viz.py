@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from zslkit.cli import CLIError
-from zslkit.cli.options import add_backbone_options, add_import_option, device_name, positive_int
+from zslkit.cli.options import (
+    add_backbone_options,
+    add_import_option,
+    device_name,
+    positive_int,
+    resolve_image_size,
+)
 
 
 def add_parser(sub) -> None:
@@ -17,7 +23,10 @@ def add_parser(sub) -> None:
     a.add_argument("--out", required=True, help="output image file (.png, .pdf, ...)")
     a.add_argument("--top-k", type=positive_int, default=8, help="attributes drawn per branch (default: %(default)s)")
     add_backbone_options(a, default=None, help="timm model the checkpoint's features were extracted with (default: "
-                         "resnet101; none for a model that owns its backbone: it reads the image itself)")
+                         "resnet101; none for a model that owns its backbone: it reads the image itself)",
+                         image_size=None, image_size_help="images are resized and cropped to this many pixels a side "
+                         "(default: for a model that owns its backbone the size its run trained at, which the "
+                         "checkpoint records; else 448)")
     a.add_argument("--crop-pct", type=float, default=1.0,
                    help="center crop fraction, as at extraction (default: %(default)s)")
     a.add_argument("--interpolation", default=None, help="resize interpolation (default: timm's for the backbone)")
@@ -79,6 +88,10 @@ def run_attention(args) -> int:
         args.backbone = args.backbone or "resnet101"
         backbone = zslkit.create("backbone", "timm", model_name=args.backbone, weights=args.weights,
                                  random_init=args.random_init).to(args.device).eval()
+    if owned is not None:
+        args.image_size = resolve_image_size(args, meta, args.checkpoint)
+    elif args.image_size is None:
+        args.image_size = 448
     transform, _ = preprocessing(owned or backbone, args.image_size, crop_pct=args.crop_pct, interpolation=args.interpolation)
     with Image.open(args.image) as image:
         rgb = image.convert("RGB")

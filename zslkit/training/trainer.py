@@ -498,10 +498,15 @@ def process_settings(config: TrainConfig) -> Iterator[None]:
 
 
 def checkpoint_meta(dataset: ZSLDataset, plan: RunPlan, rng: np.random.Generator, history: list[dict[str, Any]]) -> dict[str, Any]:
-    """What every checkpoint's JSON records besides the model and optimizer."""
-    return {"dataset": dataset.name, "split": plan.split, "config": plan.config.to_dict(), "recipe": plan.recipe.record(),
+    """What every checkpoint's JSON records besides the model and optimizer (``inputs``: how images were
+    preprocessed, where the inputs say, as :class:`zslkit.extract.ImageFiles` does)."""
+    meta = {"dataset": dataset.name, "split": plan.split, "config": plan.config.to_dict(), "recipe": plan.recipe.record(),
             "rng": {"numpy": rng.bit_generator.state}, "history": history,
             "attribute_names": list(dataset.attribute_names), "class_names": list(dataset.class_names)}
+    inputs = getattr(plan.inputs, "preprocessing", None)
+    if inputs is not None:
+        meta["inputs"] = inputs
+    return meta
 
 
 @dataclass
