@@ -1,7 +1,8 @@
 """A ViT's blocks inside ``recompute_saved``: timm's values and gradients bit for bit, with less kept for backward.
 
 What a block keeps is read from the allocator (the profiler's memory events: bytes allocated minus
-bytes freed during the forward, i.e. what is still held when backward starts). The saving is
+bytes freed during the forward, i.e. what is still held when backward starts; each top-level event
+counts what its nested ones did, and the frees outside any operator come as their own events). The saving is
 computed from the shapes alone: per block, the two LayerNorm outputs (``D`` floats a token each)
 and the MLP's activation (``4 D``), ``6 D`` floats per token.
 """
@@ -33,12 +34,17 @@ def forward(model, images, lean):
         return model(images).tokens
 
 
+def held_bytes(prof) -> int:
+    """Bytes allocated minus bytes freed in a profile (top-level events hold their nested ones' memory)."""
+    return sum(event.cpu_memory_usage for event in prof.events() if event.cpu_parent is None)
+
+
 def held_after_forward(model, images, lean) -> int:
     """Bytes the forward leaves allocated (what autograd keeps for backward, and the output)."""
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         out = forward(model, images, lean)
     del out
-    return sum(event.cpu_memory_usage for event in prof.events())
+    return held_bytes(prof)
 
 
 def values_and_grads(model, images, lean):
@@ -114,7 +120,7 @@ def test_token_models_keep_less_by_default_with_the_same_gradients(build):
         torch.manual_seed(1)
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             loss = model.loss(model(images, labels), labels)["total"]
-        held[recompute] = sum(event.cpu_memory_usage for event in prof.events())
+        held[recompute] = held_bytes(prof)
         loss.backward()
         grads[recompute] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     assert grads[True].keys() == grads[False].keys()
@@ -147,7 +153,7 @@ def test_dual_semantic_visual_keeps_its_norm_and_gelu_outputs_as_recipes():
                     state = module(TokenState(tokens, 1, (3, 3)), context)
             else:
                 state = module(TokenState(tokens, 1, (3, 3)), context)
-        held = sum(event.cpu_memory_usage for event in prof.events())
+        held = held_bytes(prof)
         (state.tokens.square().sum() + state.extras["dsvtm"]["scores"].sum()).backward()
         return held, state.tokens.detach(), [tokens.grad.clone()] + [p.grad.clone() for p in module.parameters()]
 
@@ -155,3 +161,39 @@ def test_dual_semantic_visual_keeps_its_norm_and_gelu_outputs_as_recipes():
     lean_held, lean_out, lean_grads = run(True)
     assert torch.equal(plain_out, lean_out) and all(torch.equal(a, b) for a, b in zip(plain_grads, lean_grads))
     assert plain_held - lean_held == B * (8 * I * D + 11 * N * D + 2 * D * H) * 4
+
+
+def test_mlp_recomputing_hidden_equals_timms_mlp_and_keeps_only_its_input():
+    from timm.layers import Mlp
+
+    from zslkit.ops.mlp_recompute import mlp_recomputing_hidden
+
+    torch.manual_seed(0)
+    mlp = Mlp(DIM, 4 * DIM)
+    x, grad = torch.randn(B, TOKENS, DIM, requires_grad=True), torch.randn(B, TOKENS, DIM)
+    results = []
+    for lean in (False, True):
+        x.grad = None
+        mlp.zero_grad(set_to_none=True)
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            out = mlp_recomputing_hidden(x, mlp.fc1, mlp.act, mlp.fc2) if lean else mlp(x)
+        held = held_bytes(prof)
+        out.backward(grad)
+        results.append((held, out.detach(), [x.grad.clone()] + [p.grad.clone() for p in mlp.parameters()]))
+    (plain_held, plain_out, plain_grads), (lean_held, lean_out, lean_grads) = results
+    assert torch.equal(plain_out, lean_out) and all(torch.equal(a, b) for a, b in zip(plain_grads, lean_grads))
+    assert plain_held - lean_held == B * TOKENS * 8 * DIM * 4  # fc1's output and GELU's (4 D each), float32
+    double = Mlp(6, 10).double()
+    inputs = torch.randn(2, 3, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t, *w: mlp_recomputing_hidden(t, double.fc1, double.act, double.fc2),
+                                    (inputs, *double.parameters()))
+
+
+def test_recompute_mlp_blocks_keeps_four_d_floats_a_token_less_per_block():
+    model, images = backbone(), torch.randn(B, 3, SIZE, SIZE)
+    lean_out, lean_grads = values_and_grads(model, images, lean=True)
+    lean_held = held_after_forward(model, images, lean=True)
+    model.recompute_mlp_blocks = 1
+    out, grads = values_and_grads(model, images, lean=True)
+    assert torch.equal(out, lean_out) and all(torch.equal(grads[n], lean_grads[n]) for n in grads)
+    assert lean_held - held_after_forward(model, images, lean=True) == B * TOKENS * 4 * DIM * 4  # block 0's fc1 output

@@ -36,6 +36,7 @@ from torch import nn
 
 from zslkit.adapters.plan import AdapterPlan
 from zslkit.adapters.tokens import AdapterContext, TokenState
+from zslkit.ops.mlp_recompute import mlp_recomputing_hidden
 from zslkit.ops.recompute import recomputable
 
 __all__ = ["check_adaptable", "run_adapted_block"]
@@ -71,14 +72,17 @@ def _norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return recomputable(norm(x), norm, x)
 
 
-def _mlp(mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _mlp(mlp: nn.Module, x: torch.Tensor, recompute_hidden: bool = False) -> torch.Tensor:
     """timm's ``Mlp`` on ``x`` ``(B, T, D)``, its activation marked recomputable from ``fc1``'s output where nothing
-    between the activation and ``fc2`` keeps it (no dropout in training, no norm); any other MLP runs as itself."""
+    between the activation and ``fc2`` keeps it (no dropout in training, no norm); any other MLP runs as itself.
+    ``recompute_hidden``: keep neither, backward reruns ``fc1`` too (:mod:`zslkit.ops.mlp_recompute`)."""
     from timm.layers import Mlp
 
     plain = type(mlp) is Mlp and isinstance(mlp.norm, nn.Identity) and (not mlp.training or mlp.drop1.p == 0)
     if not plain:
         return mlp(x)
+    if recompute_hidden:
+        return mlp.drop2(mlp_recomputing_hidden(x, mlp.fc1, mlp.act, mlp.fc2))
     hidden = mlp.fc1(x)
     return mlp.drop2(mlp.fc2(recomputable(mlp.act(hidden), mlp.act, hidden)))
 
@@ -109,13 +113,15 @@ def _attention(attn: nn.Module, h: torch.Tensor, state: TokenState, plan: Adapte
 
 
 def run_adapted_block(block: nn.Module, state: TokenState, plan: AdapterPlan | None, index: int,
-                      context: AdapterContext | None) -> TokenState:
+                      context: AdapterContext | None, recompute_hidden: bool = False) -> TokenState:
     """Block ``index`` of the backbone on ``state``, with the adapters at its ``queries`` and ``attention`` places
-    (``plan=None``: none; the block as timm's, its recomputable tensors marked)."""
+    (``plan=None``: none; the block as timm's, its recomputable tensors marked); ``recompute_hidden``: its MLP
+    keeps nothing of its own for backward (one more product in backward, ``8 D`` floats a token less)."""
     x = state.tokens
     out, weights, state = _attention(block.attn, _norm(block.norm1, x), state, plan, index, context)
     state = state.replace(tokens=x + block.drop_path1(block.ls1(out)))
     if weights is not None:
         state = plan.run("attention", index, state.replace(attention=weights), context).replace(attention=None)
     x = state.tokens
-    return state.replace(tokens=x + block.drop_path2(block.ls2(_mlp(block.mlp, _norm(block.norm2, x)))), queries=None)
+    mlp = _mlp(block.mlp, _norm(block.norm2, x), recompute_hidden)
+    return state.replace(tokens=x + block.drop_path2(block.ls2(mlp)), queries=None)

@@ -55,7 +55,12 @@ class TimmTokens(TimmBackbone):
 
     Attributes:
         feature_dim: the token width ``D``; ``num_prefix``: ``P``; ``depth``: the number of blocks.
+        recompute_mlp_blocks: inside :func:`~zslkit.ops.recompute.recompute_saved`, the first this many blocks
+            keep nothing of their MLP for backward (:mod:`zslkit.ops.mlp_recompute`: ``fc1`` reruns in backward);
+            0 (the default) for none. The model that owns the backbone sets it.
     """
+
+    recompute_mlp_blocks: int = 0
 
     def __init__(self, model_name: str = "vit_base_patch16_224", *, weights: str | Path | None = None,
                  random_init: bool = False, dynamic_img_size: bool = True, **model_kwargs: Any) -> None:
@@ -103,7 +108,7 @@ class TimmTokens(TimmBackbone):
         if adapters is None or not adapters.specs:
             if recomputing():  # every block marks what backward can rebuild (adapted_block's docstring)
                 for index, block in enumerate(self.model.blocks):
-                    state = run_adapted_block(block, state, None, index, None)
+                    state = run_adapted_block(block, state, None, index, None, index < self.recompute_mlp_blocks)
                 return state.replace(tokens=self.model.norm(state.tokens))
             return state.replace(tokens=self.model.norm(self.model.blocks(state.tokens)))
         if context is None:
@@ -113,7 +118,8 @@ class TimmTokens(TimmBackbone):
         for index, block in enumerate(self.model.blocks):
             state = adapters.run("before_block", index, state, context)
             if adapters.has("queries", index) or adapters.has("attention", index) or recomputing():
-                state = run_adapted_block(block, state, adapters, index, context)
+                hidden = recomputing() and index < self.recompute_mlp_blocks
+                state = run_adapted_block(block, state, adapters, index, context, hidden)
             else:
                 state = state.replace(tokens=block(state.tokens))
             state = adapters.run("after_block", index, state, context)

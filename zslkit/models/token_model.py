@@ -60,6 +60,9 @@ class TokenAttentionModel(AttentionZSLModel):
         backbone_options: more options of the ``timm_tokens`` backbone (``img_size``,
             ``drop_path_rate``, ...); ``None``: the class's ``default_backbone_options``.
         adapters: name -> adapter spec (:mod:`zslkit.adapters.plan`); ``None``: ``default_adapters``.
+        recompute_mlp_blocks: with ``recompute_activations``, how many of the first blocks (all, when the ViT has
+            fewer) keep nothing of their MLP for backward (``fc1`` reruns there: one more product a block for ``8 D``
+            floats a token less; values and gradients unchanged); ``None``: ``default_recompute_mlp_blocks``.
         **options: every other option of :class:`AttentionZSLModel` (``branches``, ``losses``, ...);
             ``normalize_features`` defaults to ``False`` here (``default_options``: the tokens are already normalised).
     """
@@ -71,6 +74,9 @@ class TokenAttentionModel(AttentionZSLModel):
     default_options: ClassVar[dict[str, Any]] = {"normalize_features": False}
     #: the ViT's blocks keep less for backward (:meth:`forward`); ``recompute_activations=False`` turns it off
     default_recompute_activations: ClassVar[bool] = True
+    #: with ``recompute_activations``, the first this many blocks also rerun their MLP's first product in backward
+    #: instead of keeping its output (``recompute_mlp_blocks``; :mod:`zslkit.ops.mlp_recompute`)
+    default_recompute_mlp_blocks: ClassVar[int] = 0
     #: Options a checkpoint rebuilds the model with instead of the recorded ones: its stored state holds the
     #: fine-tuned backbone, so no weights file is read (see :func:`zslkit.training.checkpoint.build_model`).
     rebuild_options: ClassVar[dict[str, Any]] = {"backbone_weights": None, "backbone_random_init": True}
@@ -87,6 +93,7 @@ class TokenAttentionModel(AttentionZSLModel):
         backbone_random_init: bool = False,
         backbone_options: Mapping[str, Any] | None = None,
         adapters: Mapping[str, Any] | None = None,
+        recompute_mlp_blocks: int | None = None,
         **options: Any,
     ):
         defaults = self.option_defaults()
@@ -104,6 +111,11 @@ class TokenAttentionModel(AttentionZSLModel):
         super().__init__(class_attributes, attribute_embeddings, seen_classes, unseen_classes,
                          feature_dim=backbone.feature_dim, **options)
         self.backbone = backbone
+        recompute_mlp_blocks = defaults["recompute_mlp_blocks"] if recompute_mlp_blocks is None else recompute_mlp_blocks
+        if isinstance(recompute_mlp_blocks, bool) or not isinstance(recompute_mlp_blocks, int) or recompute_mlp_blocks < 0:
+            raise ValueError(f"{type(self).__name__}: recompute_mlp_blocks must be a number of blocks (0 for none), "
+                             f"got {recompute_mlp_blocks!r}")
+        backbone.recompute_mlp_blocks = recompute_mlp_blocks  # the first n blocks, all of them when there are fewer
         self.token_dim, self.feature_dim = backbone.feature_dim, channels
         specs = parse_adapter_specs(defaults["adapters"] if adapters is None else adapters, backbone.depth)
         self.adapters = AdapterPlan(specs, token_dim=backbone.feature_dim, embedding_dim=self.embedding_dim,
@@ -117,14 +129,16 @@ class TokenAttentionModel(AttentionZSLModel):
             feature_dim=channels, timm_model=timm_model,
             backbone_weights=None if backbone_weights is None else str(backbone.weights),
             backbone_random_init=bool(backbone_random_init), backbone_options=backbone_options,
-            adapters={s.entry: s.to_spec() for s in specs},
+            adapters={s.entry: s.to_spec() for s in specs}, recompute_mlp_blocks=recompute_mlp_blocks,
         )
 
     @classmethod
     def option_defaults(cls) -> dict[str, Any]:
-        """:meth:`AttentionZSLModel.option_defaults` and ``timm_model``, ``backbone_options``, ``adapters``."""
+        """:meth:`AttentionZSLModel.option_defaults` and ``timm_model``, ``backbone_options``, ``adapters``,
+        ``recompute_mlp_blocks``."""
         return {**super().option_defaults(), "timm_model": cls.default_timm_model,
-                "backbone_options": cls.default_backbone_options, "adapters": cls.default_adapters}
+                "backbone_options": cls.default_backbone_options, "adapters": cls.default_adapters,
+                "recompute_mlp_blocks": cls.default_recompute_mlp_blocks}
 
     @classmethod
     def image_reader(cls, model_options: Mapping[str, Any]) -> torch.nn.Module:
