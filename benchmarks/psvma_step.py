@@ -9,8 +9,8 @@ warm-up step, and the **floor**: the matrix multiplies of zslkit's step alone (e
 ``addmm``, ``bmm``, ``baddbmm`` and the patch convolution recorded in one step with a
 ``TorchDispatchMode``, timm's fused attention counted as its two products forward and four
 backward), replayed on random tensors of the same shapes. Memory: each code's second step in a
-fresh process, the peak resident set size sampled every millisecond above the resident size
-before the step ("RSS added"); ``--memory-only`` also gives the tensors' peak above the start from
+fresh process, the peak resident set size it adds (``step_bench.peak_rss_added_kib``: Linux's
+``VmHWM`` after the step above ``VmRSS`` before it, with ``MALLOC_MMAP_THRESHOLD_=131072``; "RSS added"); ``--memory-only`` also gives the tensors' peak above the start from
 the profiler's memory timeline (what the allocator holds, not what glibc keeps).
 
     python benchmarks/psvma_step.py --official /tmp/PSVMA --threads 2 [--repeats 3]
@@ -24,7 +24,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -104,45 +103,27 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def rss_kib() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-
-
-def peak_added(fn) -> int:
-    """KiB: the highest resident size while ``fn`` runs (sampled every ms) above the size before it."""
-    before, peak, done = rss_kib(), [0], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], rss_kib())
-            time.sleep(0.001)
-
-    thread = threading.Thread(target=sample)
-    thread.start()
-    try:
-        fn()
-    finally:
-        done.set()
-        thread.join()
-    return max(peak[0], rss_kib()) - before
-
-
 def memory_child(args) -> None:
     torch.set_num_threads(args.threads)
     theirs, ours, att = build_pair(args.official, **CUB)
     fns, _, _ = step_fns(theirs, ours, att, CUB["seen"])
     fns[args.memory]()  # the first step allocates the gradients and the momentum buffers
-    rss = peak_added(fns[args.memory])
-    from step_bench import peak_step_memory_mib  # the profiler's memory timeline, as for MSDN's step
+    from step_bench import (  # RSS; the profiler's timeline, as for MSDN's step
+        peak_rss_added_kib,
+        peak_step_memory_mib,
+    )
+
+    rss = peak_rss_added_kib(fns[args.memory])
 
     print(json.dumps({"rss_added_kib": rss, "tensor_peak_mib": peak_step_memory_mib("cpu", fns[args.memory])}))
 
 
 def memory_run(args, who: str) -> dict:
     """The memory figures of ``who``'s second step, measured in a fresh process."""
+    from step_bench import RSS_ENV
+
     out = subprocess.run([sys.executable, __file__, "--official", str(args.official), "--threads", str(args.threads),
-                          "--memory", who], capture_output=True, text=True, check=True).stdout
+                          "--memory", who], capture_output=True, text=True, check=True, env={**os.environ, **RSS_ENV}).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import dataclasses
 import functools
 import json
@@ -189,6 +190,30 @@ def peak_step_memory_mib(device: str, step) -> float:
         _, sizes = json.loads(path.read_text())
     totals = [sum(per_category) for per_category in sizes]
     return (max(totals) - totals[0]) / 2**20
+
+
+def proc_status_kib(field: str) -> int:
+    """A ``/proc/self/status`` field in KiB (``VmRSS``, ``VmHWM``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def peak_rss_added_kib(step) -> int:
+    """The peak resident memory one call of ``step`` adds (Linux): freed heap goes back to the system
+    (``malloc_trim``), the peak is reset to the current size (``/proc/self/clear_refs``), then ``VmHWM`` after
+    the call minus ``VmRSS`` before it. Run the process with ``MALLOC_MMAP_THRESHOLD_=131072`` (see
+    :data:`RSS_ENV`) so that large tensors freed inside the step go back to the system too."""
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    Path("/proc/self/clear_refs").write_text("5")
+    baseline = proc_status_kib("VmRSS")
+    step()
+    return proc_status_kib("VmHWM") - baseline
+
+
+#: the environment of a process that measures :func:`peak_rss_added_kib` (never of one that times)
+RSS_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
 def interleaved_times(runs, device, steps, warmup) -> dict[str, list[float]]:

@@ -22,7 +22,6 @@ prints it alone; Adam's state exists before, as in training). ``--no-memory``: t
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import platform
@@ -121,23 +120,7 @@ def peak_rss_added(official: Path, variant: str, batch: int) -> float:
     runs, _ = setup(official, batch)
     step = runs[variant] if variant != "floor" else floor_step(batch)
     step()
-    baseline = reset_peak_rss()
-    step()
-    return (status_kib("VmHWM") - baseline) / 1024
-
-
-def status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def reset_peak_rss() -> int:
-    """Give freed heap back to the system, reset the peak RSS to the current one; the current RSS in KiB."""
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    Path("/proc/self/clear_refs").write_text("5")
-    return status_kib("VmRSS")
+    return step_bench.peak_rss_added_kib(step) / 1024
 
 
 def main(argv=None) -> None:
@@ -167,7 +150,7 @@ def main(argv=None) -> None:
     for name in () if args.no_memory else ("authors", "zslkit"):
         command = [sys.executable, __file__, "--official", str(args.official), "--batch", str(args.batch), "--rss", name,
                    "--threads", str(torch.get_num_threads())]
-        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}  # large tensors go back to the system when freed
+        env = {**os.environ, **step_bench.RSS_ENV}  # large tensors go back to the system when freed
         rss[name] = json.loads(subprocess.run(command, check=True, capture_output=True, text=True,
                                               env=env).stdout.strip().splitlines()[-1])
     median = {name: statistics.median(t) for name, t in times.items()}

@@ -28,7 +28,6 @@ of both, and the load average before and after. Progress goes to stderr.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import logging
 import math
@@ -44,20 +43,6 @@ import torch
 LOG = logging.getLogger("zslvit_step")
 HERE = Path(__file__).resolve().parent
 BLOCKS, KEEP = (3, 6, 9), 0.9
-
-
-def memory_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def reset_peak() -> int:
-    """Return freed heap to the system, reset the peak RSS to the current one; the current RSS in KB."""
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    Path("/proc/self/clear_refs").write_text("5")
-    return memory_kb("VmRSS")
 
 
 def shapes(args):
@@ -152,9 +137,9 @@ def memory_worker(variant: str, args) -> dict:
     torch.set_num_threads(args.threads)
     step = build_floor(args) if variant == "floor" else build_step(variant, args)
     first = step()  # warm-up (Adam's state is made here)
-    baseline = reset_peak()
-    step()
-    return {"variant": variant, "first_loss": first, "peak_added_mb": (memory_kb("VmHWM") - baseline) / 1024}
+    from step_bench import peak_rss_added_kib
+
+    return {"variant": variant, "first_loss": first, "peak_added_mb": peak_rss_added_kib(step) / 1024}
 
 
 def timing_worker(variants: list[str], args) -> dict:
@@ -194,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     record = {"threads": args.threads, "batch": args.batch, "size": args.size, "rounds": args.steps,
               "cpu": os.cpu_count(), "load_before": os.getloadavg(), "memory": {}}
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}  # large tensors go back to the system when freed
+    from step_bench import RSS_ENV
+
+    env = {**os.environ, **RSS_ENV}  # large tensors go back to the system when freed
     common = ["--official", str(args.official), "--threads", str(args.threads), "--steps", str(args.steps),
               "--batch", str(args.batch), "--size", str(args.size), "--variants", args.variants]
 
