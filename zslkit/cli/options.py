@@ -322,7 +322,7 @@ def resolve_image_size(args, meta: dict | None, where) -> int:
         if trained is None:
             source = (f"{where}: an official state dict does not record the image size its model was trained at"
                       if meta is None else f"{where}: the checkpoint does not record the image size its run trained at "
-                      "(runs of older zslkit versions do not)")
+                      "(runs trained on tensors rather than image files, and runs of older zslkit versions, do not)")
             raise CLIError(f"{source}; give --image-size, e.g. --image-size 224")
         return trained
     if trained is not None and args.image_size != trained:
