@@ -37,6 +37,7 @@ __all__ = [
     "describe_component",
     "describe_model",
     "on_built",
+    "owns_backbone",
     "record_name",
     "registered_name",
     "ZSLModel",
@@ -330,6 +331,20 @@ def registered_name(instance: Any, kind: str = "model") -> str:
                             f"plugin) so that checkpoints can rebuild it by name")
     raise ContractError(f"{kind} class {qualname} is registered under several names ({', '.join(names)}): build it with "
                         f"zslkit.create({kind!r}, name) so that its name is recorded")
+
+
+def owns_backbone(model: Any) -> bool:
+    """Whether ``model`` (a registered model name, a model class or a built model) reads images through a backbone
+    it owns: its class has ``image_reader`` (e.g. :class:`~zslkit.models.TokenAttentionModel`). ``None`` or a name
+    not registered (yet): ``False``; the name is refused where the model is built."""
+    if isinstance(model, str):
+        from zslkit.registry import ComponentNotFoundError, get_component
+
+        try:
+            model = get_component("model", model)
+        except ComponentNotFoundError:
+            return False
+    return model is not None and hasattr(model, "image_reader")
 
 
 def describe_model(model: Any) -> tuple[str, str]:

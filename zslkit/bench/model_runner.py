@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from zslkit.bench.runner import Fit, OnEpoch, expand_grid
-from zslkit.contracts import ZSLModel
+from zslkit.contracts import ZSLModel, owns_backbone
 from zslkit.datasets import ResidentFeatures, ZSLDataset
 
 __all__ = ["ModelRunner"]
@@ -130,16 +130,10 @@ class ModelRunner:
         """``{"backbone": ..., "inputs": the images}`` for :func:`~zslkit.training.train`, or ``{}`` without one;
         refuses images without a backbone (unless the model owns one: ``image_reader``) and feature maps with one."""
         images = dataset.metadata.get("form") == "images"
-        import zslkit
-
-        if images and hasattr(zslkit.get_component("model", self.component), "image_reader"):
-            # a model that owns its backbone (TokenAttentionModel) reads the images itself; --backbone is for the others
-            return {}
+        if images and owns_backbone(self.component):  # a TokenAttentionModel reads the images itself
+            return {}  # --backbone is for the others
         if self.backbone is None:
-            import zslkit
-
-            owns = hasattr(zslkit.get_component("model", self.component), "image_reader")  # reads images itself
-            if images and not owns:
+            if images:
                 raise ValueError(f"dataset {dataset.name!r} holds images, which model {self.component!r} reads through a "
                                  "backbone: give one (zslkit bench --backbone NAME --random-init, or backbone=)")
             return {}
@@ -147,6 +141,8 @@ class ModelRunner:
             raise ValueError(f"a backbone reads images, but dataset {dataset.name!r} holds feature maps; "
                              "give an image dataset (e.g. synthetic_images) or no backbone")
         import torch
+
+        import zslkit
 
         torch.manual_seed(seed)
         return {"backbone": zslkit.create("backbone", "timm", **self.backbone), "inputs": dataset.features}

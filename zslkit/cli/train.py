@@ -30,6 +30,7 @@ from zslkit.cli.options import (
     positive_number,
     refuse_without,
 )
+from zslkit.contracts import owns_backbone
 
 RECIPE = "default: the recipe's"
 log = logging.getLogger("zslkit.training")
@@ -69,7 +70,7 @@ def check_arguments(args) -> None:
     """Refuse flags that do nothing without another (naming both), before anything loads."""
     refuse_without("--backbone", args.backbone is not None, {"--random-init": args.random_init, "--weights": args.weights is not None})
     # a model that owns its backbone reads the images under --dataset-root itself
-    refuse_without("--backbone", args.backbone is not None or _owns_backbone(args.model),
+    refuse_without("--backbone", args.backbone is not None or owns_backbone(args.model),
                    {"--dataset-root": args.dataset_root is not None})
     if args.resume and args.out is None:
         raise CLIError("--resume continues the run in --out, which was not given; add --out DIR or drop --resume")
@@ -145,16 +146,6 @@ def _result_row(args, model, dataset, config, recipe, result, metrics, processes
     if args.backbone:
         row["backbone"] = args.backbone
     return row
-
-
-def _owns_backbone(model: str | None) -> bool:
-    """Whether registered model ``model`` owns its backbone (its class reads images: ``image_reader``)."""
-    from zslkit.registry import ComponentNotFoundError, get_component
-
-    try:
-        return model is not None and hasattr(get_component("model", model), "image_reader")
-    except ComponentNotFoundError:  # named when the model is built
-        return False
 
 
 def owned_inputs(args, dataset, model: str, config):

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from zslkit import distributed
 from zslkit.atomic import write_csv_atomic, write_json_atomic
-from zslkit.contracts import ZSLModel, check_model_losses, describe_model, registered_name
+from zslkit.contracts import ZSLModel, check_model_losses, describe_model, owns_backbone, registered_name
 from zslkit.datasets.container import ZSLDataset
 from zslkit.datasets.resident import ResidentFeatures
 from zslkit.distributed import shard_range
@@ -49,7 +49,7 @@ from zslkit.optim.param_groups import (
     parameter_groups,
     trained_backbone,
 )
-from zslkit.registry import create, get_component
+from zslkit.registry import create
 from zslkit.threads import using_threads
 from zslkit.training.augment import augment_batch, build_augment
 from zslkit.training.checkpoint import (
@@ -423,7 +423,7 @@ def resolve_run(dataset: ZSLDataset, model: Any = None, config: Any = None, *, s
         raise ValueError("train(..., backbone=...) needs inputs=: the images, (N, 3, S, S) in the dataset's image order")
     if resume and out_dir is None:
         raise ValueError("resume=True needs the out_dir that holds the checkpoints")
-    if backbone is None and recipe.config.augment and not _owns_backbone(model):
+    if backbone is None and recipe.config.augment and not owns_backbone(model):
         raise ValueError("the recipe's augment crops and flips images: it applies when fine-tuning "
                          "(train(..., backbone=..., inputs=images)) or to a model that owns its backbone "
                          "(svip, ...); drop augment to train on region features")
@@ -431,11 +431,6 @@ def resolve_run(dataset: ZSLDataset, model: Any = None, config: Any = None, *, s
     model_name = model if isinstance(model, str) else registered_name(model) if out_dir is not None else describe_model(model)[0]
     return RunPlan(recipe, model, model_name, split, indices, dataset.features if inputs is None else inputs,
                    training_device(recipe.config), None if out_dir is None else Path(out_dir), resume)
-
-
-def _owns_backbone(model: Any) -> bool:
-    """Whether ``model`` (a registered name or a built module) reads images through a backbone it owns (``image_reader``)."""
-    return hasattr(get_component("model", model) if isinstance(model, str) else model, "image_reader")
 
 
 def seed_run(config: TrainConfig) -> np.random.Generator:
