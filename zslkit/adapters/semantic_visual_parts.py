@@ -23,7 +23,7 @@ import torch
 from einops import einsum, rearrange, reduce
 from torch import nn
 
-from zslkit.ops.recompute import recomputable
+from zslkit.ops.recompute import recomputed
 
 __all__ = ["GroupGate", "NormMLP", "RectifiedAttention", "TokenMixer"]
 
@@ -39,8 +39,8 @@ class RectifiedAttention(nn.Module):
         self.scale = dim ** -0.5
 
     def forward(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        q, k, v = (self.to_q(_marked(self.norm_q, queries)), self.to_k(_marked(self.norm_k, keys)),
-                   self.to_v(_marked(self.norm_v, values)))
+        q, k, v = (self.to_q(recomputed(self.norm_q, queries)), self.to_k(recomputed(self.norm_k, keys)),
+                   self.to_v(recomputed(self.norm_v, values)))
         logits = einsum(q, k, "b q d, b k d -> b q k").relu() * self.scale
         out = einsum(logits.softmax(dim=-1), v, "b q k, b k d -> b q d")
         return logits, self.proj(out)
@@ -77,9 +77,9 @@ class TokenMixer(nn.Module):
             raise ValueError(f"token mixer: built for {self.num_patches} patch tokens, got {x.shape[1]}; set the "
                              "adapter's num_patches to the patch grid of the input (or token_mixer=False)")
         net = self.net
-        hidden = net[0](recomputable(self._channels_first(x), self._channels_first, x))
-        hidden = net[2](_marked(net[1], hidden))
-        mixed = net[4](_marked(net[3], hidden))
+        hidden = net[0](recomputed(self._channels_first, x))
+        hidden = net[2](recomputed(net[1], hidden))
+        mixed = net[4](recomputed(net[3], hidden))
         return x + rearrange(mixed, "b d n -> b n d")
 
     def _channels_first(self, x: torch.Tensor) -> torch.Tensor:
@@ -98,9 +98,5 @@ class NormMLP(nn.Module):
             nn.init.uniform_(layer.bias, -1 / math.sqrt(layer.in_features), 1 / math.sqrt(layer.in_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(_marked(self.act, self.fc1(_marked(self.norm, x))))
+        return self.fc2(recomputed(self.act, self.fc1(recomputed(self.norm, x))))
 
-
-def _marked(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``layer(x)``, marked recomputable from ``x`` (a norm or an activation, whose backward keeps ``x``)."""
-    return recomputable(layer(x), layer, x)

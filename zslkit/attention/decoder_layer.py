@@ -22,7 +22,7 @@ from torch import nn
 from zslkit.attention.dropout import Dropout
 from zslkit.attention.feed_forward import FeedForward
 from zslkit.attention.multihead_attention import MultiHeadAttention
-from zslkit.ops.recompute import recomputable
+from zslkit.ops.recompute import recomputed
 
 __all__ = ["DecoderLayer"]
 
@@ -54,4 +54,4 @@ class DecoderLayer(nn.Module):
         attended, maps = self.cross_attn(t, memory)
         residual = t + self.dropout_cross(attended)
         del attended  # nothing saves it: free it before the feed-forward's activations
-        return self.ffn(recomputable(self.norm_cross(residual), self.norm_cross, residual)), maps
+        return self.ffn(recomputed(self.norm_cross, residual)), maps

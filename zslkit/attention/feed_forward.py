@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from zslkit.attention.dropout import Dropout, relu_dropout
-from zslkit.ops.recompute import recomputable
+from zslkit.ops.recompute import recomputed
 
 __all__ = ["FeedForward"]
 
@@ -34,4 +34,4 @@ class FeedForward(nn.Module):
         # dropout returns a fresh tensor nothing saves, so the residual is added in place
         dropped = self.dropout(self.fc2(hidden).view(x.shape))
         residual = dropped.add_(x) if self.dropout.training and self.dropout.p > 0 else x + dropped
-        return recomputable(self.norm(residual), self.norm, residual)
+        return recomputed(self.norm, residual)

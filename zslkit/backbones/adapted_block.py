@@ -37,7 +37,7 @@ from torch import nn
 from zslkit.adapters.plan import AdapterPlan
 from zslkit.adapters.tokens import AdapterContext, TokenState
 from zslkit.ops.mlp_recompute import mlp_recomputing_hidden
-from zslkit.ops.recompute import recomputable
+from zslkit.ops.recompute import recomputed
 
 __all__ = ["check_adaptable", "run_adapted_block"]
 
@@ -62,16 +62,6 @@ def _has(plan: AdapterPlan | None, place: str, index: int) -> bool:
     return plan is not None and plan.has(place, index)
 
 
-def _heads_to_tokens(attn: nn.Module, out: torch.Tensor) -> torch.Tensor:
-    """``(B, heads, T, d)`` attention output -> ``(B, T, heads * d)`` through the attention's own ``norm``."""
-    return getattr(attn, "norm", nn.Identity())(rearrange(out, "b heads t d -> b t (heads d)"))
-
-
-def _norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``norm(x)``, marked recomputable (the norm's backward keeps ``x``)."""
-    return recomputable(norm(x), norm, x)
-
-
 def _mlp(mlp: nn.Module, x: torch.Tensor, recompute_hidden: bool = False) -> torch.Tensor:
     """timm's ``Mlp`` on ``x`` ``(B, T, D)``, its activation marked recomputable from ``fc1``'s output where nothing
     between the activation and ``fc2`` keeps it (no dropout in training, no norm); any other MLP runs as itself.
@@ -84,7 +74,7 @@ def _mlp(mlp: nn.Module, x: torch.Tensor, recompute_hidden: bool = False) -> tor
     if recompute_hidden:
         return mlp.drop2(mlp_recomputing_hidden(x, mlp.fc1, mlp.act, mlp.fc2))
     hidden = mlp.fc1(x)
-    return mlp.drop2(mlp.fc2(recomputable(mlp.act(hidden), mlp.act, hidden)))
+    return mlp.drop2(mlp.fc2(recomputed(mlp.act, hidden)))
 
 
 def _attention(attn: nn.Module, h: torch.Tensor, state: TokenState, plan: AdapterPlan | None, index: int,
@@ -103,9 +93,10 @@ def _attention(attn: nn.Module, h: torch.Tensor, state: TokenState, plan: Adapte
         weights = ((q[:, :, : state.num_prefix] * attn.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
     if not prefix_rows and (_has(plan, "attention", index) or not getattr(attn, "fused_attn", True)):
         weights = ((q * attn.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
-        out = _heads_to_tokens(attn, attn.attn_drop(weights) @ v)
+        out = attn.attn_drop(weights) @ v
     else:
-        out = _heads_to_tokens(attn, F.scaled_dot_product_attention(q, k, v, dropout_p=attn.attn_drop.p if attn.training else 0.0))
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=attn.attn_drop.p if attn.training else 0.0)
+    out = getattr(attn, "norm", nn.Identity())(rearrange(out, "b heads t d -> b t (heads d)"))
     gate = getattr(attn, "gate", None)
     if gate is not None:
         out = out * gate(h).sigmoid()
@@ -118,10 +109,10 @@ def run_adapted_block(block: nn.Module, state: TokenState, plan: AdapterPlan | N
     (``plan=None``: none; the block as timm's, its recomputable tensors marked); ``recompute_hidden``: its MLP
     keeps nothing of its own for backward (one more product in backward, ``8 D`` floats a token less)."""
     x = state.tokens
-    out, weights, state = _attention(block.attn, _norm(block.norm1, x), state, plan, index, context)
+    out, weights, state = _attention(block.attn, recomputed(block.norm1, x), state, plan, index, context)
     state = state.replace(tokens=x + block.drop_path1(block.ls1(out)))
     if weights is not None:
         state = plan.run("attention", index, state.replace(attention=weights), context).replace(attention=None)
     x = state.tokens
-    mlp = _mlp(block.mlp, _norm(block.norm2, x), recompute_hidden)
+    mlp = _mlp(block.mlp, recomputed(block.norm2, x), recompute_hidden)
     return state.replace(tokens=x + block.drop_path2(block.ls2(mlp)), queries=None)

@@ -24,7 +24,7 @@ from zslkit.attention.dropout import Dropout
 from zslkit.attention.feed_forward import FeedForward
 from zslkit.attention.multihead_attention import MultiHeadAttention
 from zslkit.encoders.geometry import GEOMETRY_DIM, relative_geometry_embedding
-from zslkit.ops.recompute import recomputable
+from zslkit.ops.recompute import recomputed
 from zslkit.registry import register
 
 __all__ = ["GeometryEncoder", "GeometryEncoderLayer"]
@@ -46,7 +46,7 @@ class GeometryEncoderLayer(nn.Module):
         attended = self.attn(tokens, tokens, bias=geometry)[0]
         attended = self.norm_attn(tokens + self.dropout_attn(attended))
         residual = tokens + self.dropout(attended)
-        return self.ffn(recomputable(self.norm(residual), self.norm, residual))
+        return self.ffn(recomputed(self.norm, residual))
 
 
 @register("encoder", "geometry_encoder")

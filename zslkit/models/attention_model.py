@@ -50,7 +50,7 @@ from zslkit.models.class_space import ClassSpace, MissingAttributeGroupsError
 from zslkit.models.output import ModelOutput
 from zslkit.models.parts import parse_parts
 from zslkit.ops import normalize_regions
-from zslkit.ops.recompute import recomputable, recompute_saved
+from zslkit.ops.recompute import recompute_saved, recomputed
 from zslkit.registry import create, did_you_mean
 from zslkit.scorers.base import build_scorer, parse_scorer_spec
 
@@ -307,7 +307,7 @@ class AttentionZSLModel(nn.Module):
         features = features.to(dtype=self.V.dtype, device=self.V.device)
         if not self.normalize_features:
             return features
-        return recomputable(normalize_regions(features), normalize_regions, features)
+        return recomputed(normalize_regions, features)
 
     def attribute_embeddings(self) -> torch.Tensor:
         """``(I, D)`` the embeddings the branches see: ``V``, row-normalised if ``normalize_embeddings``."""

@@ -40,7 +40,7 @@ from zslkit.adapters.tokens import AdapterContext, scatter_to_grid
 from zslkit.models.attention_model import AttentionZSLModel
 from zslkit.models.output import ModelOutput
 from zslkit.ops import normalize_regions
-from zslkit.ops.recompute import recomputable, recompute_saved
+from zslkit.ops.recompute import recompute_saved, recomputed
 from zslkit.registry import create
 
 __all__ = ["TokenAttentionModel"]
@@ -169,7 +169,7 @@ class TokenAttentionModel(AttentionZSLModel):
         features = features.to(dtype=self.V.dtype, device=self.V.device)
         if not self.normalize_features:
             return features
-        return recomputable(normalize_regions(features), normalize_regions, features)
+        return recomputed(normalize_regions, features)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> ModelOutput:
         """Score images ``(B, 3, S, S)``; ``labels`` ``(B,)`` (training) go to the adapters. See the module docstring.

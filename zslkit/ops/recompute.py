@@ -10,7 +10,7 @@ same inputs, so the same bits) when the product's gradient needs it.
 
     with recompute_saved():
         y = recomputable(layer_norm(x), layer_norm, x)   # saved by the next product as a recipe
-        out = linear(y)
+        out = linear(y)                                  # (recomputed(layer_norm, x) says the same)
 
 Outside the context :func:`recomputable` returns its tensor and changes nothing.
 """
@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["recomputable", "recompute_saved", "recomputing"]
+__all__ = ["recomputable", "recompute_saved", "recomputed", "recomputing"]
 
 _state = threading.local()
 
@@ -51,6 +51,12 @@ def recomputable(tensor: torch.Tensor, fn: Callable[..., torch.Tensor], *inputs:
         # once it is gone its address may be reused, and the dead reference says so
         registry[tensor.untyped_storage().data_ptr()] = (weakref.ref(tensor), fn, inputs)
     return tensor
+
+
+def recomputed(fn: Callable[..., torch.Tensor], *inputs: Any) -> torch.Tensor:
+    """``fn(*inputs)``, marked :func:`recomputable` by the same call (a norm or an activation of a tensor that
+    autograd keeps anyway): ``recomputed(norm, x)`` is ``recomputable(norm(x), norm, x)``."""
+    return recomputable(fn(*inputs), fn, *inputs)
 
 
 def _pack(saved: torch.Tensor) -> Any:
