@@ -108,7 +108,7 @@ class TimmTokens(TimmBackbone):
         if adapters is None or not adapters.specs:
             if recomputing():  # every block marks what backward can rebuild (adapted_block's docstring)
                 for index, block in enumerate(self.model.blocks):
-                    state = run_adapted_block(block, state, None, index, None, index < self.recompute_mlp_blocks)
+                    state = self._run_block(block, state, None, index, None)
                 return state.replace(tokens=self.model.norm(state.tokens))
             return state.replace(tokens=self.model.norm(self.model.blocks(state.tokens)))
         if context is None:
@@ -118,12 +118,18 @@ class TimmTokens(TimmBackbone):
         for index, block in enumerate(self.model.blocks):
             state = adapters.run("before_block", index, state, context)
             if adapters.has("queries", index) or adapters.has("attention", index) or recomputing():
-                hidden = recomputing() and index < self.recompute_mlp_blocks
-                state = run_adapted_block(block, state, adapters, index, context, hidden)
+                state = self._run_block(block, state, adapters, index, context)
             else:
                 state = state.replace(tokens=block(state.tokens))
             state = adapters.run("after_block", index, state, context)
         return state.replace(tokens=self.model.norm(state.tokens))
+
+    def _run_block(self, block, state: TokenState, adapters: AdapterPlan | None, index: int,
+                   context: AdapterContext | None) -> TokenState:
+        """Block ``index`` through :func:`run_adapted_block`; while recomputing, the first ``recompute_mlp_blocks``
+        keep nothing of their MLP."""
+        recompute_hidden = recomputing() and index < self.recompute_mlp_blocks
+        return run_adapted_block(block, state, adapters, index, context, recompute_hidden)
 
     def prefix_tokens(self) -> torch.Tensor | None:
         """``(1, P, D)`` the model's learnt prefix tokens (CLS, distillation, registers) in the order timm puts them."""

@@ -18,6 +18,7 @@ __all__ = [
     "RegisteredNames",
     "RenamedAppend",
     "RenamedStore",
+    "IMAGE_SIZE",
     "add_backbone_options",
     "resolve_image_size",
     "add_dataset_options",
@@ -297,7 +298,11 @@ def device_name(text: str) -> str:
     return text
 
 
-def add_backbone_options(parser, *, default: str | None, help: str, image_size: int | None = 448,
+#: the side images are read at when nothing says otherwise (``--image-size``'s default)
+IMAGE_SIZE = 448
+
+
+def add_backbone_options(parser, *, default: str | None, help: str, image_size: int | None = IMAGE_SIZE,
                          image_size_help: str = "images are resized and cropped to this many pixels a side") -> None:
     """``--backbone`` (a timm model name), ``--weights``, ``--random-init`` and ``--image-size`` (its default
     ``image_size``; ``None``: the command decides, e.g. from what a checkpoint records)."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from zslkit.cli import CLIError
 from zslkit.cli.options import (
+    IMAGE_SIZE,
     add_backbone_options,
     add_import_option,
     device_name,
@@ -91,7 +92,7 @@ def run_attention(args) -> int:
     if owned is not None:
         args.image_size = resolve_image_size(args, meta, args.checkpoint)
     elif args.image_size is None:
-        args.image_size = 448
+        args.image_size = IMAGE_SIZE
     transform, _ = preprocessing(owned or backbone, args.image_size, crop_pct=args.crop_pct, interpolation=args.interpolation)
     with Image.open(args.image) as image:
         rgb = image.convert("RGB")
