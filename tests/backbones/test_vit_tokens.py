@@ -97,3 +97,17 @@ def test_clip_and_dinov2_towers_and_their_adapted_blocks(name):
     assert plain.grid == (4, 4) and plain.num_prefix == backbone.model.num_prefix_tokens
     assert torch.equal(plain.tokens, expected)
     torch.testing.assert_close(adapted.tokens, plain.tokens, rtol=1e-5, atol=1e-5)  # block 1 unfused: rounding only
+
+
+def test_a_given_patch_embedding_is_used_in_place_of_the_images_and_checked():
+    torch.manual_seed(0)
+    backbone = zslkit.create("backbone", "timm_tokens", model_name="vit_tiny_patch16_224", random_init=True, img_size=32,
+                             patch_size=8, depth=1)
+    images = torch.randn(2, 3, 32, 32)
+    embedded = backbone.model.patch_embed(images)
+    assert torch.equal(backbone(images, patch_embedding=embedded).tokens, backbone(images).tokens)
+    other = backbone.model.patch_embed(torch.randn(2, 3, 32, 32))  # the embedding is what the blocks read
+    assert not torch.equal(backbone(images, patch_embedding=other).tokens, backbone(images).tokens)
+    with pytest.raises(ValueError, match=r"patch_embedding of shape \(1, 4, 4, 192\) is not the patch embedding of "
+                                         r"\(2, 3, 32, 32\) images \(4 x 4 patches\); give model.patch_embed\(images\)"):
+        backbone(images, patch_embedding=embedded[:1])

@@ -259,3 +259,47 @@ def test_load_official_svip_reads_their_layout(tmp_path):
         zslkit.create("converter", "svip", source=state, class_attributes=model.classes.attributes.numpy(),
                       attribute_embeddings=model.V.detach().numpy(), seen_classes=SEEN, timm_model="vit_tiny_patch16_224",
                       keep=KEEP, backbone_options=BACKBONE)
+
+
+def held_after_training_forward(model, x, labels):
+    """Bytes a training forward leaves allocated (what autograd keeps for backward, and the outputs)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        out = model(x, labels)
+    del out
+    return sum(event.cpu_memory_usage for event in prof.events() if event.cpu_parent is None)
+
+
+def test_recompute_mlp_blocks_per_pass_keeps_each_pass_s_fc1_outputs_with_the_same_gradients():
+    """``[source, target]``: each pass's first blocks rerun ``fc1`` in backward; per block and pass the held bytes
+    drop by exactly ``fc1``'s output (``B T 4 D`` floats), and the loss gradients keep their bits."""
+    x, labels = images(), torch.tensor([0, 3, 1])
+    held, grads = {}, {}
+    for counts in ([0, 0], [2, 0], [0, 1], [2, 1]):
+        model = build(recompute_mlp_blocks=counts).train()
+        assert model.recompute_mlp_blocks == {"source": counts[0], "target": counts[1]}
+        held[tuple(counts)] = held_after_training_forward(model, x, labels)
+        model.loss(model(x, labels), labels)["total"].backward()
+        grads[tuple(counts)] = [p.grad for p in model.parameters() if p.requires_grad]
+    fc1_output = 3 * (1 + GRID * GRID) * 4 * DIM * 4  # B T 4D floats, float32
+    assert held[(0, 0)] - held[(2, 0)] == 2 * fc1_output
+    assert held[(0, 0)] - held[(0, 1)] == fc1_output
+    assert held[(0, 0)] - held[(2, 1)] == 3 * fc1_output
+    assert all(torch.equal(a, b) for counts in grads for a, b in zip(grads[(0, 0)], grads[counts]))
+    assert build(recompute_mlp_blocks=1).recompute_mlp_blocks == {"source": 1, "target": 1}
+
+
+@pytest.mark.parametrize("counts", [[1, 2, 3], [-1, 0], True, "3", [1.5, 0]])
+def test_bad_recompute_mlp_blocks_are_refused(counts):
+    with pytest.raises(ValueError, match=r"recompute_mlp_blocks must be a number of blocks \(0 for none\) or a list "
+                                         r"of 2, one per pass \['source', 'target'\]"):
+        build(recompute_mlp_blocks=counts)
+
+
+def test_the_patch_embedding_is_computed_once_for_the_selector_and_both_passes():
+    model, x = build().train(), images()
+    calls = []
+    model.backbone.model.patch_embed.register_forward_hook(lambda *args: calls.append(1))
+    model(x, torch.tensor([0, 3, 1]))
+    assert len(calls) == 1

@@ -36,8 +36,8 @@ from torch import nn
 
 from zslkit.adapters.plan import AdapterPlan
 from zslkit.adapters.tokens import AdapterContext, TokenState
-from zslkit.ops.mlp_recompute import mlp_recomputing_hidden
-from zslkit.ops.recompute import recomputed
+from zslkit.ops.mlp_recompute import gelu_linear_recomputing_activation, mlp_recomputing_hidden
+from zslkit.ops.recompute import recomputed, recomputing
 
 __all__ = ["check_adaptable", "run_adapted_block"]
 
@@ -74,6 +74,8 @@ def _mlp(mlp: nn.Module, x: torch.Tensor, recompute_hidden: bool = False) -> tor
     if recompute_hidden:
         return mlp.drop2(mlp_recomputing_hidden(x, mlp.fc1, mlp.act, mlp.fc2))
     hidden = mlp.fc1(x)
+    if type(mlp.act) is nn.GELU and recomputing():  # the same recipe, with a backward that holds less at once
+        return mlp.drop2(gelu_linear_recomputing_activation(hidden, mlp.act, mlp.fc2))
     return mlp.drop2(mlp.fc2(recomputed(mlp.act, hidden)))
 
 

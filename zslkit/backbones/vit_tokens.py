@@ -85,11 +85,19 @@ class TimmTokens(TimmBackbone):
         self.depth = len(self.model.blocks)
         self.feature_dim = int(self.model.num_features)
 
-    def embed(self, images: torch.Tensor) -> TokenState:
-        """Patch embedding, prefix tokens, position embeddings and timm's pre-norm: the tokens entering block 0."""
+    def embed(self, images: torch.Tensor, patch_embedding: torch.Tensor | None = None) -> TokenState:
+        """Patch embedding, prefix tokens, position embeddings and timm's pre-norm: the tokens entering block 0.
+        ``patch_embedding``: ``model.patch_embed(images)`` computed once by a caller that reads the images more than
+        once (SVIP's selector and two passes), used instead of computing it again."""
         model = self.model
         grid = tuple(int(g) for g in model.patch_embed.dynamic_feat_size(tuple(images.shape[-2:])))
-        tokens = model.norm_pre(model.patch_drop(model._pos_embed(model.patch_embed(images))))
+        if patch_embedding is None:
+            patch_embedding = model.patch_embed(images)
+        elif patch_embedding.shape[0] != images.shape[0] or patch_embedding.shape[1:-1].numel() != grid[0] * grid[1]:
+            raise ValueError(f"timm_tokens: patch_embedding of shape {tuple(patch_embedding.shape)} is not the patch "
+                             f"embedding of {tuple(images.shape)} images ({grid[0]} x {grid[1]} patches); give "
+                             "model.patch_embed(images)")
+        tokens = model.norm_pre(model.patch_drop(model._pos_embed(patch_embedding)))
         if tokens.shape[1] != self.num_prefix + grid[0] * grid[1]:
             raise ValueError(f"timm_tokens: {tokens.shape[1]} tokens for a {grid} grid and {self.num_prefix} prefix "
                              "tokens; patch dropping (patch_drop_rate) is not supported")
@@ -102,13 +110,17 @@ class TimmTokens(TimmBackbone):
                 check_adaptable(self.model.blocks[spec.block], spec.block)
 
     def forward(self, images: torch.Tensor, adapters: AdapterPlan | None = None,
-                context: AdapterContext | None = None) -> TokenState:
-        """``(B, 3, S, S)`` -> the tokens after the final norm (see the module docstring)."""
-        state = self.embed(images)
+                context: AdapterContext | None = None, patch_embedding: torch.Tensor | None = None,
+                recompute_mlp_blocks: int | None = None) -> TokenState:
+        """``(B, 3, S, S)`` -> the tokens after the final norm (see the module docstring); ``patch_embedding``: as in
+        :meth:`embed`; ``recompute_mlp_blocks``: this pass's count instead of the attribute's (a model that runs
+        the ViT more than once may give each pass its own)."""
+        state = self.embed(images, patch_embedding)
+        recompute_mlp = self.recompute_mlp_blocks if recompute_mlp_blocks is None else recompute_mlp_blocks
         if adapters is None or not adapters.specs:
             if recomputing():  # every block marks what backward can rebuild (adapted_block's docstring)
                 for index, block in enumerate(self.model.blocks):
-                    state = self._run_block(block, state, None, index, None)
+                    state = self._run_block(block, state, None, index, None, recompute_mlp)
                 return state.replace(tokens=self.model.norm(state.tokens))
             return state.replace(tokens=self.model.norm(self.model.blocks(state.tokens)))
         if context is None:
@@ -118,17 +130,17 @@ class TimmTokens(TimmBackbone):
         for index, block in enumerate(self.model.blocks):
             state = adapters.run("before_block", index, state, context)
             if adapters.has("queries", index) or adapters.has("attention", index) or recomputing():
-                state = self._run_block(block, state, adapters, index, context)
+                state = self._run_block(block, state, adapters, index, context, recompute_mlp)
             else:
                 state = state.replace(tokens=block(state.tokens))
             state = adapters.run("after_block", index, state, context)
         return state.replace(tokens=self.model.norm(state.tokens))
 
     def _run_block(self, block, state: TokenState, adapters: AdapterPlan | None, index: int,
-                   context: AdapterContext | None) -> TokenState:
+                   context: AdapterContext | None, recompute_mlp_blocks: int) -> TokenState:
         """Block ``index`` through :func:`run_adapted_block`; while recomputing, the first ``recompute_mlp_blocks``
         keep nothing of their MLP."""
-        recompute_hidden = recomputing() and index < self.recompute_mlp_blocks
+        recompute_hidden = recomputing() and index < recompute_mlp_blocks
         return run_adapted_block(block, state, adapters, index, context, recompute_hidden)
 
     def prefix_tokens(self) -> torch.Tensor | None:

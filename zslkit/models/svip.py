@@ -59,9 +59,11 @@ class SVIP(TokenAttentionModel):
     """
 
     default_timm_model: ClassVar[str | None] = "vit_base_patch16_224"
-    #: two ViT passes keep their activations for backward: the first 3 blocks rerun their MLP's first product
-    #: there instead (``docs/svip.md``, "Memory"), which brings a step's peak under half the authors'
-    default_recompute_mlp_blocks: ClassVar[int] = 3
+    #: two ViT passes keep their activations for backward: the first 3 blocks of the source pass and 2 of the target
+    #: pass rerun their MLP's first product there instead (``docs/svip.md``, "Memory"), which brings a step's peak
+    #: under half the authors'
+    default_recompute_mlp_blocks: ClassVar[int | tuple[int, ...]] = (3, 2)
+    backbone_passes: ClassVar[tuple[str, ...]] = ("source", "target")
     default_adapters: ClassVar[dict[str, Any]] = {
         "semantic_tokens": {"adapter": "semantic_tokens", "place": "before_block", "block": 0, "group": 2},
     }
@@ -117,11 +119,13 @@ class SVIP(TokenAttentionModel):
         model = self.backbone.model
         grid = tuple(int(g) for g in model.patch_embed.dynamic_feat_size(tuple(images.shape[-2:])))
         selector.check_groups(grid)
-        probabilities = selector(model.patch_embed(images).flatten(1, -2), grid)
+        embedded = model.patch_embed(images)  # computed once: the selector and both passes read the same embedding
+        probabilities = selector(embedded.flatten(1, -2), grid)
         attribute_scores, extras = {}, {"selector": {"probabilities": probabilities}}
         if self.training:
             with AttentionRollout(model.blocks) as rollout:
-                source = self.backbone(images)
+                source = self.backbone(images, patch_embedding=embedded,
+                                       recompute_mlp_blocks=self.recompute_mlp_blocks["source"])
             kept, extras["selector"]["targets"] = rollout_targets(rollout.product, source.num_prefix, grid, selector.group,
                                                                   selector.keep, selector.grouping)
             attribute_scores["source"] = head(rearrange(source.patches, "b n d -> b d n"), embeddings, grid=grid,
@@ -129,7 +133,8 @@ class SVIP(TokenAttentionModel):
         else:
             kept = selector.keep_by_probability(probabilities)
         context = AdapterContext(embeddings, labels, selection=selection_mask(kept, grid, selector.group))
-        state = self.backbone(images, self.adapters, context)
+        state = self.backbone(images, self.adapters, context, patch_embedding=embedded,
+                              recompute_mlp_blocks=self.recompute_mlp_blocks["target"])
         target = head(rearrange(state.patches, "b n d -> b d n"), embeddings, grid=grid)
         attribute_scores["target"] = target.scores
         branch_scores = {name: self.class_scores(psi) for name, psi in attribute_scores.items()}

@@ -27,7 +27,7 @@ the rebuilt model's ``options`` still name the weights it was first built from.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -62,7 +62,9 @@ class TokenAttentionModel(AttentionZSLModel):
         adapters: name -> adapter spec (:mod:`zslkit.adapters.plan`); ``None``: ``default_adapters``.
         recompute_mlp_blocks: with ``recompute_activations``, how many of the first blocks (all, when the ViT has
             fewer) keep nothing of their MLP for backward (``fc1`` reruns there: one more product a block for ``8 D``
-            floats a token less; values and gradients unchanged); ``None``: ``default_recompute_mlp_blocks``.
+            floats a token less; values and gradients unchanged): a number for every pass of the ViT, or a list
+            with one number per pass of ``backbone_passes`` (svip: ``[source, target]``);
+            ``None``: ``default_recompute_mlp_blocks``.
         **options: every other option of :class:`AttentionZSLModel` (``branches``, ``losses``, ...);
             ``normalize_features`` defaults to ``False`` here (``default_options``: the tokens are already normalised).
     """
@@ -76,7 +78,9 @@ class TokenAttentionModel(AttentionZSLModel):
     default_recompute_activations: ClassVar[bool] = True
     #: with ``recompute_activations``, the first this many blocks also rerun their MLP's first product in backward
     #: instead of keeping its output (``recompute_mlp_blocks``; :mod:`zslkit.ops.mlp_recompute`)
-    default_recompute_mlp_blocks: ClassVar[int] = 0
+    default_recompute_mlp_blocks: ClassVar[int | tuple[int, ...]] = 0
+    #: the passes of the ViT a training forward runs, in order (``recompute_mlp_blocks`` may give one count each)
+    backbone_passes: ClassVar[tuple[str, ...]] = ("tokens",)
     #: Options a checkpoint rebuilds the model with instead of the recorded ones: its stored state holds the
     #: fine-tuned backbone, so no weights file is read (see :func:`zslkit.training.checkpoint.build_model`).
     rebuild_options: ClassVar[dict[str, Any]] = {"backbone_weights": None, "backbone_random_init": True}
@@ -93,7 +97,7 @@ class TokenAttentionModel(AttentionZSLModel):
         backbone_random_init: bool = False,
         backbone_options: Mapping[str, Any] | None = None,
         adapters: Mapping[str, Any] | None = None,
-        recompute_mlp_blocks: int | None = None,
+        recompute_mlp_blocks: int | Sequence[int] | None = None,
         **options: Any,
     ):
         defaults = self.option_defaults()
@@ -112,10 +116,10 @@ class TokenAttentionModel(AttentionZSLModel):
                          feature_dim=backbone.feature_dim, **options)
         self.backbone = backbone
         recompute_mlp_blocks = defaults["recompute_mlp_blocks"] if recompute_mlp_blocks is None else recompute_mlp_blocks
-        if isinstance(recompute_mlp_blocks, bool) or not isinstance(recompute_mlp_blocks, int) or recompute_mlp_blocks < 0:
-            raise ValueError(f"{type(self).__name__}: recompute_mlp_blocks must be a number of blocks (0 for none), "
-                             f"got {recompute_mlp_blocks!r}")
-        backbone.recompute_mlp_blocks = recompute_mlp_blocks  # the first n blocks, all of them when there are fewer
+        #: pass name -> how many of its first blocks rerun their MLP's first product in backward
+        self.recompute_mlp_blocks = self._per_pass(recompute_mlp_blocks)
+        backbone.recompute_mlp_blocks = self.recompute_mlp_blocks[self.backbone_passes[0]]
+        recompute_mlp_blocks = recompute_mlp_blocks if isinstance(recompute_mlp_blocks, int) else list(recompute_mlp_blocks)
         self.token_dim, self.feature_dim = backbone.feature_dim, channels
         specs = parse_adapter_specs(defaults["adapters"] if adapters is None else adapters, backbone.depth)
         self.adapters = AdapterPlan(specs, token_dim=backbone.feature_dim, embedding_dim=self.embedding_dim,
@@ -132,13 +136,25 @@ class TokenAttentionModel(AttentionZSLModel):
             adapters={s.entry: s.to_spec() for s in specs}, recompute_mlp_blocks=recompute_mlp_blocks,
         )
 
+    def _per_pass(self, counts: Any) -> dict[str, int]:
+        """``recompute_mlp_blocks`` (one count, or one per pass) -> ``{pass: count}``; an error naming what to give."""
+        passes = self.backbone_passes
+        values = [counts] * len(passes) if isinstance(counts, int) and not isinstance(counts, bool) else counts
+        valid = isinstance(values, (list, tuple)) and len(values) == len(passes)
+        if not valid or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values):
+            raise ValueError(f"{type(self).__name__}: recompute_mlp_blocks must be a number of blocks (0 for none)"
+                             + (f" or a list of {len(passes)}, one per pass {list(passes)}" if len(passes) > 1 else "")
+                             + f", got {counts!r}")
+        return dict(zip(passes, (int(v) for v in values)))
+
     @classmethod
     def option_defaults(cls) -> dict[str, Any]:
         """:meth:`AttentionZSLModel.option_defaults` and ``timm_model``, ``backbone_options``, ``adapters``,
         ``recompute_mlp_blocks``."""
         return {**super().option_defaults(), "timm_model": cls.default_timm_model,
                 "backbone_options": cls.default_backbone_options, "adapters": cls.default_adapters,
-                "recompute_mlp_blocks": cls.default_recompute_mlp_blocks}
+                "recompute_mlp_blocks": cls.default_recompute_mlp_blocks if isinstance(cls.default_recompute_mlp_blocks, int)
+                else list(cls.default_recompute_mlp_blocks)}
 
     @classmethod
     def image_reader(cls, model_options: Mapping[str, Any]) -> torch.nn.Module:
