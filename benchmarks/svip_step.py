@@ -17,6 +17,7 @@ and the peak RSS one step of each variant adds after a warm-up step, in a fresh 
 prints it alone; Adam's state exists before, as in training). ``--no-memory``: times only.
 
     python benchmarks/svip_step.py --official /tmp/svip_official [--batch 8] [--steps 3] [--json OUT]
+        [--recompute-mlp-blocks SOURCE,TARGET]
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ from zslkit.models.svip_official import load_official_svip  # noqa: E402
 NUM_CLASSES, NUM_SEEN, NUM_ATTRIBUTES, KEEP = 200, 150, 312, 40
 
 
-def setup(official: Path, batch: int, seed: int = 0):
-    """``{"authors": step, "zslkit": step}`` on the same weights and batch, and the first losses of both."""
+def setup(official: Path, batch: int, seed: int = 0, recompute_mlp_blocks: list[int] | None = None):
+    """``{"authors": step, "zslkit": step}`` on the same weights and batch, and the first losses of both;
+    ``recompute_mlp_blocks``: zslkit's ``[source, target]`` counts instead of svip's default."""
     rng = np.random.default_rng(seed)
     attributes = rng.random((NUM_CLASSES, NUM_ATTRIBUTES)).astype(np.float32)
     w2v = rng.normal(size=(NUM_ATTRIBUTES, 300)).astype(np.float32).astype(np.float64)
@@ -56,6 +58,8 @@ def setup(official: Path, batch: int, seed: int = 0):
     ours = load_official_svip({k: v.clone() for k, v in theirs.state_dict().items()}, attributes, w2v, np.arange(NUM_SEEN),
                               attribute_groups=groups, keep=KEEP)
     ours.set_loss_weights({"att_dec": svip_parity.ARGS["att_dec"] ** 2})
+    if recompute_mlp_blocks is not None:
+        ours.recompute_mlp_blocks = ours._per_pass(recompute_mlp_blocks)
     theirs.train(), ours.train()
     images = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(1))
     labels = torch.as_tensor(rng.integers(0, NUM_SEEN, batch))
@@ -114,13 +118,24 @@ def floor_step(batch: int):
     return step
 
 
-def peak_rss_added(official: Path, variant: str, batch: int) -> float:
+def peak_rss_added(official: Path, variant: str, batch: int, recompute_mlp_blocks: list[int] | None = None) -> float:
     """MiB of peak RSS one step of ``variant`` adds in this fresh process, after a warm-up step (Adam's state exists):
     Linux's ``VmHWM`` reset through ``/proc/self/clear_refs`` after ``malloc_trim``, minus ``VmRSS`` then."""
-    runs, _ = setup(official, batch)
+    runs, _ = setup(official, batch, recompute_mlp_blocks=recompute_mlp_blocks)
     step = runs[variant] if variant != "floor" else floor_step(batch)
     step()
     return step_bench.peak_rss_added_kib(step) / 1024
+
+
+def _counts(text: str) -> list[int]:
+    """``"3,2"`` -> ``[3, 2]``; one number applies to both passes."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give block counts as SOURCE,TARGET (e.g. 3,2) or one number, got {text!r}")
+    if len(counts) not in (1, 2) or min(counts) < 0:
+        raise argparse.ArgumentTypeError(f"give two block counts SOURCE,TARGET (e.g. 3,2) or one, each >= 0, got {text!r}")
+    return counts * 2 if len(counts) == 1 else counts
 
 
 def main(argv=None) -> None:
@@ -131,14 +146,16 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--rss", default=None, help=argparse.SUPPRESS)  # internal: one variant's peak RSS
     parser.add_argument("--no-memory", action="store_true", help="times only (no profiler timeline, no RSS runs)")
+    parser.add_argument("--recompute-mlp-blocks", type=_counts, default=None, metavar="SOURCE,TARGET",
+                        help="zslkit's recompute_mlp_blocks for its two passes (default: svip's own, 3,2)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.rss:
-        print(json.dumps(peak_rss_added(args.official, args.rss, args.batch)))
+        print(json.dumps(peak_rss_added(args.official, args.rss, args.batch, args.recompute_mlp_blocks)))
         return
-    runs, losses = setup(args.official, args.batch)
+    runs, losses = setup(args.official, args.batch, recompute_mlp_blocks=args.recompute_mlp_blocks)
     runs["matmul floor"] = floor_step(args.batch)
     load_before = os.getloadavg()
     times = step_bench.interleaved_times(runs, "cpu", args.steps, 1)  # the warm-up round checks the losses too
@@ -150,11 +167,14 @@ def main(argv=None) -> None:
     for name in () if args.no_memory else ("authors", "zslkit"):
         command = [sys.executable, __file__, "--official", str(args.official), "--batch", str(args.batch), "--rss", name,
                    "--threads", str(torch.get_num_threads())]
+        if args.recompute_mlp_blocks is not None:
+            command += ["--recompute-mlp-blocks", ",".join(map(str, args.recompute_mlp_blocks))]
         env = {**os.environ, **step_bench.RSS_ENV}  # large tensors go back to the system when freed
         rss[name] = json.loads(subprocess.run(command, check=True, capture_output=True, text=True,
                                               env=env).stdout.strip().splitlines()[-1])
     median = {name: statistics.median(t) for name, t in times.items()}
-    record = {"batch": args.batch, "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+    record = {"batch": args.batch, "recompute_mlp_blocks": args.recompute_mlp_blocks or "default",
+              "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
               "load_average": [load_before, load_after], "first_loss_rel_error": error, "ms": times,
               "median_ms": median, "peak_step_mib": memory, "peak_rss_added_mib": rss}
     print("| variant | median ms/step | x floor | x authors | tensor peak MiB/step | peak RSS added MiB |\n|---|---|---|---|---|---|")

@@ -83,8 +83,9 @@ def _attention(attn: nn.Module, h: torch.Tensor, state: TokenState, plan: Adapte
                context: AdapterContext | None) -> tuple[torch.Tensor, torch.Tensor | None, TokenState]:
     """``(output (B, T, D) before the residual, weights (B, heads, T, T), its prefix rows (B, heads, P, T) or None,
     state with what the adapters at 'queries' recorded)`` of the block's attention on ``h``."""
-    qkv = rearrange(attn.qkv(h), "b t (three heads d) -> three b heads t d", three=3, heads=attn.num_heads)
-    q, k, v = qkv.unbind(0)
+    # three views of qkv's output (timm's layout: q, k, v one after another along the channels): their gradients
+    # come back as one concatenation, where unbinding a (3, B, heads, T, d) view stacks them and copies that again
+    q, k, v = (rearrange(part, "b t (heads d) -> b heads t d", heads=attn.num_heads) for part in attn.qkv(h).chunk(3, -1))
     q, k = attn.q_norm(q), attn.k_norm(k)
     if _has(plan, "queries", index):
         state = plan.run("queries", index, state.replace(queries=q), context)

@@ -45,7 +45,7 @@ class _HiddenRecomputed(torch.autograd.Function):
         with torch.enable_grad():
             activation = ctx.act(F.linear(*leaves))  # the first product and the activation again
         rows = grad.reshape(-1, grad.shape[-1])
-        grad_w2 = activation.detach().reshape(-1, activation.shape[-1]).t().mm(rows).t() if needs[4] else None
+        grad_w2 = rows.t().mm(activation.detach().reshape(-1, activation.shape[-1])) if needs[4] else None
         grad_b2 = rows.sum(0) if needs[5] else None
         wanted = [t for t in leaves if t is not None and t.requires_grad]
         found = iter(torch.autograd.grad(activation, wanted, rows.mm(w2).reshape(activation.shape)) if wanted else ())
