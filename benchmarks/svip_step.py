@@ -132,7 +132,7 @@ def _counts(text: str) -> list[int]:
     try:
         counts = [int(part) for part in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"give block counts as SOURCE,TARGET (e.g. 3,2) or one number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"give block counts as SOURCE,TARGET (e.g. 3,2) or one number, got {text!r}") from None
     if len(counts) not in (1, 2) or min(counts) < 0:
         raise argparse.ArgumentTypeError(f"give two block counts SOURCE,TARGET (e.g. 3,2) or one, each >= 0, got {text!r}")
     return counts * 2 if len(counts) == 1 else counts
