@@ -55,11 +55,10 @@ def setup(official: Path, batch: int, seed: int = 0, recompute_mlp_blocks: list[
     theirs = svip_parity.their_module(official, shape, w2v).VisionTransformer(
         **{k: shape[k] for k in ("img_size", "patch_size", "embed_dim", "depth", "num_heads")}, num_classes=NUM_ATTRIBUTES,
         keep_token=KEEP, pool="mean", sim_score="attn_rollout")
+    counts = {} if recompute_mlp_blocks is None else {"recompute_mlp_blocks": recompute_mlp_blocks}
     ours = load_official_svip({k: v.clone() for k, v in theirs.state_dict().items()}, attributes, w2v, np.arange(NUM_SEEN),
-                              attribute_groups=groups, keep=KEEP)
+                              attribute_groups=groups, keep=KEEP, **counts)
     ours.set_loss_weights({"att_dec": svip_parity.ARGS["att_dec"] ** 2})
-    if recompute_mlp_blocks is not None:
-        ours.recompute_mlp_blocks = ours._per_pass(recompute_mlp_blocks)
     theirs.train(), ours.train()
     images = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(1))
     labels = torch.as_tensor(rng.integers(0, NUM_SEEN, batch))

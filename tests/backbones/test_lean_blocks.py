@@ -27,11 +27,11 @@ def backbone(**options):
     return model.train()
 
 
-def forward(model, images, lean):
+def forward(model, images, lean, **options):
     if not lean:
-        return model(images).tokens
+        return model(images, **options).tokens
     with recompute_saved():
-        return model(images).tokens
+        return model(images, **options).tokens
 
 
 def held_bytes(prof) -> int:
@@ -39,17 +39,17 @@ def held_bytes(prof) -> int:
     return sum(event.cpu_memory_usage for event in prof.events() if event.cpu_parent is None)
 
 
-def held_after_forward(model, images, lean) -> int:
+def held_after_forward(model, images, lean, **options) -> int:
     """Bytes the forward leaves allocated (what autograd keeps for backward, and the output)."""
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        out = forward(model, images, lean)
+        out = forward(model, images, lean, **options)
     del out
     return held_bytes(prof)
 
 
-def values_and_grads(model, images, lean):
+def values_and_grads(model, images, lean, **options):
     model.zero_grad(set_to_none=True)
-    out = forward(model, images, lean)
+    out = forward(model, images, lean, **options)
     out.pow(2).mul(torch.linspace(0, 1, out.shape[-1])).sum().backward()
     return out.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
@@ -193,10 +193,9 @@ def test_recompute_mlp_blocks_keeps_four_d_floats_a_token_less_per_block():
     model, images = backbone(), torch.randn(B, 3, SIZE, SIZE)
     lean_out, lean_grads = values_and_grads(model, images, lean=True)
     lean_held = held_after_forward(model, images, lean=True)
-    model.recompute_mlp_blocks = 1
-    out, grads = values_and_grads(model, images, lean=True)
+    out, grads = values_and_grads(model, images, lean=True, recompute_mlp_blocks=1)
     assert torch.equal(out, lean_out) and all(torch.equal(grads[n], lean_grads[n]) for n in grads)
-    assert lean_held - held_after_forward(model, images, lean=True) == B * TOKENS * 4 * DIM * 4  # block 0's fc1 output
+    assert lean_held - held_after_forward(model, images, lean=True, recompute_mlp_blocks=1) == B * TOKENS * 4 * DIM * 4  # block 0's fc1 output
 
 
 def backward_peak_bytes(out, grad) -> int:

@@ -55,12 +55,7 @@ class TimmTokens(TimmBackbone):
 
     Attributes:
         feature_dim: the token width ``D``; ``num_prefix``: ``P``; ``depth``: the number of blocks.
-        recompute_mlp_blocks: inside :func:`~zslkit.ops.recompute.recompute_saved`, the first this many blocks
-            keep nothing of their MLP for backward (:mod:`zslkit.ops.mlp_recompute`: ``fc1`` reruns in backward);
-            0 (the default) for none. The model that owns the backbone sets it.
     """
-
-    recompute_mlp_blocks: int = 0
 
     def __init__(self, model_name: str = "vit_base_patch16_224", *, weights: str | Path | None = None,
                  random_init: bool = False, dynamic_img_size: bool = True, **model_kwargs: Any) -> None:
@@ -111,16 +106,15 @@ class TimmTokens(TimmBackbone):
 
     def forward(self, images: torch.Tensor, adapters: AdapterPlan | None = None,
                 context: AdapterContext | None = None, patch_embedding: torch.Tensor | None = None,
-                recompute_mlp_blocks: int | None = None) -> TokenState:
+                recompute_mlp_blocks: int = 0) -> TokenState:
         """``(B, 3, S, S)`` -> the tokens after the final norm (see the module docstring); ``patch_embedding``: as in
-        :meth:`embed`; ``recompute_mlp_blocks``: this pass's count instead of the attribute's (a model that runs
-        the ViT more than once may give each pass its own)."""
+        :meth:`embed`; ``recompute_mlp_blocks``: inside :func:`~zslkit.ops.recompute.recompute_saved`, the first this
+        many blocks keep nothing of their MLP for backward (:mod:`zslkit.ops.mlp_recompute`: ``fc1`` reruns there)."""
         state = self.embed(images, patch_embedding)
-        recompute_mlp = self.recompute_mlp_blocks if recompute_mlp_blocks is None else recompute_mlp_blocks
         if adapters is None or not adapters.specs:
             if recomputing():  # every block marks what backward can rebuild (adapted_block's docstring)
                 for index, block in enumerate(self.model.blocks):
-                    state = self._run_block(block, state, None, index, None, recompute_mlp)
+                    state = self._run_block(block, state, None, index, None, recompute_mlp_blocks)
                 return state.replace(tokens=self.model.norm(state.tokens))
             return state.replace(tokens=self.model.norm(self.model.blocks(state.tokens)))
         if context is None:
@@ -130,7 +124,7 @@ class TimmTokens(TimmBackbone):
         for index, block in enumerate(self.model.blocks):
             state = adapters.run("before_block", index, state, context)
             if adapters.has("queries", index) or adapters.has("attention", index) or recomputing():
-                state = self._run_block(block, state, adapters, index, context, recompute_mlp)
+                state = self._run_block(block, state, adapters, index, context, recompute_mlp_blocks)
             else:
                 state = state.replace(tokens=block(state.tokens))
             state = adapters.run("after_block", index, state, context)

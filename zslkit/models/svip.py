@@ -62,7 +62,7 @@ class SVIP(TokenAttentionModel):
     #: two ViT passes keep their activations for backward: the first 3 blocks of the source pass and 2 of the target
     #: pass rerun their MLP's first product there instead (``docs/svip.md``, "Memory"), which brings a step's peak
     #: under half the authors'
-    default_recompute_mlp_blocks: ClassVar[int | tuple[int, ...]] = (3, 2)
+    default_recompute_mlp_blocks: ClassVar[int | list[int]] = [3, 2]
     backbone_passes: ClassVar[tuple[str, ...]] = ("source", "target")
     default_adapters: ClassVar[dict[str, Any]] = {
         "semantic_tokens": {"adapter": "semantic_tokens", "place": "before_block", "block": 0, "group": 2},

@@ -78,7 +78,7 @@ class TokenAttentionModel(AttentionZSLModel):
     default_recompute_activations: ClassVar[bool] = True
     #: with ``recompute_activations``, the first this many blocks also rerun their MLP's first product in backward
     #: instead of keeping its output (``recompute_mlp_blocks``; :mod:`zslkit.ops.mlp_recompute`)
-    default_recompute_mlp_blocks: ClassVar[int | tuple[int, ...]] = 0
+    default_recompute_mlp_blocks: ClassVar[int | list[int]] = 0
     #: the passes of the ViT a training forward runs, in order (``recompute_mlp_blocks`` may give one count each)
     backbone_passes: ClassVar[tuple[str, ...]] = ("tokens",)
     #: Options a checkpoint rebuilds the model with instead of the recorded ones: its stored state holds the
@@ -118,8 +118,6 @@ class TokenAttentionModel(AttentionZSLModel):
         recompute_mlp_blocks = defaults["recompute_mlp_blocks"] if recompute_mlp_blocks is None else recompute_mlp_blocks
         #: pass name -> how many of its first blocks rerun their MLP's first product in backward
         self.recompute_mlp_blocks = self._per_pass(recompute_mlp_blocks)
-        backbone.recompute_mlp_blocks = self.recompute_mlp_blocks[self.backbone_passes[0]]
-        recompute_mlp_blocks = recompute_mlp_blocks if isinstance(recompute_mlp_blocks, int) else list(recompute_mlp_blocks)
         self.token_dim, self.feature_dim = backbone.feature_dim, channels
         specs = parse_adapter_specs(defaults["adapters"] if adapters is None else adapters, backbone.depth)
         self.adapters = AdapterPlan(specs, token_dim=backbone.feature_dim, embedding_dim=self.embedding_dim,
@@ -133,7 +131,8 @@ class TokenAttentionModel(AttentionZSLModel):
             feature_dim=channels, timm_model=timm_model,
             backbone_weights=None if backbone_weights is None else str(backbone.weights),
             backbone_random_init=bool(backbone_random_init), backbone_options=backbone_options,
-            adapters={s.entry: s.to_spec() for s in specs}, recompute_mlp_blocks=recompute_mlp_blocks,
+            adapters={s.entry: s.to_spec() for s in specs},
+            recompute_mlp_blocks=recompute_mlp_blocks if isinstance(recompute_mlp_blocks, int) else list(recompute_mlp_blocks),
         )
 
     def _per_pass(self, counts: Any) -> dict[str, int]:
@@ -153,8 +152,7 @@ class TokenAttentionModel(AttentionZSLModel):
         ``recompute_mlp_blocks``."""
         return {**super().option_defaults(), "timm_model": cls.default_timm_model,
                 "backbone_options": cls.default_backbone_options, "adapters": cls.default_adapters,
-                "recompute_mlp_blocks": cls.default_recompute_mlp_blocks if isinstance(cls.default_recompute_mlp_blocks, int)
-                else list(cls.default_recompute_mlp_blocks)}
+                "recompute_mlp_blocks": cls.default_recompute_mlp_blocks}
 
     @classmethod
     def image_reader(cls, model_options: Mapping[str, Any]) -> torch.nn.Module:
@@ -203,7 +201,8 @@ class TokenAttentionModel(AttentionZSLModel):
         if images.ndim != 4 or images.shape[1] != self.feature_dim:
             raise ValueError(f"{type(self).__name__} reads images (B, {self.feature_dim}, S, S); found shape {tuple(images.shape)}")
         context = AdapterContext(self.attribute_embeddings(), labels, self.classes.attributes)
-        state = self.backbone(images.to(dtype=self.V.dtype, device=self.V.device), self.adapters, context)
+        state = self.backbone(images.to(dtype=self.V.dtype, device=self.V.device), self.adapters, context,
+                              recompute_mlp_blocks=self.recompute_mlp_blocks[self.backbone_passes[0]])
         grid = state.grid
         if state.source is None:  # every token its own patch: the branches see them on the grid
             features = rearrange(state.patches, "batch (height width) dim -> batch dim height width", height=grid[0])
